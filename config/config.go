@@ -1,0 +1,264 @@
+// Package config reads Sentinel's TOML configuration. It owns the file
+// format, the defaults and validation; components receive plain values from
+// the command layer and never import this package.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultWorkspace is the workspace used when neither a flag nor the
+// configuration names one.
+const DefaultWorkspace = "./sentinel-data"
+
+// Config is the whole configuration. Paths left empty are derived from the
+// workspace; relative paths are taken relative to the workspace.
+type Config struct {
+	// Workspace holds the inbox, reports, quarantine, models and database
+	// unless they are set one by one.
+	Workspace string   `toml:"workspace"`
+	Paths     Paths    `toml:"paths"`
+	Ingest    Ingest   `toml:"ingest"`
+	Detector  Detector `toml:"detector"`
+	Log       Log      `toml:"log"`
+}
+
+// Paths locates the agent's folders and database.
+type Paths struct {
+	// Inbox lists the drop folders watched, each recursively.
+	Inbox      []string `toml:"inbox"`
+	Reports    string   `toml:"reports"`
+	Quarantine string   `toml:"quarantine"`
+	Models     string   `toml:"models"`
+	Database   string   `toml:"database"`
+}
+
+// Ingest tunes how files are picked up and processed.
+type Ingest struct {
+	// StableFor is how long a file's size and modification time must stay
+	// unchanged before it is read, so half-written files are never taken.
+	StableFor Duration `toml:"stable_for"`
+	// PollInterval is how often pending files are checked for stability.
+	PollInterval Duration `toml:"poll_interval"`
+	// RescanInterval is how often the inbox is walked in full, to catch files
+	// whose filesystem events were lost. Zero disables the periodic rescan
+	// (the scan at start always runs).
+	RescanInterval Duration `toml:"rescan_interval"`
+	// Workers is the number of files processed at once.
+	Workers int `toml:"workers"`
+	// QueueSize bounds the files waiting for a worker; beyond it, stable
+	// files wait in the pending set until there is room.
+	QueueSize int `toml:"queue_size"`
+	// MaxPixels caps rows × columns × frames × samples of one image, checked
+	// before pixel data is allocated.
+	MaxPixels int64 `toml:"max_pixels"`
+}
+
+// Detector holds the model's training settings.
+type Detector struct {
+	InputSize       int     `toml:"input_size"`
+	Epochs          int     `toml:"epochs"`
+	BatchSize       int     `toml:"batch_size"`
+	LearningRate    float64 `toml:"learning_rate"`
+	Seed            int64   `toml:"seed"`
+	HoldoutFraction float64 `toml:"holdout_fraction"`
+	TargetFPR       float64 `toml:"target_fpr"`
+	UncertainMargin float64 `toml:"uncertain_margin"`
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Duration is a time.Duration written in TOML as a string such as "2s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Workspace: DefaultWorkspace,
+		Ingest: Ingest{
+			StableFor:      Duration{2 * time.Second},
+			PollInterval:   Duration{500 * time.Millisecond},
+			RescanInterval: Duration{time.Minute},
+			Workers:        2,
+			QueueSize:      64,
+			MaxPixels:      64 << 20,
+		},
+		Detector: Detector{
+			InputSize:       64,
+			Epochs:          30,
+			BatchSize:       16,
+			LearningRate:    1e-3,
+			Seed:            1,
+			HoldoutFraction: 0.2,
+			TargetFPR:       0.05,
+			UncertainMargin: 0.1,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// ValidationError names the key whose value is wrong.
+type ValidationError struct {
+	Key    string
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("config: %s: %s", e.Key, e.Reason)
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// Unknown keys are an error naming them.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config: %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every value and returns a *ValidationError for the first
+// bad one.
+func (c Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &ValidationError{Key: key, Reason: fmt.Sprintf(format, args...)}
+	}
+	if strings.TrimSpace(c.Workspace) == "" {
+		return bad("workspace", "must not be empty")
+	}
+	for i, p := range c.Paths.Inbox {
+		if strings.TrimSpace(p) == "" {
+			return bad(fmt.Sprintf("paths.inbox[%d]", i), "must not be empty")
+		}
+	}
+	in := c.Ingest
+	switch {
+	case in.StableFor.Duration < 0:
+		return bad("ingest.stable_for", "must not be negative, got %s", in.StableFor)
+	case in.PollInterval.Duration <= 0:
+		return bad("ingest.poll_interval", "must be positive, got %s", in.PollInterval)
+	case in.RescanInterval.Duration < 0:
+		return bad("ingest.rescan_interval", "must not be negative, got %s", in.RescanInterval)
+	case in.Workers < 1 || in.Workers > 64:
+		return bad("ingest.workers", "must be between 1 and 64, got %d", in.Workers)
+	case in.QueueSize < 1:
+		return bad("ingest.queue_size", "must be at least 1, got %d", in.QueueSize)
+	case in.MaxPixels < 1:
+		return bad("ingest.max_pixels", "must be at least 1, got %d", in.MaxPixels)
+	}
+	d := c.Detector
+	switch {
+	case d.InputSize < 16 || d.InputSize > 512 || d.InputSize%8 != 0:
+		return bad("detector.input_size", "must be a multiple of 8 between 16 and 512, got %d", d.InputSize)
+	case d.Epochs < 1:
+		return bad("detector.epochs", "must be at least 1, got %d", d.Epochs)
+	case d.BatchSize < 1:
+		return bad("detector.batch_size", "must be at least 1, got %d", d.BatchSize)
+	case !(d.LearningRate > 0 && d.LearningRate < 1):
+		return bad("detector.learning_rate", "must be in (0, 1), got %g", d.LearningRate)
+	case !(d.HoldoutFraction > 0 && d.HoldoutFraction < 1):
+		return bad("detector.holdout_fraction", "must be in (0, 1), got %g", d.HoldoutFraction)
+	case !(d.TargetFPR > 0 && d.TargetFPR < 1):
+		return bad("detector.target_fpr", "must be in (0, 1), got %g", d.TargetFPR)
+	case !(d.UncertainMargin >= 0 && d.UncertainMargin < 1):
+		return bad("detector.uncertain_margin", "must be in [0, 1), got %g", d.UncertainMargin)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+// Resolved holds the absolute locations derived from a Config.
+type Resolved struct {
+	Inbox      []string
+	Reports    string
+	Quarantine string
+	Models     string
+	Database   string
+}
+
+// Resolve turns the configured paths into absolute ones, filling each empty
+// one with its default inside the workspace.
+func (c Config) Resolve() (Resolved, error) {
+	ws, err := filepath.Abs(c.Workspace)
+	if err != nil {
+		return Resolved{}, fmt.Errorf("config: workspace %q: %w", c.Workspace, err)
+	}
+	at := func(p, def string) string {
+		if p == "" {
+			p = def
+		}
+		if filepath.IsAbs(p) {
+			return filepath.Clean(p)
+		}
+		return filepath.Join(ws, p)
+	}
+	r := Resolved{
+		Reports:    at(c.Paths.Reports, "reports"),
+		Quarantine: at(c.Paths.Quarantine, "quarantine"),
+		Models:     at(c.Paths.Models, "models"),
+		Database:   at(c.Paths.Database, "state.db"),
+	}
+	if len(c.Paths.Inbox) == 0 {
+		r.Inbox = []string{at("", "inbox")}
+	}
+	for _, p := range c.Paths.Inbox {
+		r.Inbox = append(r.Inbox, at(p, ""))
+	}
+	return r, nil
+}
+
+// Prepare creates the folders of r that do not exist yet.
+func (r Resolved) Prepare() error {
+	dirs := append([]string{r.Reports, r.Quarantine, r.Models, filepath.Dir(r.Database)}, r.Inbox...)
+	var errs []error
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			errs = append(errs, fmt.Errorf("config: create %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
+}

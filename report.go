@@ -1,0 +1,37 @@
+package sentinel
+
+import "time"
+
+// ReportSchemaVersion is the version of the instance report's JSON layout.
+// It changes whenever a key is renamed or removed or its meaning changes;
+// adding a key does not change it.
+const ReportSchemaVersion = 1
+
+// Timings records how long each stage of processing one instance took.
+type Timings struct {
+	DecodeMS float64 `json:"decode_ms"`
+	ScoreMS  float64 `json:"score_ms"`
+	TotalMS  float64 `json:"total_ms"`
+}
+
+// Report is the structured result for one instance, written as JSON beside
+// the reports folder's heatmap PNG. Its keys are documented in the README.
+type Report struct {
+	SchemaVersion     int                `json:"schema_version"`
+	InstanceID        string             `json:"instance_id"`
+	SOPInstanceUID    string             `json:"sop_instance_uid"`
+	StudyInstanceUID  string             `json:"study_instance_uid"`
+	SeriesInstanceUID string             `json:"series_instance_uid"`
+	Modality          string             `json:"modality,omitempty"`
+	SourceFile        string             `json:"source_file"`
+	SHA256            string             `json:"sha256"`
+	ModelVersion      string             `json:"model_version"`
+	Score             float64            `json:"score"`
+	Threshold         float64            `json:"threshold"`
+	Decision          Decision           `json:"decision"`
+	Uncertainty       *float64           `json:"uncertainty"`
+	Components        map[string]float64 `json:"components,omitempty"`
+	Heatmap           string             `json:"heatmap,omitempty"`
+	Timings           Timings            `json:"timings"`
+	CreatedAt         time.Time          `json:"created_at"`
+}

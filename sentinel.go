@@ -1,0 +1,164 @@
+// Package sentinel holds the domain types shared by Sentinel's parts: the
+// instances it receives, the images it scores, the scores and reports it
+// produces, the labels radiologists give and the queries it asks, and the
+// model versions it runs.
+//
+// The subpackages each own one concern and talk to one another only through
+// these types: dicomio decodes files into an Instance and an Image, detector
+// turns an Image into a Score, store persists everything, and agent wires
+// them into a running service. Nothing here does I/O.
+package sentinel
+
+import (
+	"time"
+)
+
+// Format names the container an input file came in.
+type Format string
+
+// Input formats Sentinel accepts.
+const (
+	FormatDICOM Format = "dicom"
+	FormatPNG   Format = "png"
+	FormatJPEG  Format = "jpeg"
+)
+
+// Instance identifies one input image and where it came from. For DICOM
+// files the identity is the SOP Instance UID; for PNG and JPEG research
+// images, which carry no UIDs, it is derived from the content hash.
+type Instance struct {
+	// ID is the key Sentinel uses for the instance everywhere: the SOP
+	// Instance UID for DICOM, "sha256:<hex>" for PNG and JPEG.
+	ID                string
+	SOPInstanceUID    string
+	StudyInstanceUID  string
+	SeriesInstanceUID string
+	SOPClassUID       string
+	Modality          string
+	AccessionNumber   string
+	TransferSyntaxUID string
+	Format            Format
+	// SourcePath is the file the instance was read from.
+	SourcePath string
+	// SHA256 is the hex digest of the file's bytes.
+	SHA256 string
+	// Rows and Columns are the stored image size before resampling.
+	Rows, Columns int
+	Frames        int
+	Photometric   string
+}
+
+// Image is a single-channel image ready for display or scoring: Pix holds
+// Width*Height values in [0, 1], row by row, where 1 is bright (bone) as a
+// radiologist sees it, whatever the file's photometric interpretation.
+type Image struct {
+	Width, Height int
+	Pix           []float32
+}
+
+// NewImage returns a black image of the given size.
+func NewImage(w, h int) Image {
+	return Image{Width: w, Height: h, Pix: make([]float32, w*h)}
+}
+
+// At returns the value at column x, row y.
+func (m Image) At(x, y int) float32 { return m.Pix[y*m.Width+x] }
+
+// Decision is the detector's verdict on one image.
+type Decision string
+
+// Decisions a score can carry.
+const (
+	DecisionNormal    Decision = "normal"
+	DecisionAbnormal  Decision = "abnormal"
+	DecisionUncertain Decision = "uncertain"
+)
+
+// Severity orders decisions from least to most concerning, so that a study
+// can report its worst instance.
+func (d Decision) Severity() int {
+	switch d {
+	case DecisionNormal:
+		return 0
+	case DecisionUncertain:
+		return 1
+	case DecisionAbnormal:
+		return 2
+	}
+	return -1
+}
+
+// Score is what the detector says about one image.
+type Score struct {
+	// Value is the anomaly score: higher is less like the normals learned.
+	Value float64
+	// Threshold is the calibrated decision threshold the value is compared to.
+	Threshold float64
+	Decision  Decision
+	// Uncertainty is the epistemic uncertainty of Value, or nil when the
+	// model cannot estimate one.
+	Uncertainty *float64
+	// Components holds the partial scores the value was made from, by name
+	// (for example "reconstruction").
+	Components map[string]float64
+	// Heatmap, when not empty, is a per-pixel anomaly map at the model's
+	// input size, scaled so that 1 is the most anomalous pixel expected.
+	Heatmap Image
+}
+
+// ModelInfo describes one trained model version.
+type ModelInfo struct {
+	Version   string    `json:"version"`
+	Path      string    `json:"path,omitempty"`
+	Kind      string    `json:"kind"`
+	CreatedAt time.Time `json:"created_at"`
+	InputSize int       `json:"input_size"`
+	Threshold float64   `json:"threshold"`
+	TargetFPR float64   `json:"target_fpr"`
+	// TrainImages and CalibImages count the normals used to fit the model
+	// and the held-out normals its threshold was set on.
+	TrainImages int `json:"train_images"`
+	CalibImages int `json:"calib_images"`
+	// Fingerprint is a digest of the training images' identities.
+	Fingerprint string             `json:"fingerprint"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+}
+
+// Label is a reader's answer about one instance.
+type Label struct {
+	InstanceID string
+	// Value is "normal" or "abnormal".
+	Value   string
+	Finding string
+	Reader  string
+	Time    time.Time
+	Source  string
+}
+
+// Query states.
+const (
+	QueryOpen     = "open"
+	QueryAnswered = "answered"
+	QueryExpired  = "expired"
+)
+
+// Query is a case Sentinel asks radiologists about.
+type Query struct {
+	ID         int64
+	InstanceID string
+	Strategy   string
+	Reason     string
+	State      string
+	CreatedAt  time.Time
+}
+
+// TrainingRun records one training of a model.
+type TrainingRun struct {
+	ID           int64
+	ModelVersion string
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	Images       int
+	Status       string
+	Metrics      map[string]float64
+}

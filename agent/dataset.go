@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// LabelRow is one row of a research labels file (columns file, finding,
+// split; others are ignored), as in NIH ChestX-ray8 or PneumoniaMNIST
+// exports.
+type LabelRow struct {
+	File    string
+	Finding string
+	Split   string
+}
+
+// Normal reports whether the row's finding is "normal"; any other finding
+// counts as abnormal.
+func (r LabelRow) Normal() bool { return strings.EqualFold(r.Finding, "normal") }
+
+// ReadLabels reads a labels CSV with a header naming at least the columns
+// file and finding (split is optional).
+func ReadLabels(path string) ([]LabelRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("labels %s: header: %w", path, err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	fi, okF := col["file"]
+	ci, okC := col["finding"]
+	if !okF || !okC {
+		return nil, fmt.Errorf("labels %s: header must name the columns file and finding, got %v", path, header)
+	}
+	si, okS := col["split"]
+	var rows []LabelRow
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("labels %s: line %d: %w", path, line, err)
+		}
+		if len(rec) <= max(fi, ci) || (okS && len(rec) <= si) {
+			return nil, fmt.Errorf("labels %s: line %d: %d columns, want at least %d", path, line, len(rec), len(header))
+		}
+		row := LabelRow{File: rec[fi], Finding: strings.TrimSpace(rec[ci])}
+		if okS {
+			row.Split = strings.TrimSpace(rec[si])
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// NormalFiles lists the training images: with a labels file, the rows of
+// the given split (all rows when split is empty) whose finding is normal,
+// joined to dir; without one, every image file under dir.
+func NormalFiles(dir, labelsPath, split string) ([]string, error) {
+	if labelsPath == "" {
+		return ListFiles(dir)
+	}
+	rows, err := ReadLabels(labelsPath)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range rows {
+		if (split == "" || r.Split == split) && r.Normal() {
+			out = append(out, filepath.Join(dir, filepath.FromSlash(r.File)))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("labels %s: no normal rows in split %q", labelsPath, split)
+	}
+	return out, nil
+}
+
+// ListFiles returns every file under dir that the agent would take, sorted.
+func ListFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && skipName(d.Name()) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && !skipName(d.Name()) && !strings.EqualFold(filepath.Ext(p), ".csv") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	sort.Strings(out)
+	return out, nil
+}

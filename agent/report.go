@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// SafeName turns a UID or other identifier from a file into one path
+// element that cannot leave its folder: only letters, digits, '.', '-' and
+// '_' are kept, names made only of dots are replaced, and long names are
+// shortened with a digest so that distinct inputs stay distinct.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if strings.Trim(out, ".") == "" {
+		out = "_" + out
+	}
+	if strings.HasPrefix(out, ".") {
+		out = "_" + out
+	}
+	if len(out) > 96 || out != s {
+		if len(out) > 96 {
+			out = out[:80]
+		}
+		if out != s {
+			sum := sha256.Sum256([]byte(s))
+			out += "-" + hex.EncodeToString(sum[:6])
+		}
+	}
+	return out
+}
+
+// reportPaths returns where the report and heatmap of an instance go:
+// <reports>/<study>/<instance>.json and .heatmap.png.
+func reportPaths(dir string, rep sentinel.Report) (string, string) {
+	study := rep.StudyInstanceUID
+	if study == "" {
+		study = "no-study"
+	}
+	id := rep.SOPInstanceUID
+	if id == "" {
+		id = rep.InstanceID
+	}
+	base := filepath.Join(dir, SafeName(study), SafeName(id))
+	return base + ".json", base + ".heatmap.png"
+}
+
+// writeReport writes an instance's JSON report and, when the score has a
+// heatmap, a PNG of the image with the heatmap over it. Both are written
+// atomically, so a reader never sees half a report.
+func writeReport(dir string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, string, error) {
+	jsonPath, heatPath := reportPaths(dir, rep)
+	if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
+		return "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	}
+	if len(heat.Pix) > 0 {
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, overlay(img, heat)); err != nil {
+			return "", "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+		}
+		if err := writeAtomic(heatPath, buf.Bytes()); err != nil {
+			return "", "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+		}
+		rep.Heatmap = filepath.Base(heatPath)
+	} else {
+		heatPath = ""
+	}
+	rep.CreatedAt = time.Now().UTC()
+	rep.Timings.TotalMS = ms(time.Since(start))
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	}
+	if err := writeAtomic(jsonPath, append(b, '\n')); err != nil {
+		return "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	}
+	return jsonPath, heatPath, nil
+}
+
+// overlayMax is the longest side of the heatmap picture.
+const overlayMax = 512
+
+// overlay draws the image in gray, resized to the heatmap's aspect at most
+// overlayMax pixels, with the heatmap blended in red where it is high.
+func overlay(img, heat sentinel.Image) *image.RGBA {
+	w, h := img.Width, img.Height
+	if w > overlayMax || h > overlayMax {
+		if w >= h {
+			w, h = overlayMax, max(1, h*overlayMax/w)
+		} else {
+			w, h = max(1, w*overlayMax/h), overlayMax
+		}
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			g := clamp01(img.At(x*img.Width/w, y*img.Height/h))
+			a := clamp01(heat.At(x*heat.Width/w, y*heat.Height/h))
+			// Below 0.3 the map is noise; above it, fade in red then yellow.
+			alpha := clamp01((a - 0.3) / 0.7)
+			r := g*(1-alpha) + alpha
+			gg := g*(1-alpha) + alpha*clamp01((a-0.65)/0.35)
+			b := g * (1 - alpha)
+			out.SetRGBA(x, y, color.RGBA{uint8(r*255 + 0.5), uint8(gg*255 + 0.5), uint8(b*255 + 0.5), 255})
+		}
+	}
+	return out
+}
+
+func clamp01(v float32) float32 {
+	if v < 0 {
+		return 0
+	}
+	if v > 1 {
+		return 1
+	}
+	return v
+}
+
+// writeAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := firstErr(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// quarantine moves (or, with copyOnly, copies) a failed file into dir with a
+// <name>.reason.txt beside it, never overwriting an earlier one, and
+// returns the quarantined path.
+func quarantine(dir, path string, cause error, copyOnly bool) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	base := SafeName(filepath.Base(path))
+	dst := filepath.Join(dir, base)
+	for i := 1; exists(dst) || exists(dst+".reason.txt"); i++ {
+		dst = filepath.Join(dir, fmt.Sprintf("%s.%d", base, i))
+	}
+	reason := fmt.Sprintf("source: %s\ntime: %s\nreason: %v\n", path, time.Now().UTC().Format(time.RFC3339), cause)
+	if err := writeAtomic(dst+".reason.txt", []byte(reason)); err != nil {
+		return "", err
+	}
+	if !copyOnly {
+		if err := os.Rename(path, dst); err == nil {
+			return dst, nil
+		}
+	}
+	// A copy when asked, or when the rename crosses filesystems; the source
+	// is removed only once the copy is safely on disk.
+	if err := copyFile(path, dst); err != nil {
+		return "", err
+	}
+	if !copyOnly {
+		if err := os.Remove(path); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, cerr := io.Copy(out, in)
+	serr := out.Sync()
+	if err := firstErr(cerr, serr, out.Close()); err != nil {
+		os.Remove(dst)
+		return err
+	}
+	return nil
+}

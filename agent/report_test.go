@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+func TestSafeNameStaysInside(t *testing.T) {
+	inputs := []string{"1.2.840.113619.2.55", "../../etc/passwd", "..", ".", "", "/abs/path", `a\b`,
+		"1.2/../../x", ".hidden", strings.Repeat("9", 300), "ok_name-1", "ok name"}
+	seen := map[string]string{}
+	root := t.TempDir()
+	for _, in := range inputs {
+		got := SafeName(in)
+		if got == "" || got == "." || got == ".." || strings.ContainsAny(got, `/\`) || strings.HasPrefix(got, ".") {
+			t.Errorf("SafeName(%q) = %q is not a safe path element", in, got)
+		}
+		if len(got) > 100 {
+			t.Errorf("SafeName(%q) is %d bytes long", in, len(got))
+		}
+		if rel, err := filepath.Rel(root, filepath.Join(root, got)); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("SafeName(%q) = %q escapes its folder", in, got)
+		}
+		if prev, dup := seen[got]; dup {
+			t.Errorf("SafeName(%q) = SafeName(%q) = %q", in, prev, got)
+		}
+		seen[got] = in
+	}
+	if got := SafeName("1.2.3.4"); got != "1.2.3.4" {
+		t.Errorf("a plain UID must be kept as it is, got %q", got)
+	}
+}
+
+func TestReportForHostileUIDStaysInReports(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "reports")
+	rep := sentinel.Report{InstanceID: "../../../escape", SOPInstanceUID: "../../../escape", StudyInstanceUID: "../..",
+		Decision: sentinel.DecisionNormal}
+	jp, hp, err := writeReport(dir, rep, sentinel.NewImage(8, 8), sentinel.Image{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hp != "" {
+		t.Errorf("heatmap written without a heatmap: %s", hp)
+	}
+	rel, err := filepath.Rel(dir, jp)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		t.Fatalf("report written outside the reports folder: %s", jp)
+	}
+	if _, err := os.Stat(jp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestQuarantineNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "q")
+	var got []string
+	for i := 0; i < 3; i++ {
+		src := filepath.Join(dir, "in", "bad.dcm")
+		os.MkdirAll(filepath.Dir(src), 0o755)
+		os.WriteFile(src, []byte{byte(i)}, 0o644)
+		dst, err := quarantine(q, src, os.ErrInvalid, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(src); err == nil {
+			t.Fatal("moved file still at its source")
+		}
+		got = append(got, dst)
+	}
+	for i, p := range got {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) != 1 || b[0] != byte(i) {
+			t.Errorf("quarantined copy %d at %s = %v, %v", i, p, b, err)
+		}
+		if _, err := os.Stat(p + ".reason.txt"); err != nil {
+			t.Errorf("no reason beside %s", p)
+		}
+	}
+	// Copy mode leaves the source alone.
+	src := filepath.Join(dir, "keep.dcm")
+	os.WriteFile(src, []byte("x"), 0o644)
+	if _, err := quarantine(q, src, os.ErrInvalid, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(src); err != nil {
+		t.Fatal("copy mode removed the source")
+	}
+}
+
+func TestTrackerWaitsForStableFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte("a"), 0o644)
+	now := time.Unix(1000, 0)
+	tr := newTracker(time.Second, func() time.Time { return now })
+	tr.see(p)
+	if r := tr.ready(); len(r) != 0 {
+		t.Fatalf("ready at first sight: %v", r)
+	}
+	now = now.Add(600 * time.Millisecond)
+	os.WriteFile(p, []byte("ab"), 0o644) // grows: the clock restarts
+	if r := tr.ready(); len(r) != 0 {
+		t.Fatalf("ready while growing: %v", r)
+	}
+	now = now.Add(900 * time.Millisecond)
+	if r := tr.ready(); len(r) != 0 {
+		t.Fatalf("ready before stable long enough: %v", r)
+	}
+	now = now.Add(200 * time.Millisecond)
+	if r := tr.ready(); len(r) != 1 || r[0] != p {
+		t.Fatalf("not ready after being stable: %v", r)
+	}
+	tr.start(p)
+	tr.see(p) // an event while in flight
+	if r := tr.ready(); len(r) != 0 {
+		t.Fatalf("in-flight file offered again: %v", r)
+	}
+	tr.finish(p)
+	if _, pending := tr.pending[p]; !pending {
+		t.Fatal("file seen during processing was not looked at again")
+	}
+	os.Remove(p)
+	tr.ready()
+	if _, pending := tr.pending[p]; pending {
+		t.Fatal("deleted file still pending")
+	}
+}

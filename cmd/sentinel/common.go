@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/config"
+	"github.com/sentinel-pacs/sentinel/detector"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// globalFlags are the flags every command that touches a workspace takes.
+type globalFlags struct {
+	workspace string
+	config    string
+	logLevel  string
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *globalFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	g := &globalFlags{}
+	fs.StringVar(&g.workspace, "workspace", config.DefaultWorkspace, "workspace `folder` holding inbox/, reports/, quarantine/, models/ and state.db")
+	fs.StringVar(&g.config, "config", "", "TOML configuration `file` (see agent.toml.example); --workspace overrides its workspace")
+	fs.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sentinel %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs, g
+}
+
+// parse parses args and turns --help and flag errors into errHelp and
+// usageError.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// env is what a command needs from its workspace.
+type env struct {
+	cfg   config.Config
+	paths config.Resolved
+	log   *slog.Logger
+}
+
+// setup loads the configuration, applies the flags and creates the
+// workspace folders.
+func setup(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, error) {
+	cfg := config.Default()
+	if g.config != "" {
+		c, err := config.Load(g.config)
+		if err != nil {
+			return nil, configError{err}
+		}
+		cfg = c
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "workspace":
+			cfg.Workspace = g.workspace
+		case "log-level":
+			cfg.Log.Level = g.logLevel
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return nil, configError{err}
+	}
+	paths, err := cfg.Resolve()
+	if err != nil {
+		return nil, configError{err}
+	}
+	if err := paths.Prepare(); err != nil {
+		return nil, err
+	}
+	return &env{cfg: cfg, paths: paths, log: newLogger(cfg.Log, stderr)}, nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (e *env) openDB() (*store.DB, error) {
+	db := store.NewDB(e.paths.Database)
+	if err := db.Open(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// loadModel loads the workspace's current model, or explains how to make
+// one.
+func (e *env) loadModel() (*detector.Model, error) {
+	m, err := agent.LoadCurrentModel(e.paths.Models)
+	if errors.Is(err, sentinel.ErrNoModel) {
+		return nil, fmt.Errorf("%w: train one with 'sentinel train --workspace %s --normals DIR' (or try 'sentinel demo')",
+			err, e.cfg.Workspace)
+	}
+	return m, err
+}
+
+// isTerminal reports whether f is a character device, i.e. a person is
+// probably watching.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, g := newFlagSet("ingest", "ingest [flags] DIR", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"ingest: give exactly one folder"}
+	}
+	dir := fs.Arg(0)
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	m, err := e.loadModel()
+	if err != nil {
+		return err
+	}
+	db, err := e.openDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.SaveModel(ctx, m.Info(), true); err != nil {
+		return err
+	}
+	// The folder is not the agent's: failed files are copied to
+	// quarantine, never moved out of it.
+	sum, outcomes, err := e.newAgent(db, m, true, nil).IngestDir(ctx, dir)
+	for _, o := range outcomes {
+		switch o.Status {
+		case store.FileDone:
+			fmt.Fprintf(stdout, "%-9s %s  score %.4g  %s  -> %s\n", o.Status, o.Path, o.Score.Value, o.Score.Decision, o.ReportPath)
+		case store.FileFailed, store.FileConflict, "retry":
+			fmt.Fprintf(stdout, "%-9s %s  %v\n", o.Status, o.Path, o.Err)
+		default:
+			fmt.Fprintf(stdout, "%-9s %s\n", o.Status, o.Path)
+		}
+	}
+	keys := make([]string, 0, len(sum))
+	for k := range sum {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprint(stdout, "summary:")
+	for _, k := range keys {
+		fmt.Fprintf(stdout, " %s=%d", k, sum[k])
+	}
+	fmt.Fprintf(stdout, "\nreports in %s, quarantine in %s\n", e.paths.Reports, e.paths.Quarantine)
+	return err
+}

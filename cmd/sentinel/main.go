@@ -1,0 +1,115 @@
+// Command sentinel finds chest X-rays that look unlike the normal ones it
+// has learned. See the README for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // bad command line
+	exitConfig  = 3 // the configuration file is invalid
+	exitNoModel = 4 // the command needs a trained model and there is none
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"demo", "train on synthetic phantoms, run the agent on a mix of studies, print the results", runDemo},
+		{"run", "watch the inbox and score every file dropped in it until stopped", runRun},
+		{"train", "train a model on a folder of normal images", runTrain},
+		{"score", "score image files and print their reports", runScore},
+		{"ingest", "process every file in a folder once, then exit", runIngest},
+		{"status", "print counts, recent failures and the current model", runStatus},
+		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			fmt.Fprintln(stdout, "sentinel", version)
+			return nil
+		}},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: sentinel <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'sentinel <command> --help' for a command's flags.\n")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		return exitCode(err, stderr)
+	}
+	fmt.Fprintf(stderr, "sentinel: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+// usageError marks a bad command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// configError marks an invalid configuration.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+// errHelp is returned after --help has printed the flags.
+var errHelp = errors.New("help requested")
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelp) {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "sentinel:", err)
+	var ue usageError
+	var ce configError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ce):
+		return exitConfig
+	case errors.Is(err, sentinel.ErrNoModel):
+		return exitNoModel
+	}
+	return exitFailure
+}

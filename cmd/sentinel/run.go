@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, g := newFlagSet("run", "run [flags]", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"run: takes no arguments"}
+	}
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	m, err := e.loadModel()
+	if err != nil {
+		return err
+	}
+	db, err := e.openDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.SaveModel(ctx, m.Info(), true); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "watching %v with model %s; reports go to %s (Ctrl-C to stop)\n",
+		e.paths.Inbox, m.Info().Version, e.paths.Reports)
+	return e.newAgent(db, m, false, nil).Run(ctx)
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/detector"
+	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// decoder returns the file decoder with the configured limits.
+func (e *env) decoder() agent.Decoder {
+	opt := dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels}
+	return func(path string) (sentinel.Instance, sentinel.Image, error) {
+		return dicomio.Load(path, opt)
+	}
+}
+
+// trainConfig turns the configuration into the detector's settings.
+func (e *env) trainConfig() detector.TrainConfig {
+	d := e.cfg.Detector
+	tc := detector.DefaultTrainConfig()
+	tc.InputSize = d.InputSize
+	tc.Epochs = d.Epochs
+	tc.BatchSize = d.BatchSize
+	tc.LearningRate = d.LearningRate
+	tc.Seed = d.Seed
+	tc.HoldoutFraction = d.HoldoutFraction
+	tc.TargetFPR = d.TargetFPR
+	tc.UncertainMargin = d.UncertainMargin
+	tc.Logger = e.log
+	return tc
+}
+
+// newAgent wires the agent from the configuration; on, when not nil, is
+// called with each file's outcome.
+func (e *env) newAgent(db *store.DB, m agent.Scorer, copyToQuarantine bool, on func(agent.Outcome)) *agent.Agent {
+	in := e.cfg.Ingest
+	return agent.New(agent.Config{
+		Inbox:            e.paths.Inbox,
+		Reports:          e.paths.Reports,
+		Quarantine:       e.paths.Quarantine,
+		StableFor:        in.StableFor.Duration,
+		PollInterval:     in.PollInterval.Duration,
+		RescanInterval:   in.RescanInterval.Duration,
+		Workers:          in.Workers,
+		QueueSize:        in.QueueSize,
+		CopyToQuarantine: copyToQuarantine,
+		Logger:           e.log,
+		OnOutcome:        on,
+	}, db, m, e.decoder(), dicomio.Resample)
+}

@@ -35,3 +35,35 @@ type Report struct {
 	Timings           Timings            `json:"timings"`
 	CreatedAt         time.Time          `json:"created_at"`
 }
+
+// StudyReportSchemaVersion is the version of the study report's JSON layout.
+const StudyReportSchemaVersion = 1
+
+// StudyReport aggregates the instance reports of one study. A study is
+// reported once it has been quiet for a while, and again, as a new revision,
+// when late instances arrive.
+type StudyReport struct {
+	SchemaVersion    int       `json:"schema_version"`
+	StudyInstanceUID string    `json:"study_instance_uid"`
+	Revision         int       `json:"revision"`
+	InstanceCount    int       `json:"instance_count"`
+	MaxScore         float64   `json:"max_score"`
+	Decision         Decision  `json:"decision"`
+	CreatedAt        time.Time `json:"created_at"`
+	// Instances lists every scored instance of the study, in the order they
+	// were scored.
+	Instances []StudyInstanceRow `json:"instances"`
+}
+
+// StudyInstanceRow is one instance in a study report.
+type StudyInstanceRow struct {
+	SOPInstanceUID    string   `json:"sop_instance_uid"`
+	SeriesInstanceUID string   `json:"series_instance_uid"`
+	SourceFile        string   `json:"source_file"`
+	ModelVersion      string   `json:"model_version"`
+	Score             float64  `json:"score"`
+	Threshold         float64  `json:"threshold"`
+	Decision          Decision `json:"decision"`
+	Uncertainty       *float64 `json:"uncertainty"`
+	Report            string   `json:"report"`
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -35,13 +36,34 @@ type Config struct {
 	Inbox      []string
 	Reports    string
 	Quarantine string
+	// Archive, when set, is where input files are moved once handled
+	// (keeping their path below the inbox); when empty they stay in place.
+	Archive string
 	// StableFor is how long a file's size and mtime must not change before
 	// it is taken.
 	StableFor      time.Duration
 	PollInterval   time.Duration
 	RescanInterval time.Duration
 	Workers        int
-	QueueSize      int
+	// QueueSize bounds the files handed to workers at once; the rest wait in
+	// the durable queue in the database.
+	QueueSize int
+	// StudyQuiet is how long a study must receive no new instance before its
+	// study report is written.
+	StudyQuiet time.Duration
+	// MinFreeBytes pauses ingest while the reports folder's filesystem has
+	// less free space than this; 0 disables the check.
+	MinFreeBytes int64
+	// MaxAttempts is how many times a file failing for a passing reason is
+	// tried before it is quarantined; RetryDelay is the first wait, doubled
+	// after each attempt up to MaxRetryDelay.
+	MaxAttempts   int
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// HTTPAddr, when set, serves health, metrics and the read-only API.
+	HTTPAddr string
+	// Token guards the endpoints that change state; empty disables them.
+	Token string
 	// CopyToQuarantine copies failed files to quarantine instead of moving
 	// them, leaving the source untouched (used when ingesting a folder that
 	// the agent does not own).
@@ -54,7 +76,7 @@ type Config struct {
 // Outcome is what became of one file.
 type Outcome struct {
 	Path       string
-	Status     string // a store.File* status, or "skipped" / "retry"
+	Status     string // a store.File* status, or one of the Status* below
 	InstanceID string
 	ReportPath string
 	Score      *sentinel.Score
@@ -68,6 +90,8 @@ const (
 	// StatusRetry means the file failed for a reason that may pass; it is
 	// left in place and taken again later.
 	StatusRetry = "retry"
+	// StatusGone means the file disappeared before it could be read.
+	StatusGone = "gone"
 )
 
 // Agent is the running service. Create it with New and start it with Run.
@@ -78,9 +102,14 @@ type Agent struct {
 	decode   Decoder
 	resample Resampler
 	log      *slog.Logger
+	metrics  *metrics
 
 	claimMu sync.Mutex
 	claims  map[string]chan struct{}
+
+	ready   atomic.Bool
+	paused  atomic.Bool
+	rescanC chan struct{}
 }
 
 // New returns an agent; it does no I/O.
@@ -88,21 +117,34 @@ func New(cfg Config, db *store.DB, model Scorer, decode Decoder, resample Resamp
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
 	}
-	if cfg.QueueSize < 1 {
-		cfg.QueueSize = 1
+	if cfg.QueueSize < cfg.Workers {
+		cfg.QueueSize = cfg.Workers
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.MaxAttempts < 1 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = time.Second
+	}
+	if cfg.MaxRetryDelay < cfg.RetryDelay {
+		cfg.MaxRetryDelay = 5 * time.Minute
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, db: db, model: model, decode: decode, resample: resample,
-		log:    log.With(slog.String("component", "agent")),
-		claims: map[string]chan struct{}{},
+		log:     log.With(slog.String("component", "agent")),
+		metrics: newMetrics(),
+		claims:  map[string]chan struct{}{},
+		rescanC: make(chan struct{}, 1),
 	}
+	a.metrics.model.WithLabelValues(model.Info().Version).Set(1)
+	return a
 }
 
 // Run watches the inbox and processes files until ctx is cancelled. Files
@@ -111,22 +153,34 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(a.cfg.Inbox) == 0 {
 		return errors.New("agent: no inbox folder configured")
 	}
+	if n, err := a.db.RequeueProcessing(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	} else if n > 0 {
+		a.log.Info("resuming files interrupted by a stop", slog.Int("files", n))
+	}
 	w, err := newWatcher(a.cfg.Inbox, a.log)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer w.close()
 
-	work := make(chan string, a.cfg.QueueSize)
-	done := make(chan string, a.cfg.Workers)
-	var wg sync.WaitGroup
+	var bg sync.WaitGroup
+	stopHTTP, err := a.serveHTTP(ctx, &bg)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	work := make(chan store.QueueItem, a.cfg.QueueSize)
+	done := make(chan string, a.cfg.QueueSize)
+	var workers sync.WaitGroup
 	for i := 0; i < a.cfg.Workers; i++ {
-		wg.Add(1)
+		workers.Add(1)
 		go func() {
-			defer wg.Done()
-			for path := range work {
-				a.handle(ctx, path)
-				done <- path
+			defer workers.Done()
+			for it := range work {
+				a.work(ctx, it)
+				done <- it.Path
 			}
 		}()
 	}
@@ -134,9 +188,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		slog.String("model", a.model.Info().Version))
 
 	found := make(chan string, 1024)
-	var scanners sync.WaitGroup
-	scanners.Add(1)
-	go func() { defer scanners.Done(); w.run(ctx, found, a.cfg.RescanInterval) }()
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		w.run(ctx, found, a.cfg.RescanInterval, a.rescanC, func() { a.ready.Store(true) })
+	}()
+	go func() { defer bg.Done(); a.reportStudies(ctx) }()
 
 	t := newTracker(a.cfg.StableFor, time.Now)
 	tick := time.NewTicker(a.cfg.PollInterval)
@@ -148,51 +205,164 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case p := <-found:
-			t.see(p)
+			if t.see(p) {
+				a.metrics.seen.Inc()
+			}
 		case p := <-done:
 			t.finish(p)
 			inflight--
 		case <-tick.C:
-			for _, p := range t.ready() {
-				select {
-				case work <- p:
-					t.start(p)
-					inflight++
-				default:
-					// The queue is full: the file stays pending and is
-					// offered again at the next tick.
-				}
+			if err := a.enqueueStable(ctx, t); err != nil {
+				a.log.Warn("enqueue", slog.Any("error", err))
 			}
+			if a.checkDisk() {
+				continue
+			}
+			n, err := a.dispatch(ctx, work, a.cfg.QueueSize-inflight)
+			if err != nil {
+				a.log.Warn("dispatch", slog.Any("error", err))
+			}
+			inflight += n
+			a.updateDepth(ctx, t, inflight)
 		}
 	}
 	close(work)
 	// Drain done while the workers finish their current file.
-	go func() { wg.Wait(); close(done) }()
+	go func() { workers.Wait(); close(done) }()
 	for range done {
 	}
-	scanners.Wait()
+	bg.Wait()
 	a.log.Info("agent stopped")
 	return nil
+}
+
+// enqueueStable moves files that have become stable into the durable queue.
+func (a *Agent) enqueueStable(ctx context.Context, t *tracker) error {
+	ready := t.ready()
+	if len(ready) == 0 {
+		return nil
+	}
+	items := make([]store.QueueItem, 0, len(ready))
+	var queued []string
+	for _, p := range ready {
+		pf := t.pending[p]
+		known, err := a.db.KnownFile(ctx, p, pf.size, pf.mtime.UnixNano())
+		if err != nil {
+			return err
+		}
+		if known {
+			// Handled already (a rescan, or a restart, found it again).
+			t.forget(p)
+			continue
+		}
+		items = append(items, store.QueueItem{Path: p, Size: pf.size, ModTimeNS: pf.mtime.UnixNano(), FoundAt: pf.found})
+		queued = append(queued, p)
+	}
+	if err := a.db.Enqueue(ctx, items); err != nil {
+		return err // the files stay pending and are offered again
+	}
+	for _, p := range queued {
+		t.start(p)
+	}
+	return nil
+}
+
+// dispatch hands up to room due files from the queue to the workers.
+func (a *Agent) dispatch(ctx context.Context, work chan<- store.QueueItem, room int) (int, error) {
+	if room <= 0 {
+		return 0, nil
+	}
+	items, err := a.db.ClaimQueued(ctx, room)
+	if err != nil {
+		return 0, err
+	}
+	for _, it := range items {
+		work <- it // never blocks: the channel holds QueueSize and room counts what is in it
+	}
+	return len(items), nil
+}
+
+func (a *Agent) updateDepth(ctx context.Context, t *tracker, inflight int) {
+	pending, processing, err := a.db.QueueDepth(ctx)
+	if err != nil {
+		return
+	}
+	a.metrics.queue.Set(float64(len(t.pending) + pending + processing))
+	a.metrics.inflight.Set(float64(inflight))
+}
+
+// work processes one queued file and settles its place in the queue.
+func (a *Agent) work(ctx context.Context, it store.QueueItem) {
+	o := a.handle(ctx, it.Path)
+	switch o.Status {
+	case StatusRetry:
+		delay := a.cfg.RetryDelay << min(it.Attempts, 20)
+		if delay > a.cfg.MaxRetryDelay || delay <= 0 {
+			delay = a.cfg.MaxRetryDelay
+		}
+		if it.Attempts+1 >= a.cfg.MaxAttempts {
+			// It has failed too often to call the cause passing.
+			a.report(a.fail(context.WithoutCancel(ctx), fileOf(it),
+				fmt.Errorf("gave up after %d attempts: %w", it.Attempts+1, o.Err)))
+			return
+		}
+		if _, err := a.db.RetryLater(context.WithoutCancel(ctx), it.Path, errString(o.Err), delay); err != nil {
+			a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+		}
+	case StatusGone:
+		if err := a.db.Dequeue(context.WithoutCancel(ctx), it.Path); err != nil {
+			a.log.Warn("dequeue", slog.String("path", it.Path), slog.Any("error", err))
+		}
+	case store.FileDone:
+		if !it.FoundAt.IsZero() {
+			a.metrics.latency.Observe(time.Since(it.FoundAt).Seconds())
+		}
+	}
+}
+
+func fileOf(it store.QueueItem) store.File {
+	return store.File{Path: it.Path, Size: it.Size, ModTimeNS: it.ModTimeNS}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // handle processes one file and reports the outcome.
 func (a *Agent) handle(ctx context.Context, path string) Outcome {
 	o := a.Process(ctx, path)
-	switch {
-	case o.Status == store.FileFailed:
+	a.report(o)
+	return o
+}
+
+// report logs an outcome, counts it and passes it to OnOutcome.
+func (a *Agent) report(o Outcome) {
+	path := o.Path
+	switch o.Status {
+	case store.FileFailed:
 		a.log.Warn("file quarantined", slog.String("path", path), slog.Any("error", o.Err))
-	case o.Status == StatusRetry:
+		a.metrics.failed.WithLabelValues(failureReason(o.Err)).Inc()
+	case StatusRetry:
 		a.log.Warn("file will be retried", slog.String("path", path), slog.Any("error", o.Err))
-	case o.Status == StatusSkipped:
-		a.log.Debug("file already handled", slog.String("path", path))
+	case StatusSkipped, StatusGone:
+		a.log.Debug("file not processed", slog.String("path", path), slog.String("status", o.Status))
+	case store.FileConflict:
+		a.log.Warn("conflicting instance kept", slog.String("path", path), slog.String("instance", o.InstanceID),
+			slog.Any("error", o.Err))
 	default:
 		a.log.Info("file handled", slog.String("path", path), slog.String("status", o.Status),
 			slog.String("instance", o.InstanceID))
 	}
+	a.metrics.handled.WithLabelValues(o.Status).Inc()
+	if o.Status == store.FileDuplicate {
+		a.metrics.duplicates.Inc()
+	}
 	if a.cfg.OnOutcome != nil {
 		a.cfg.OnOutcome(o)
 	}
-	return o
 }
 
 // claim serialises work on one instance id, so that two copies of the same

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -24,6 +28,9 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	ctx = context.WithoutCancel(ctx)
 	start := time.Now()
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Outcome{Path: path, Status: StatusGone}
+	}
 	if err != nil {
 		return Outcome{Path: path, Status: StatusRetry, Err: fmt.Errorf("stat %s: %w", path, err)}
 	}
@@ -33,12 +40,18 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		return Outcome{Path: path, Status: StatusRetry, Err: err}
 	}
 	if known {
+		// Handled before; if a stop came between recording it and moving it
+		// to the archive, finish the move now.
+		a.archive(ctx, file)
 		return Outcome{Path: path, Status: StatusSkipped}
 	}
 
 	inst, img, err := a.decode(path)
 	decoded := time.Now()
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Outcome{Path: path, Status: StatusGone}
+		}
 		if !sentinel.Permanent(err) {
 			return Outcome{Path: path, Status: StatusRetry, Err: err}
 		}
@@ -81,6 +94,7 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	if err != nil {
 		return Outcome{Path: path, Status: StatusRetry, InstanceID: inst.ID, Err: err}
 	}
+	a.archive(ctx, file)
 	return Outcome{Path: path, Status: store.FileDone, InstanceID: inst.ID, ReportPath: reportPath, Score: &score}
 }
 
@@ -106,6 +120,9 @@ func (a *Agent) checkSeen(ctx context.Context, file store.File, inst sentinel.In
 	}
 	if err := a.db.RecordFile(ctx, file); err != nil {
 		return Outcome{Path: file.Path, Status: StatusRetry, InstanceID: inst.ID, Err: err}, true
+	}
+	if file.Status == store.FileDuplicate {
+		a.archive(ctx, file)
 	}
 	return Outcome{Path: file.Path, Status: file.Status, InstanceID: inst.ID, Err: cerr}, true
 }
@@ -146,5 +163,37 @@ func NewReport(inst sentinel.Instance, score sentinel.Score, modelVersion string
 		Decision:          score.Decision,
 		Uncertainty:       score.Uncertainty,
 		Components:        score.Components,
+	}
+}
+
+// archive moves a handled file below the archive folder, keeping its path
+// relative to its drop folder, when an archive is configured. A file that
+// cannot be moved stays where it is: it is recorded, so it is not taken
+// again.
+func (a *Agent) archive(ctx context.Context, file store.File) {
+	if a.cfg.Archive == "" {
+		return
+	}
+	rel := filepath.Base(file.Path)
+	for _, root := range a.cfg.Inbox {
+		if r, err := filepath.Rel(root, file.Path); err == nil && !strings.HasPrefix(r, "..") {
+			rel = r
+			break
+		}
+	}
+	dst := filepath.Join(a.cfg.Archive, rel)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
+		return
+	}
+	for i := 1; exists(dst); i++ {
+		dst = filepath.Join(a.cfg.Archive, fmt.Sprintf("%s.%d", rel, i))
+	}
+	if err := os.Rename(file.Path, dst); err != nil {
+		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
+		return
+	}
+	if err := a.db.SetArchivePath(ctx, file.Path, file.Size, file.ModTimeNS, dst); err != nil {
+		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
 	}
 }

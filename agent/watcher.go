@@ -46,10 +46,14 @@ func (w *watcher) close() { w.fsw.Close() }
 // files present at start, every file an event names, and, every rescan
 // interval, all files again in case events were lost. It returns when ctx is
 // cancelled.
-func (w *watcher) run(ctx context.Context, found chan<- string, rescan time.Duration) {
+//
+// onScanned is called once the first walk is complete; a value on rescanNow
+// asks for a walk at once.
+func (w *watcher) run(ctx context.Context, found chan<- string, rescan time.Duration, rescanNow <-chan struct{}, onScanned func()) {
 	for _, r := range w.roots {
 		w.walk(ctx, r, found)
 	}
+	onScanned()
 	var tick <-chan time.Time
 	if rescan > 0 {
 		t := time.NewTicker(rescan)
@@ -75,6 +79,10 @@ func (w *watcher) run(ctx context.Context, found chan<- string, rescan time.Dura
 				w.walk(ctx, r, found)
 			}
 		case <-tick:
+			for _, r := range w.roots {
+				w.walk(ctx, r, found)
+			}
+		case <-rescanNow:
 			for _, r := range w.roots {
 				w.walk(ctx, r, found)
 			}
@@ -156,6 +164,7 @@ type pendingFile struct {
 	size  int64
 	mtime time.Time
 	since time.Time
+	found time.Time
 }
 
 func newTracker(stableFor time.Duration, now func() time.Time) *tracker {
@@ -163,15 +172,18 @@ func newTracker(stableFor time.Duration, now func() time.Time) *tracker {
 		pending: map[string]*pendingFile{}, inflight: map[string]bool{}, again: map[string]bool{}}
 }
 
-// see records that a file exists and may have changed.
-func (t *tracker) see(p string) {
+// see records that a file exists and may have changed, and reports whether
+// it was new to the tracker.
+func (t *tracker) see(p string) bool {
 	if t.inflight[p] {
 		t.again[p] = true
-		return
+		return false
 	}
-	if _, ok := t.pending[p]; !ok {
-		t.pending[p] = &pendingFile{size: -1}
+	if _, ok := t.pending[p]; ok {
+		return false
 	}
+	t.pending[p] = &pendingFile{size: -1, found: t.now()}
+	return true
 }
 
 // ready stats every pending file and returns those that have been stable
@@ -197,6 +209,9 @@ func (t *tracker) ready() []string {
 	}
 	return out
 }
+
+// forget drops a pending file that needs no work.
+func (t *tracker) forget(p string) { delete(t.pending, p) }
 
 // start moves a file from pending to in flight.
 func (t *tracker) start(p string) {

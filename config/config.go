@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,17 @@ type Config struct {
 	Paths     Paths    `toml:"paths"`
 	Ingest    Ingest   `toml:"ingest"`
 	Detector  Detector `toml:"detector"`
+	HTTP      HTTP     `toml:"http"`
 	Log       Log      `toml:"log"`
+}
+
+// HTTP configures the health, metrics and API server.
+type HTTP struct {
+	// Addr is the listen address; empty disables the server. It binds to
+	// loopback by default: exposing it is a deliberate choice.
+	Addr string `toml:"addr"`
+	// Token guards the endpoints that change state; empty disables them.
+	Token string `toml:"token"`
 }
 
 // Paths locates the agent's folders and database.
@@ -38,6 +49,9 @@ type Paths struct {
 	Quarantine string   `toml:"quarantine"`
 	Models     string   `toml:"models"`
 	Database   string   `toml:"database"`
+	// Archive, when set, is where input files are moved once handled;
+	// empty leaves them in the drop folder.
+	Archive string `toml:"archive"`
 }
 
 // Ingest tunes how files are picked up and processed.
@@ -59,6 +73,20 @@ type Ingest struct {
 	// MaxPixels caps rows × columns × frames × samples of one image, checked
 	// before pixel data is allocated.
 	MaxPixels int64 `toml:"max_pixels"`
+	// StudyQuiet is how long a study must receive no new instance before
+	// its study report is written (again, as a new revision, if late
+	// instances arrive).
+	StudyQuiet Duration `toml:"study_quiet"`
+	// MinFreeMB pauses ingest while the reports folder's filesystem has less
+	// free space, in MiB; 0 disables the check.
+	MinFreeMB int64 `toml:"min_free_mb"`
+	// MaxAttempts is how often a file failing for a passing reason (disk
+	// full, database busy) is tried before it is quarantined.
+	MaxAttempts int `toml:"max_attempts"`
+	// RetryDelay is the wait before the first retry, doubled each time up
+	// to MaxRetryDelay.
+	RetryDelay    Duration `toml:"retry_delay"`
+	MaxRetryDelay Duration `toml:"max_retry_delay"`
 }
 
 // Detector holds the model's training settings.
@@ -106,7 +134,13 @@ func Default() Config {
 			Workers:        2,
 			QueueSize:      64,
 			MaxPixels:      64 << 20,
+			StudyQuiet:     Duration{30 * time.Second},
+			MinFreeMB:      512,
+			MaxAttempts:    8,
+			RetryDelay:     Duration{time.Second},
+			MaxRetryDelay:  Duration{5 * time.Minute},
 		},
+		HTTP: HTTP{Addr: "127.0.0.1:8484"},
 		Detector: Detector{
 			InputSize:       64,
 			Epochs:          30,
@@ -180,6 +214,21 @@ func (c Config) Validate() error {
 		return bad("ingest.queue_size", "must be at least 1, got %d", in.QueueSize)
 	case in.MaxPixels < 1:
 		return bad("ingest.max_pixels", "must be at least 1, got %d", in.MaxPixels)
+	case in.StudyQuiet.Duration < 0:
+		return bad("ingest.study_quiet", "must not be negative, got %s", in.StudyQuiet)
+	case in.MinFreeMB < 0:
+		return bad("ingest.min_free_mb", "must not be negative, got %d", in.MinFreeMB)
+	case in.MaxAttempts < 1:
+		return bad("ingest.max_attempts", "must be at least 1, got %d", in.MaxAttempts)
+	case in.RetryDelay.Duration <= 0:
+		return bad("ingest.retry_delay", "must be positive, got %s", in.RetryDelay)
+	case in.MaxRetryDelay.Duration < in.RetryDelay.Duration:
+		return bad("ingest.max_retry_delay", "must be at least ingest.retry_delay, got %s", in.MaxRetryDelay)
+	}
+	if c.HTTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+			return bad("http.addr", "must be host:port, got %q", c.HTTP.Addr)
+		}
 	}
 	d := c.Detector
 	switch {
@@ -214,6 +263,7 @@ func (c Config) Validate() error {
 // Resolved holds the absolute locations derived from a Config.
 type Resolved struct {
 	Inbox      []string
+	Archive    string
 	Reports    string
 	Quarantine string
 	Models     string
@@ -242,6 +292,9 @@ func (c Config) Resolve() (Resolved, error) {
 		Models:     at(c.Paths.Models, "models"),
 		Database:   at(c.Paths.Database, "state.db"),
 	}
+	if c.Paths.Archive != "" {
+		r.Archive = at(c.Paths.Archive, "")
+	}
 	if len(c.Paths.Inbox) == 0 {
 		r.Inbox = []string{at("", "inbox")}
 	}
@@ -254,6 +307,9 @@ func (c Config) Resolve() (Resolved, error) {
 // Prepare creates the folders of r that do not exist yet.
 func (r Resolved) Prepare() error {
 	dirs := append([]string{r.Reports, r.Quarantine, r.Models, filepath.Dir(r.Database)}, r.Inbox...)
+	if r.Archive != "" {
+		dirs = append(dirs, r.Archive)
+	}
 	var errs []error
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {

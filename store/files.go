@@ -114,6 +114,14 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 			VALUES (?, ?, ?, ?)`, in.ID, r.ReportPath, r.HeatmapPath, now); err != nil {
 			return err
 		}
+		if in.StudyInstanceUID != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO studies (study_instance_uid, instances, last_instance_at)
+				VALUES (?, 1, ?) ON CONFLICT (study_instance_uid) DO UPDATE SET
+				instances = studies.instances + 1, last_instance_at = excluded.last_instance_at`,
+				in.StudyInstanceUID, now); err != nil {
+				return err
+			}
+		}
 		f := r.File
 		f.Status, f.InstanceID, f.SHA256 = FileDone, in.ID, in.SHA256
 		return insertFile(ctx, tx, f, now)
@@ -148,7 +156,25 @@ func insertFile(ctx context.Context, tx *sql.Tx, f File, now string) error {
 		status = excluded.status, instance_id = excluded.instance_id, error = excluded.error,
 		quarantine_path = excluded.quarantine_path, seen_at = excluded.seen_at`,
 		f.Path, f.Size, f.ModTimeNS, f.SHA256, f.Status, inst, f.Error, f.QuarantinePath, now)
+	if err != nil {
+		return err
+	}
+	// The file's outcome and its leaving the queue are one step.
+	_, err = tx.ExecContext(ctx, `DELETE FROM queue WHERE path = ?`, f.Path)
 	return err
+}
+
+// SetArchivePath records where a handled file was moved after processing.
+func (db *DB) SetArchivePath(ctx context.Context, path string, size, mtimeNS int64, archivePath string) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE files SET archive_path = ? WHERE path = ? AND size = ? AND mtime_ns = ?`,
+			archivePath, path, size, mtimeNS)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: archive path %s: %w", path, err)
+	}
+	return nil
 }
 
 // Files returns every file record with the given status, oldest first; an

@@ -63,6 +63,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	e.cfg.Ingest.StableFor = config.Duration{Duration: 500 * time.Millisecond}
 	e.cfg.Ingest.PollInterval = config.Duration{Duration: 100 * time.Millisecond}
 	e.cfg.Detector.Epochs = 25
+	e.cfg.Ingest.StudyQuiet = config.Duration{Duration: time.Second}
+	e.cfg.HTTP.Addr = "" // the demo shows its results itself; no port to clash with
 	start := time.Now()
 	rng := rand.New(rand.NewSource(*seed))
 

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +120,8 @@ func TestRunEndToEnd(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	ws := trainWorkspace(t, rng)
 	cfg := filepath.Join(t.TempDir(), "agent.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"1s\"\npoll_interval = \"50ms\"\n", ws)), 0o644)
+	port := freePort(t)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"1s\"\npoll_interval = \"50ms\"\nstudy_quiet = \"1s\"\n[http]\naddr = \"127.0.0.1:%d\"\n", ws, port)), 0o644)
 	inbox := filepath.Join(ws, "inbox")
 
 	// One file is there before the agent starts.
@@ -169,6 +173,13 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	metrics := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	for _, want := range []string{fmt.Sprintf(`sentinel_files_processed_total{status="done"} %d`, len(valid)),
+		`sentinel_duplicates_total 1`, `sentinel_files_failed_total{reason=`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	stop()
 	checkWorkspace(t, ws, db, len(valid))
 	first := fmt.Sprint(c)
@@ -206,7 +217,7 @@ func checkWorkspace(t *testing.T, ws string, db *store.DB, valid int) {
 	if c.Files[store.FileFailed] != 1 || c.Files[store.FileDuplicate] != 1 {
 		t.Errorf("files = %v, want 1 failed and 1 duplicate", c.Files)
 	}
-	reports, _ := filepath.Glob(filepath.Join(ws, "reports", "*", "*.json"))
+	reports := instanceReports(ws)
 	if len(reports) != valid {
 		t.Errorf("%d report files, want %d", len(reports), valid)
 	}
@@ -305,8 +316,42 @@ func TestIngestSharedCXR8(t *testing.T) {
 			t.Errorf("%s: the source folder was changed: %v", f, err)
 		}
 	}
-	reports, _ := filepath.Glob(filepath.Join(ws, "reports", "*", "*.json"))
+	reports := instanceReports(ws)
 	if len(reports) != 8 {
 		t.Errorf("%d reports, want 8 (the uncompressed files)", len(reports))
 	}
+}
+
+// instanceReports lists the instance report files of a workspace (not the
+// study reports).
+func instanceReports(ws string) []string {
+	all, _ := filepath.Glob(filepath.Join(ws, "reports", "*", "*.json"))
+	var out []string
+	for _, p := range all {
+		if !strings.HasPrefix(filepath.Base(p), "study") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -32,5 +32,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "watching %v with model %s; reports go to %s (Ctrl-C to stop)\n",
 		e.paths.Inbox, m.Info().Version, e.paths.Reports)
+	if e.cfg.HTTP.Addr != "" {
+		fmt.Fprintf(stdout, "health, metrics and API on http://%s/ (/healthz, /readyz, /metrics, /api/studies)\n", e.cfg.HTTP.Addr)
+	}
 	return e.newAgent(db, m, false, nil).Run(ctx)
 }

@@ -39,6 +39,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "model      %s (%s, %d training normals, threshold %.6g, created %s)\n",
 			m.Version, m.Kind, m.TrainImages, m.Threshold, m.CreatedAt.Format("2006-01-02 15:04"))
 	}
+	pending, processing, err := db.QueueDepth(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "queue      %d pending, %d processing\n", pending, processing)
 	fmt.Fprintf(stdout, "instances  %d scored, %d reports\n", c.Instances, c.Reports)
 	fmt.Fprintf(stdout, "files     %s\n", joinCounts(c.Files))
 	fmt.Fprintf(stdout, "decisions %s\n", joinCounts(c.ByDecision))

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler returns the agent's HTTP API:
+//
+//	GET  /healthz             the process is alive
+//	GET  /readyz              the first scan is done, the database answers and ingest is not paused
+//	GET  /metrics             Prometheus metrics
+//	GET  /api/studies         studies, most recent first (?limit=N, default 100)
+//	GET  /api/reports/{uid}   an instance's report, by SOP Instance UID or instance id
+//	POST /api/rescan          walk the drop folders now (needs the token)
+//
+// Endpoints that change state require "Authorization: Bearer <token>" and
+// are disabled when no token is configured.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/studies", a.apiStudies)
+	mux.HandleFunc("GET /api/reports/{uid}", a.apiReport)
+	mux.HandleFunc("POST /api/rescan", a.requireToken(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case a.rescanC <- struct{}{}:
+		default: // a rescan is already due
+		}
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintln(w, "rescan requested")
+	}))
+	return mux
+}
+
+func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if !a.ready.Load() {
+		problems = append(problems, "first scan of the drop folders not finished")
+	}
+	if a.paused.Load() {
+		problems = append(problems, "ingest paused: free disk space below the floor")
+	}
+	if _, _, err := a.db.QueueDepth(ctx); err != nil {
+		problems = append(problems, "database: "+err.Error())
+	}
+	if len(problems) > 0 {
+		http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (a *Agent) apiStudies(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			http.Error(w, "limit must be between 1 and 10000", http.StatusBadRequest)
+			return
+		}
+		limit = n
+	}
+	studies, err := a.db.Studies(r.Context(), limit)
+	if err != nil {
+		a.log.Warn("api studies", slog.Any("error", err))
+		http.Error(w, "database error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"studies": studies})
+}
+
+func (a *Agent) apiReport(w http.ResponseWriter, r *http.Request) {
+	uid := r.PathValue("uid")
+	path, ok, err := a.db.ReportPath(r.Context(), uid)
+	if err != nil {
+		a.log.Warn("api report", slog.Any("error", err))
+		http.Error(w, "database error", http.StatusInternalServerError)
+		return
+	}
+	if !ok {
+		http.Error(w, "no report for that instance", http.StatusNotFound)
+		return
+	}
+	// The path comes from the database, never from the request.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		http.Error(w, "report file unreadable", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func (a *Agent) requireToken(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.Token == "" {
+			http.Error(w, "disabled: no API token configured", http.StatusForbidden)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sentinel"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// serveHTTP starts the HTTP server when an address is configured and
+// returns a function that shuts it down.
+func (a *Agent) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (func(), error) {
+	if a.cfg.HTTPAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("agent: http listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	a.log.Info("http listening", slog.String("addr", ln.Addr().String()))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http", slog.Any("error", err))
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}, nil
+}

@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// reportStudies writes a study report for every study that has been quiet
+// for StudyQuiet, until ctx is cancelled.
+func (a *Agent) reportStudies(ctx context.Context) {
+	every := min(max(a.cfg.StudyQuiet/4, 100*time.Millisecond), 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.ReportQuietStudies(ctx, time.Now().Add(-a.cfg.StudyQuiet)); err != nil {
+				a.log.Warn("study reports", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// ReportQuietStudies writes the next revision of the report of every study
+// whose last instance arrived before cutoff and that has instances its last
+// report does not cover.
+func (a *Agent) ReportQuietStudies(ctx context.Context, cutoff time.Time) error {
+	studies, err := a.db.QuietStudies(ctx, cutoff)
+	if err != nil {
+		return err
+	}
+	for _, uid := range studies {
+		if err := a.reportStudy(ctx, uid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) reportStudy(ctx context.Context, uid string) error {
+	rows, err := a.db.StudyInstances(ctx, uid)
+	if err != nil {
+		return err
+	}
+	rev, err := a.db.StudyRevision(ctx, uid)
+	if err != nil {
+		return err
+	}
+	rep := sentinel.StudyReport{
+		SchemaVersion:    sentinel.StudyReportSchemaVersion,
+		StudyInstanceUID: uid,
+		Revision:         rev + 1,
+		InstanceCount:    len(rows),
+		Decision:         sentinel.DecisionNormal,
+		CreatedAt:        time.Now().UTC(),
+	}
+	for i, r := range rows {
+		d := sentinel.Decision(r.Decision)
+		if i == 0 || r.Score > rep.MaxScore {
+			rep.MaxScore = r.Score
+		}
+		if d.Severity() > rep.Decision.Severity() {
+			rep.Decision = d
+		}
+		rel := r.ReportPath
+		if p, err := filepath.Rel(a.cfg.Reports, r.ReportPath); err == nil {
+			rel = p
+		}
+		rep.Instances = append(rep.Instances, sentinel.StudyInstanceRow{
+			SOPInstanceUID: r.SOPInstanceUID, SeriesInstanceUID: r.SeriesInstanceUID, SourceFile: r.SourceFile,
+			ModelVersion: r.ModelVersion, Score: r.Score, Threshold: r.Threshold, Decision: d,
+			Uncertainty: r.Uncertainty, Report: rel,
+		})
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("study report %s: %w", uid, err)
+	}
+	b = append(b, '\n')
+	dir := filepath.Join(a.cfg.Reports, SafeName(uid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("study report %s: %w", uid, err)
+	}
+	// Each revision is kept; study.json is always the latest.
+	revPath := filepath.Join(dir, fmt.Sprintf("study.r%d.json", rep.Revision))
+	if err := writeAtomic(revPath, b); err != nil {
+		return fmt.Errorf("study report %s: %w", uid, err)
+	}
+	if err := writeAtomic(filepath.Join(dir, "study.json"), b); err != nil {
+		return fmt.Errorf("study report %s: %w", uid, err)
+	}
+	if err := a.db.RecordStudyReport(ctx, uid, rep.Revision, len(rows), revPath); err != nil {
+		return err
+	}
+	a.log.Info("study reported", slog.String("study", uid), slog.Int("revision", rep.Revision),
+		slog.Int("instances", len(rows)), slog.String("decision", string(rep.Decision)))
+	return nil
+}

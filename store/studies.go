@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// StudyInstance is one scored instance of a study, for the study report.
+type StudyInstance struct {
+	InstanceID        string
+	SOPInstanceUID    string
+	SeriesInstanceUID string
+	SourceFile        string
+	ModelVersion      string
+	Score             float64
+	Threshold         float64
+	Decision          string
+	Uncertainty       *float64
+	ReportPath        string
+	ScoredAt          time.Time
+}
+
+// StudySummary is one study as the API lists it.
+type StudySummary struct {
+	StudyInstanceUID string    `json:"study_instance_uid"`
+	Instances        int       `json:"instances"`
+	Revision         int       `json:"revision"`
+	LastInstanceAt   time.Time `json:"last_instance_at"`
+	MaxScore         float64   `json:"max_score"`
+	WorstDecision    string    `json:"worst_decision"`
+}
+
+// QuietStudies returns the studies with instances not yet in a study report
+// whose last instance arrived at or before cutoff.
+func (db *DB) QuietStudies(ctx context.Context, cutoff time.Time) ([]string, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT study_instance_uid FROM studies
+		WHERE instances > reported_instances AND last_instance_at <= ? ORDER BY last_instance_at`, formatTime(cutoff))
+	if err != nil {
+		return nil, fmt.Errorf("store: quiet studies: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("store: quiet studies: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// StudyInstances returns the scored instances of a study with their latest
+// score, in the order they were scored.
+func (db *DB) StudyInstances(ctx context.Context, study string) ([]StudyInstance, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT i.instance_id, i.sop_instance_uid, i.series_instance_uid, i.path,
+		s.model_version, s.value, s.threshold, s.decision, s.uncertainty, COALESCE(r.path, ''), s.created_at
+		FROM instances i JOIN scores s ON s.instance_id = i.instance_id
+		LEFT JOIN reports r ON r.instance_id = i.instance_id
+		WHERE i.study_instance_uid = ? AND s.id = (SELECT MAX(id) FROM scores WHERE instance_id = i.instance_id)
+		ORDER BY s.id`, study)
+	if err != nil {
+		return nil, fmt.Errorf("store: study %s: %w", study, err)
+	}
+	defer rows.Close()
+	var out []StudyInstance
+	for rows.Next() {
+		var si StudyInstance
+		var unc sql.NullFloat64
+		var at string
+		if err := rows.Scan(&si.InstanceID, &si.SOPInstanceUID, &si.SeriesInstanceUID, &si.SourceFile, &si.ModelVersion,
+			&si.Score, &si.Threshold, &si.Decision, &unc, &si.ReportPath, &at); err != nil {
+			return nil, fmt.Errorf("store: study %s: %w", study, err)
+		}
+		if unc.Valid {
+			v := unc.Float64
+			si.Uncertainty = &v
+		}
+		si.ScoredAt = parseTime(at)
+		out = append(out, si)
+	}
+	return out, rows.Err()
+}
+
+// StudyRevision returns the last study report revision of a study (0 when
+// never reported).
+func (db *DB) StudyRevision(ctx context.Context, study string) (int, error) {
+	var rev int
+	err := db.db.QueryRowContext(ctx, `SELECT revision FROM studies WHERE study_instance_uid = ?`, study).Scan(&rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: study revision %s: %w", study, err)
+	}
+	return rev, nil
+}
+
+// RecordStudyReport records revision rev of a study's report, covering the
+// given number of instances.
+func (db *DB) RecordStudyReport(ctx context.Context, study string, rev, instances int, path string) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO study_reports (study_instance_uid, revision, instances, path, created_at)
+			VALUES (?, ?, ?, ?, ?)`, study, rev, instances, path, db.now()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE studies SET reported_instances = ?, revision = ? WHERE study_instance_uid = ?`,
+			instances, rev, study)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: study report %s r%d: %w", study, rev, err)
+	}
+	return nil
+}
+
+// StudyReportCount returns how many study report revisions exist for a study.
+func (db *DB) StudyReportCount(ctx context.Context, study string) (int, error) {
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM study_reports WHERE study_instance_uid = ?`, study).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: study reports %s: %w", study, err)
+	}
+	return n, nil
+}
+
+// Studies lists every study with its highest score and worst decision,
+// most recent first.
+func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT st.study_instance_uid, st.instances, st.revision, st.last_instance_at,
+		COALESCE(MAX(s.value), 0),
+		COALESCE(MAX(CASE s.decision WHEN 'abnormal' THEN 2 WHEN 'uncertain' THEN 1 ELSE 0 END), 0)
+		FROM studies st JOIN instances i ON i.study_instance_uid = st.study_instance_uid
+		LEFT JOIN scores s ON s.instance_id = i.instance_id
+		GROUP BY st.study_instance_uid ORDER BY st.last_instance_at DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: studies: %w", err)
+	}
+	defer rows.Close()
+	var out []StudySummary
+	for rows.Next() {
+		var s StudySummary
+		var at string
+		var worst int
+		if err := rows.Scan(&s.StudyInstanceUID, &s.Instances, &s.Revision, &at, &s.MaxScore, &worst); err != nil {
+			return nil, fmt.Errorf("store: studies: %w", err)
+		}
+		s.LastInstanceAt = parseTime(at)
+		s.WorstDecision = []string{"normal", "uncertain", "abnormal"}[worst]
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// ReportPath returns the path of an instance's report, looked up by
+// instance id or SOP Instance UID.
+func (db *DB) ReportPath(ctx context.Context, uid string) (string, bool, error) {
+	var p string
+	err := db.db.QueryRowContext(ctx, `SELECT r.path FROM reports r JOIN instances i ON i.instance_id = r.instance_id
+		WHERE i.instance_id = ? OR i.sop_instance_uid = ? ORDER BY r.id DESC LIMIT 1`, uid, uid).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: report %s: %w", uid, err)
+	}
+	return p, true, nil
+}

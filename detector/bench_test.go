@@ -1,0 +1,63 @@
+package detector
+
+import (
+	"context"
+	"math/rand"
+	"testing"
+	"time"
+)
+
+// benchSide is the input size the benchmarks run at: the production default.
+const benchSide = 64
+
+// BenchmarkTrainEpoch measures one epoch over 100 training images of 64×64
+// with the default configuration. It also reports the time 30 epochs take,
+// the training budget the defaults are chosen for.
+func BenchmarkTrainEpoch(b *testing.B) {
+	rng := rand.New(rand.NewSource(1))
+	images := synthImages(rng, 100, benchSide, false)
+	xs := make([][]float32, len(images))
+	for i, img := range images {
+		xs[i], _ = prepareImage(img, benchSide)
+	}
+	cfg := DefaultTrainConfig()
+	cfg.Epochs = b.N
+	t := &trainer{cfg: cfg, arch: cfg.architecture(), rng: rng, start: time.Now()}
+	b.ResetTimer()
+	if _, _, err := t.fit(context.Background(), xs); err != nil {
+		b.Fatal(err)
+	}
+	perEpoch := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(perEpoch*30, "s/30epochs")
+	b.ReportMetric(perEpoch/float64(len(xs))*1e3, "ms/image")
+}
+
+// BenchmarkScore measures scoring one 64×64 image on one goroutine.
+func BenchmarkScore(b *testing.B) {
+	m := untrainedModel(benchSide, DefaultTrainConfig().Channels)
+	img := synthImage(rand.New(rand.NewSource(1)), benchSide, true)
+	if _, err := m.Score(img); err != nil { // build the first graph
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := m.Score(img); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScoreParallel measures scoring 64×64 images from as many
+// goroutines as GOMAXPROCS.
+func BenchmarkScoreParallel(b *testing.B) {
+	m := untrainedModel(benchSide, DefaultTrainConfig().Channels)
+	img := synthImage(rand.New(rand.NewSource(1)), benchSide, true)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := m.Score(img); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,66 @@
+package detector
+
+import (
+	"context"
+	"math/rand"
+	"sync"
+	"testing"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// testSide is the input size of the models the tests train: small enough to
+// train in about two seconds, large enough for three stages.
+const testSide = 32
+
+// testConfig returns a configuration that trains quickly on testSide images.
+func testConfig() TrainConfig {
+	cfg := DefaultTrainConfig()
+	cfg.InputSize = testSide
+	cfg.Epochs = 20
+	cfg.Channels = []int{8, 16, 16}
+	return cfg
+}
+
+// shared is one model trained on synthetic normals, with held-out normals
+// and lesioned images that it never saw, for the tests that only read it.
+var shared struct {
+	once     sync.Once
+	model    *Model
+	progress []Progress
+	normals  []sentinel.Image
+	lesions  []sentinel.Image
+	err      error
+}
+
+// sharedModel trains the shared model on first use.
+func sharedModel(t testing.TB) *Model {
+	t.Helper()
+	shared.once.Do(func() {
+		rng := rand.New(rand.NewSource(7))
+		train := synthImages(rng, 60, testSide, false)
+		shared.normals = synthImages(rng, 30, testSide, false)
+		shared.lesions = synthImages(rng, 30, testSide, true)
+		cfg := testConfig()
+		cfg.Progress = func(p Progress) { shared.progress = append(shared.progress, p) }
+		shared.model, shared.err = Train(context.Background(), train, cfg)
+	})
+	if shared.err != nil {
+		t.Fatalf("train shared model: %v", shared.err)
+	}
+	return shared.model
+}
+
+// scoreAll scores images with m and returns their values.
+func scoreAll(t testing.TB, m *Model, images []sentinel.Image) []float64 {
+	t.Helper()
+	v := make([]float64, len(images))
+	for i, img := range images {
+		s, err := m.Score(img)
+		if err != nil {
+			t.Fatalf("score image %d: %v", i, err)
+		}
+		v[i] = s.Value
+	}
+	return v
+}

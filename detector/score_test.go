@@ -1,0 +1,183 @@
+package detector
+
+import (
+	"math"
+	"math/rand"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+func TestScoreFields(t *testing.T) {
+	m := sharedModel(t)
+	for i, img := range append(shared.normals[:3:3], shared.lesions[:3]...) {
+		s, err := m.Score(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Threshold != m.Info().Threshold {
+			t.Errorf("image %d: threshold %v, model's is %v", i, s.Threshold, m.Info().Threshold)
+		}
+		if s.Components[ComponentReconstruction] != s.Value || len(s.Components) != 1 {
+			t.Errorf("image %d: components %v for value %v", i, s.Components, s.Value)
+		}
+		if s.Decision != decide(s.Value, s.Threshold, DefaultTrainConfig().UncertainMargin) {
+			t.Errorf("image %d: decision %s for value %v and threshold %v", i, s.Decision, s.Value, s.Threshold)
+		}
+		if s.Uncertainty != nil {
+			t.Errorf("image %d: uncertainty %v, want none", i, *s.Uncertainty)
+		}
+		h := s.Heatmap
+		if h.Width != testSide || h.Height != testSide || len(h.Pix) != testSide*testSide {
+			t.Fatalf("image %d: heatmap %d×%d with %d pixels", i, h.Width, h.Height, len(h.Pix))
+		}
+		if lo, hi := slices.Min(h.Pix), slices.Max(h.Pix); lo < 0 || hi > 1 {
+			t.Errorf("image %d: heatmap spans [%v, %v], want within [0, 1]", i, lo, hi)
+		}
+	}
+}
+
+// TestScoreHeatmapLocatesLesion checks that the heatmap is hotter inside a
+// bright square than outside it.
+func TestScoreHeatmapLocatesLesion(t *testing.T) {
+	m := sharedModel(t)
+	img := synthImage(rand.New(rand.NewSource(11)), testSide, false)
+	inside := func(x, y int) bool { return x >= 10 && x < 16 && y >= 12 && y < 18 }
+	for y := range testSide {
+		for x := range testSide {
+			if inside(x, y) {
+				img.Pix[y*testSide+x] = min(img.Pix[y*testSide+x]+0.45, 1)
+			}
+		}
+	}
+	s, err := m.Score(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, out []float64
+	for y := range testSide {
+		for x := range testSide {
+			v := float64(s.Heatmap.At(x, y))
+			if inside(x, y) {
+				in = append(in, v)
+			} else {
+				out = append(out, v)
+			}
+		}
+	}
+	if mean(in) <= 2*mean(out) {
+		t.Errorf("heatmap mean %.3f inside the lesion, %.3f outside: want inside at least twice as hot", mean(in), mean(out))
+	}
+}
+
+func TestScoreRejects(t *testing.T) {
+	m := sharedModel(t)
+	nan := sentinel.NewImage(testSide, testSide)
+	nan.Pix[7] = float32(math.Inf(1))
+	tests := []struct {
+		name string
+		img  sentinel.Image
+		want string
+	}{
+		{"too small", sentinel.NewImage(16, 16), "16×16"},
+		{"too large", sentinel.NewImage(64, 64), "64×64"},
+		{"not square", sentinel.NewImage(testSide, testSide/2), "model takes"},
+		{"empty", sentinel.Image{}, "0×0"},
+		{"short pixels", sentinel.Image{Width: testSide, Height: testSide, Pix: make([]float32, 5)}, "5 pixels"},
+		{"infinite pixel", nan, "pixel 7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := m.Score(tt.img)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestScoreConcurrent(t *testing.T) {
+	m := sharedModel(t)
+	images := append(slices.Clone(shared.normals[:8]), shared.lesions[:8]...)
+	want := scoreAll(t, m, images)
+	const workers = 4
+	got := make([][]float64, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[w] = make([]float64, len(images))
+			for i := range images {
+				// Each worker starts at a different image so that the
+				// goroutines score different images at the same time.
+				j := (i + w*len(images)/workers) % len(images)
+				s, err := m.Score(images[j])
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				got[w][j] = s.Value
+			}
+		}()
+	}
+	wg.Wait()
+	for w := range workers {
+		if errs[w] != nil {
+			t.Fatalf("worker %d: %v", w, errs[w])
+		}
+		if !slices.Equal(got[w], want) {
+			t.Errorf("worker %d scored %v, sequential scoring gave %v", w, got[w], want)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		value, threshold, margin float64
+		want                     sentinel.Decision
+	}{
+		{0.5, 1, 0.25, sentinel.DecisionNormal},
+		{0.75, 1, 0.25, sentinel.DecisionNormal}, // |0.75−1| = 0.25 is not < 0.25
+		{0.8, 1, 0.25, sentinel.DecisionUncertain},
+		{1, 1, 0.25, sentinel.DecisionUncertain},
+		{1.2, 1, 0.25, sentinel.DecisionUncertain},
+		{1.25, 1, 0.25, sentinel.DecisionAbnormal},
+		{2, 4, 0.25, sentinel.DecisionNormal},
+		{3.5, 4, 0.25, sentinel.DecisionUncertain},
+		{1, 1, 0, sentinel.DecisionNormal},
+		{1.0001, 1, 0, sentinel.DecisionAbnormal},
+	}
+	for _, tt := range tests {
+		if got := decide(tt.value, tt.threshold, tt.margin); got != tt.want {
+			t.Errorf("decide(%v, %v, %v) = %s, want %s", tt.value, tt.threshold, tt.margin, got, tt.want)
+		}
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	tests := []struct {
+		sorted []float64
+		q      float64
+		want   float64
+	}{
+		{[]float64{1}, 0.95, 1},
+		{[]float64{1, 2, 3, 4, 5}, 0, 1},
+		{[]float64{1, 2, 3, 4, 5}, 0.5, 3},
+		{[]float64{1, 2, 3, 4, 5}, 1, 5},
+		{[]float64{1, 2, 3, 4, 5}, 0.95, 4.8},
+		{[]float64{0, 10}, 0.25, 2.5},
+	}
+	for _, tt := range tests {
+		if got := quantile(tt.sorted, tt.q); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("quantile(%v, %v) = %v, want %v", tt.sorted, tt.q, got, tt.want)
+		}
+	}
+	if !math.IsNaN(quantile(nil, 0.5)) {
+		t.Error("quantile of nothing is not NaN")
+	}
+}

@@ -231,6 +231,7 @@ loop:
 	go func() { workers.Wait(); close(done) }()
 	for range done {
 	}
+	stopHTTP()
 	bg.Wait()
 	a.log.Info("agent stopped")
 	return nil

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,7 +191,7 @@ func (e *testEnv) statusOf(path string) string {
 
 func TestAgentEndToEnd(t *testing.T) {
 	e := newTestEnv(t)
-	rng := rand.New(rand.NewSource(1))
+	rng := rand.New(rand.NewPCG(uint64(1), 0))
 
 	// Files present before the agent starts must be picked up.
 	early := filepath.Join(e.inbox, "early.dcm")

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -54,7 +54,7 @@ func moveInto(t *testing.T, files []string, dir string) []string {
 // again: every file is processed exactly once.
 func TestBurstWithRestartExactlyOnce(t *testing.T) {
 	e := newTestEnv(t)
-	rng := rand.New(rand.NewSource(5))
+	rng := rand.New(rand.NewPCG(uint64(5), 0))
 	files := moveInto(t, stage(t, rng, 200, 10), filepath.Join(e.inbox, "burst"))
 	stop := e.start()
 	e.waitFor("some files", 60*time.Second, func(os []Outcome) bool { return len(os) >= 30 })
@@ -95,7 +95,7 @@ func TestBurstWithRestartExactlyOnce(t *testing.T) {
 // revision when a late instance arrives.
 func TestStudyReportRevisions(t *testing.T) {
 	e := newTestEnv(t)
-	rng := rand.New(rand.NewSource(6))
+	rng := rand.New(rand.NewPCG(uint64(6), 0))
 	study := phantom.NewUID(rng)
 	for i := 0; i < 2; i++ {
 		writeDICOM(t, rng, filepath.Join(e.inbox, fmt.Sprintf("a%d.dcm", i)), phantom.Meta{StudyInstanceUID: study})
@@ -163,7 +163,7 @@ func TestStudyReportRevisions(t *testing.T) {
 // With an archive folder, handled files move there, keeping their path.
 func TestArchiveMovesHandledFiles(t *testing.T) {
 	e := newTestEnv(t)
-	rng := rand.New(rand.NewSource(7))
+	rng := rand.New(rand.NewPCG(uint64(7), 0))
 	p := filepath.Join(e.inbox, "x", "one.dcm")
 	writeDICOM(t, rng, p, phantom.Meta{})
 	a := e.agent()
@@ -187,7 +187,7 @@ func TestArchiveMovesHandledFiles(t *testing.T) {
 // read-only API, and a state-changing endpoint that needs the token.
 func TestHTTPAPI(t *testing.T) {
 	e := newTestEnv(t)
-	rng := rand.New(rand.NewSource(8))
+	rng := rand.New(rand.NewPCG(uint64(8), 0))
 	a := e.agent()
 	a.cfg.Token = "s3cret"
 	srv := httptest.NewServer(a.Handler())
@@ -268,7 +268,7 @@ func TestHTTPAPI(t *testing.T) {
 // folder.
 func TestHostileUIDStaysInReports(t *testing.T) {
 	e := newTestEnv(t)
-	rng := rand.New(rand.NewSource(9))
+	rng := rand.New(rand.NewPCG(uint64(9), 0))
 	writeDICOM(t, rng, filepath.Join(e.inbox, "evil.dcm"),
 		phantom.Meta{SOPInstanceUID: "../../../../tmp/evil", StudyInstanceUID: "../.."})
 	_, outs, err := e.agent().IngestDir(context.Background(), e.inbox)

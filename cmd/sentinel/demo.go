@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,7 +58,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	// Quiet logs: the demo prints its own story.
-	e.cfg.Log.Level = "warn"
+	e.cfg.Log.Level = "error"
 	e.log = newLogger(e.cfg.Log, stderr)
 	e.cfg.Ingest.StableFor = config.Duration{Duration: 500 * time.Millisecond}
 	e.cfg.Ingest.PollInterval = config.Duration{Duration: 100 * time.Millisecond}
@@ -66,7 +66,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	e.cfg.Ingest.StudyQuiet = config.Duration{Duration: time.Second}
 	e.cfg.HTTP.Addr = "" // the demo shows its results itself; no port to clash with
 	start := time.Now()
-	rng := rand.New(rand.NewSource(*seed))
+	rng := rand.New(rand.NewPCG(uint64(*seed), 0))
 
 	// 1. Synthetic normals, written as real DICOM files.
 	trainDir := filepath.Join(e.cfg.Workspace, "train-normals")
@@ -111,14 +111,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var mu sync.Mutex
 	outcomes := map[string]agent.Outcome{}
-	got := make(chan struct{}, len(cases)+2)
+	got := make(chan struct{}, 1)
 	a := e.newAgent(db, m, false, func(o agent.Outcome) {
 		mu.Lock()
 		outcomes[o.Path] = o
 		mu.Unlock()
-		got <- struct{}{}
+		select {
+		case got <- struct{}{}:
+		default: // a wake-up is already pending
+		}
 	})
 	runCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- a.Run(runCtx) }()
 	inbox := e.paths.Inbox[0]
@@ -169,11 +173,29 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	latency := time.Since(dropStart)
+	// Give the agent the time to report the studies, now quiet.
+	for wait := time.Now().Add(10 * time.Second); time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
+		if st, err := db.Studies(ctx, *studies+1); err == nil && allReported(st, *studies) {
+			break
+		}
+	}
 	stopAgent()
 	if err := <-agentDone; err != nil {
 		return err
 	}
 	return printDemo(stdout, e, db, cases, outcomes, dup, broken, latency, time.Since(start))
+}
+
+func allReported(st []store.StudySummary, n int) bool {
+	if len(st) < n {
+		return false
+	}
+	for _, s := range st {
+		if s.Revision == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func demoCases(rng *rand.Rand, studies int) ([]demoCase, error) {
@@ -274,7 +296,10 @@ func printDemo(w io.Writer, e *env, db *store.DB, cases []demoCase, outcomes map
 			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t%v\n", c.name, t, o.Status, o.Err)
 			continue
 		}
-		rel, _ := filepath.Rel(e.cfg.Workspace, o.ReportPath)
+		rel, err := filepath.Rel(filepath.Dir(e.paths.Reports), o.ReportPath)
+		if err != nil {
+			rel = o.ReportPath
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%.5f\t%s\t%s\n", c.name, t, o.Score.Value, o.Score.Decision, rel)
 		scores = append(scores, o.Score.Value)
 		truth = append(truth, c.kind != "normal")
@@ -291,6 +316,17 @@ func printDemo(w io.Writer, e *env, db *store.DB, cases []demoCase, outcomes map
 		return err
 	}
 	fmt.Fprintf(w, "database: %d instances, %d reports; files%s\n", c.Instances, c.Reports, joinCounts(c.Files))
+	st, err := db.Studies(context.Background(), len(cases))
+	if err != nil {
+		return err
+	}
+	flagged := 0
+	for _, s := range st {
+		if s.Revision > 0 && s.WorstDecision != "normal" {
+			flagged++
+		}
+	}
+	fmt.Fprintf(w, "study reports: %d studies, %d flagged abnormal or uncertain (reports/<study>/study.json)\n", len(st), flagged)
 	fmt.Fprintf(w, "\nDone in %s. Look at:\n", total.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "  reports (JSON + heatmap PNG)  %s\n", e.paths.Reports)
 	fmt.Fprintf(w, "  quarantined files            %s\n", e.paths.Quarantine)

@@ -1,0 +1,274 @@
+// Package dicomio reads input files into Sentinel's domain types. It owns
+// everything between a file on disk and a sentinel.Instance plus a
+// sentinel.Image: recognising the format, the DICOM file meta and data set
+// (PS3.10, PS3.5), native pixel data and the codec table compressed
+// transfer syntaxes will slot into, PNG and JPEG research images, the
+// display pipeline of PS3.3 C.11 (Modality LUT, VOI LUT, MONOCHROME1
+// inversion), area resampling, and the limits that bound what a hostile
+// file can make it allocate.
+//
+// A dicom.Dataset never leaves this package, and it never reads patient
+// names, IDs or birth dates. Nothing here scores, stores or logs.
+//
+// Errors wrap the root package's sentinels so callers can tell a file that
+// will never decode (sentinel.ErrNotDICOM, sentinel.ErrInvalid) from one a
+// later version might (sentinel.ErrUnsupported,
+// sentinel.ErrUnsupportedTransferSyntax), and both from sentinel.ErrNoPixels
+// and sentinel.ErrTooLarge. No input makes Load panic.
+//
+// How a DICOM file is read: the file meta is parsed here, so that the
+// transfer syntax is known (and refused when no codec decodes it) first; a
+// structural scan then validates every element length and the sequence
+// nesting of the data set and locates the pixel data; the dicom library
+// (github.com/suyashkumar/dicom) parses only the validated bytes before the
+// pixel data, behind a recover; the pixel data is decoded from the file's
+// bytes by the codec registered for the transfer syntax in codecs.
+//
+// Not rendered yet, and refused as sentinel.ErrUnsupported: palette
+// colour, more than 3 samples per pixel, bit depths other than 1, 8, 16 and
+// 32. Ignored: Modality LUT and VOI LUT sequences (the rescale and window
+// attributes, or the automatic window, are used instead) and overlays.
+package dicomio
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// Default limits.
+const (
+	// DefaultMaxPixels is the default cap on rows*columns*frames*samples:
+	// 64 Mi samples is a 4096×4096 image with four frames, or 16 frames of
+	// 2048×2048, far above any chest radiograph.
+	DefaultMaxPixels = 64 << 20
+	// DefaultMaxFileBytes is the default cap on the size of a file Load
+	// reads into memory.
+	DefaultMaxFileBytes = 2 << 30
+)
+
+// Options bounds what decoding may allocate.
+type Options struct {
+	// MaxPixels caps rows*columns*frames*samples; 0 means the default 64 Mi.
+	MaxPixels int64
+	// MaxFileBytes caps the size of the file read; 0 means the default
+	// 2 GiB.
+	MaxFileBytes int64
+}
+
+func (o Options) maxPixels() int64 {
+	if o.MaxPixels <= 0 {
+		return DefaultMaxPixels
+	}
+	return o.MaxPixels
+}
+
+func (o Options) maxFileBytes() int64 {
+	if o.MaxFileBytes <= 0 {
+		return DefaultMaxFileBytes
+	}
+	return o.MaxFileBytes
+}
+
+// inflateLimit bounds the inflated size of a deflated data set: room for
+// the largest pixel data allowed at 8 bytes a sample, plus a header.
+func (o Options) inflateLimit() int64 {
+	return 8*o.maxPixels() + 64<<20
+}
+
+var pngSignature = []byte("\x89PNG\r\n\x1a\n")
+
+// Sniff reports the format of the first bytes of a file (DICOM "DICM" at
+// offset 128, PNG, JPEG signatures) or an error wrapping
+// sentinel.ErrNotDICOM. A DICOM data set written without the Part 10
+// preamble is recognised too, by a first element in group 0002 or 0008.
+// 132 bytes are enough to decide.
+func Sniff(head []byte) (sentinel.Format, error) {
+	switch {
+	case hasPreamble(head):
+		return sentinel.FormatDICOM, nil
+	case bytes.HasPrefix(head, pngSignature):
+		return sentinel.FormatPNG, nil
+	case bytes.HasPrefix(head, []byte{0xFF, 0xD8, 0xFF}):
+		return sentinel.FormatJPEG, nil
+	case looksLikeDataset(head):
+		return sentinel.FormatDICOM, nil
+	}
+	return "", fmt.Errorf("%w: no DICOM, PNG or JPEG signature", sentinel.ErrNotDICOM)
+}
+
+// Load reads a DICOM, PNG or JPEG file and returns its identity and its
+// first frame as a display image in [0,1] at native resolution.
+//
+// On error the Instance still holds what was learnt before the failure
+// (SourcePath; SHA256 once the file was read; the UIDs once the header
+// was), so a caller can record or quarantine the file; the Image is empty.
+func Load(path string, opt Options) (inst sentinel.Instance, img sentinel.Image, err error) {
+	inst.SourcePath = path
+	defer func() {
+		// The dicom library is fenced where it is called; this is the
+		// last line, so that no input can take the agent down.
+		if r := recover(); r != nil {
+			img = sentinel.Image{}
+			err = fmt.Errorf("dicomio: %s: %w: decoder panicked: %v", path, sentinel.ErrInvalid, r)
+		}
+	}()
+	data, err := readFile(path, opt.maxFileBytes())
+	if err != nil {
+		return inst, sentinel.Image{}, fmt.Errorf("dicomio: %s: %w", path, err)
+	}
+	sum := sha256.Sum256(data)
+	inst.SHA256 = hex.EncodeToString(sum[:])
+	inst.Format, err = Sniff(data)
+	if err == nil {
+		if inst.Format == sentinel.FormatDICOM {
+			img, err = loadDICOM(data, &inst, opt)
+		} else {
+			img, err = loadRaster(data, inst.Format, sum, &inst, opt.maxPixels())
+		}
+	}
+	if err != nil {
+		return inst, sentinel.Image{}, fmt.Errorf("dicomio: %s: %w", path, err)
+	}
+	return inst, img, nil
+}
+
+// readFile reads a regular file of at most limit bytes, checking the size
+// before reading.
+func readFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: not a regular file", sentinel.ErrNotDICOM)
+	}
+	if info.Size() > limit {
+		return nil, fmt.Errorf("%w: file is %d bytes, over the %d-byte limit", sentinel.ErrTooLarge, info.Size(), limit)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(info.Size()) + bytes.MinRead)
+	// The file may have grown since Stat: read one byte past the limit to
+	// notice.
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
+		return nil, err
+	}
+	if int64(buf.Len()) > limit {
+		return nil, fmt.Errorf("%w: file is over the %d-byte limit", sentinel.ErrTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// loadDICOM decodes the first frame of a DICOM file, filling inst as it
+// learns.
+func loadDICOM(data []byte, inst *sentinel.Instance, opt Options) (sentinel.Image, error) {
+	f, err := openDICOM(data, inst, opt)
+	if err != nil {
+		return sentinel.Image{}, err
+	}
+	fr, err := f.codec(f.pixels, f.layout, 0)
+	if err != nil {
+		return sentinel.Image{}, err
+	}
+	return render(fr, f.layout, f.header)
+}
+
+// dicomFile is a DICOM file read up to its pixel data, checked against the
+// limits and ready for its codec.
+type dicomFile struct {
+	header header
+	layout layout
+	pixels pixelData
+	codec  codec
+}
+
+// openDICOM reads a DICOM file's meta and header, locates its pixel data
+// and checks that it can and may be decoded.
+func openDICOM(data []byte, inst *sentinel.Instance, opt Options) (dicomFile, error) {
+	var f dicomFile
+	meta, err := parseMeta(data)
+	if err != nil {
+		return f, err
+	}
+	inst.SOPClassUID, inst.SOPInstanceUID = meta.sopClassUID, meta.sopInstanceUID
+	inst.ID = inst.SOPInstanceUID
+	body := data[meta.bodyOffset:]
+	if len(body) == 0 {
+		return f, fmt.Errorf("%w: no data set after the file meta", sentinel.ErrInvalid)
+	}
+	ts := meta.transferSyntax
+	if ts == "" {
+		ts = inferSyntax(body)
+	}
+	inst.TransferSyntaxUID = ts
+	enc := datasetEncoding(ts)
+	if enc.deflated {
+		if body, err = inflate(body, opt.inflateLimit()); err != nil {
+			return f, err
+		}
+	}
+
+	s := scanner{buf: body, bo: enc.bo, implicit: enc.implicit}
+	res, scanErr := s.dataset()
+	// Parse what the scan validated even when it then failed, so that an
+	// unusable file can still be identified.
+	ds, headerErr := parseHeader(res.headerParts(body), enc)
+	if headerErr == nil {
+		f.header = readHeader(&ds, enc.bo)
+		fillInstance(inst, f.header)
+	}
+	var supported bool
+	f.codec, supported = codecs[ts]
+	h := f.header
+	switch {
+	case !supported:
+		return f, unsupportedSyntax(ts)
+	case scanErr != nil:
+		return f, scanErr
+	case headerErr != nil:
+		return f, headerErr
+	case res.pixel == nil:
+		return f, sentinel.ErrNoPixels
+	case inst.SOPInstanceUID == "":
+		return f, fmt.Errorf("%w: no SOP Instance UID", sentinel.ErrInvalid)
+	case !h.hasRows || !h.hasColumns || !h.hasBitsAllocated:
+		return f, fmt.Errorf("%w: pixel data without Rows, Columns or Bits Allocated", sentinel.ErrInvalid)
+	case !h.framesOK:
+		return f, fmt.Errorf("%w: unreadable Number of Frames", sentinel.ErrInvalid)
+	}
+	f.pixels = *res.pixel
+	f.layout = h.layout
+	f.layout.float = f.pixels.tag != tagPixelData
+	if err := f.layout.check(opt.maxPixels()); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// fillInstance copies a header's identity and geometry into inst. The data
+// set's UIDs win over the file meta's copies.
+func fillInstance(inst *sentinel.Instance, h header) {
+	if h.sopInstanceUID != "" {
+		inst.SOPInstanceUID = h.sopInstanceUID
+	}
+	if h.sopClassUID != "" {
+		inst.SOPClassUID = h.sopClassUID
+	}
+	inst.ID = inst.SOPInstanceUID
+	inst.StudyInstanceUID = h.studyUID
+	inst.SeriesInstanceUID = h.seriesUID
+	inst.Modality = h.modality
+	inst.AccessionNumber = h.accessionNumber
+	inst.Rows, inst.Columns, inst.Frames = h.layout.rows, h.layout.cols, h.layout.frames
+	inst.Photometric = h.layout.photometric
+}

@@ -1,0 +1,251 @@
+package dicomio
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// Percentiles of the modality values that bound the automatic window used
+// when a file has neither a window nor 8-bit data: wide enough to keep the
+// anatomy, narrow enough that collimator edges and burnt-in labels do not
+// compress it.
+const (
+	lowPercentile  = 0.005
+	highPercentile = 0.995
+)
+
+// voiKind says which VOI transformation applies.
+type voiKind int
+
+const (
+	voiLinear      voiKind = iota // PS3.3 C.11.2.1.2.1, the default function
+	voiLinearExact                // C.11.2.1.3.2
+	voiSigmoid                    // C.11.2.1.3.1
+	voiRange                      // (x-lo)/(hi-lo): stored range or percentiles
+)
+
+// voi is the VOI transformation of the display pipeline, mapping a
+// modality value to [0, 1].
+type voi struct {
+	kind          voiKind
+	center, width float64
+	lo, hi        float64
+}
+
+// apply maps one modality value to [0, 1].
+func (v voi) apply(x float64) float64 {
+	var y float64
+	switch v.kind {
+	case voiLinear:
+		if v.width <= 1 {
+			// Width 1 is a threshold: the formula's w-1 would be zero.
+			if x <= v.center-0.5 {
+				return 0
+			}
+			return 1
+		}
+		y = (x-(v.center-0.5))/(v.width-1) + 0.5
+	case voiLinearExact:
+		y = (x-v.center)/v.width + 0.5
+	case voiSigmoid:
+		y = 1 / (1 + math.Exp(-4*(x-v.center)/v.width))
+	default:
+		if v.hi <= v.lo {
+			if x <= v.lo {
+				return 0
+			}
+			return 1
+		}
+		y = (x - v.lo) / (v.hi - v.lo)
+	}
+	if math.IsNaN(y) {
+		return 0 // only from overflowing attribute values
+	}
+	return min(max(y, 0), 1)
+}
+
+// windowVOI returns the VOI given by the first WindowCenter/WindowWidth
+// pair and VOILUTFunction, if the header has a usable one.
+func windowVOI(h header) (voi, bool) {
+	if len(h.windowCenter) == 0 || len(h.windowWidth) == 0 {
+		return voi{}, false
+	}
+	v := voi{center: h.windowCenter[0], width: h.windowWidth[0]}
+	switch h.voiFunction {
+	case "LINEAR_EXACT":
+		v.kind = voiLinearExact
+		return v, v.width > 0
+	case "SIGMOID":
+		v.kind = voiSigmoid
+		return v, v.width > 0
+	}
+	v.kind = voiLinear
+	return v, v.width >= 1
+}
+
+// chooseVOI picks the VOI of a grayscale frame: the file's window if it has
+// one; else, for data of at most 8 bits, the identity over the whole stored
+// range (so an 8-bit image shows as x/255, exactly like the PNG it was made
+// from); else a window from the 0.5th to the 99.5th percentile of the
+// modality values.
+func chooseVOI(f frame, l layout, h header) voi {
+	if v, ok := windowVOI(h); ok {
+		return v
+	}
+	if f.floats != nil {
+		lo, hi := percentiles(slices.Clone(f.floats), lowPercentile, highPercentile)
+		return voi{kind: voiRange, lo: lo, hi: hi}
+	}
+	if l.bitsStored <= 8 {
+		lo, hi := 0.0, math.Exp2(float64(l.bitsStored))-1
+		if l.signed {
+			lo, hi = -math.Exp2(float64(l.bitsStored-1)), math.Exp2(float64(l.bitsStored-1))-1
+		}
+		return rangeVOI(lo, hi, h)
+	}
+	lo, hi := storedPercentiles(f.samples, lowPercentile, highPercentile)
+	return rangeVOI(lo, hi, h)
+}
+
+// rangeVOI maps a range of stored values through the Modality LUT (which
+// is linear, so it maps percentiles to percentiles) into a range VOI.
+func rangeVOI(lo, hi float64, h header) voi {
+	lo, hi = h.slope*lo+h.intercept, h.slope*hi+h.intercept
+	if hi < lo {
+		lo, hi = hi, lo
+	}
+	return voi{kind: voiRange, lo: lo, hi: hi}
+}
+
+// render runs the display pipeline of PS3.3 C.11 on a decoded frame:
+// Modality LUT, VOI LUT and, for MONOCHROME1, inversion, so that 1 is
+// bright. Colour frames become their luminance.
+func render(f frame, l layout, h header) (sentinel.Image, error) {
+	img := sentinel.NewImage(l.cols, l.rows)
+	switch f.photometric {
+	case "MONOCHROME1", "MONOCHROME2":
+		renderGray(f, l, h, img.Pix)
+	case "RGB", "YBR_FULL", "YBR_FULL_422":
+		renderColour(f, l, img.Pix)
+	default:
+		return sentinel.Image{}, fmt.Errorf("%w: photometric interpretation %q", sentinel.ErrUnsupported, f.photometric)
+	}
+	return img, nil
+}
+
+// maxLUT bounds the stored range rendered through a lookup table: one
+// VOI evaluation per possible value instead of one per pixel.
+const maxLUT = 1 << 20
+
+// renderGray fills out from a grayscale frame.
+func renderGray(f frame, l layout, h header, out []float32) {
+	v := chooseVOI(f, l, h)
+	invert := f.photometric == "MONOCHROME1"
+	display := func(m float64) float32 {
+		y := v.apply(m)
+		if invert {
+			y = 1 - y
+		}
+		return float32(y)
+	}
+	if f.floats != nil {
+		for i, m := range f.floats[:len(out)] {
+			out[i] = display(m)
+		}
+		return
+	}
+	samples := f.samples[:len(out)]
+	lo, hi := slices.Min(samples), slices.Max(samples)
+	if hi-lo >= maxLUT {
+		for i, s := range samples {
+			out[i] = display(h.slope*float64(s) + h.intercept)
+		}
+		return
+	}
+	lut := make([]float32, hi-lo+1)
+	for k := range lut {
+		lut[k] = display(h.slope*float64(lo+int64(k)) + h.intercept)
+	}
+	for i, s := range samples {
+		out[i] = lut[s-lo]
+	}
+}
+
+// renderColour fills out with the luminance of an RGB or YBR frame:
+// 0.299R + 0.587G + 0.114B, which is Y itself for YBR_FULL. Modality and
+// VOI LUTs do not apply to colour images.
+func renderColour(f frame, l layout, out []float32) {
+	scale := math.Exp2(float64(l.bitsStored)) - 1
+	ybr := f.photometric != "RGB"
+	for p := range out {
+		r, g, b := f.samples[3*p], f.samples[3*p+1], f.samples[3*p+2]
+		lum := luminance(float64(r), float64(g), float64(b))
+		if ybr {
+			lum = float64(r)
+		}
+		out[p] = float32(min(max(lum/scale, 0), 1))
+	}
+}
+
+// storedPercentiles returns the p1 and p2 quantiles of integer samples,
+// interpolated linearly between order statistics (numpy's default). It
+// counts a histogram when the range allows, which is linear in the number
+// of samples.
+func storedPercentiles(s []int64, p1, p2 float64) (float64, float64) {
+	if len(s) == 0 {
+		return 0, 0
+	}
+	lo, hi := slices.Min(s), slices.Max(s)
+	if hi-lo > 1<<22 {
+		vals := make([]float64, len(s))
+		for i, v := range s {
+			vals[i] = float64(v)
+		}
+		return percentiles(vals, p1, p2)
+	}
+	counts := make([]int, hi-lo+1)
+	for _, v := range s {
+		counts[v-lo]++
+	}
+	// kth returns the k-th smallest sample (0-based).
+	kth := func(k int) float64 {
+		seen := 0
+		for i, c := range counts {
+			seen += c
+			if seen > k {
+				return float64(lo + int64(i))
+			}
+		}
+		return float64(hi)
+	}
+	q := func(p float64) float64 {
+		pos := p * float64(len(s)-1)
+		k := int(math.Floor(pos))
+		a := kth(k)
+		if k+1 >= len(s) {
+			return a
+		}
+		return a + (pos-float64(k))*(kth(k+1)-a)
+	}
+	return q(p1), q(p2)
+}
+
+// percentiles returns the p1 and p2 quantiles of vals, which it sorts.
+func percentiles(vals []float64, p1, p2 float64) (float64, float64) {
+	if len(vals) == 0 {
+		return 0, 0
+	}
+	slices.Sort(vals)
+	q := func(p float64) float64 {
+		pos := p * float64(len(vals)-1)
+		k := int(math.Floor(pos))
+		if k+1 >= len(vals) {
+			return vals[k]
+		}
+		return vals[k] + (pos-float64(k))*(vals[k+1]-vals[k])
+	}
+	return q(p1), q(p2)
+}

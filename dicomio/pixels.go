@@ -1,0 +1,296 @@
+package dicomio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// layout describes how the pixel data of an image is stored, as its header
+// says (PS3.3 C.7.6.3).
+type layout struct {
+	rows, cols, samples, frames        int
+	bitsAllocated, bitsStored, highBit int
+	signed                             bool
+	// planar is PlanarConfiguration: 0 = R1G1B1 R2G2B2..., 1 = RR.. GG.. BB..
+	planar      int
+	photometric string
+	// float is set for Float and Double Float Pixel Data.
+	float bool
+}
+
+// frame is one decoded frame: stored sample values (before any LUT), pixel
+// by pixel with the samples of a pixel adjacent whatever the planar
+// configuration, or, for float pixel data, the values themselves.
+type frame struct {
+	samples []int64
+	floats  []float64
+	// photometric is the interpretation of samples. A codec that converts
+	// colour spaces (a JPEG decoder returning RGB for YBR_FULL_422) says so
+	// here.
+	photometric string
+}
+
+// storedPerPixel is how many samples each pixel occupies in native pixel
+// data: YBR_FULL_422 stores two Y values then Cb and Cr for each pair of
+// pixels (PS3.3 C.7.6.3.1.2).
+func (l layout) storedPerPixel() int {
+	if l.photometric == "YBR_FULL_422" && l.samples == 3 {
+		return 2
+	}
+	return l.samples
+}
+
+// check validates the layout and refuses, before anything is allocated,
+// images larger than maxPixels samples in all.
+func (l *layout) check(maxPixels int64) error {
+	switch {
+	case l.rows < 1 || l.cols < 1:
+		return fmt.Errorf("%w: image is %d rows by %d columns", sentinel.ErrInvalid, l.rows, l.cols)
+	case l.frames < 1:
+		return fmt.Errorf("%w: number of frames is %d", sentinel.ErrInvalid, l.frames)
+	case l.bitsAllocated < 1 || l.bitsAllocated > 64:
+		return fmt.Errorf("%w: bits allocated is %d", sentinel.ErrInvalid, l.bitsAllocated)
+	case l.bitsStored < 1 || l.bitsStored > l.bitsAllocated:
+		return fmt.Errorf("%w: bits stored is %d with %d bits allocated", sentinel.ErrInvalid, l.bitsStored, l.bitsAllocated)
+	case l.samples < 1:
+		return fmt.Errorf("%w: samples per pixel is %d", sentinel.ErrInvalid, l.samples)
+	}
+	total := int64(1)
+	for _, n := range []int{l.rows, l.cols, l.frames, l.samples} {
+		if total > maxPixels/int64(n) {
+			return fmt.Errorf("%w: %d rows × %d columns × %d frames × %d samples exceeds %d",
+				sentinel.ErrTooLarge, l.rows, l.cols, l.frames, l.samples, maxPixels)
+		}
+		total *= int64(n)
+	}
+	if total > maxPixels {
+		return fmt.Errorf("%w: %d samples exceeds %d", sentinel.ErrTooLarge, total, maxPixels)
+	}
+	if l.highBit < l.bitsStored-1 || l.highBit >= l.bitsAllocated {
+		// An impossible HighBit is ignored rather than refused: the data
+		// is then read as if stored from bit 0, as most readers do.
+		l.highBit = l.bitsStored - 1
+	}
+	return l.checkSupported()
+}
+
+// checkSupported refuses well-formed layouts this package does not render.
+func (l layout) checkSupported() error {
+	if l.float {
+		if l.samples != 1 || (l.bitsAllocated != 32 && l.bitsAllocated != 64) {
+			return fmt.Errorf("%w: float pixel data with %d samples of %d bits", sentinel.ErrUnsupported, l.samples, l.bitsAllocated)
+		}
+	}
+	switch l.bitsAllocated {
+	case 1, 8, 16, 32:
+	case 64:
+		if !l.float {
+			return fmt.Errorf("%w: %d bits allocated", sentinel.ErrUnsupported, l.bitsAllocated)
+		}
+	default:
+		return fmt.Errorf("%w: %d bits allocated", sentinel.ErrUnsupported, l.bitsAllocated)
+	}
+	switch l.samples {
+	case 1:
+		switch l.photometric {
+		case "", "MONOCHROME1", "MONOCHROME2":
+			return nil
+		}
+	case 3:
+		switch l.photometric {
+		case "RGB", "YBR_FULL", "YBR_FULL_422":
+			if l.bitsAllocated == 1 {
+				return fmt.Errorf("%w: 1-bit colour", sentinel.ErrUnsupported)
+			}
+			if l.photometric == "YBR_FULL_422" && (l.cols%2 != 0 || l.planar != 0) {
+				return fmt.Errorf("%w: native YBR_FULL_422 with odd width or planar configuration", sentinel.ErrInvalid)
+			}
+			return nil
+		}
+	default:
+		return fmt.Errorf("%w: %d samples per pixel", sentinel.ErrUnsupported, l.samples)
+	}
+	return fmt.Errorf("%w: photometric interpretation %q with %d samples per pixel",
+		sentinel.ErrUnsupported, l.photometric, l.samples)
+}
+
+// decodeNative is the codec of the native (uncompressed) transfer
+// syntaxes: it unpacks frame index from the bytes, masking each sample to
+// BitsStored below HighBit and sign-extending it when PixelRepresentation
+// is 1.
+func decodeNative(px pixelData, l layout, index int) (frame, error) {
+	if px.encapsulated {
+		return frame{}, fmt.Errorf("%w: encapsulated pixel data in a native transfer syntax", sentinel.ErrInvalid)
+	}
+	if px.tag != tagPixelData {
+		return decodeFloat(px, l, index)
+	}
+	perFrame := l.rows * l.cols * l.storedPerPixel() // bounded by check
+	if l.bitsAllocated == 1 {
+		need := (int64(perFrame)*int64(l.frames) + 7) / 8
+		if int64(len(px.native)) < need {
+			return frame{}, shortPixels(len(px.native), need, l)
+		}
+		out := make([]int64, perFrame)
+		start := index * perFrame
+		for i := range out {
+			bit := start + i
+			out[i] = int64(px.native[bit/8]>>(bit%8)) & 1
+		}
+		return arrange(out, l), nil
+	}
+	size := l.bitsAllocated / 8
+	frameBytes := perFrame * size
+	if need := int64(frameBytes) * int64(l.frames); int64(len(px.native)) < need {
+		return frame{}, shortPixels(len(px.native), need, l)
+	}
+	raw := px.native[index*frameBytes : (index+1)*frameBytes]
+	if l.bitsAllocated == 8 && px.vr == "OW" && px.bo == binary.BigEndian {
+		// 8-bit samples in OW words are byte-swapped in big endian.
+		raw = swapPairs(raw)
+	}
+	out := make([]int64, perFrame)
+	unpack(out, raw, size, px.bo, newSampleFormat(l))
+	return arrange(out, l), nil
+}
+
+// sampleFormat says how to turn a stored word into a sample value.
+type sampleFormat struct {
+	shift      uint
+	mask, sign uint64
+	signed     bool
+}
+
+func newSampleFormat(l layout) sampleFormat {
+	return sampleFormat{
+		shift:  uint(l.highBit + 1 - l.bitsStored),
+		mask:   uint64(1)<<uint(l.bitsStored) - 1,
+		sign:   uint64(1) << uint(l.bitsStored-1),
+		signed: l.signed,
+	}
+}
+
+// value masks a stored word to BitsStored bits below HighBit and
+// sign-extends it when the pixel representation is signed.
+func (s sampleFormat) value(w uint64) int64 {
+	w = (w >> s.shift) & s.mask
+	if s.signed && w&s.sign != 0 {
+		return int64(w) - int64(s.mask) - 1
+	}
+	return int64(w)
+}
+
+// unpack reads len(out) words of size bytes from raw.
+func unpack(out []int64, raw []byte, size int, bo binary.ByteOrder, sf sampleFormat) {
+	big := bo == binary.BigEndian
+	switch {
+	case size == 1:
+		for i := range out {
+			out[i] = sf.value(uint64(raw[i]))
+		}
+	case size == 2 && big:
+		for i := range out {
+			out[i] = sf.value(uint64(binary.BigEndian.Uint16(raw[2*i:])))
+		}
+	case size == 2:
+		for i := range out {
+			out[i] = sf.value(uint64(binary.LittleEndian.Uint16(raw[2*i:])))
+		}
+	case big:
+		for i := range out {
+			out[i] = sf.value(uint64(binary.BigEndian.Uint32(raw[4*i:])))
+		}
+	default:
+		for i := range out {
+			out[i] = sf.value(uint64(binary.LittleEndian.Uint32(raw[4*i:])))
+		}
+	}
+}
+
+// shortPixels is the error for pixel data shorter than the header says.
+func shortPixels(have int, need int64, l layout) error {
+	return fmt.Errorf("%w: pixel data has %d bytes but %d rows × %d columns × %d frames × %d samples of %d bits need %d",
+		sentinel.ErrInvalid, have, l.rows, l.cols, l.frames, l.samples, l.bitsAllocated, need)
+}
+
+// swapPairs returns b with each pair of bytes swapped.
+func swapPairs(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i := 0; i+1 < len(b); i += 2 {
+		out[i], out[i+1] = b[i+1], b[i]
+	}
+	if len(b)%2 == 1 {
+		out[len(b)-1] = b[len(b)-1]
+	}
+	return out
+}
+
+// arrange turns samples as stored into one frame with the samples of each
+// pixel adjacent: planar colour is interleaved, and YBR_FULL_422 pairs are
+// expanded to Y Cb Cr for each pixel.
+func arrange(stored []int64, l layout) frame {
+	f := frame{samples: stored, photometric: l.photometric}
+	if f.photometric == "" {
+		f.photometric = "MONOCHROME2"
+	}
+	if l.samples != 3 {
+		return f
+	}
+	n := l.rows * l.cols
+	switch {
+	case l.storedPerPixel() == 2:
+		out := make([]int64, 3*n)
+		for p := 0; p+1 < n; p += 2 {
+			q := 2 * p // 4 stored samples per 2 pixels
+			y1, y2, cb, cr := stored[q], stored[q+1], stored[q+2], stored[q+3]
+			copy(out[3*p:], []int64{y1, cb, cr, y2, cb, cr})
+		}
+		f.samples = out
+	case l.planar == 1:
+		out := make([]int64, 3*n)
+		for p := 0; p < n; p++ {
+			out[3*p], out[3*p+1], out[3*p+2] = stored[p], stored[n+p], stored[2*n+p]
+		}
+		f.samples = out
+	}
+	return f
+}
+
+// decodeFloat reads frame index of Float Pixel Data (32-bit) or Double
+// Float Pixel Data (64-bit), whose values need no Modality LUT.
+func decodeFloat(px pixelData, l layout, index int) (frame, error) {
+	size := 4
+	if px.tag == tagDoublePixelData {
+		size = 8
+	}
+	if l.samples != 1 {
+		return frame{}, fmt.Errorf("%w: float pixel data with %d samples per pixel", sentinel.ErrUnsupported, l.samples)
+	}
+	perFrame := l.rows * l.cols
+	frameBytes := perFrame * size
+	if need := int64(frameBytes) * int64(l.frames); int64(len(px.native)) < need {
+		return frame{}, shortPixels(len(px.native), need, l)
+	}
+	raw := px.native[index*frameBytes:]
+	out := make([]float64, perFrame)
+	for i := range out {
+		var v float64
+		if size == 4 {
+			v = float64(math.Float32frombits(px.bo.Uint32(raw[4*i:])))
+		} else {
+			v = math.Float64frombits(px.bo.Uint64(raw[8*i:]))
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			v = 0
+		}
+		out[i] = v
+	}
+	photometric := l.photometric
+	if photometric == "" {
+		photometric = "MONOCHROME2"
+	}
+	return frame{floats: out, photometric: photometric}, nil
+}

@@ -57,7 +57,7 @@ func run(n, kills, size int, keep bool) error {
 	if err := writeMany(rng, normals, 24, size, "n"); err != nil {
 		return err
 	}
-	if out, err := exec.Command(bin, "train", "--workspace", ws, "--normals", normals, "--epochs", "2").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "train", "--workspace", ws, "--normals", normals).CombinedOutput(); err != nil {
 		return fmt.Errorf("train: %v\n%s", err, out)
 	}
 	staging := filepath.Join(ws, "staging")

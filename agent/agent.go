@@ -310,7 +310,9 @@ func (a *Agent) work(ctx context.Context, it store.QueueItem) {
 		if _, err := a.db.RetryLater(context.WithoutCancel(ctx), it.Path, errString(o.Err), delay); err != nil {
 			a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
 		}
-	case StatusGone:
+	case StatusGone, StatusSkipped:
+		// Nothing to record (gone) or recorded already (a file queued again
+		// while its first run was finishing): just leave the queue.
 		if err := a.db.Dequeue(context.WithoutCancel(ctx), it.Path); err != nil {
 			a.log.Warn("dequeue", slog.String("path", it.Path), slog.Any("error", err))
 		}

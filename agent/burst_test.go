@@ -299,3 +299,29 @@ func TestHostileUIDStaysInReports(t *testing.T) {
 		t.Fatalf("report files outside the reports folder: %v", escaped)
 	}
 }
+
+// A file queued again after its first run recorded it (a rescan racing the
+// worker) leaves the queue when it is found already handled.
+func TestQueuedKnownFileLeavesQueue(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(10, 0))
+	p := filepath.Join(e.inbox, "k.dcm")
+	writeDICOM(t, rng, p, phantom.Meta{})
+	a := e.agent()
+	ctx := context.Background()
+	if o := a.Process(ctx, p); o.Status != store.FileDone {
+		t.Fatalf("first run: %+v", o)
+	}
+	fi, _ := os.Stat(p)
+	if err := e.db.Enqueue(ctx, []store.QueueItem{{Path: p, Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano()}}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := e.db.ClaimQueued(ctx, 1)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("claim = %v, %v", items, err)
+	}
+	a.work(ctx, items[0])
+	if pend, proc, _ := e.db.QueueDepth(ctx); pend+proc != 0 {
+		t.Fatalf("queue holds %d pending, %d processing", pend, proc)
+	}
+}

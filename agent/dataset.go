@@ -93,7 +93,9 @@ func NormalFiles(dir, labelsPath, split string) ([]string, error) {
 	return out, nil
 }
 
-// ListFiles returns every file under dir that the agent would take, sorted.
+// ListFiles returns every file under dir that the agent would take, sorted:
+// not hidden or temporary files, DICOMDIR or CSV label files kept beside
+// the images.
 func ListFiles(dir string) ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

@@ -3,40 +3,21 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"path/filepath"
-	"sort"
 	"sync"
 )
 
 // Summary counts the outcomes of an ingest pass by status.
 type Summary map[string]int
 
-// IngestDir processes every file under dir once, with the agent's worker
+// IngestDir processes every file under dir that ListFiles lists once, with the agent's worker
 // pool, and returns when all are handled or ctx is cancelled. Files are
 // taken as they are, without waiting for them to be stable: the folder is
 // assumed complete.
 func (a *Agent) IngestDir(ctx context.Context, dir string) (Summary, []Outcome, error) {
-	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != dir && skipName(d.Name()) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() && !skipName(d.Name()) {
-			paths = append(paths, p)
-		}
-		return nil
-	})
+	paths, err := ListFiles(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ingest %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
-	sort.Strings(paths)
 
 	work := make(chan int)
 	outcomes := make([]Outcome, len(paths))

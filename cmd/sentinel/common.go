@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -122,4 +123,22 @@ func (e *env) loadModel() (*detector.Model, error) {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// openForScoring loads the current model and opens the database, recording
+// the model as the one in use.
+func (e *env) openForScoring(ctx context.Context) (*detector.Model, *store.DB, error) {
+	m, err := e.loadModel()
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := e.openDB()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := db.SaveModel(ctx, m.Info(), true); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return m, db, nil
 }

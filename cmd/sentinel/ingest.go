@@ -22,18 +22,11 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	m, err := e.loadModel()
-	if err != nil {
-		return err
-	}
-	db, err := e.openDB()
+	m, db, err := e.openForScoring(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.SaveModel(ctx, m.Info(), true); err != nil {
-		return err
-	}
 	// The folder is not the agent's: failed files are copied to
 	// quarantine, never moved out of it.
 	sum, outcomes, err := e.newAgent(db, m, true, nil).IngestDir(ctx, dir)

@@ -18,18 +18,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	m, err := e.loadModel()
-	if err != nil {
-		return err
-	}
-	db, err := e.openDB()
+	m, db, err := e.openForScoring(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.SaveModel(ctx, m.Info(), true); err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "watching %v with model %s; reports go to %s (Ctrl-C to stop)\n",
 		e.paths.Inbox, m.Info().Version, e.paths.Reports)
 	if e.cfg.HTTP.Addr != "" {

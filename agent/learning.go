@@ -1,0 +1,557 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/detector"
+	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// LearnModel is a trained model as the learning loop needs it.
+type LearnModel interface {
+	Scorer
+	// CalibrationScores are the scores of the normals the model held out
+	// from training to set its threshold.
+	CalibrationScores() []float64
+	Save(path string) error
+}
+
+// TrainFunc trains a model on normal images; ids name the images, in the
+// same order, so tests can see exactly what trained.
+type TrainFunc func(ctx context.Context, ids []string, images []sentinel.Image) (LearnModel, error)
+
+// DetectorTrainer returns the TrainFunc that trains the detector with cfg.
+func DetectorTrainer(cfg detector.TrainConfig) TrainFunc {
+	return func(ctx context.Context, _ []string, images []sentinel.Image) (LearnModel, error) {
+		return detector.Train(ctx, images, cfg)
+	}
+}
+
+// LearningOptions are the learning loop's settings as plain values.
+type LearningOptions struct {
+	ModelsDir string
+	Decode    Decoder
+	Resample  Resampler
+	Train     TrainFunc
+	// Load reads a model file (LoadLearnModel when nil).
+	Load      func(path string) (LearnModel, error)
+	Embedder  learn.Embedder
+	Holdout   learn.HoldoutConfig
+	Head      learn.HeadConfig
+	Promotion learn.PromotionConfig
+	Gates     learn.GateConfig
+	// TargetFPR sets the threshold on the seed-calibrated score while too
+	// few abnormals are labelled.
+	TargetFPR float64
+	Logger    *slog.Logger
+}
+
+func (o *LearningOptions) log() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
+// LoadLearnModel loads a detector model file.
+func LoadLearnModel(path string) (LearnModel, error) { return detector.Load(path) }
+
+// learnSidecar is what the learning loop keeps beside a model file: how to
+// combine its score with the supervised head, and how it evaluated.
+type learnSidecar struct {
+	Combiner   *learn.Combiner  `json:"combiner"`
+	Evaluation learn.Evaluation `json:"evaluation"`
+	Verdict    learn.Verdict    `json:"verdict"`
+}
+
+func sidecarPath(modelPath string) string {
+	return strings.TrimSuffix(modelPath, ".model") + ".learn.json"
+}
+
+func readSidecar(modelPath string) (*learnSidecar, error) {
+	b, err := os.ReadFile(sidecarPath(modelPath))
+	if err != nil {
+		return nil, err
+	}
+	var s learnSidecar
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read %s: %w", sidecarPath(modelPath), err)
+	}
+	return &s, nil
+}
+
+// image loads and resamples one file for model m.
+func (o *LearningOptions) image(path string, side int) (string, sentinel.Image, error) {
+	inst, img, err := o.Decode(path)
+	if err != nil {
+		return "", sentinel.Image{}, err
+	}
+	return inst.ID, o.Resample(img, side, side), nil
+}
+
+// ImportReport says what a labels import did.
+type ImportReport struct {
+	Rows, Added, Unchanged int
+	// Undone lists the admissions a label contradicted.
+	Undone []string
+	// Errors are the rows not imported, by line.
+	Errors []learn.RowError
+}
+
+// ImportLabels matches each row's key to an instance and stores its label.
+// Re-importing the same rows changes nothing. Rows whose key is unknown or
+// ambiguous are reported by line and the others still import. After the
+// import, any admission the resolved labels now contradict is undone.
+func ImportLabels(ctx context.Context, db *store.DB, rows []learn.LabelRow, bad []learn.RowError, source string) (ImportReport, error) {
+	rep := ImportReport{Rows: len(rows) + len(bad), Errors: bad}
+	for _, r := range rows {
+		ids, err := db.FindInstances(ctx, r.Key, r.KeyValue)
+		if err != nil {
+			return rep, err
+		}
+		switch len(ids) {
+		case 0:
+			rep.Errors = append(rep.Errors, learn.RowError{Line: r.Line, Err: fmt.Errorf("%w: no instance with %s %q", learn.ErrUnknownKey, r.Key, r.KeyValue)})
+			continue
+		case 1:
+		default:
+			rep.Errors = append(rep.Errors, learn.RowError{Line: r.Line, Err: fmt.Errorf("%w: %s %q matches %d instances", learn.ErrAmbiguous, r.Key, r.KeyValue, len(ids))})
+			continue
+		}
+		added, err := db.AddLabel(ctx, sentinel.Label{InstanceID: ids[0], Value: r.Value, Finding: r.Finding,
+			Reader: r.Reader, Time: r.Time, Source: source})
+		if err != nil {
+			return rep, err
+		}
+		if added {
+			rep.Added++
+		} else {
+			rep.Unchanged++
+		}
+	}
+	sortRowErrors(rep.Errors)
+	undone, err := UndoContradictedAdmissions(ctx, db)
+	rep.Undone = undone
+	return rep, err
+}
+
+func sortRowErrors(es []learn.RowError) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].Line < es[j-1].Line; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+// UndoContradictedAdmissions undoes every admission whose case's resolved
+// label (see learn.Resolve) is abnormal, and returns their ids.
+func UndoContradictedAdmissions(ctx context.Context, db *store.DB) ([]string, error) {
+	labels, err := db.AllLabels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	adm, err := db.Admissions(ctx, store.AdmissionAdmitted)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(adm))
+	for i, a := range adm {
+		ids[i] = a.InstanceID
+	}
+	var undone []string
+	for _, id := range learn.Contradicted(ids, learn.ResolveAll(labels)) {
+		if ok, err := db.UndoAdmission(ctx, id, "labelled abnormal by a reader"); err != nil {
+			return undone, err
+		} else if ok {
+			undone = append(undone, id)
+		}
+	}
+	return undone, nil
+}
+
+// RetrainResult says what a retraining cycle did.
+type RetrainResult struct {
+	Candidate        sentinel.ModelInfo
+	Current          string
+	Verdict          learn.Verdict
+	CandidateEval    learn.Evaluation
+	CurrentEval      *learn.Evaluation
+	Plan             learn.TrainingPlan
+	TrainedIDs       []string
+	HoldoutChosenNow bool
+	Rescored         int
+}
+
+// Retrain runs one retraining cycle: it resolves the labels, chooses the
+// holdout once and then keeps it frozen, trains a candidate on the seed,
+// labelled and admitted normals (never the holdout), fits the supervised
+// head and threshold on the training labels, evaluates the candidate and
+// the current model on the holdout and the seed normals, and promotes the
+// candidate only if it is not worse. Every version is kept with its
+// metrics. A promoted model rescores the unlabelled cases.
+func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
+	var res RetrainResult
+	log := opt.log()
+	nLabels, err := db.LabelCount(ctx)
+	if err != nil {
+		return res, err
+	}
+	cycle, err := db.StartCycle(ctx, store.CycleRetrain, nLabels)
+	if err != nil {
+		return res, err
+	}
+	res, err = retrain(ctx, db, opt)
+	c := store.Cycle{ID: cycle, Status: "done", CandidateVersion: res.Candidate.Version, Promoted: res.Verdict.Promote,
+		Reason: res.Verdict.Reason, ModelVersion: res.Current}
+	if err != nil {
+		c.Status, c.Reason = "failed", err.Error()
+	}
+	metrics, _ := json.Marshal(map[string]any{"candidate": res.CandidateEval, "current": res.CurrentEval})
+	if ferr := db.FinishCycle(context.WithoutCancel(ctx), c, string(metrics)); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if err == nil {
+		log.Info("retrain cycle done", slog.String("candidate", res.Candidate.Version),
+			slog.Bool("promoted", res.Verdict.Promote), slog.String("reason", res.Verdict.Reason))
+	}
+	return res, err
+}
+
+func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
+	var res RetrainResult
+	if _, err := UndoContradictedAdmissions(ctx, db); err != nil {
+		return res, err
+	}
+	labels, err := db.AllLabels(ctx)
+	if err != nil {
+		return res, err
+	}
+	resolved := learn.ResolveAll(labels)
+	holdout, err := db.Holdout(ctx)
+	if err != nil {
+		return res, err
+	}
+	holdout, res.HoldoutChosenNow = learn.ChooseHoldout(holdout, resolved, opt.Holdout)
+	if res.HoldoutChosenNow {
+		if err := db.FreezeHoldout(ctx, holdout); err != nil {
+			return res, err
+		}
+	}
+	seeds, err := db.SeedNormals(ctx)
+	if err != nil {
+		return res, err
+	}
+	if len(seeds) == 0 {
+		return res, errors.New("retrain: the workspace records no seed normals: run 'sentinel retrain --normals DIR' once, or train with 'sentinel train'")
+	}
+	adm, err := db.Admissions(ctx, store.AdmissionAdmitted)
+	if err != nil {
+		return res, err
+	}
+	seedIDs := make([]string, len(seeds))
+	paths := map[string]string{}
+	for i, s := range seeds {
+		seedIDs[i] = s.InstanceID
+		paths[s.InstanceID] = s.Path
+	}
+	admitted := make([]string, len(adm))
+	for i, a := range adm {
+		admitted[i] = a.InstanceID
+	}
+	scored, err := db.ScoredInstances(ctx, "")
+	if err != nil {
+		return res, err
+	}
+	for _, s := range scored {
+		if _, ok := paths[s.InstanceID]; !ok {
+			paths[s.InstanceID] = s.Path
+		}
+	}
+	res.Plan = learn.PlanTraining(seedIDs, resolved, admitted, holdout)
+
+	cur, curInfo, curSide, err := currentModel(ctx, db, opt)
+	if err != nil && !errors.Is(err, sentinel.ErrNoModel) {
+		return res, err
+	}
+	side := curSide
+	if side == 0 {
+		side = 64
+	}
+	imgs := newImageCache(opt, paths, side)
+	ids, images := imgs.load(res.Plan.Normals, opt.log())
+	res.TrainedIDs = ids
+	cand, err := opt.Train(ctx, ids, images)
+	if err != nil {
+		return res, fmt.Errorf("retrain: %w", err)
+	}
+	res.Candidate = cand.Info()
+	if cand.InputSize() != side {
+		imgs = newImageCache(opt, paths, cand.InputSize())
+	}
+	comb, err := fitCombiner(cand, imgs, res.Plan, opt)
+	if err != nil {
+		return res, err
+	}
+	res.CandidateEval, err = evaluate(cand, comb, imgs, res.Plan.Holdout, seedIDs)
+	if err != nil {
+		return res, err
+	}
+	if cur != nil {
+		res.Current = curInfo.Version
+		curComb := &learn.Combiner{}
+		if sc, err := readSidecar(curInfo.Path); err == nil && sc.Combiner != nil {
+			curComb = sc.Combiner
+		} else {
+			curComb = learn.FitCombiner(cur.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
+		}
+		curImgs := imgs
+		if cur.InputSize() != cand.InputSize() {
+			curImgs = newImageCache(opt, paths, cur.InputSize())
+		}
+		ev, err := evaluate(cur, curComb, curImgs, res.Plan.Holdout, seedIDs)
+		if err != nil {
+			return res, err
+		}
+		res.CurrentEval = &ev
+	}
+	res.Verdict = learn.Promote(res.CandidateEval, res.CurrentEval, opt.Promotion)
+	return res, saveCandidate(ctx, db, opt, cand, comb, &res)
+}
+
+// currentModel loads the active model, or returns ErrNoModel.
+func currentModel(ctx context.Context, db *store.DB, opt LearningOptions) (LearnModel, sentinel.ModelInfo, int, error) {
+	info, err := db.ActiveModel(ctx)
+	if err != nil {
+		return nil, info, 0, err
+	}
+	load := opt.Load
+	if load == nil {
+		load = LoadLearnModel
+	}
+	path := info.Path
+	if path == "" {
+		path = filepath.Join(opt.ModelsDir, SafeName(info.Version)+".model")
+	}
+	info.Path = path
+	m, err := load(path)
+	if err != nil {
+		return nil, info, 0, fmt.Errorf("load current model %s: %w", info.Version, err)
+	}
+	return m, info, m.InputSize(), nil
+}
+
+// imageCache loads instance images once per input size.
+type imageCache struct {
+	opt   LearningOptions
+	paths map[string]string
+	side  int
+	imgs  map[string]sentinel.Image
+}
+
+func newImageCache(opt LearningOptions, paths map[string]string, side int) *imageCache {
+	return &imageCache{opt: opt, paths: paths, side: side, imgs: map[string]sentinel.Image{}}
+}
+
+func (c *imageCache) get(id string) (sentinel.Image, error) {
+	if img, ok := c.imgs[id]; ok {
+		return img, nil
+	}
+	p, ok := c.paths[id]
+	if !ok {
+		return sentinel.Image{}, fmt.Errorf("no file known for %s", id)
+	}
+	_, img, err := c.opt.image(p, c.side)
+	if err != nil {
+		return sentinel.Image{}, fmt.Errorf("%s: %w", p, err)
+	}
+	c.imgs[id] = img
+	return img, nil
+}
+
+// load returns the images of ids that could be read, skipping the others
+// with a warning.
+func (c *imageCache) load(ids []string, log *slog.Logger) ([]string, []sentinel.Image) {
+	var okIDs []string
+	var out []sentinel.Image
+	for _, id := range ids {
+		img, err := c.get(id)
+		if err != nil {
+			log.Warn("learning image skipped", slog.String("instance", id), slog.Any("error", err))
+			continue
+		}
+		okIDs = append(okIDs, id)
+		out = append(out, img)
+	}
+	return okIDs, out
+}
+
+func (o *LearningOptions) embed(img sentinel.Image) []float32 {
+	if o.Embedder == nil {
+		return learn.Thumbnail{Side: 16}.Embed(img)
+	}
+	return o.Embedder.Embed(img)
+}
+
+// fitCombiner fits the candidate's head and threshold on the training
+// labels (labelled normals and abnormals outside the holdout).
+func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, opt LearningOptions) (*learn.Combiner, error) {
+	var labelled []learn.Labelled
+	add := func(ids []string, abnormal bool) error {
+		for _, id := range ids {
+			img, err := imgs.get(id)
+			if err != nil {
+				continue
+			}
+			s, err := m.Score(img)
+			if err != nil {
+				return err
+			}
+			labelled = append(labelled, learn.Labelled{Det: s.Value, Embedding: opt.embed(img), Abnormal: abnormal})
+		}
+		return nil
+	}
+	if err := add(plan.LabelledNormals, false); err != nil {
+		return nil, err
+	}
+	if err := add(plan.Abnormals, true); err != nil {
+		return nil, err
+	}
+	return learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, labelled, opt.Head), nil
+}
+
+// evaluate scores the holdout and the seed normals with m and comb.
+func evaluate(m LearnModel, comb *learn.Combiner, imgs *imageCache, holdout map[string]string, seeds []string) (learn.Evaluation, error) {
+	score := func(id string) (float64, bool, error) {
+		img, err := imgs.get(id)
+		if err != nil {
+			return 0, false, nil
+		}
+		s, err := m.Score(img)
+		if err != nil {
+			return 0, false, err
+		}
+		return comb.Score(s.Value, imgs.opt.embed(img)), true, nil
+	}
+	var hs []float64
+	var ab []bool
+	for _, id := range sortedIDs(holdout) {
+		v, ok, err := score(id)
+		if err != nil {
+			return learn.Evaluation{}, err
+		}
+		if ok {
+			hs = append(hs, v)
+			ab = append(ab, holdout[id] == learn.Abnormal)
+		}
+	}
+	var ss []float64
+	for _, id := range seeds {
+		v, ok, err := score(id)
+		if err != nil {
+			return learn.Evaluation{}, err
+		}
+		if ok {
+			ss = append(ss, v)
+		}
+	}
+	return learn.Evaluate(hs, ab, ss, comb.Threshold), nil
+}
+
+func sortedIDs(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// saveCandidate keeps the candidate's file, head and metrics whatever the
+// verdict, and makes it current only when promoted.
+func saveCandidate(ctx context.Context, db *store.DB, opt LearningOptions, cand LearnModel, comb *learn.Combiner, res *RetrainResult) error {
+	info := cand.Info()
+	name := SafeName(info.Version) + ".model"
+	path := filepath.Join(opt.ModelsDir, name)
+	if err := cand.Save(path); err != nil {
+		return fmt.Errorf("save candidate: %w", err)
+	}
+	sc, err := json.MarshalIndent(learnSidecar{Combiner: comb, Evaluation: res.CandidateEval, Verdict: res.Verdict}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(sidecarPath(path), sc); err != nil {
+		return fmt.Errorf("save candidate head: %w", err)
+	}
+	info.Path = path
+	if info.Metrics == nil {
+		info.Metrics = map[string]float64{}
+	}
+	info.Metrics["holdout_auc"] = nanToNeg(res.CandidateEval.HoldoutAUC)
+	info.Metrics["seed_fpr"] = res.CandidateEval.SeedFPR
+	info.Metrics["train_normals"] = float64(len(res.TrainedIDs))
+	info.Metrics["labelled_abnormals"] = float64(len(res.Plan.Abnormals))
+	info.Metrics["head_weight"] = comb.Weight
+	res.Candidate = info
+	if res.Verdict.Promote {
+		if err := writeAtomic(filepath.Join(opt.ModelsDir, CurrentModelFile), []byte(name+"\n")); err != nil {
+			return fmt.Errorf("make model current: %w", err)
+		}
+	}
+	if err := db.SaveModel(ctx, info, res.Verdict.Promote); err != nil {
+		return err
+	}
+	note := "rejected: " + res.Verdict.Reason
+	if res.Verdict.Promote {
+		note = "promoted: " + res.Verdict.Reason
+	}
+	return db.SetModelNote(ctx, info.Version, note)
+}
+
+// nanToNeg records "not measurable" as −1, since JSON has no NaN.
+func nanToNeg(v float64) float64 {
+	if math.IsNaN(v) {
+		return -1
+	}
+	return v
+}
+
+// Rollback makes an earlier model version current again, in the database
+// and in the models folder.
+func Rollback(ctx context.Context, db *store.DB, modelsDir, version string) (sentinel.ModelInfo, error) {
+	vs, err := db.ModelVersions(ctx)
+	if err != nil {
+		return sentinel.ModelInfo{}, err
+	}
+	for _, v := range vs {
+		if v.Info.Version != version {
+			continue
+		}
+		path := v.Info.Path
+		if path == "" {
+			path = filepath.Join(modelsDir, SafeName(version)+".model")
+		}
+		if _, err := os.Stat(path); err != nil {
+			return v.Info, fmt.Errorf("rollback %s: model file: %w", version, err)
+		}
+		if err := writeAtomic(filepath.Join(modelsDir, CurrentModelFile), []byte(filepath.Base(path)+"\n")); err != nil {
+			return v.Info, fmt.Errorf("rollback %s: %w", version, err)
+		}
+		return v.Info, db.ActivateModel(ctx, version, "rolled back at "+time.Now().UTC().Format(time.RFC3339))
+	}
+	return sentinel.ModelInfo{}, fmt.Errorf("rollback: %w %q", store.ErrUnknownModel, version)
+}

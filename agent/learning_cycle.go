@@ -1,0 +1,326 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// candidates returns the cases the loop may still ask about or admit: the
+// scored instances with no label, not in the holdout, not a seed and not
+// admitted, each scored by m (rescored and stored when the stored score is
+// by another model) and combined with the model's head.
+func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.ModelInfo, opt LearningOptions, withEmbeddings bool) ([]learn.Case, []float64, error) {
+	labels, err := db.AllLabels(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	holdout, err := db.Holdout(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	adm, err := db.Admissions(ctx, store.AdmissionAdmitted)
+	if err != nil {
+		return nil, nil, err
+	}
+	seeds, err := db.SeedNormals(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	skip := map[string]bool{}
+	for id := range labels {
+		skip[id] = true
+	}
+	for _, id := range holdout {
+		skip[id] = true
+	}
+	for _, a := range adm {
+		skip[a.InstanceID] = true
+	}
+	paths := map[string]string{}
+	for _, s := range seeds {
+		skip[s.InstanceID] = true
+		paths[s.InstanceID] = s.Path
+	}
+	scored, err := db.ScoredInstances(ctx, info.Version)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range scored {
+		paths[s.InstanceID] = s.Path
+	}
+	comb := &learn.Combiner{}
+	if sc, err := readSidecar(info.Path); err == nil && sc.Combiner != nil {
+		comb = sc.Combiner
+	} else {
+		comb = learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
+	}
+	imgs := newImageCache(opt, paths, m.InputSize())
+	var cases []learn.Case
+	for _, s := range scored {
+		if skip[s.InstanceID] {
+			continue
+		}
+		sc := s.Score
+		var emb []float32
+		needImage := withEmbeddings || comb.Head != nil || s.ModelVersion != info.Version
+		if needImage {
+			img, err := imgs.get(s.InstanceID)
+			if err != nil {
+				opt.log().Warn("learning image skipped", slog.String("instance", s.InstanceID), slog.Any("error", err))
+				continue
+			}
+			emb = opt.embed(img)
+			if s.ModelVersion != info.Version {
+				if sc, err = m.Score(img); err != nil {
+					return nil, nil, err
+				}
+				if err := db.SaveScore(ctx, s.InstanceID, info.Version, sc); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		cases = append(cases, learn.Case{InstanceID: s.InstanceID, Score: comb.Score(sc.Value, emb),
+			Threshold: comb.Threshold, Uncertainty: sc.Uncertainty, Embedding: emb})
+	}
+	return cases, nil, nil
+}
+
+// QueryOptions says how many cases to ask about and how.
+type QueryOptions struct {
+	N        int
+	Strategy learn.Strategy
+	Seed     int64
+	// ExpireAfter expires open queries older than this first (0 keeps them).
+	ExpireAfter time.Duration
+	Now         func() time.Time
+}
+
+// NewQueries chooses up to q.N new cases to ask radiologists about with
+// the current model, records each query with its strategy and reason, and
+// returns the open worklist. A case is never queried twice: every case
+// ever queried, labelled, admitted or in the holdout is excluded.
+func NewQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryOptions) ([]store.WorklistRow, error) {
+	if q.ExpireAfter > 0 {
+		now := time.Now
+		if q.Now != nil {
+			now = q.Now
+		}
+		if _, err := db.ExpireQueries(ctx, now().Add(-q.ExpireAfter)); err != nil {
+			return nil, err
+		}
+	}
+	if q.N > 0 {
+		m, info, _, err := currentModel(ctx, db, opt)
+		if err != nil {
+			return nil, err
+		}
+		withEmb := q.Strategy == learn.Diverse || q.Strategy == learn.Hybrid
+		cases, _, err := candidates(ctx, db, m, info, opt, withEmb)
+		if err != nil {
+			return nil, err
+		}
+		queried, err := db.QueriedIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var anchors [][]float32
+		if withEmb {
+			anchors, err = labelledEmbeddings(ctx, db, opt, m.InputSize())
+			if err != nil {
+				return nil, err
+			}
+		}
+		picks, err := learn.Select(cases, learn.SelectOptions{Strategy: q.Strategy, N: q.N, Seed: q.Seed, Exclude: queried, Anchors: anchors})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range picks {
+			if _, err := db.AddQuery(ctx, sentinel.Query{InstanceID: p.InstanceID, Strategy: string(p.Strategy), Reason: p.Reason}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return db.Worklist(ctx)
+}
+
+// labelledEmbeddings embeds the labelled instances, the cases the diverse
+// strategy moves away from.
+func labelledEmbeddings(ctx context.Context, db *store.DB, opt LearningOptions, side int) ([][]float32, error) {
+	labels, err := db.AllLabels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	scored, err := db.ScoredInstances(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	paths := map[string]string{}
+	for _, s := range scored {
+		if _, ok := labels[s.InstanceID]; ok {
+			paths[s.InstanceID] = s.Path
+		}
+	}
+	imgs := newImageCache(opt, paths, side)
+	var out [][]float32
+	for id := range paths {
+		if img, err := imgs.get(id); err == nil {
+			out = append(out, opt.embed(img))
+		}
+	}
+	return out, nil
+}
+
+// AdmissionResult says what an admission cycle did.
+type AdmissionResult struct {
+	Cycle    int64
+	Checked  int
+	Passed   int
+	Admitted []learn.GateResult
+}
+
+// AdmitCycle runs one oracle-free admission cycle with the current model:
+// every unlabelled case is measured against the seed normals' scores and
+// uncertainties; those passing both gates in opt.Gates.Consecutive cycles
+// in a row join the normal set. Every gate value is recorded.
+func AdmitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (AdmissionResult, error) {
+	var res AdmissionResult
+	m, info, _, err := currentModel(ctx, db, opt)
+	if err != nil {
+		return res, err
+	}
+	seeds, err := db.SeedNormals(ctx)
+	if err != nil {
+		return res, err
+	}
+	if len(seeds) == 0 {
+		return res, errors.New("admission: the workspace records no seed normals")
+	}
+	var ss, su []float64
+	for _, s := range seeds {
+		_, img, err := opt.image(s.Path, m.InputSize())
+		if err != nil {
+			continue
+		}
+		sc, err := m.Score(img)
+		if err != nil {
+			return res, err
+		}
+		ss = append(ss, sc.Value)
+		if sc.Uncertainty != nil {
+			su = append(su, *sc.Uncertainty)
+		}
+	}
+	stats := learn.NewSeedStats(ss, su)
+	// The gates work on the detector's own score, not the head's blend: the
+	// paper's distance gate is against the seed normals' distances.
+	noHead := opt
+	cases, _, err := candidatesRaw(ctx, db, m, info, noHead)
+	if err != nil {
+		return res, err
+	}
+	nLabels, _ := db.LabelCount(ctx)
+	cycle, err := db.StartCycle(ctx, store.CycleAdmission, nLabels)
+	if err != nil {
+		return res, err
+	}
+	results := make([]learn.GateResult, len(cases))
+	checks := make([]store.GateCheck, len(cases))
+	for i, c := range cases {
+		results[i] = learn.Gate(c, stats, opt.Gates)
+		checks[i] = store.GateCheck{InstanceID: c.InstanceID, DistanceZ: results[i].DistanceZ, UncertaintyZ: results[i].UncertaintyZ, Pass: results[i].Pass}
+		if results[i].Pass {
+			res.Passed++
+		}
+	}
+	streaks, err := db.GateStreaks(ctx)
+	if err != nil {
+		return res, err
+	}
+	next, admit := learn.Admissions(results, streaks, opt.Gates)
+	adm := make([]store.GateCheck, len(admit))
+	for i, a := range admit {
+		adm[i] = store.GateCheck{InstanceID: a.InstanceID, DistanceZ: a.DistanceZ, UncertaintyZ: a.UncertaintyZ, Pass: true}
+	}
+	if err := db.RecordAdmissionCycle(ctx, cycle, info.Version, checks, next, adm); err != nil {
+		return res, err
+	}
+	res.Cycle, res.Checked, res.Admitted = cycle, len(cases), admit
+	err = db.FinishCycle(ctx, store.Cycle{ID: cycle, Status: "done", ModelVersion: info.Version,
+		Reason: fmt.Sprintf("%d checked, %d passed, %d admitted", len(cases), res.Passed, len(admit))}, "")
+	return res, err
+}
+
+// candidatesRaw is candidates with the detector's own score (no head).
+func candidatesRaw(ctx context.Context, db *store.DB, m LearnModel, info sentinel.ModelInfo, opt LearningOptions) ([]learn.Case, []float64, error) {
+	info.Path = "" // no sidecar: the plain standardised score is monotone in the detector's
+	cases, _, err := candidates(ctx, db, m, info, opt, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Undo the standardisation so the gates see the detector's own units.
+	comb := learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
+	for i := range cases {
+		cases[i].Score = cases[i].Score*comb.DetSD + comb.DetMean
+	}
+	return cases, nil, nil
+}
+
+// RetrainPolicy says when the agent retrains by itself.
+type RetrainPolicy struct {
+	// EveryLabels retrains once this many labels arrived since the last
+	// retraining (0: never on labels).
+	EveryLabels int
+	// Every retrains when the last retraining is older than this and at
+	// least one label or admission arrived since (0: never on a schedule).
+	Every time.Duration
+	Now   func() time.Time
+}
+
+// MaybeRetrain is the hook the running agent calls periodically (and after
+// a labels import): it runs an admission cycle and then a retraining cycle
+// when the policy says one is due. It reports whether it retrained.
+func MaybeRetrain(ctx context.Context, db *store.DB, opt LearningOptions, p RetrainPolicy) (bool, error) {
+	due, err := RetrainDue(ctx, db, p)
+	if err != nil || !due {
+		return false, err
+	}
+	if _, err := AdmitCycle(ctx, db, opt); err != nil && !errors.Is(err, sentinel.ErrNoModel) {
+		return false, err
+	}
+	_, err = Retrain(ctx, db, opt)
+	return err == nil, err
+}
+
+// RetrainDue applies the policy to the labels stored and the last
+// retraining.
+func RetrainDue(ctx context.Context, db *store.DB, p RetrainPolicy) (bool, error) {
+	n, err := db.LabelCount(ctx)
+	if err != nil {
+		return false, err
+	}
+	last, ok, err := db.LastCycle(ctx, store.CycleRetrain)
+	if err != nil {
+		return false, err
+	}
+	since := n - last.LabelsAtStart
+	if p.EveryLabels > 0 && since >= p.EveryLabels {
+		return true, nil
+	}
+	if p.Every > 0 && since > 0 {
+		now := time.Now
+		if p.Now != nil {
+			now = p.Now
+		}
+		if !ok || now().Sub(last.FinishedAt) >= p.Every {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,389 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// learnModel scores an image by its first pixel, or inverted when bad.
+type learnModel struct {
+	version string
+	bad     bool
+}
+
+func (m *learnModel) Score(img sentinel.Image) (sentinel.Score, error) {
+	v := float64(img.Pix[0])
+	if m.bad {
+		v = 1 - v
+	}
+	return sentinel.Score{Value: v, Threshold: 0.5}, nil
+}
+func (m *learnModel) Info() sentinel.ModelInfo {
+	return sentinel.ModelInfo{Version: m.version, Kind: "fake", CreatedAt: time.Now()}
+}
+func (m *learnModel) InputSize() int               { return 8 }
+func (m *learnModel) CalibrationScores() []float64 { return []float64{0.1, 0.15, 0.2, 0.25, 0.3} }
+func (m *learnModel) Save(path string) error       { return os.WriteFile(path, []byte(m.version), 0o644) }
+
+// learnFixture is a workspace with seed normals and scored instances whose
+// first pixel is their value: normals low, abnormals high.
+type learnFixture struct {
+	db      *store.DB
+	opt     LearningOptions
+	value   map[string]float32 // by instance id
+	trained [][]string         // the ids of every training call
+	models  map[string]*learnModel
+	nextBad bool
+}
+
+func newLearnFixture(t *testing.T, normals, abnormals int) *learnFixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := store.NewDB(filepath.Join(dir, "state.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &learnFixture{db: db, value: map[string]float32{}, models: map[string]*learnModel{}}
+	var seeds []store.SeedNormal
+	for i := range 10 {
+		id := fmt.Sprintf("seed%02d", i)
+		f.value[id] = 0.1 + 0.01*float32(i)
+		seeds = append(seeds, store.SeedNormal{InstanceID: id, Path: "/data/" + id + ".png"})
+	}
+	if err := db.AddSeedNormals(ctx, seeds); err != nil {
+		t.Fatal(err)
+	}
+	add := func(id string, v float32) {
+		f.value[id] = v
+		err := db.RecordResult(ctx, store.Result{
+			Instance:     sentinel.Instance{ID: id, SOPInstanceUID: "2.25." + id, Format: sentinel.FormatPNG, SourcePath: "/data/" + id + ".png", SHA256: id},
+			Score:        sentinel.Score{Value: float64(v), Threshold: 0.5, Decision: sentinel.DecisionNormal},
+			ModelVersion: "m0", ReportPath: "/r/" + id, File: store.File{Path: "/data/" + id + ".png", Size: 1, ModTimeNS: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range normals {
+		add(fmt.Sprintf("n%02d", i), 0.1+0.005*float32(i))
+	}
+	for i := range abnormals {
+		add(fmt.Sprintf("a%02d", i), 0.7+0.005*float32(i))
+	}
+	models := filepath.Join(dir, "models")
+	os.MkdirAll(models, 0o755)
+	f.opt = LearningOptions{
+		ModelsDir: models,
+		Decode: func(path string) (sentinel.Instance, sentinel.Image, error) {
+			id := strings.TrimSuffix(filepath.Base(path), ".png")
+			v, ok := f.value[id]
+			if !ok {
+				return sentinel.Instance{}, sentinel.Image{}, os.ErrNotExist
+			}
+			img := sentinel.NewImage(8, 8)
+			for i := range img.Pix {
+				img.Pix[i] = v
+			}
+			return sentinel.Instance{ID: id}, img, nil
+		},
+		Resample: func(img sentinel.Image, w, h int) sentinel.Image { return img },
+		Train: func(_ context.Context, ids []string, _ []sentinel.Image) (LearnModel, error) {
+			f.trained = append(f.trained, slices.Clone(ids))
+			m := &learnModel{version: fmt.Sprintf("v%d", len(f.trained)), bad: f.nextBad}
+			f.models[m.version] = m
+			return m, nil
+		},
+		Load: func(path string) (LearnModel, error) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			return f.models[string(b)], nil
+		},
+		Holdout:   learn.HoldoutConfig{Fraction: 0.25, MinPerClass: 4, Seed: 1},
+		Head:      learn.DefaultHeadConfig(),
+		Promotion: learn.PromotionConfig{Tolerance: 0.02},
+		Gates:     learn.GateConfig{MaxDistanceZ: 3, MaxUncertaintyZ: 1, Consecutive: 2},
+		TargetFPR: 0.05,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	return f
+}
+
+func (f *learnFixture) label(t *testing.T, reader string, ids ...string) ImportReport {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("instance_id,label,reader,time\n")
+	for _, id := range ids {
+		v := learn.Normal
+		if strings.HasPrefix(id, "a") {
+			v = learn.Abnormal
+		}
+		fmt.Fprintf(&b, "%s,%s,%s,2026-01-02T10:00:00Z\n", id, v, reader)
+	}
+	rows, bad, err := learn.ParseLabels(strings.NewReader(b.String()), "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ImportLabels(context.Background(), f.db, rows, bad, "test.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func ids(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s%02d", prefix, i))
+	}
+	return out
+}
+
+// The frozen holdout never enters training: across several retraining
+// cycles with labels arriving in between, no id the trainer receives is in
+// the holdout, and the holdout never changes once chosen.
+func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 30, 30)
+	var frozen []string
+	for cycle := range 4 {
+		f.label(t, "dr-a", append(ids("n", cycle*7, cycle*7+7), ids("a", cycle*7, cycle*7+7)...)...)
+		res, err := Retrain(ctx, f.db, f.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hold, err := f.db.Holdout(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hold) == 0 {
+			t.Fatalf("cycle %d: no holdout chosen with %d labels", cycle, (cycle+1)*14)
+		}
+		if frozen == nil {
+			frozen = hold
+		} else if !slices.Equal(frozen, hold) {
+			t.Fatalf("cycle %d: holdout changed from %v to %v", cycle, frozen, hold)
+		}
+		trained := f.trained[len(f.trained)-1]
+		for _, id := range trained {
+			if slices.Contains(hold, id) {
+				t.Fatalf("cycle %d: holdout case %s trained on", cycle, id)
+			}
+			if strings.HasPrefix(id, "a") {
+				t.Fatalf("cycle %d: abnormal %s trained on as a normal", cycle, id)
+			}
+		}
+		if !slices.Contains(trained, "seed00") || len(res.Plan.Abnormals) == 0 {
+			t.Fatalf("cycle %d: plan %+v", cycle, res.Plan)
+		}
+	}
+	// Labelling a holdout case again changes nothing either.
+	f.label(t, "dr-b", frozen...)
+	if _, err := Retrain(ctx, f.db, f.opt); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range f.trained[len(f.trained)-1] {
+		if slices.Contains(frozen, id) {
+			t.Fatalf("relabelled holdout case %s trained on", id)
+		}
+	}
+}
+
+// An admission is undone when a reader later labels the case abnormal, and
+// the case stops training.
+func TestAdmissionUndoneByContradictingLabel(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 5, 0)
+	// A pool case that looks normal but is (we will learn) abnormal.
+	f.value["a00"] = 0.12
+	if err := f.db.RecordResult(ctx, store.Result{Instance: sentinel.Instance{ID: "a00", SOPInstanceUID: "2.25.a00",
+		Format: sentinel.FormatPNG, SourcePath: "/data/a00.png", SHA256: "a00"}, ModelVersion: "m0",
+		File: store.File{Path: "/data/a00.png", Size: 1, ModTimeNS: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Retrain(ctx, f.db, f.opt); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := AdmitCycle(ctx, f.db, f.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r1.Admitted) != 0 || r1.Passed == 0 {
+		t.Fatalf("first cycle admitted %v (passed %d): two consecutive passes are needed", r1.Admitted, r1.Passed)
+	}
+	r2, err := AdmitCycle(ctx, f.db, f.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, _ := f.db.Admissions(ctx, store.AdmissionAdmitted)
+	if len(r2.Admitted) == 0 || !slices.ContainsFunc(adm, func(a store.Admission) bool { return a.InstanceID == "a00" }) {
+		t.Fatalf("a00 not admitted: %v", adm)
+	}
+	rep := f.label(t, "dr-a", "a00")
+	if !slices.Contains(rep.Undone, "a00") {
+		t.Fatalf("admission not undone: %+v", rep)
+	}
+	all, _ := f.db.Admissions(ctx, "")
+	for _, a := range all {
+		if a.InstanceID == "a00" && (a.State != store.AdmissionUndone || a.UndoReason == "") {
+			t.Fatalf("a00 admission = %+v", a)
+		}
+	}
+	if _, err := Retrain(ctx, f.db, f.opt); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(f.trained[len(f.trained)-1], "a00") {
+		t.Fatal("undone admission still trained on")
+	}
+	// And it does not creep back in.
+	AdmitCycle(ctx, f.db, f.opt)
+	AdmitCycle(ctx, f.db, f.opt)
+	adm, _ = f.db.Admissions(ctx, store.AdmissionAdmitted)
+	if slices.ContainsFunc(adm, func(a store.Admission) bool { return a.InstanceID == "a00" }) {
+		t.Fatal("labelled abnormal case admitted again")
+	}
+}
+
+func TestImportLabelsIdempotentAndReportsBadRows(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 3, 1)
+	in := strings.Join([]string{
+		"sop_instance_uid,file,label,reader,time",
+		"2.25.n00,,normal,dr-a,2026-01-02",  // 2 ok by UID
+		",n01.png,normal,dr-a,2026-01-02",   // 3 ok by file name
+		"2.25.zz,,normal,dr-a,2026-01-02",   // 4 unknown
+		",a00.png,abnormal,dr-a,2026-01-02", // 5 ok
+		",a00.png,sick,dr-a,2026-01-02",     // 6 bad label
+		",a00.png,abnormal,dr-b,not-a-time", // 7 bad time
+	}, "\n")
+	parse := func() ([]learn.LabelRow, []learn.RowError) {
+		rows, bad, err := learn.ParseLabels(strings.NewReader(in), "csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows, bad
+	}
+	rows, bad := parse()
+	rep, err := ImportLabels(ctx, f.db, rows, bad, "x.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []int
+	for _, e := range rep.Errors {
+		lines = append(lines, e.Line)
+	}
+	if rep.Added != 3 || !slices.Equal(lines, []int{4, 6, 7}) || !errors.Is(rep.Errors[0], learn.ErrUnknownKey) {
+		t.Fatalf("import = %+v", rep)
+	}
+	rows, bad = parse()
+	rep, err = ImportLabels(ctx, f.db, rows, bad, "x.csv")
+	if err != nil || rep.Added != 0 || rep.Unchanged != 3 {
+		t.Fatalf("re-import = %+v, %v", rep, err)
+	}
+	if n, _ := f.db.LabelCount(ctx); n != 3 {
+		t.Fatalf("%d labels after re-import", n)
+	}
+	// A file name two instances share is ambiguous, not guessed.
+	f.db.RecordResult(ctx, store.Result{Instance: sentinel.Instance{ID: "dup", SOPInstanceUID: "2.25.dup", Format: sentinel.FormatPNG,
+		SourcePath: "/other/n02.png", SHA256: "dup"}, ModelVersion: "m0", File: store.File{Path: "/other/n02.png", Size: 1, ModTimeNS: 1}})
+	rows, bad, _ = learn.ParseLabels(strings.NewReader("file,label,reader,time\nn02.png,normal,r,2026-01-02\n"), "csv")
+	rep, _ = ImportLabels(ctx, f.db, rows, bad, "y.csv")
+	if len(rep.Errors) != 1 || !errors.Is(rep.Errors[0], learn.ErrAmbiguous) {
+		t.Fatalf("ambiguous = %+v", rep)
+	}
+}
+
+func TestPromotionRefusesWorseThenRollback(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 30, 30)
+	f.label(t, "dr-a", append(ids("n", 0, 20), ids("a", 0, 20)...)...)
+	first, err := Retrain(ctx, f.db, f.opt)
+	if err != nil || !first.Verdict.Promote {
+		t.Fatalf("first = %+v, %v", first.Verdict, err)
+	}
+	f.nextBad = true
+	worse, err := Retrain(ctx, f.db, f.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if worse.Verdict.Promote {
+		t.Fatalf("worse model promoted: %+v", worse)
+	}
+	active, _ := f.db.ActiveModel(ctx)
+	cur, _ := os.ReadFile(filepath.Join(f.opt.ModelsDir, CurrentModelFile))
+	if active.Version != "v1" || strings.TrimSpace(string(cur)) != "v1.model" {
+		t.Fatalf("active %s, CURRENT %q", active.Version, cur)
+	}
+	vs, _ := f.db.ModelVersions(ctx)
+	if len(vs) != 2 || vs[1].Active || !strings.HasPrefix(vs[1].Note, "rejected") {
+		t.Fatalf("versions %+v", vs)
+	}
+	// Rolling back (here: forward to the rejected one, any kept version
+	// will do) switches both the database and CURRENT.
+	if _, err := Rollback(ctx, f.db, f.opt.ModelsDir, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	active, _ = f.db.ActiveModel(ctx)
+	cur, _ = os.ReadFile(filepath.Join(f.opt.ModelsDir, CurrentModelFile))
+	if active.Version != "v2" || strings.TrimSpace(string(cur)) != "v2.model" {
+		t.Fatalf("after rollback: active %s, CURRENT %q", active.Version, cur)
+	}
+	if _, err := Rollback(ctx, f.db, f.opt.ModelsDir, "v9"); !errors.Is(err, store.ErrUnknownModel) {
+		t.Fatalf("rollback unknown = %v", err)
+	}
+}
+
+func TestQueriesNeverAskTwiceAndRetrainDue(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 10, 10)
+	if _, err := Retrain(ctx, f.db, f.opt); err != nil {
+		t.Fatal(err)
+	}
+	asked := map[string]bool{}
+	for round := range 5 {
+		rows, err := NewQueries(ctx, f.db, f.opt, QueryOptions{N: 5, Strategy: learn.Hybrid, Seed: int64(round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs, _ := f.db.Queries(ctx, "")
+		for _, q := range qs {
+			asked[q.InstanceID] = true
+		}
+		if len(qs) != min(20, 5*(round+1)) || len(rows) != len(qs) {
+			t.Fatalf("round %d: %d queries, worklist %d", round, len(qs), len(rows))
+		}
+	}
+	if len(asked) != 20 {
+		t.Fatalf("%d distinct cases asked", len(asked))
+	}
+	p := RetrainPolicy{EveryLabels: 3}
+	if due, _ := RetrainDue(ctx, f.db, p); due {
+		t.Fatal("retrain due with no labels")
+	}
+	f.label(t, "dr-a", "n00", "n01", "a00")
+	if due, _ := RetrainDue(ctx, f.db, p); !due {
+		t.Fatal("retrain not due after 3 labels")
+	}
+	if ok, err := MaybeRetrain(ctx, f.db, f.opt, p); !ok || err != nil {
+		t.Fatalf("MaybeRetrain = %v, %v", ok, err)
+	}
+	if due, _ := RetrainDue(ctx, f.db, p); due {
+		t.Fatal("retrain still due right after retraining")
+	}
+}

@@ -1,0 +1,140 @@
+package learn
+
+import (
+	"fmt"
+	"math"
+)
+
+// GateConfig sets the oracle-free admission gates (IL-PatchCore+SWAG,
+// arXiv 2511.03912): a case joins the normal set only if its distance score
+// and its SWAG uncertainty are both within a z-score bound of the seed
+// normals, in Consecutive cycles in a row.
+type GateConfig struct {
+	// MaxDistanceZ bounds (score − seed mean) / seed sd.
+	MaxDistanceZ float64
+	// MaxUncertaintyZ bounds (uncertainty − seed mean) / seed sd.
+	MaxUncertaintyZ float64
+	// Consecutive is how many cycles in a row a case must pass (2 in the
+	// authors' code).
+	Consecutive int
+	// MaxPerCycle caps the admissions of one cycle (0: no cap), so one
+	// drifted cycle cannot flood the normal set.
+	MaxPerCycle int
+}
+
+// SeedStats are the mean and sample standard deviation of the seed
+// normals' scores and uncertainties, the reference the gates measure from.
+type SeedStats struct {
+	ScoreMean, ScoreSD float64
+	// HasUncertainty is false when the model gives no uncertainty; the
+	// uncertainty gate is then not applied (recorded as absent), and the
+	// distance gate alone decides.
+	HasUncertainty                 bool
+	UncertaintyMean, UncertaintySD float64
+}
+
+// NewSeedStats summarises the seed normals' scores and uncertainties
+// (uncertainties may be empty).
+func NewSeedStats(scores, uncertainties []float64) SeedStats {
+	s := SeedStats{}
+	s.ScoreMean, s.ScoreSD = meanSD(scores)
+	if len(uncertainties) >= 2 {
+		s.HasUncertainty = true
+		s.UncertaintyMean, s.UncertaintySD = meanSD(uncertainties)
+	}
+	return s
+}
+
+func meanSD(v []float64) (float64, float64) {
+	if len(v) == 0 {
+		return 0, 1
+	}
+	var m float64
+	for _, x := range v {
+		m += x
+	}
+	m /= float64(len(v))
+	var s float64
+	for _, x := range v {
+		s += (x - m) * (x - m)
+	}
+	sd := 0.0
+	if len(v) > 1 {
+		sd = math.Sqrt(s / float64(len(v)-1))
+	}
+	if sd < 1e-12 {
+		sd = 1e-12
+	}
+	return m, sd
+}
+
+// GateResult is one case's gate values in one cycle.
+type GateResult struct {
+	InstanceID string
+	DistanceZ  float64
+	// UncertaintyZ is nil when the uncertainty gate could not be applied.
+	UncertaintyZ *float64
+	Pass         bool
+}
+
+// Gate measures c against the seed normals.
+func Gate(c Case, s SeedStats, cfg GateConfig) GateResult {
+	r := GateResult{InstanceID: c.InstanceID, DistanceZ: (c.Score - s.ScoreMean) / s.ScoreSD}
+	r.Pass = r.DistanceZ <= cfg.MaxDistanceZ
+	if s.HasUncertainty && c.Uncertainty != nil && !math.IsNaN(*c.Uncertainty) {
+		z := (*c.Uncertainty - s.UncertaintyMean) / s.UncertaintySD
+		r.UncertaintyZ = &z
+		r.Pass = r.Pass && z <= cfg.MaxUncertaintyZ
+	} else if s.HasUncertainty {
+		// The seed has uncertainties but this case has none: it cannot be
+		// shown to be within the bound, so it does not pass.
+		r.Pass = false
+	}
+	return r
+}
+
+// Admissions decides which cases join the normal set this cycle. streak
+// holds, per case, how many cycles in a row it has passed before this one;
+// Admissions returns the updated streaks and the results of the cases that
+// reach cfg.Consecutive, least anomalous first and capped at
+// cfg.MaxPerCycle. Admitted cases leave the streak map.
+func Admissions(results []GateResult, streak map[string]int, cfg GateConfig) (map[string]int, []GateResult) {
+	need := max(cfg.Consecutive, 1)
+	next := map[string]int{}
+	var admit []GateResult
+	for _, r := range results {
+		if !r.Pass {
+			continue
+		}
+		s := streak[r.InstanceID] + 1
+		if s >= need {
+			admit = append(admit, r)
+			continue
+		}
+		next[r.InstanceID] = s
+	}
+	sortByDistance(admit)
+	if cfg.MaxPerCycle > 0 && len(admit) > cfg.MaxPerCycle {
+		for _, r := range admit[cfg.MaxPerCycle:] {
+			next[r.InstanceID] = need - 1 // still eligible next cycle
+		}
+		admit = admit[:cfg.MaxPerCycle]
+	}
+	return next, admit
+}
+
+func sortByDistance(rs []GateResult) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].DistanceZ < rs[j-1].DistanceZ; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+// Reason describes a gate result for the admissions record.
+func (r GateResult) Reason() string {
+	if r.UncertaintyZ == nil {
+		return fmt.Sprintf("distance z %.3g (no uncertainty gate)", r.DistanceZ)
+	}
+	return fmt.Sprintf("distance z %.3g, uncertainty z %.3g", r.DistanceZ, *r.UncertaintyZ)
+}

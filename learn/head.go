@@ -1,0 +1,203 @@
+package learn
+
+import (
+	"errors"
+	"math"
+)
+
+// HeadConfig sets the small supervised head fitted over the embeddings of
+// labelled cases (labels as weak supervision).
+type HeadConfig struct {
+	// L2 is the ridge penalty on the standardised weights.
+	L2 float64
+	// Iterations of full-batch gradient descent.
+	Iterations int
+	// MinPerClass labelled cases of each class are needed to fit a head.
+	MinPerClass int
+	// Shrinkage k sets the head's weight in the combined score as
+	// a/(a+k) for a labelled abnormals: with few labels the detector
+	// dominates, with many the head does.
+	Shrinkage float64
+}
+
+// DefaultHeadConfig is the head used unless the configuration says
+// otherwise.
+func DefaultHeadConfig() HeadConfig {
+	return HeadConfig{L2: 1, Iterations: 300, MinPerClass: 5, Shrinkage: 20}
+}
+
+// Head is a class-balanced, L2-regularised logistic regression over
+// standardised features. Its logit is higher for abnormal.
+type Head struct {
+	Mean []float64 `json:"mean"`
+	SD   []float64 `json:"sd"`
+	W    []float64 `json:"w"`
+	B    float64   `json:"b"`
+}
+
+// ErrTooFewLabels means there are not enough labels of each class to fit a
+// head; the detector's score is used alone.
+var ErrTooFewLabels = errors.New("learn: too few labels of each class for a supervised head")
+
+// FitHead fits a head telling abnormals (positives) from normals.
+func FitHead(normals, abnormals [][]float32, cfg HeadConfig) (*Head, error) {
+	if len(normals) < max(cfg.MinPerClass, 1) || len(abnormals) < max(cfg.MinPerClass, 1) {
+		return nil, ErrTooFewLabels
+	}
+	d := len(normals[0])
+	xs := append(append([][]float32{}, normals...), abnormals...)
+	h := &Head{Mean: make([]float64, d), SD: make([]float64, d), W: make([]float64, d)}
+	for _, x := range xs {
+		if len(x) != d {
+			return nil, errors.New("learn: head features differ in length")
+		}
+		for j, v := range x {
+			h.Mean[j] += float64(v)
+		}
+	}
+	n := float64(len(xs))
+	for j := range h.Mean {
+		h.Mean[j] /= n
+	}
+	for _, x := range xs {
+		for j, v := range x {
+			dv := float64(v) - h.Mean[j]
+			h.SD[j] += dv * dv
+		}
+	}
+	for j := range h.SD {
+		h.SD[j] = math.Sqrt(h.SD[j]/n) + 1e-6
+	}
+	z := make([][]float64, len(xs))
+	for i, x := range xs {
+		z[i] = h.standardise(x)
+	}
+	// Each class weighs half, whatever the counts.
+	wNeg, wPos := 0.5/float64(len(normals)), 0.5/float64(len(abnormals))
+	grad := make([]float64, d)
+	lr := 0.5
+	for range max(cfg.Iterations, 1) {
+		clear(grad)
+		var gb float64
+		for i, zi := range z {
+			y, w := 0.0, wNeg
+			if i >= len(normals) {
+				y, w = 1, wPos
+			}
+			p := sigmoid(dot(h.W, zi) + h.B)
+			g := w * (p - y)
+			gb += g
+			for j, v := range zi {
+				grad[j] += g * v
+			}
+		}
+		for j := range h.W {
+			h.W[j] -= lr * (grad[j] + cfg.L2*h.W[j]/n)
+		}
+		h.B -= lr * gb
+	}
+	return h, nil
+}
+
+func (h *Head) standardise(x []float32) []float64 {
+	z := make([]float64, len(h.Mean))
+	for j := range z {
+		if j < len(x) {
+			z[j] = (float64(x[j]) - h.Mean[j]) / h.SD[j]
+		}
+	}
+	return z
+}
+
+// Logit returns the head's log-odds that x is abnormal.
+func (h *Head) Logit(x []float32) float64 { return dot(h.W, h.standardise(x)) + h.B }
+
+func dot(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// Combiner turns a detector score and an embedding into the score the
+// learning loop ranks and thresholds by: the detector score standardised
+// against the seed normals, blended with the head's logit standardised by
+// its spread over the training cases, weighted by how many abnormals the
+// head learnt from. Without a head it is the standardised detector score.
+type Combiner struct {
+	DetMean float64 `json:"det_mean"`
+	DetSD   float64 `json:"det_sd"`
+	Head    *Head   `json:"head,omitempty"`
+	// LogitMean and LogitSD standardise the head's logit.
+	LogitMean float64 `json:"logit_mean"`
+	LogitSD   float64 `json:"logit_sd"`
+	// Weight is the head's share of the combined score, in [0, 1).
+	Weight float64 `json:"weight"`
+	// Threshold is the combined score above which a case is abnormal.
+	Threshold float64 `json:"threshold"`
+	// ThresholdSource says how Threshold was set.
+	ThresholdSource string `json:"threshold_source"`
+}
+
+// Score combines a detector score and an embedding.
+func (c *Combiner) Score(det float64, emb []float32) float64 {
+	z := (det - c.DetMean) / c.DetSD
+	if c.Head == nil || c.Weight == 0 {
+		return z
+	}
+	zh := (c.Head.Logit(emb) - c.LogitMean) / c.LogitSD
+	return (1-c.Weight)*z + c.Weight*zh
+}
+
+// Labelled is a training case for the combiner: its detector score (from
+// a model it did not train), its embedding and whether it is abnormal.
+type Labelled struct {
+	Det       float64
+	Embedding []float32
+	Abnormal  bool
+}
+
+// FitCombiner builds the combiner for a model. seedScores are the
+// detector's scores of normals it did not train on (its calibration
+// normals), which set the standardisation and, with targetFPR, the
+// threshold when there are too few labelled abnormals. labelled are the
+// training labels (never the holdout or evaluation labels): with at least
+// cfg.MinPerClass of each class they fit the head and the threshold is the
+// F1-best threshold over them.
+func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, cfg HeadConfig) *Combiner {
+	c := &Combiner{}
+	c.DetMean, c.DetSD = meanSD(seedScores)
+	c.Threshold = (Quantile(seedScores, 1-targetFPR) - c.DetMean) / c.DetSD
+	c.ThresholdSource = "seed normals at the target false-positive rate"
+	var neg, pos [][]float32
+	for _, l := range labelled {
+		if l.Abnormal {
+			pos = append(pos, l.Embedding)
+		} else {
+			neg = append(neg, l.Embedding)
+		}
+	}
+	h, err := FitHead(neg, pos, cfg)
+	if err != nil {
+		return c
+	}
+	logits := make([]float64, 0, len(neg))
+	for _, x := range neg {
+		logits = append(logits, h.Logit(x))
+	}
+	c.Head = h
+	c.LogitMean, c.LogitSD = meanSD(logits)
+	c.Weight = float64(len(pos)) / (float64(len(pos)) + cfg.Shrinkage)
+	scores := make([]float64, len(labelled))
+	positive := make([]bool, len(labelled))
+	for i, l := range labelled {
+		scores[i] = c.Score(l.Det, l.Embedding)
+		positive[i] = l.Abnormal
+	}
+	c.Threshold = BestF1Threshold(scores, positive)
+	c.ThresholdSource = "F1-best on the training labels"
+	return c
+}

@@ -1,0 +1,252 @@
+package learn
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// LabelRow is one row of a labels file, before its key is matched to an
+// instance.
+type LabelRow struct {
+	// Line is the row's line in the file (1-based; for JSON the line its
+	// object starts on).
+	Line int
+	// Key names the column identifying the case (sop_instance_uid,
+	// instance_id or file) and KeyValue its value.
+	Key, KeyValue string
+	Value         string
+	Finding       string
+	Reader        string
+	Time          time.Time
+}
+
+// RowError is a row that cannot be imported, by line.
+type RowError struct {
+	Line int
+	Err  error
+}
+
+func (e RowError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e RowError) Unwrap() error { return e.Err }
+
+// Errors a labels row can have.
+var (
+	ErrNoKey      = errors.New("no key: give sop_instance_uid, instance_id or file")
+	ErrBadLabel   = errors.New("bad label: want normal or abnormal")
+	ErrBadTime    = errors.New("bad time: want RFC 3339 (2026-01-02T15:04:05Z) or a date (2026-01-02)")
+	ErrNoReader   = errors.New("no reader")
+	ErrMalformed  = errors.New("malformed row")
+	ErrUnknownKey = errors.New("unknown case")
+	ErrAmbiguous  = errors.New("key matches several cases")
+)
+
+// Key columns, in the order they are preferred when a row has several.
+var keyColumns = []string{"sop_instance_uid", "instance_id", "file"}
+
+// ParseLabels reads a labels file in CSV (with a header) or JSON (an array
+// of objects, or one object per line) with the columns sop_instance_uid,
+// instance_id or file (the key; the first non-empty one counts), label
+// ("normal" or "abnormal"; "abnormal: finding" or "abnormal/finding" also
+// sets the finding), finding (optional), reader and time. A row that is
+// malformed is returned as a RowError with its line and the rest are still
+// returned; only an unreadable file or header is an error.
+func ParseLabels(r io.Reader, format string) ([]LabelRow, []RowError, error) {
+	switch strings.ToLower(format) {
+	case "csv":
+		return parseCSV(r)
+	case "json":
+		return parseJSON(r)
+	}
+	return nil, nil, fmt.Errorf("labels: unknown format %q: want csv or json", format)
+}
+
+func parseCSV(r io.Reader) ([]LabelRow, []RowError, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("labels: header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+	}
+	hasKey := false
+	for _, k := range keyColumns {
+		if _, ok := col[k]; ok {
+			hasKey = true
+		}
+	}
+	if _, ok := col["label"]; !ok || !hasKey {
+		return nil, nil, fmt.Errorf("labels: header must name label and one of %s, got %v", strings.Join(keyColumns, ", "), header)
+	}
+	var rows []LabelRow
+	var bad []RowError
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			bad = append(bad, RowError{pe.StartLine, fmt.Errorf("%w: %v", ErrMalformed, pe.Err)})
+			continue
+		}
+		if err != nil {
+			return rows, bad, fmt.Errorf("labels: %w", err)
+		}
+		if len(rec) != len(header) {
+			bad = append(bad, RowError{line, fmt.Errorf("%w: %d fields, header has %d", ErrMalformed, len(rec), len(header))})
+			continue
+		}
+		get := func(name string) string {
+			if i, ok := col[name]; ok {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
+		}
+		row, err := makeRow(line, get)
+		if err != nil {
+			bad = append(bad, RowError{line, err})
+			continue
+		}
+		rows = append(rows, row)
+	}
+	return rows, bad, nil
+}
+
+func parseJSON(r io.Reader) ([]LabelRow, []RowError, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("labels: %w", err)
+	}
+	lineAt := func(off int64) int { return 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n")) }
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// An array of objects, or objects one after another (JSON lines).
+	inArray := false
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' {
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, fmt.Errorf("labels: %w", err)
+		}
+		inArray = true
+	}
+	var rows []LabelRow
+	var bad []RowError
+	for dec.More() {
+		start := dec.InputOffset()
+		// Skip the separators so the line is the object's own.
+		for start < int64(len(data)) && strings.ContainsRune(" \t\r\n,", rune(data[start])) {
+			start++
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			// The decoder cannot resynchronise after a syntax error.
+			bad = append(bad, RowError{lineAt(start), fmt.Errorf("%w: %v", ErrMalformed, err)})
+			return rows, bad, nil
+		}
+		line := lineAt(start)
+		var obj map[string]any
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			bad = append(bad, RowError{line, fmt.Errorf("%w: want an object", ErrMalformed)})
+			continue
+		}
+		var typeErr error
+		get := func(name string) string {
+			for k, v := range obj {
+				if strings.EqualFold(k, name) {
+					switch v := v.(type) {
+					case string:
+						return strings.TrimSpace(v)
+					case nil:
+						return ""
+					default:
+						typeErr = fmt.Errorf("%w: %s is not a string", ErrMalformed, name)
+					}
+				}
+			}
+			return ""
+		}
+		row, err := makeRow(line, get)
+		if typeErr != nil {
+			err = typeErr
+		}
+		if err != nil {
+			bad = append(bad, RowError{line, err})
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if inArray {
+		if _, err := dec.Token(); err != nil {
+			bad = append(bad, RowError{lineAt(dec.InputOffset()), fmt.Errorf("%w: %v", ErrMalformed, err)})
+		}
+	}
+	return rows, bad, nil
+}
+
+func makeRow(line int, get func(string) string) (LabelRow, error) {
+	row := LabelRow{Line: line}
+	for _, k := range keyColumns {
+		if v := get(k); v != "" {
+			row.Key, row.KeyValue = k, v
+			break
+		}
+	}
+	if row.Key == "" {
+		return row, ErrNoKey
+	}
+	v, finding := parseLabelValue(get("label"))
+	if v == "" {
+		return row, fmt.Errorf("%w, got %q", ErrBadLabel, get("label"))
+	}
+	row.Value, row.Finding = v, finding
+	if f := get("finding"); f != "" {
+		row.Finding = f
+	}
+	row.Reader = get("reader")
+	if row.Reader == "" {
+		return row, ErrNoReader
+	}
+	t, err := parseLabelTime(get("time"))
+	if err != nil {
+		return row, err
+	}
+	row.Time = t
+	return row, nil
+}
+
+// parseLabelValue accepts "normal", "abnormal", and "abnormal: finding" or
+// "abnormal/finding", case-insensitively.
+func parseLabelValue(s string) (value, finding string) {
+	v, f, _ := strings.Cut(s, ":")
+	if !strings.Contains(s, ":") {
+		v, f, _ = strings.Cut(s, "/")
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case Normal:
+		if strings.TrimSpace(f) != "" {
+			return "", ""
+		}
+		return Normal, ""
+	case Abnormal:
+		return Abnormal, strings.TrimSpace(f)
+	}
+	return "", ""
+}
+
+func parseLabelTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w, got %q", ErrBadTime, s)
+}

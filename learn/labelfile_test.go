@@ -1,0 +1,98 @@
+package learn
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseLabelsCSVErrorsByLine(t *testing.T) {
+	in := strings.Join([]string{
+		"sop_instance_uid,instance_id,file,label,finding,reader,time",
+		"1.2.3,,,normal,,dr-a,2026-01-02T10:00:00Z", // 2 ok
+		",,,abnormal,,dr-a,2026-01-02T10:00:00Z",    // 3 no key
+		"1.2.4,,,maybe,,dr-a,2026-01-02T10:00:00Z",  // 4 bad label
+		"1.2.5,,,normal,,dr-a,yesterday",            // 5 bad time
+		"1.2.6,,,normal,,,2026-01-02",               // 6 no reader
+		"1.2.7,,,normal,,dr-a",                      // 7 too few fields
+		`1.2.8,,,"abnormal,,dr-a,2026-01-02`,        // 8 unterminated quote (to EOF)
+	}, "\n") + "\n"
+	rows, bad, err := ParseLabels(strings.NewReader(in), "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Line != 2 || rows[0].Key != "sop_instance_uid" || rows[0].Value != Normal {
+		t.Fatalf("rows = %+v", rows)
+	}
+	want := []struct {
+		line int
+		err  error
+	}{{3, ErrNoKey}, {4, ErrBadLabel}, {5, ErrBadTime}, {6, ErrNoReader}, {7, ErrMalformed}, {8, ErrMalformed}}
+	if len(bad) != len(want) {
+		t.Fatalf("bad = %v, want %d errors", bad, len(want))
+	}
+	for i, w := range want {
+		if bad[i].Line != w.line || !errors.Is(bad[i], w.err) {
+			t.Errorf("error %d = %v (line %d), want line %d %v", i, bad[i], bad[i].Line, w.line, w.err)
+		}
+	}
+}
+
+func TestParseLabelsHeaderErrors(t *testing.T) {
+	for _, in := range []string{"", "reader,time\nx,y\n", "file,reader\na,b\n"} {
+		if _, _, err := ParseLabels(strings.NewReader(in), "csv"); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+	if _, _, err := ParseLabels(strings.NewReader("[]"), "xml"); err == nil {
+		t.Error("unknown format accepted")
+	}
+}
+
+func TestParseLabelsFindingForms(t *testing.T) {
+	in := "file,label,reader,time\na.png,Abnormal: pneumonia,r,2026-01-02\nb.png,abnormal/effusion,r,2026-01-02\nc.png,NORMAL,r,2026-01-02\n"
+	rows, bad, err := ParseLabels(strings.NewReader(in), "csv")
+	if err != nil || len(bad) != 0 {
+		t.Fatal(err, bad)
+	}
+	if rows[0].Finding != "pneumonia" || rows[1].Finding != "effusion" || rows[2].Value != Normal {
+		t.Fatalf("rows = %+v", rows)
+	}
+}
+
+func TestParseLabelsJSON(t *testing.T) {
+	in := `[
+  {"instance_id": "sha256:aa", "label": "abnormal", "finding": "pneumonia", "reader": "dr-a", "time": "2026-01-02T10:00:00Z"},
+  {"instance_id": "sha256:bb", "label": "normal", "reader": "dr-a", "time": "2026-01-02"},
+  {"label": "normal", "reader": "dr-a", "time": "2026-01-02"},
+  {"file": "x.png", "label": 3, "reader": "dr-a", "time": "2026-01-02"},
+  "not an object"
+]`
+	rows, bad, err := ParseLabels(strings.NewReader(in), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Line != 2 || rows[1].Line != 3 || rows[0].Finding != "pneumonia" {
+		t.Fatalf("rows = %+v", rows)
+	}
+	want := []struct {
+		line int
+		err  error
+	}{{4, ErrNoKey}, {5, ErrMalformed}, {6, ErrMalformed}}
+	if len(bad) != len(want) {
+		t.Fatalf("bad = %v", bad)
+	}
+	for i, w := range want {
+		if bad[i].Line != w.line || !errors.Is(bad[i], w.err) {
+			t.Errorf("error %d = %v, want line %d %v", i, bad[i], w.line, w.err)
+		}
+	}
+	// JSON lines, with a syntax error on the third line: the first two
+	// import, the error names its line.
+	lines := "{\"file\":\"a\",\"label\":\"normal\",\"reader\":\"r\",\"time\":\"2026-01-02\"}\n" +
+		"{\"file\":\"b\",\"label\":\"normal\",\"reader\":\"r\",\"time\":\"2026-01-02\"}\n{\"file\": }\n"
+	rows, bad, err = ParseLabels(strings.NewReader(lines), "json")
+	if err != nil || len(rows) != 2 || len(bad) != 1 || bad[0].Line != 3 || !errors.Is(bad[0], ErrMalformed) {
+		t.Fatalf("jsonl: rows %d, bad %v, err %v", len(rows), bad, err)
+	}
+}

@@ -1,0 +1,265 @@
+package learn
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+func TestResolvePolicy(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := func(reader, v string, h int) sentinel.Label {
+		return sentinel.Label{Reader: reader, Value: v, Time: t0.Add(time.Duration(h) * time.Hour)}
+	}
+	tests := []struct {
+		name   string
+		labels []sentinel.Label
+		want   string
+	}{
+		{"none", nil, ""},
+		{"one normal", []sentinel.Label{l("a", Normal, 0)}, Normal},
+		{"majority normal", []sentinel.Label{l("a", Normal, 0), l("b", Normal, 0), l("c", Abnormal, 0)}, Normal},
+		{"tie is abnormal", []sentinel.Label{l("a", Normal, 0), l("b", Abnormal, 0)}, Abnormal},
+		{"reader corrects to normal", []sentinel.Label{l("a", Abnormal, 0), l("a", Normal, 1)}, Normal},
+		{"reader corrects to abnormal", []sentinel.Label{l("a", Normal, 0), l("b", Normal, 0), l("a", Abnormal, 2)}, Abnormal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Resolve(tt.labels); got != tt.want {
+				t.Errorf("Resolve = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func u(v float64) *float64 { return &v }
+
+func testCases() []Case {
+	var cs []Case
+	for i := range 20 {
+		x := float64(i)
+		cs = append(cs, Case{InstanceID: string(rune('a' + i)), Score: x, Threshold: 10, Uncertainty: u(math.Abs(x - 3)),
+			Embedding: []float32{float32(i % 4), float32(i / 4)}})
+	}
+	return cs
+}
+
+func TestSelectStrategies(t *testing.T) {
+	cs := testCases()
+	for _, st := range Strategies {
+		t.Run(string(st), func(t *testing.T) {
+			picks, err := Select(cs, SelectOptions{Strategy: st, N: 5, Seed: 1, Exclude: map[string]bool{"k": true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(picks) != 5 {
+				t.Fatalf("%d picks", len(picks))
+			}
+			seen := map[string]bool{}
+			for _, p := range picks {
+				if p.InstanceID == "k" || seen[p.InstanceID] || p.Reason == "" || p.Strategy != st {
+					t.Fatalf("bad pick %+v in %+v", p, picks)
+				}
+				seen[p.InstanceID] = true
+			}
+		})
+	}
+	b, _ := Select(cs, SelectOptions{Strategy: Boundary, N: 1})
+	if b[0].InstanceID != "k" { // score 10, on the threshold
+		t.Errorf("boundary picked %s", b[0].InstanceID)
+	}
+	un, _ := Select(cs, SelectOptions{Strategy: Uncertainty, N: 1})
+	if un[0].InstanceID != "t" { // score 19: uncertainty 16
+		t.Errorf("uncertainty picked %s", un[0].InstanceID)
+	}
+	// Without uncertainties, uncertainty falls back to boundary and says so.
+	for i := range cs {
+		cs[i].Uncertainty = nil
+	}
+	un, _ = Select(cs, SelectOptions{Strategy: Uncertainty, N: 1})
+	if un[0].InstanceID != "k" {
+		t.Errorf("fallback picked %s", un[0].InstanceID)
+	}
+	if _, err := Select(cs, SelectOptions{Strategy: "psychic", N: 1}); err == nil {
+		t.Error("unknown strategy accepted")
+	}
+}
+
+// Across rounds, with everything picked so far excluded (as the store
+// does), no case is ever picked twice, and the pool runs dry cleanly.
+func TestSelectNeverTwice(t *testing.T) {
+	cs := testCases()
+	for _, st := range Strategies {
+		asked := map[string]bool{}
+		for round := range 6 {
+			picks, err := Select(cs, SelectOptions{Strategy: st, N: 4, Seed: int64(round), Exclude: asked})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range picks {
+				if asked[p.InstanceID] {
+					t.Fatalf("%s: %s asked twice", st, p.InstanceID)
+				}
+				asked[p.InstanceID] = true
+			}
+		}
+		if len(asked) != len(cs) {
+			t.Errorf("%s: %d of %d asked", st, len(asked), len(cs))
+		}
+	}
+}
+
+func TestDiverseSpreads(t *testing.T) {
+	// Ten near-identical cases and two distinct ones: a diverse pick of
+	// three takes at most one of the near-identical.
+	var cs []Case
+	for i := range 10 {
+		cs = append(cs, Case{InstanceID: string(rune('a' + i)), Embedding: []float32{0, float32(i) * 1e-3}})
+	}
+	cs = append(cs, Case{InstanceID: "x", Embedding: []float32{10, 0}}, Case{InstanceID: "y", Embedding: []float32{-10, 0}})
+	picks, _ := Select(cs, SelectOptions{Strategy: Diverse, N: 3})
+	var ids []string
+	for _, p := range picks {
+		ids = append(ids, p.InstanceID)
+	}
+	if !slices.Contains(ids, "x") || !slices.Contains(ids, "y") {
+		t.Errorf("diverse picked %v", ids)
+	}
+}
+
+func TestAdmissionNeedsTwoConsecutivePasses(t *testing.T) {
+	stats := NewSeedStats([]float64{1, 2, 3}, []float64{0.1, 0.2, 0.3})
+	cfg := GateConfig{MaxDistanceZ: 0.5, MaxUncertaintyZ: 0.5, Consecutive: 2}
+	low, high := Case{InstanceID: "a", Score: 2, Uncertainty: u(0.2)}, Case{InstanceID: "a", Score: 2, Uncertainty: u(0.9)}
+	if r := Gate(low, stats, cfg); !r.Pass || r.UncertaintyZ == nil {
+		t.Fatalf("low gate = %+v", r)
+	}
+	if r := Gate(high, stats, cfg); r.Pass {
+		t.Fatalf("uncertain case passed: %+v", r)
+	}
+	if r := Gate(Case{InstanceID: "a", Score: 5, Uncertainty: u(0.2)}, stats, cfg); r.Pass {
+		t.Fatalf("distant case passed: %+v", r)
+	}
+	streak := map[string]int{}
+	var admit []GateResult
+	streak, admit = Admissions([]GateResult{Gate(low, stats, cfg)}, streak, cfg)
+	if len(admit) != 0 || streak["a"] != 1 {
+		t.Fatalf("cycle 1: admit %v streak %v", admit, streak)
+	}
+	// A failing cycle resets the streak.
+	streak, admit = Admissions([]GateResult{Gate(high, stats, cfg)}, streak, cfg)
+	if len(admit) != 0 || streak["a"] != 0 {
+		t.Fatalf("cycle 2: admit %v streak %v", admit, streak)
+	}
+	streak, _ = Admissions([]GateResult{Gate(low, stats, cfg)}, streak, cfg)
+	_, admit = Admissions([]GateResult{Gate(low, stats, cfg)}, streak, cfg)
+	if len(admit) != 1 {
+		t.Fatalf("two passes in a row not admitted: %v", admit)
+	}
+}
+
+func TestPromoteRefusesWorse(t *testing.T) {
+	cur := Evaluation{HoldoutAUC: 0.80, SeedFPR: 0.05}
+	cfg := PromotionConfig{Tolerance: 0.02}
+	tests := []struct {
+		name string
+		cand Evaluation
+		want bool
+	}{
+		{"better", Evaluation{HoldoutAUC: 0.85, SeedFPR: 0.05}, true},
+		{"within tolerance", Evaluation{HoldoutAUC: 0.79, SeedFPR: 0.06}, true},
+		{"worse holdout", Evaluation{HoldoutAUC: 0.75, SeedFPR: 0.05}, false},
+		{"forgets normals", Evaluation{HoldoutAUC: 0.90, SeedFPR: 0.20}, false},
+		{"no holdout yet", Evaluation{HoldoutAUC: math.NaN(), SeedFPR: 0.05}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if v := Promote(tt.cand, &cur, cfg); v.Promote != tt.want || v.Reason == "" {
+				t.Errorf("Promote = %+v, want %v", v, tt.want)
+			}
+		})
+	}
+	if !Promote(Evaluation{}, nil, cfg).Promote {
+		t.Error("first model not promoted")
+	}
+}
+
+func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
+	resolved := map[string]string{}
+	for i := range 20 {
+		v := Normal
+		if i%2 == 1 {
+			v = Abnormal
+		}
+		resolved[string(rune('a'+i))] = v
+	}
+	cfg := HoldoutConfig{Fraction: 0.2, MinPerClass: 5, Seed: 1}
+	if ids, chosen := ChooseHoldout(nil, map[string]string{"a": Normal}, cfg); chosen || len(ids) != 0 {
+		t.Fatal("holdout chosen with too few labels")
+	}
+	hold, chosen := ChooseHoldout(nil, resolved, cfg)
+	if !chosen || len(hold) != 4 {
+		t.Fatalf("holdout %v chosen %v", hold, chosen)
+	}
+	resolved["zz"] = Normal
+	again, chosen := ChooseHoldout(hold, resolved, cfg)
+	if chosen || !slices.Equal(again, hold) {
+		t.Fatalf("holdout changed: %v -> %v", hold, again)
+	}
+	plan := PlanTraining(append([]string{hold[0]}, "seed1"), resolved, []string{hold[1], "adm"}, hold)
+	for _, id := range append(append([]string{}, plan.Normals...), plan.Abnormals...) {
+		if slices.Contains(hold, id) {
+			t.Fatalf("holdout case %s planned for training: %+v", id, plan)
+		}
+	}
+	if len(plan.Holdout) != len(hold) {
+		t.Fatalf("plan holdout %v", plan.Holdout)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s := []float64{0.1, 0.4, 0.35, 0.8}
+	p := []bool{false, false, true, true}
+	if got := PRAUC(s, p); math.Abs(got-(1+2.0/3)/2) > 1e-12 {
+		t.Errorf("PRAUC = %v", got)
+	}
+	c := ConfusionAt(s, p, 0.3)
+	if c.TP != 2 || c.FP != 1 || c.TN != 1 || c.FN != 0 || math.Abs(c.F1()-0.8) > 1e-12 {
+		t.Errorf("confusion %+v f1 %v", c, c.F1())
+	}
+	if th := BestF1Threshold(s, p); ConfusionAt(s, p, th).F1() < 0.8 {
+		t.Errorf("best threshold %v", th)
+	}
+}
+
+func TestCombinerHeadLearns(t *testing.T) {
+	// Abnormals differ in the first feature; the detector score is noise.
+	var lab []Labelled
+	for i := range 40 {
+		ab := i%2 == 1
+		x := float32(0)
+		if ab {
+			x = 1
+		}
+		lab = append(lab, Labelled{Det: float64(i % 3), Embedding: []float32{x + float32(i%5)*0.01, float32(i % 7)}, Abnormal: ab})
+	}
+	c := FitCombiner([]float64{0, 1, 2, 1}, 0.05, lab, DefaultHeadConfig())
+	if c.Head == nil || c.Weight <= 0 {
+		t.Fatalf("no head: %+v", c)
+	}
+	var sc []float64
+	var pos []bool
+	for _, l := range lab {
+		sc = append(sc, c.Score(l.Det, l.Embedding))
+		pos = append(pos, l.Abnormal)
+	}
+	if a := AUROC(sc, pos); a < 0.9 {
+		t.Errorf("combined AUROC %v", a)
+	}
+	if c := FitCombiner([]float64{0, 1, 2, 1}, 0.05, lab[:4], DefaultHeadConfig()); c.Head != nil {
+		t.Error("head fitted on 4 labels")
+	}
+}

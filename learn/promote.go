@@ -1,0 +1,110 @@
+package learn
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+)
+
+// Evaluation is how a model does on the frozen holdout and on the seed
+// normals.
+type Evaluation struct {
+	// HoldoutAUC is the ROC-AUC on the holdout, NaN when it cannot rank
+	// (a class missing).
+	HoldoutAUC       float64 `json:"holdout_auc"`
+	HoldoutNormals   int     `json:"holdout_normals"`
+	HoldoutAbnormals int     `json:"holdout_abnormals"`
+	// SeedFPR is the fraction of seed normals the model calls abnormal.
+	SeedFPR float64 `json:"seed_fpr"`
+	SeedN   int     `json:"seed_n"`
+}
+
+// Evaluate computes an Evaluation from scores already made: holdout scores
+// with their labels (true is abnormal), seed normals' scores and the
+// model's threshold.
+func Evaluate(holdout []float64, abnormal []bool, seed []float64, threshold float64) Evaluation {
+	e := Evaluation{HoldoutAUC: math.NaN(), SeedN: len(seed)}
+	for _, a := range abnormal {
+		if a {
+			e.HoldoutAbnormals++
+		} else {
+			e.HoldoutNormals++
+		}
+	}
+	if e.HoldoutAbnormals > 0 && e.HoldoutNormals > 0 {
+		e.HoldoutAUC = AUROC(holdout, abnormal)
+	}
+	e.SeedFPR = ConfusionAt(seed, make([]bool, len(seed)), threshold).FPR()
+	return e
+}
+
+// PromotionConfig sets when a candidate may replace the current model.
+type PromotionConfig struct {
+	// Tolerance is how much worse the candidate may be on either measure
+	// (ROC-AUC on the holdout, false-positive rate on the seed normals) and
+	// still count as "not worse": noise on a small holdout must not block
+	// every retraining.
+	Tolerance float64
+}
+
+// Verdict is the promotion decision with its reason.
+type Verdict struct {
+	Promote bool   `json:"promote"`
+	Reason  string `json:"reason"`
+}
+
+// Promote decides whether cand replaces cur (nil when there is no current
+// model, which always promotes). The candidate must not be worse than the
+// current model on the holdout, when the holdout can rank, nor on the seed
+// normals, each within cfg.Tolerance.
+func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
+	if cur == nil {
+		return Verdict{true, "no current model"}
+	}
+	if !math.IsNaN(cand.HoldoutAUC) && !math.IsNaN(cur.HoldoutAUC) && cand.HoldoutAUC < cur.HoldoutAUC-cfg.Tolerance {
+		return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g",
+			cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance)}
+	}
+	if cand.SeedFPR > cur.SeedFPR+cfg.Tolerance {
+		return Verdict{false, fmt.Sprintf("flags %.1f%% of the seed normals, the current model %.1f%% (tolerance %.3g)",
+			100*cand.SeedFPR, 100*cur.SeedFPR, cfg.Tolerance)}
+	}
+	if math.IsNaN(cand.HoldoutAUC) || math.IsNaN(cur.HoldoutAUC) {
+		return Verdict{true, fmt.Sprintf("seed normals: %.1f%% flagged vs %.1f%%; no holdout with both classes yet",
+			100*cand.SeedFPR, 100*cur.SeedFPR)}
+	}
+	return Verdict{true, fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f, seed normals flagged %.1f%% vs %.1f%%",
+		cand.HoldoutAUC, cur.HoldoutAUC, 100*cand.SeedFPR, 100*cur.SeedFPR)}
+}
+
+// evaluationJSON is Evaluation with the holdout ROC-AUC null when it
+// cannot be measured, since JSON has no NaN.
+type evaluationJSON struct {
+	HoldoutAUC       *float64 `json:"holdout_auc"`
+	HoldoutNormals   int      `json:"holdout_normals"`
+	HoldoutAbnormals int      `json:"holdout_abnormals"`
+	SeedFPR          float64  `json:"seed_fpr"`
+	SeedN            int      `json:"seed_n"`
+}
+
+// MarshalJSON writes an unmeasurable holdout ROC-AUC as null.
+func (e Evaluation) MarshalJSON() ([]byte, error) {
+	j := evaluationJSON{nil, e.HoldoutNormals, e.HoldoutAbnormals, e.SeedFPR, e.SeedN}
+	if !math.IsNaN(e.HoldoutAUC) {
+		j.HoldoutAUC = &e.HoldoutAUC
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (e *Evaluation) UnmarshalJSON(b []byte) error {
+	var j evaluationJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = Evaluation{math.NaN(), j.HoldoutNormals, j.HoldoutAbnormals, j.SeedFPR, j.SeedN}
+	if j.HoldoutAUC != nil {
+		e.HoldoutAUC = *j.HoldoutAUC
+	}
+	return nil
+}

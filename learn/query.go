@@ -1,0 +1,256 @@
+package learn
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand"
+	"slices"
+	"strings"
+)
+
+// Strategy names a way of choosing the cases to ask about.
+type Strategy string
+
+// Query strategies.
+const (
+	// Uncertainty asks about the cases whose score the detector is least
+	// sure of: the largest SWAG spread. Without uncertainties it falls back
+	// to Boundary, and says so in each reason.
+	Uncertainty Strategy = "uncertainty"
+	// Boundary asks about the cases closest to the decision threshold.
+	Boundary Strategy = "boundary"
+	// Diverse asks about cases spread over the embedding space (greedy
+	// k-center from the cases already labelled), so near-identical cases
+	// are not asked twice.
+	Diverse Strategy = "diverse"
+	// Random asks about cases drawn uniformly: the yardstick.
+	Random Strategy = "random"
+	// Hybrid, the default, shortlists the most informative cases (by the
+	// sum of their uncertainty and boundary ranks) and picks a diverse
+	// subset of the shortlist by k-center, so a round is neither all
+	// near-duplicates nor all easy cases.
+	Hybrid Strategy = "hybrid"
+)
+
+// Strategies lists every strategy, default first.
+var Strategies = []Strategy{Hybrid, Uncertainty, Boundary, Diverse, Random}
+
+// ParseStrategy returns the strategy named s ("" is Hybrid).
+func ParseStrategy(s string) (Strategy, error) {
+	if s == "" {
+		return Hybrid, nil
+	}
+	for _, st := range Strategies {
+		if string(st) == strings.ToLower(s) {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("unknown query strategy %q: want one of %v", s, Strategies)
+}
+
+// Pick is one case chosen to ask about, with why.
+type Pick struct {
+	InstanceID string
+	Strategy   Strategy
+	Reason     string
+}
+
+// SelectOptions says how many cases to pick and how.
+type SelectOptions struct {
+	Strategy Strategy
+	// N is the budget: at most N cases are picked.
+	N int
+	// Seed makes Random (and tie-breaking) reproducible.
+	Seed int64
+	// Exclude holds the cases that must not be picked: already queried or
+	// already labelled. A case is never queried twice.
+	Exclude map[string]bool
+	// Anchors are the embeddings of the cases already known (labelled or
+	// seed normals); Diverse and Hybrid move away from them.
+	Anchors [][]float32
+	// ShortlistFactor sizes Hybrid's shortlist as a multiple of N (default 4).
+	ShortlistFactor int
+}
+
+// Select picks up to opt.N cases to ask about. Cases in opt.Exclude and
+// duplicate instance ids are never picked.
+func Select(cases []Case, opt SelectOptions) ([]Pick, error) {
+	if opt.N <= 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var cs []Case
+	for _, c := range cases {
+		if opt.Exclude[c.InstanceID] || seen[c.InstanceID] {
+			continue
+		}
+		seen[c.InstanceID] = true
+		cs = append(cs, c)
+	}
+	// A deterministic base order, so that ties break the same way each run.
+	slices.SortFunc(cs, func(a, b Case) int { return cmp.Compare(a.InstanceID, b.InstanceID) })
+	n := min(opt.N, len(cs))
+	switch opt.Strategy {
+	case Random:
+		rng := rand.New(rand.NewSource(opt.Seed))
+		rng.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
+		out := make([]Pick, n)
+		for i := range n {
+			out[i] = Pick{cs[i].InstanceID, Random, "drawn at random"}
+		}
+		return out, nil
+	case Boundary:
+		return byBoundary(cs, n, Boundary, ""), nil
+	case Uncertainty:
+		if !anyUncertainty(cs) {
+			return byBoundary(cs, n, Uncertainty, "no SWAG uncertainty available; "), nil
+		}
+		return byUncertainty(cs, n), nil
+	case Diverse:
+		idx := kCenter(cs, allIndices(len(cs)), opt.Anchors, n)
+		out := make([]Pick, len(idx))
+		for i, j := range idx {
+			out[i] = Pick{cs[j].InstanceID, Diverse, fmt.Sprintf("far from every case already known (k-center pick %d)", i+1)}
+		}
+		return out, nil
+	case Hybrid, "":
+		return hybrid(cs, n, opt), nil
+	}
+	return nil, fmt.Errorf("unknown query strategy %q", opt.Strategy)
+}
+
+func allIndices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func anyUncertainty(cs []Case) bool {
+	for _, c := range cs {
+		if c.Uncertainty != nil && !math.IsNaN(*c.Uncertainty) {
+			return true
+		}
+	}
+	return false
+}
+
+func uncertaintyOf(c Case) float64 {
+	if c.Uncertainty == nil || math.IsNaN(*c.Uncertainty) {
+		return math.Inf(-1)
+	}
+	return *c.Uncertainty
+}
+
+func byBoundary(cs []Case, n int, st Strategy, prefix string) []Pick {
+	order := allIndices(len(cs))
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Compare(math.Abs(cs[a].Score-cs[a].Threshold), math.Abs(cs[b].Score-cs[b].Threshold))
+	})
+	out := make([]Pick, n)
+	for i, j := range order[:n] {
+		c := cs[j]
+		out[i] = Pick{c.InstanceID, st, fmt.Sprintf("%sscore %.4g is %.3g from the threshold %.4g", prefix, c.Score, math.Abs(c.Score-c.Threshold), c.Threshold)}
+	}
+	return out
+}
+
+func byUncertainty(cs []Case, n int) []Pick {
+	order := allIndices(len(cs))
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(uncertaintyOf(cs[b]), uncertaintyOf(cs[a])) })
+	out := make([]Pick, n)
+	for i, j := range order[:n] {
+		out[i] = Pick{cs[j].InstanceID, Uncertainty, fmt.Sprintf("SWAG uncertainty %.4g, rank %d of %d", uncertaintyOf(cs[j]), i+1, len(cs))}
+	}
+	return out
+}
+
+// hybrid ranks every case by boundary closeness and by uncertainty (when
+// known), shortlists the best ShortlistFactor·n by the sum of the two
+// ranks, and picks n of them by k-center so that they differ.
+func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
+	bRank := rankBy(cs, func(c Case) float64 { return math.Abs(c.Score - c.Threshold) })
+	withU := anyUncertainty(cs)
+	var uRank []int
+	if withU {
+		uRank = rankBy(cs, func(c Case) float64 { return -uncertaintyOf(c) })
+	}
+	combined := func(i int) int {
+		if withU {
+			return bRank[i] + uRank[i]
+		}
+		return bRank[i]
+	}
+	order := allIndices(len(cs))
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(combined(a), combined(b)) })
+	f := opt.ShortlistFactor
+	if f <= 0 {
+		f = 4
+	}
+	short := order[:min(len(order), f*n)]
+	picked := kCenter(cs, short, opt.Anchors, n)
+	out := make([]Pick, len(picked))
+	for i, j := range picked {
+		c := cs[j]
+		r := fmt.Sprintf("boundary rank %d (score %.4g, threshold %.4g)", bRank[j]+1, c.Score, c.Threshold)
+		if withU {
+			r += fmt.Sprintf(", uncertainty rank %d (%.4g)", uRank[j]+1, uncertaintyOf(c))
+		}
+		out[i] = Pick{c.InstanceID, Hybrid, r + fmt.Sprintf("; diverse pick %d from a shortlist of %d", i+1, len(short))}
+	}
+	return out
+}
+
+// rankBy returns each case's 0-based rank by key, smallest first.
+func rankBy(cs []Case, key func(Case) float64) []int {
+	order := allIndices(len(cs))
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(key(cs[a]), key(cs[b])) })
+	rank := make([]int, len(cs))
+	for r, i := range order {
+		rank[i] = r
+	}
+	return rank
+}
+
+// kCenter picks n of the candidate indices greedily, each time the one
+// farthest from everything picked so far and from the anchors. Without
+// anchors it starts from the first candidate (the most informative for
+// Hybrid). Cases without an embedding count as infinitely far, so they are
+// picked in candidate order.
+func kCenter(cs []Case, cand []int, anchors [][]float32, n int) []int {
+	n = min(n, len(cand))
+	dist := make([]float64, len(cand))
+	for k, i := range cand {
+		dist[k] = math.Inf(1)
+		if len(cs[i].Embedding) == 0 {
+			continue
+		}
+		for _, a := range anchors {
+			dist[k] = min(dist[k], sqDist(cs[i].Embedding, a))
+		}
+	}
+	used := make([]bool, len(cand))
+	out := make([]int, 0, n)
+	for len(out) < n {
+		best := -1
+		for k := range cand {
+			if !used[k] && (best < 0 || dist[k] > dist[best]) {
+				best = k
+			}
+		}
+		used[best] = true
+		out = append(out, cand[best])
+		e := cs[cand[best]].Embedding
+		if len(e) == 0 {
+			continue
+		}
+		for k, i := range cand {
+			if !used[k] && len(cs[i].Embedding) > 0 {
+				dist[k] = min(dist[k], sqDist(cs[i].Embedding, e))
+			}
+		}
+	}
+	return out
+}

@@ -71,6 +71,11 @@ type Config struct {
 	Logger           *slog.Logger
 	// OnOutcome, when set, is called after each file is handled.
 	OnOutcome func(Outcome)
+	// Maintenance, when set, runs every MaintenanceEvery in its own
+	// goroutine while the agent runs (the learning loop's automatic
+	// retraining); it may call SetModel.
+	Maintenance      func(context.Context) error
+	MaintenanceEvery time.Duration
 }
 
 // Outcome is what became of one file.
@@ -98,7 +103,7 @@ const (
 type Agent struct {
 	cfg      Config
 	db       *store.DB
-	model    Scorer
+	model    atomic.Pointer[scorerBox]
 	decode   Decoder
 	resample Resampler
 	log      *slog.Logger
@@ -137,15 +142,30 @@ func New(cfg Config, db *store.DB, model Scorer, decode Decoder, resample Resamp
 		log = slog.Default()
 	}
 	a := &Agent{
-		cfg: cfg, db: db, model: model, decode: decode, resample: resample,
+		cfg: cfg, db: db, decode: decode, resample: resample,
 		log:     log.With(slog.String("component", "agent")),
 		metrics: newMetrics(),
 		claims:  map[string]chan struct{}{},
 		rescanC: make(chan struct{}, 1),
 	}
-	a.metrics.model.WithLabelValues(model.Info().Version).Set(1)
+	a.SetModel(model)
 	return a
 }
+
+// scorerBox lets the model be swapped atomically.
+type scorerBox struct{ Scorer }
+
+// SetModel makes m the model used for files processed from now on, as after
+// a retraining cycle promotes a new version. Files already being scored
+// finish with the model they started with.
+func (a *Agent) SetModel(m Scorer) {
+	if old := a.model.Swap(&scorerBox{m}); old != nil {
+		a.metrics.model.DeleteLabelValues(old.Info().Version)
+	}
+	a.metrics.model.WithLabelValues(m.Info().Version).Set(1)
+}
+
+func (a *Agent) currentModel() Scorer { return a.model.Load().Scorer }
 
 // Run watches the inbox and processes files until ctx is cancelled. Files
 // already being processed when ctx ends are finished before Run returns.
@@ -185,7 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	a.log.Info("agent started", slog.Any("inbox", a.cfg.Inbox), slog.Int("workers", a.cfg.Workers),
-		slog.String("model", a.model.Info().Version))
+		slog.String("model", a.currentModel().Info().Version))
 
 	found := make(chan string, 1024)
 	bg.Add(2)
@@ -194,6 +214,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		w.run(ctx, found, a.cfg.RescanInterval, a.rescanC, func() { a.ready.Store(true) })
 	}()
 	go func() { defer bg.Done(); a.reportStudies(ctx) }()
+	if a.cfg.Maintenance != nil && a.cfg.MaintenanceEvery > 0 {
+		bg.Add(1)
+		go func() { defer bg.Done(); a.maintain(ctx) }()
+	}
 
 	t := newTracker(a.cfg.StableFor, time.Now)
 	tick := time.NewTicker(a.cfg.PollInterval)
@@ -235,6 +259,22 @@ loop:
 	bg.Wait()
 	a.log.Info("agent stopped")
 	return nil
+}
+
+// maintain runs the maintenance hook on its schedule until ctx ends.
+func (a *Agent) maintain(ctx context.Context) {
+	t := time.NewTicker(a.cfg.MaintenanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.cfg.Maintenance(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("maintenance", slog.Any("error", err))
+			}
+		}
+	}
 }
 
 // enqueueStable moves files that have become stable into the durable queue.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -325,3 +326,45 @@ func TestQueuedKnownFileLeavesQueue(t *testing.T) {
 		t.Fatalf("queue holds %d pending, %d processing", pend, proc)
 	}
 }
+
+// A model swapped in while the agent runs scores the files that follow.
+func TestSetModelSwapsScorer(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(12, 0))
+	a := e.agent()
+	ctx := context.Background()
+	p1 := filepath.Join(e.inbox, "one.dcm")
+	writeDICOM(t, rng, p1, phantom.Meta{})
+	if o := a.Process(ctx, p1); o.Status != store.FileDone {
+		t.Fatalf("first: %+v", o)
+	}
+	a.SetModel(renamedModel{fakeModel{16}, "fake-2"})
+	p2 := filepath.Join(e.inbox, "two.dcm")
+	writeDICOM(t, rng, p2, phantom.Meta{})
+	o := a.Process(ctx, p2)
+	if o.Status != store.FileDone {
+		t.Fatalf("second: %+v", o)
+	}
+	b, err := os.ReadFile(o.ReportPath)
+	if err != nil || !strings.Contains(string(b), `"model_version": "fake-2"`) {
+		t.Fatalf("report after the swap: %s, %v", b, err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), `version="fake-1"`) || !strings.Contains(string(body), `sentinel_model_info{version="fake-2"} 1`) {
+		t.Fatalf("model metric after the swap:\n%s", body)
+	}
+}
+
+type renamedModel struct {
+	fakeModel
+	version string
+}
+
+func (r renamedModel) Info() sentinel.ModelInfo { return sentinel.ModelInfo{Version: r.version} }

@@ -65,8 +65,9 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		return o
 	}
 
-	size := a.model.InputSize()
-	score, err := a.model.Score(a.resample(img, size, size))
+	model := a.currentModel()
+	size := model.InputSize()
+	score, err := model.Score(a.resample(img, size, size))
 	if err != nil {
 		// A scoring failure is the model's, not the file's: keep the file
 		// and try again later rather than quarantine a valid image.
@@ -74,7 +75,7 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	}
 	scored := time.Now()
 
-	info := a.model.Info()
+	info := model.Info()
 	rep := NewReport(inst, score, info.Version)
 	rep.SourceFile = path
 	rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}

@@ -28,6 +28,7 @@ type Config struct {
 	Paths     Paths    `toml:"paths"`
 	Ingest    Ingest   `toml:"ingest"`
 	Detector  Detector `toml:"detector"`
+	Learning  Learning `toml:"learning"`
 	HTTP      HTTP     `toml:"http"`
 	Log       Log      `toml:"log"`
 }
@@ -99,6 +100,63 @@ type Detector struct {
 	HoldoutFraction float64 `toml:"holdout_fraction"`
 	TargetFPR       float64 `toml:"target_fpr"`
 	UncertainMargin float64 `toml:"uncertain_margin"`
+	// UncertainQuantile: a score whose SWAG uncertainty exceeds this
+	// quantile of the held-out normals' is "uncertain" (1 disables).
+	UncertainQuantile float64 `toml:"uncertain_quantile"`
+	// SWAGEpochs final epochs collect the weights for SWAG; SWAGSamples
+	// weight samples are averaged per score (0: the SWAG mean alone).
+	SWAGEpochs  int `toml:"swag_epochs"`
+	SWAGSamples int `toml:"swag_samples"`
+	// CoresetFraction of the training patches form the memory bank; a
+	// patch scores its mean distance to its Neighbours nearest ones.
+	CoresetFraction float64 `toml:"coreset_fraction"`
+	Neighbours      int     `toml:"neighbours"`
+	// MemoryWeight weighs the memory score against the reconstruction
+	// score (1 − MemoryWeight) in the fused score.
+	MemoryWeight float64 `toml:"memory_weight"`
+	// Standardise feeds the network each image at zero mean and unit
+	// variance.
+	Standardise bool `toml:"standardise"`
+}
+
+// Learning configures the learning loop: queries to radiologists,
+// oracle-free admission and retraining.
+type Learning struct {
+	// QueriesPerRound is the default budget of `sentinel queries export`.
+	QueriesPerRound int `toml:"queries_per_round"`
+	// Strategy is the default query strategy: hybrid, uncertainty,
+	// boundary, diverse or random.
+	Strategy string `toml:"strategy"`
+	// QueryExpiry expires open queries older than this ("0s" never).
+	QueryExpiry Duration `toml:"query_expiry"`
+	// RetrainEveryLabels retrains automatically once this many labels have
+	// arrived since the last retraining (0 disables).
+	RetrainEveryLabels int `toml:"retrain_every_labels"`
+	// RetrainEvery retrains on this schedule when anything new arrived
+	// ("0s" disables).
+	RetrainEvery Duration `toml:"retrain_every"`
+	// HoldoutFraction of the labelled cases of each class is frozen as the
+	// holdout, once HoldoutMinPerClass of each class are labelled.
+	HoldoutFraction    float64 `toml:"holdout_fraction"`
+	HoldoutMinPerClass int     `toml:"holdout_min_per_class"`
+	// PromotionTolerance: a candidate is promoted unless its holdout
+	// ROC-AUC or its seed false-positive rate is worse than the current
+	// model's by more than this.
+	PromotionTolerance float64 `toml:"promotion_tolerance"`
+	// AdmitDistanceZ and AdmitUncertaintyZ bound the z-scores against the
+	// seed normals a case must stay within, AdmitConsecutive cycles in a
+	// row, to join the normal set without a label; AdmitMaxPerCycle caps
+	// each cycle's admissions (0: no cap).
+	AdmitDistanceZ    float64 `toml:"admit_distance_z"`
+	AdmitUncertaintyZ float64 `toml:"admit_uncertainty_z"`
+	AdmitConsecutive  int     `toml:"admit_consecutive"`
+	AdmitMaxPerCycle  int     `toml:"admit_max_per_cycle"`
+	// HeadMinPerClass labelled normals and abnormals are needed before the
+	// supervised head is fitted; HeadShrinkage k weighs it a/(a+k) for a
+	// labelled abnormals; HeadL2 is its ridge penalty.
+	HeadMinPerClass int     `toml:"head_min_per_class"`
+	HeadShrinkage   float64 `toml:"head_shrinkage"`
+	HeadL2          float64 `toml:"head_l2"`
 }
 
 // Log selects the log format and level.
@@ -149,7 +207,32 @@ func Default() Config {
 			Seed:            1,
 			HoldoutFraction: 0.2,
 			TargetFPR:       0.05,
-			UncertainMargin: 0.1,
+			UncertainMargin: 0.25,
+
+			UncertainQuantile: 0.9,
+			SWAGEpochs:        10,
+			SWAGSamples:       8,
+			CoresetFraction:   0.1,
+			Neighbours:        1,
+			MemoryWeight:      0.5,
+			Standardise:       false,
+		},
+		Learning: Learning{
+			QueriesPerRound:    25,
+			Strategy:           "hybrid",
+			QueryExpiry:        Duration{14 * 24 * time.Hour},
+			RetrainEveryLabels: 25,
+			RetrainEvery:       Duration{0},
+			HoldoutFraction:    0.2,
+			HoldoutMinPerClass: 10,
+			PromotionTolerance: 0.02,
+			AdmitDistanceZ:     0,
+			AdmitUncertaintyZ:  1,
+			AdmitConsecutive:   2,
+			AdmitMaxPerCycle:   50,
+			HeadMinPerClass:    5,
+			HeadShrinkage:      20,
+			HeadL2:             1,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -246,6 +329,47 @@ func (c Config) Validate() error {
 		return bad("detector.target_fpr", "must be in (0, 1), got %g", d.TargetFPR)
 	case !(d.UncertainMargin >= 0 && d.UncertainMargin < 1):
 		return bad("detector.uncertain_margin", "must be in [0, 1), got %g", d.UncertainMargin)
+	case !(d.UncertainQuantile > 0 && d.UncertainQuantile <= 1):
+		return bad("detector.uncertain_quantile", "must be in (0, 1], got %g", d.UncertainQuantile)
+	case d.SWAGEpochs < 1:
+		return bad("detector.swag_epochs", "must be at least 1, got %d", d.SWAGEpochs)
+	case d.SWAGSamples < 0 || d.SWAGSamples > 64:
+		return bad("detector.swag_samples", "must be between 0 and 64, got %d", d.SWAGSamples)
+	case !(d.CoresetFraction > 0 && d.CoresetFraction <= 1):
+		return bad("detector.coreset_fraction", "must be in (0, 1], got %g", d.CoresetFraction)
+	case d.Neighbours < 1 || d.Neighbours > 64:
+		return bad("detector.neighbours", "must be between 1 and 64, got %d", d.Neighbours)
+	case !(d.MemoryWeight >= 0 && d.MemoryWeight <= 1):
+		return bad("detector.memory_weight", "must be in [0, 1], got %g", d.MemoryWeight)
+	}
+	l := c.Learning
+	switch {
+	case l.QueriesPerRound < 1:
+		return bad("learning.queries_per_round", "must be at least 1, got %d", l.QueriesPerRound)
+	case !validStrategy(l.Strategy):
+		return bad("learning.strategy", "must be hybrid, uncertainty, boundary, diverse or random, got %q", l.Strategy)
+	case l.QueryExpiry.Duration < 0:
+		return bad("learning.query_expiry", "must not be negative, got %s", l.QueryExpiry)
+	case l.RetrainEveryLabels < 0:
+		return bad("learning.retrain_every_labels", "must not be negative, got %d", l.RetrainEveryLabels)
+	case l.RetrainEvery.Duration < 0:
+		return bad("learning.retrain_every", "must not be negative, got %s", l.RetrainEvery)
+	case !(l.HoldoutFraction > 0 && l.HoldoutFraction < 1):
+		return bad("learning.holdout_fraction", "must be in (0, 1), got %g", l.HoldoutFraction)
+	case l.HoldoutMinPerClass < 2:
+		return bad("learning.holdout_min_per_class", "must be at least 2, got %d", l.HoldoutMinPerClass)
+	case !(l.PromotionTolerance >= 0 && l.PromotionTolerance < 1):
+		return bad("learning.promotion_tolerance", "must be in [0, 1), got %g", l.PromotionTolerance)
+	case l.AdmitConsecutive < 1:
+		return bad("learning.admit_consecutive", "must be at least 1, got %d", l.AdmitConsecutive)
+	case l.AdmitMaxPerCycle < 0:
+		return bad("learning.admit_max_per_cycle", "must not be negative, got %d", l.AdmitMaxPerCycle)
+	case l.HeadMinPerClass < 1:
+		return bad("learning.head_min_per_class", "must be at least 1, got %d", l.HeadMinPerClass)
+	case !(l.HeadShrinkage >= 0):
+		return bad("learning.head_shrinkage", "must not be negative, got %g", l.HeadShrinkage)
+	case !(l.HeadL2 >= 0):
+		return bad("learning.head_l2", "must not be negative, got %g", l.HeadL2)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -258,6 +382,14 @@ func (c Config) Validate() error {
 		return bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
 	return nil
+}
+
+func validStrategy(s string) bool {
+	switch s {
+	case "hybrid", "uncertainty", "boundary", "diverse", "random":
+		return true
+	}
+	return false
 }
 
 // Resolved holds the absolute locations derived from a Config.

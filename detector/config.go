@@ -32,9 +32,62 @@ type TrainConfig struct {
 	// TargetFPR is the false-positive rate on the held-out normals the
 	// threshold is set for: the threshold is their (1−TargetFPR) quantile.
 	TargetFPR float64
-	// UncertainMargin is the relative band around the threshold inside which
-	// a score's decision is "uncertain": |score−threshold| < margin·threshold.
+	// UncertainMargin is the band around the threshold inside which a
+	// score's decision is "uncertain": |score−threshold| < margin, in the
+	// units of the fused score (standard deviations of held-out normals).
 	UncertainMargin float64
+	// UncertainQuantile sets when the SWAG uncertainty alone makes a
+	// decision "uncertain": above this quantile of the held-out normals'
+	// uncertainties. 1 turns the rule off.
+	UncertainQuantile float64
+
+	// SWAGEpochs is the number of final epochs (at most Epochs) that run at
+	// the constant SWAGLearningRate and collect the weights once each for
+	// SWAG; the epochs before them are the warm-up.
+	SWAGEpochs int
+	// SWAGLearningRate is Adam's step size during the SWAG epochs.
+	SWAGLearningRate float64
+	// SWAGRank is K, the number of last deviations kept for the low-rank
+	// part of the SWAG covariance.
+	SWAGRank int
+	// SWAGScale is s, the scale of the sampled perturbations.
+	SWAGScale float64
+	// SWAGSamples is S, the number of weight samples a score averages over.
+	// 0 scores with the SWAG mean alone and gives no uncertainty.
+	SWAGSamples int
+
+	// MemoryStage is the encoder stage whose output is the finer of the two
+	// feature maps of the memory bank; the next stage gives the coarser.
+	MemoryStage int
+	// CoresetFraction is the fraction of the training patches the greedy
+	// k-center coreset keeps in the memory bank.
+	CoresetFraction float64
+	// CoresetProjection is the dimension of the random projection the
+	// coreset is selected in; features no wider are used as they are.
+	CoresetProjection int
+	// Neighbours is k: a patch's score is its mean distance to its k nearest
+	// memory patches.
+	Neighbours int
+	// MemoryTopFraction aggregates patch scores into the memory score: the
+	// mean of the highest fraction of them (1 is the mean, 0 the maximum).
+	MemoryTopFraction float64
+
+	// ReconBlur is the standard deviation, in input pixels, of the Gaussian
+	// that smooths the squared-error map before it is aggregated.
+	ReconBlur float64
+	// ReconTopFraction aggregates the smoothed error map into the
+	// reconstruction score: the mean of its highest fraction of pixels.
+	ReconTopFraction float64
+	// MemoryWeight is the weight of the memory score's z-score in the fused
+	// score; the reconstruction's has 1−MemoryWeight.
+	MemoryWeight float64
+
+	// Standardise feeds the network each image shifted and scaled to zero
+	// mean and unit variance instead of its [0, 1] pixels, so that exposure
+	// and contrast, which vary between machines far more than anatomy does,
+	// do not dominate what the model learns.
+	Standardise bool
+
 	// Channels lists the encoder's channels per stride-2 stage; the decoder
 	// mirrors them. Training time grows with the square of the channels of
 	// the stages nearest the input, which run at the highest resolution.
@@ -78,8 +131,24 @@ func DefaultTrainConfig() TrainConfig {
 		Seed:            1,
 		HoldoutFraction: 0.2,
 		TargetFPR:       0.05,
-		UncertainMargin: 0.1,
+		UncertainMargin: 0.25,
 		Channels:        []int{8, 16, 32},
+
+		UncertainQuantile: 0.9,
+		SWAGEpochs:        10,
+		SWAGLearningRate:  5e-4,
+		SWAGRank:          20,
+		SWAGScale:         0.5,
+		SWAGSamples:       8,
+		MemoryStage:       1,
+		CoresetFraction:   0.1,
+		CoresetProjection: 128,
+		Neighbours:        1,
+		MemoryTopFraction: 1,
+		ReconBlur:         1,
+		ReconTopFraction:  1,
+		MemoryWeight:      0.5,
+		Standardise:       false,
 	}
 }
 
@@ -102,8 +171,45 @@ func (c TrainConfig) Validate() error {
 	if err := c.architecture().Validate(); err != nil {
 		return fmt.Errorf("invalid InputSize or Channels: %w", err)
 	}
+	switch {
+	case !(c.UncertainQuantile > 0 && c.UncertainQuantile <= 1):
+		return fmt.Errorf("invalid UncertainQuantile %v: want within (0, 1]", c.UncertainQuantile)
+	case c.SWAGEpochs < 1:
+		return fmt.Errorf("invalid SWAGEpochs %d: want at least 1", c.SWAGEpochs)
+	case !(c.SWAGLearningRate > 0) || math.IsInf(c.SWAGLearningRate, 0):
+		return fmt.Errorf("invalid SWAGLearningRate %v: want positive and finite", c.SWAGLearningRate)
+	case c.SWAGRank < 2 || c.SWAGRank > maxSWAGRank:
+		return fmt.Errorf("invalid SWAGRank %d: want 2 to %d", c.SWAGRank, maxSWAGRank)
+	case !(c.SWAGScale >= 0 && c.SWAGScale <= 10):
+		return fmt.Errorf("invalid SWAGScale %v: want within [0, 10]", c.SWAGScale)
+	case c.SWAGSamples < 0 || c.SWAGSamples > maxSWAGSamples:
+		return fmt.Errorf("invalid SWAGSamples %d: want 0 to %d", c.SWAGSamples, maxSWAGSamples)
+	case c.MemoryStage < 0 || c.MemoryStage > len(c.Channels)-2:
+		return fmt.Errorf("invalid MemoryStage %d: want 0 to %d (two stages from it must exist)", c.MemoryStage, len(c.Channels)-2)
+	case !(c.CoresetFraction > 0 && c.CoresetFraction <= 1):
+		return fmt.Errorf("invalid CoresetFraction %v: want within (0, 1]", c.CoresetFraction)
+	case c.CoresetProjection < 1:
+		return fmt.Errorf("invalid CoresetProjection %d: want at least 1", c.CoresetProjection)
+	case c.Neighbours < 1 || c.Neighbours > maxNeighbours:
+		return fmt.Errorf("invalid Neighbours %d: want 1 to %d", c.Neighbours, maxNeighbours)
+	case !(c.MemoryTopFraction >= 0 && c.MemoryTopFraction <= 1):
+		return fmt.Errorf("invalid MemoryTopFraction %v: want within [0, 1]", c.MemoryTopFraction)
+	case !(c.ReconBlur >= 0 && c.ReconBlur <= 64):
+		return fmt.Errorf("invalid ReconBlur %v: want within [0, 64]", c.ReconBlur)
+	case !(c.ReconTopFraction >= 0 && c.ReconTopFraction <= 1):
+		return fmt.Errorf("invalid ReconTopFraction %v: want within [0, 1]", c.ReconTopFraction)
+	case !(c.MemoryWeight >= 0 && c.MemoryWeight <= 1):
+		return fmt.Errorf("invalid MemoryWeight %v: want within [0, 1]", c.MemoryWeight)
+	}
 	return nil
 }
+
+// Bounds on settings that size what scoring allocates, so that a model file
+// cannot make Score allocate without bound.
+const (
+	maxSWAGSamples = 64
+	maxNeighbours  = 64
+)
 
 // architecture returns the network c describes.
 func (c TrainConfig) architecture() Architecture {
@@ -121,32 +227,78 @@ type savedConfig struct {
 	TargetFPR       float64 `json:"target_fpr"`
 	UncertainMargin float64 `json:"uncertain_margin"`
 	Channels        []int   `json:"channels"`
+
+	UncertainQuantile float64 `json:"uncertain_quantile"`
+	SWAGEpochs        int     `json:"swag_epochs"`
+	SWAGLearningRate  float64 `json:"swag_learning_rate"`
+	SWAGRank          int     `json:"swag_rank"`
+	SWAGScale         float64 `json:"swag_scale"`
+	SWAGSamples       int     `json:"swag_samples"`
+	MemoryStage       int     `json:"memory_stage"`
+	CoresetFraction   float64 `json:"coreset_fraction"`
+	CoresetProjection int     `json:"coreset_projection"`
+	Neighbours        int     `json:"neighbours"`
+	MemoryTopFraction float64 `json:"memory_top_fraction"`
+	ReconBlur         float64 `json:"recon_blur"`
+	ReconTopFraction  float64 `json:"recon_top_fraction"`
+	MemoryWeight      float64 `json:"memory_weight"`
+	Standardise       bool    `json:"standardise"`
 }
 
 func (c TrainConfig) saved() savedConfig {
 	return savedConfig{
-		InputSize:       c.InputSize,
-		Epochs:          c.Epochs,
-		BatchSize:       c.BatchSize,
-		LearningRate:    c.LearningRate,
-		Seed:            c.Seed,
-		HoldoutFraction: c.HoldoutFraction,
-		TargetFPR:       c.TargetFPR,
-		UncertainMargin: c.UncertainMargin,
-		Channels:        slices.Clone(c.Channels),
+		InputSize:         c.InputSize,
+		Epochs:            c.Epochs,
+		BatchSize:         c.BatchSize,
+		LearningRate:      c.LearningRate,
+		Seed:              c.Seed,
+		HoldoutFraction:   c.HoldoutFraction,
+		TargetFPR:         c.TargetFPR,
+		UncertainMargin:   c.UncertainMargin,
+		Channels:          slices.Clone(c.Channels),
+		UncertainQuantile: c.UncertainQuantile,
+		SWAGEpochs:        c.SWAGEpochs,
+		SWAGLearningRate:  c.SWAGLearningRate,
+		SWAGRank:          c.SWAGRank,
+		SWAGScale:         c.SWAGScale,
+		SWAGSamples:       c.SWAGSamples,
+		MemoryStage:       c.MemoryStage,
+		CoresetFraction:   c.CoresetFraction,
+		CoresetProjection: c.CoresetProjection,
+		Neighbours:        c.Neighbours,
+		MemoryTopFraction: c.MemoryTopFraction,
+		ReconBlur:         c.ReconBlur,
+		ReconTopFraction:  c.ReconTopFraction,
+		MemoryWeight:      c.MemoryWeight,
+		Standardise:       c.Standardise,
 	}
 }
 
 func (s savedConfig) config() TrainConfig {
 	return TrainConfig{
-		InputSize:       s.InputSize,
-		Epochs:          s.Epochs,
-		BatchSize:       s.BatchSize,
-		LearningRate:    s.LearningRate,
-		Seed:            s.Seed,
-		HoldoutFraction: s.HoldoutFraction,
-		TargetFPR:       s.TargetFPR,
-		UncertainMargin: s.UncertainMargin,
-		Channels:        slices.Clone(s.Channels),
+		InputSize:         s.InputSize,
+		Epochs:            s.Epochs,
+		BatchSize:         s.BatchSize,
+		LearningRate:      s.LearningRate,
+		Seed:              s.Seed,
+		HoldoutFraction:   s.HoldoutFraction,
+		TargetFPR:         s.TargetFPR,
+		UncertainMargin:   s.UncertainMargin,
+		Channels:          slices.Clone(s.Channels),
+		UncertainQuantile: s.UncertainQuantile,
+		SWAGEpochs:        s.SWAGEpochs,
+		SWAGLearningRate:  s.SWAGLearningRate,
+		SWAGRank:          s.SWAGRank,
+		SWAGScale:         s.SWAGScale,
+		SWAGSamples:       s.SWAGSamples,
+		MemoryStage:       s.MemoryStage,
+		CoresetFraction:   s.CoresetFraction,
+		CoresetProjection: s.CoresetProjection,
+		Neighbours:        s.Neighbours,
+		MemoryTopFraction: s.MemoryTopFraction,
+		ReconBlur:         s.ReconBlur,
+		ReconTopFraction:  s.ReconTopFraction,
+		MemoryWeight:      s.MemoryWeight,
+		Standardise:       s.Standardise,
 	}
 }

@@ -188,6 +188,7 @@ func TestLoadRejects(t *testing.T) {
 		{"flipped tensor byte", flip(len(valid) - 100), "checksum", ErrCorruptModel},
 		{"flipped checksum", flip(len(valid) - 1), "checksum", ErrCorruptModel},
 		{"newer version", assemble(FormatVersion+1, hdr, tensors), "newer", sentinel.ErrUnsupported},
+		{"version one", assemble(1, hdr, tensors), "retrain", sentinel.ErrUnsupported},
 		{"version zero", assemble(0, hdr, tensors), "version 0", ErrCorruptModel},
 		{"header size past end", func() []byte {
 			b := assemble(FormatVersion, hdr, tensors)
@@ -217,9 +218,24 @@ func TestLoadRejects(t *testing.T) {
 		{"calibration count", editHeader(t, valid, func(h map[string]any) {
 			sub("info")(h)["calib_images"] = 3
 		}), "calibration scores", ErrCorruptModel},
-		{"negative score", editHeader(t, valid, func(h map[string]any) {
-			sub("calibration")(h)["scores"].([]any)[0] = -1
-		}), "calibration score 0", ErrCorruptModel},
+		{"negative uncertainty", editHeader(t, valid, func(h map[string]any) {
+			sub("calibration")(h)["uncertainties"].([]any)[0] = -1
+		}), "calibration uncertainty 0", ErrCorruptModel},
+		{"zero spread", editHeader(t, valid, func(h map[string]any) {
+			sub("calibration")(h)["recon_std"] = 0
+		}), "standardisation", ErrCorruptModel},
+		{"swag collections", editHeader(t, valid, func(h map[string]any) {
+			sub("swag")(h)["collected"] = 0
+		}), "swag", ErrCorruptModel},
+		{"bank width", editHeader(t, valid, func(h map[string]any) {
+			sub("memory")(h)["features"] = 7
+		}), "memory bank", ErrCorruptModel},
+		{"huge normals", editHeader(t, valid, func(h map[string]any) {
+			h["normals"] = 1 << 40
+		}), "tensors do not match", ErrCorruptModel},
+		{"samples out of range", editHeader(t, valid, func(h map[string]any) {
+			sub("train_config")(h)["swag_samples"] = 1000
+		}), "SWAGSamples", ErrCorruptModel},
 		{"threshold mismatch", editHeader(t, valid, func(h map[string]any) {
 			sub("calibration")(h)["threshold"] = 123.0
 		}), "threshold", ErrCorruptModel},
@@ -227,7 +243,10 @@ func TestLoadRejects(t *testing.T) {
 		{"kind", editHeader(t, valid, func(h map[string]any) { sub("info")(h)["kind"] = "patchcore" }), "kind", ErrCorruptModel},
 		{"short tensors", assemble(FormatVersion, hdr, tensors[:len(tensors)-4]), "tensor data", ErrCorruptModel},
 		{"NaN weight", assemble(FormatVersion, hdr, nanTensors), "NaN", ErrCorruptModel},
-		{"weights not matching version", assemble(FormatVersion, hdr, otherTensors), "hash to version", ErrCorruptModel},
+		{"weights not the SWAG mean", assemble(FormatVersion, hdr, otherTensors), "SWAG mean", ErrCorruptModel},
+		{"weights not matching version", editHeader(t, valid, func(h map[string]any) {
+			sub("info")(h)["version"] = "ae-000000000000"
+		}), "hash to version", ErrCorruptModel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,15 +302,46 @@ func FuzzUnmarshal(f *testing.F) {
 	})
 }
 
-// untrainedModel returns a model with initial weights and made-up
-// calibration, valid for the file format, without the cost of training
-// (which instrumentation for fuzzing makes slow).
+// untrainedModel returns a model with initial weights, a made-up SWAG
+// posterior, memory bank and calibration, valid for the file format,
+// without the cost of training (which instrumentation for fuzzing makes
+// slow).
 func untrainedModel(side int, channels []int) *Model {
 	arch := Architecture{InputSize: side, Channels: channels}
-	ps := arch.initParams(rand.New(rand.NewSource(1)), 0.5)
-	scores := []float64{0.01, 0.02, 0.03, 0.04}
-	info := sentinel.ModelInfo{Version: versionOf(ps), Kind: Kind, InputSize: side, Threshold: 0.04, CalibImages: len(scores)}
-	return newModel(info, arch, savedConfig{}, ps, calibration{Scores: scores, Threshold: 0.04, PixelErrorP99: 0.1})
+	rng := rand.New(rand.NewSource(1))
+	init := arch.initParams(rng, 0.5)
+	cfg := DefaultTrainConfig()
+	cfg.InputSize, cfg.Channels = side, channels
+	post := newSWAG(len(flatten(init)), cfg.SWAGRank)
+	for range 3 {
+		theta := flatten(init)
+		for i := range theta {
+			theta[i] += float32(0.01 * rng.NormFloat64())
+		}
+		post.collect(theta)
+	}
+	params := unflatten(init, post.Mean)
+	st := cfg.MemoryStage
+	dim := channels[st] + channels[st+1]
+	// About the bank the cxr8 seed normals give at 64×64 (2458 patches).
+	bank := make([]float32, 2500*dim)
+	for i := range bank {
+		bank[i] = rng.Float32()
+	}
+	normals := make([][]float32, 3)
+	for i := range normals {
+		normals[i], _ = prepareImage(synthImage(rng, side, false), side)
+	}
+	scores := []float64{-1, 0, 1, 2}
+	calib := calibration{
+		Scores: scores, Uncertainties: []float64{0.1, 0.2, 0.3, 0.4}, Threshold: 2, UncertainMargin: cfg.UncertainMargin,
+		UncertaintyLimit: 0.35, ReconMean: 0.01, ReconStd: 0.01, MemoryMean: 1, MemoryStd: 1, ReconMapP99: 0.1, MemoryMapP99: 1,
+	}
+	info := sentinel.ModelInfo{Version: versionOf(params), Kind: Kind, InputSize: side, Threshold: 2, CalibImages: len(scores)}
+	return newModel(modelParts{
+		info: info, arch: arch, config: cfg.saved(), params: params, swag: post, swagSeed: 1,
+		bank: bank, bankDim: dim, normals: normals, calib: calib,
+	})
 }
 
 // FuzzUnmarshalHeader feeds arbitrary headers, validly framed and
@@ -311,4 +361,54 @@ func FuzzUnmarshalHeader(f *testing.F) {
 			m.Score(sentinel.NewImage(m.InputSize(), m.InputSize()))
 		}
 	})
+}
+
+// TestLoadReproducesCalibration rescored the held-out normals with a model
+// read back from its file: every score must equal the saved calibration
+// score exactly, SWAG samples, memory bank and standardisation included.
+func TestLoadReproducesCalibration(t *testing.T) {
+	m := sharedModel(t)
+	_, path := savedShared(t)
+	l, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Train holds out the first CalibImages of a permutation drawn from
+	// the seed.
+	order := rand.New(rand.NewSource(testConfig().Seed)).Perm(len(shared.train))
+	held := order[:m.Info().CalibImages]
+	want := m.CalibrationScores()
+	for i, j := range held {
+		s, err := l.Score(shared.train[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Value != want[i] {
+			t.Errorf("held-out image %d: loaded model scores %v, calibration saved %v", i, s.Value, want[i])
+		}
+	}
+}
+
+func TestBaselineScore(t *testing.T) {
+	m := sharedModel(t)
+	// A training normal is at distance zero from itself.
+	order := rand.New(rand.NewSource(testConfig().Seed)).Perm(len(shared.train))
+	d, err := m.BaselineScore(shared.train[order[len(order)-1]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d > 1e-3 {
+		t.Errorf("training image at baseline distance %v from the nearest training normal, want 0", d)
+	}
+	// Standardisation makes the score blind to brightness and contrast.
+	img := shared.lesions[0]
+	a, _ := m.BaselineScore(img)
+	shifted := sentinel.NewImage(img.Width, img.Height)
+	for i, v := range img.Pix {
+		shifted.Pix[i] = 0.1 + 0.5*v
+	}
+	b, _ := m.BaselineScore(shifted)
+	if math.Abs(a-b) > 1e-3*a || a <= 0 {
+		t.Errorf("baseline %v, after an affine change of intensity %v", a, b)
+	}
 }

@@ -28,6 +28,7 @@ var shared struct {
 	once     sync.Once
 	model    *Model
 	progress []Progress
+	train    []sentinel.Image
 	normals  []sentinel.Image
 	lesions  []sentinel.Image
 	err      error
@@ -39,6 +40,7 @@ func sharedModel(t testing.TB) *Model {
 	shared.once.Do(func() {
 		rng := rand.New(rand.NewSource(7))
 		train := synthImages(rng, 60, testSide, false)
+		shared.train = train
 		shared.normals = synthImages(rng, 30, testSide, false)
 		shared.lesions = synthImages(rng, 30, testSide, true)
 		cfg := testConfig()

@@ -20,10 +20,20 @@ import (
 // Kind is the ModelInfo.Kind of the models this package trains.
 const Kind = "autoencoder"
 
-// ComponentReconstruction names the reconstruction-error component of a
-// score: the mean squared difference between the image and its
-// reconstruction.
-const ComponentReconstruction = "reconstruction"
+// Names of the components of a score.
+const (
+	// ComponentReconstruction is the reconstruction score: a high mean of
+	// the smoothed squared-error map, averaged over the SWAG samples.
+	ComponentReconstruction = "reconstruction"
+	// ComponentMemory is the memory-bank score: a high mean of the patch
+	// distances to the nearest normal patches.
+	ComponentMemory = "memory"
+	// ComponentReconstructionZ and ComponentMemoryZ are the two scores
+	// standardised against the held-out normals; the value is their
+	// weighted sum.
+	ComponentReconstructionZ = "reconstruction_z"
+	ComponentMemoryZ         = "memory_z"
+)
 
 // preprocessClip01 names how pixels are prepared for the network: the
 // [0, 1] pixels are fed as they are, with values outside the range clipped
@@ -31,44 +41,133 @@ const ComponentReconstruction = "reconstruction"
 // preprocessing cannot silently score with the wrong input.
 const preprocessClip01 = "clip01"
 
-// calibration is what the held-out normals taught the model: their scores,
-// the threshold set on them and the scale of the heatmap.
-type calibration struct {
-	// Scores are the held-out normals' scores, in the order they were held
-	// out.
-	Scores []float64 `json:"scores"`
-	// Threshold is the (1−TargetFPR) quantile of Scores.
-	Threshold float64 `json:"threshold"`
-	// UncertainMargin is the relative band around Threshold that is
-	// "uncertain".
-	UncertainMargin float64 `json:"uncertain_margin"`
-	// PixelErrorP99 is the 99th percentile of the held-out normals' per-pixel
-	// squared errors; heatmaps divide by it.
-	PixelErrorP99 float64 `json:"pixel_error_p99"`
+// preprocessStandardise names clip01 followed by standardising each image to
+// zero mean and unit variance (TrainConfig.Standardise).
+const preprocessStandardise = "clip01+standardise"
+
+// preprocessName returns the preprocessing a configuration selects.
+func (c savedConfig) preprocessName() string {
+	if c.Standardise {
+		return preprocessStandardise
+	}
+	return preprocessClip01
 }
 
-// Model is a trained autoencoder with its calibration. It is immutable once
+// input turns a prepared image into the network's input.
+func (c savedConfig) input(x []float32) []float32 {
+	if c.Standardise {
+		return standardise(x)
+	}
+	return x
+}
+
+// calibration is what the held-out normals taught the model: the statistics
+// that standardise the two component scores, the fused scores, the
+// threshold set on them, the uncertainty limit and the heatmap scales.
+type calibration struct {
+	// Scores are the held-out normals' fused scores, in the order they were
+	// held out.
+	Scores []float64 `json:"scores"`
+	// Uncertainties are their SWAG uncertainties (empty without samples).
+	Uncertainties []float64 `json:"uncertainties"`
+	// Threshold is the (1−TargetFPR) quantile of Scores.
+	Threshold float64 `json:"threshold"`
+	// UncertainMargin is the band around Threshold that is "uncertain".
+	UncertainMargin float64 `json:"uncertain_margin"`
+	// UncertaintyLimit is the UncertainQuantile quantile of Uncertainties:
+	// a score more uncertain than this is "uncertain".
+	UncertaintyLimit float64 `json:"uncertainty_limit"`
+	// ReconMean, ReconStd, MemoryMean and MemoryStd are the mean and sample
+	// standard deviation of the held-out normals' component scores.
+	ReconMean  float64 `json:"recon_mean"`
+	ReconStd   float64 `json:"recon_std"`
+	MemoryMean float64 `json:"memory_mean"`
+	MemoryStd  float64 `json:"memory_std"`
+	// ReconMapP99 and MemoryMapP99 are the 99th percentiles of the held-out
+	// normals' error and patch-distance maps; heatmaps divide by them.
+	ReconMapP99  float64 `json:"recon_map_p99"`
+	MemoryMapP99 float64 `json:"memory_map_p99"`
+	// BaselineThreshold is the (1−TargetFPR) quantile of the held-out
+	// normals' no-learning baseline scores.
+	BaselineThreshold float64 `json:"baseline_threshold"`
+}
+
+// Model is a trained detector: the SWAG posterior over the autoencoder's
+// weights, the memory bank of normal patch features, the training normals
+// (for the no-learning baseline) and the calibration. It is immutable once
 // trained or loaded, and safe for concurrent use.
 type Model struct {
 	info   sentinel.ModelInfo
 	arch   Architecture
 	config savedConfig
+	// params are the SWAG mean weights, rounded to float32.
 	params []param
-	calib  calibration
+	swag   *swagState
+	// swagSeed seeds the SWAG samples, so that a loaded model draws the
+	// weights it was calibrated with.
+	swagSeed int64
+	// bank holds bankRows memory patches of bankDim features each.
+	bank     []float32
+	bankDim  int
+	bankRows int
+	// normals are the training images as fed to the network.
+	normals [][]float32
+	calib   calibration
 
-	// pool holds up to cap(pool) inference networks, nil until first
-	// needed. A gorgonia graph and its machine are not safe for concurrent
-	// use, so each Score takes one for the duration of its run; the
-	// capacity bounds how many graphs (and goroutines scoring at once) a
-	// model keeps.
-	pool chan *network
+	// Derived when the model is assembled.
+	samples    [][]param
+	bankSq     []float32
+	normalsStd [][]float32
+
+	// pool holds up to cap(pool) scorers, nil until first needed. A
+	// gorgonia graph and its machine are not safe for concurrent use, so
+	// each Score takes one for the duration of its run; the capacity bounds
+	// how many sets of graphs (and goroutines scoring at once) a model
+	// keeps.
+	pool chan *scorer
 }
 
-// newModel assembles a model and its empty inference pool.
-func newModel(info sentinel.ModelInfo, arch Architecture, cfg savedConfig, params []param, calib calibration) *Model {
-	m := &Model{info: info, arch: arch, config: cfg, params: params, calib: calib}
+// scorer is one set of compiled networks: the SWAG mean, whose encoder
+// feeds the memory bank, and one per SWAG sample.
+type scorer struct {
+	mean    *network
+	samples []*network
+}
+
+// modelParts is what a model is assembled from.
+type modelParts struct {
+	info     sentinel.ModelInfo
+	arch     Architecture
+	config   savedConfig
+	params   []param
+	swag     *swagState
+	swagSeed int64
+	bank     []float32
+	bankDim  int
+	normals  [][]float32
+	calib    calibration
+}
+
+// newModel assembles a model, draws its SWAG samples and makes its empty
+// scorer pool.
+func newModel(p modelParts) *Model {
+	m := &Model{
+		info: p.info, arch: p.arch, config: p.config, params: p.params, swag: p.swag, swagSeed: p.swagSeed,
+		bank: p.bank, bankDim: p.bankDim, normals: p.normals, calib: p.calib,
+	}
+	if m.bankDim > 0 {
+		m.bankRows = len(m.bank) / m.bankDim
+		m.bankSq = rowNorms(m.bank, m.bankRows, m.bankDim)
+	}
+	if m.swag != nil && m.config.SWAGSamples > 0 {
+		m.samples = swagSamples(m.swag, m.params, m.config.SWAGSamples, m.config.SWAGScale, m.swagSeed)
+	}
+	m.normalsStd = make([][]float32, len(m.normals))
+	for i, x := range m.normals {
+		m.normalsStd[i] = standardise(x)
+	}
 	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
-	m.pool = make(chan *network, n)
+	m.pool = make(chan *scorer, n)
 	for range n {
 		m.pool <- nil
 	}
@@ -96,39 +195,73 @@ func (m *Model) Architecture() Architecture {
 // settings.
 func (m *Model) TrainConfig() TrainConfig { return m.config.config() }
 
-// CalibrationScores returns the scores of the held-out normals the threshold
-// was set on, in the order they were held out. A model read back by Load
-// returns exactly the values the trained model did.
+// CalibrationScores returns the fused scores of the held-out normals the
+// threshold was set on, in the order they were held out. A model read back
+// by Load returns exactly the values the trained model did, and scoring the
+// same images again reproduces them exactly.
 func (m *Model) CalibrationScores() []float64 { return slices.Clone(m.calib.Scores) }
+
+// MemoryBankSize returns the number of patches in the memory bank and the
+// number of features per patch.
+func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.bankDim }
 
 // Score returns the anomaly score of img, which must be InputSize×InputSize.
 // It is safe for concurrent use by several goroutines: up to
-// min(GOMAXPROCS, 8) run at once, each on its own graph, and the others wait
-// for one to be free.
+// min(GOMAXPROCS, 8) run at once, each on its own graphs, and the others
+// wait for one to be free.
 //
-// The score's value is the mean squared reconstruction error. Its decision
-// is "uncertain" when the value is within UncertainMargin·Threshold of the
-// threshold, otherwise "abnormal" above the threshold and "normal" at or
-// below it. Its heatmap is the per-pixel squared error divided by the 99th
-// percentile of the held-out normals' pixel errors, clipped to [0, 1].
+// The value fuses two scores, each standardised against the held-out
+// normals: the reconstruction score (the mean of the highest
+// ReconTopFraction of the smoothed squared-error map, averaged over the SWAG
+// samples) and the memory score (the mean of the highest MemoryTopFraction
+// of the patch distances to the memory bank), weighted 1−MemoryWeight and
+// MemoryWeight. The uncertainty is the standard deviation of the fused score
+// over the SWAG samples. The decision is "uncertain" when the value is
+// within UncertainMargin of the threshold or the uncertainty exceeds the
+// calibrated limit, otherwise "abnormal" above the threshold and "normal" at
+// or below it. The heatmap blends the error map and the patch-distance map,
+// each divided by its 99th percentile on the held-out normals, clipped to
+// [0, 1].
 func (m *Model) Score(img sentinel.Image) (sentinel.Score, error) {
 	x, err := prepareImage(img, m.arch.InputSize)
 	if err != nil {
 		return sentinel.Score{}, fmt.Errorf("detector: score: %w", err)
 	}
-	recon, err := m.reconstruct(x)
+	a, err := m.analyse(m.config.input(x))
 	if err != nil {
 		return sentinel.Score{}, fmt.Errorf("detector: score: %w", err)
 	}
-	sq := squaredErrors(x, recon)
-	value := mean(sq)
-	return sentinel.Score{
-		Value:      value,
-		Threshold:  m.calib.Threshold,
-		Decision:   decide(value, m.calib.Threshold, m.calib.UncertainMargin),
-		Components: map[string]float64{ComponentReconstruction: value},
-		Heatmap:    heatmap(sq, m.arch.InputSize, m.calib.PixelErrorP99),
-	}, nil
+	return m.finish(a), nil
+}
+
+// BaselineScore returns the no-learning baseline's score of img: the
+// Euclidean distance from the image, standardised to zero mean and unit
+// variance, to the nearest training normal standardised the same way. It
+// is the yardstick the learned score must beat.
+func (m *Model) BaselineScore(img sentinel.Image) (float64, error) {
+	x, err := prepareImage(img, m.arch.InputSize)
+	if err != nil {
+		return 0, fmt.Errorf("detector: baseline score: %w", err)
+	}
+	if len(m.normalsStd) == 0 {
+		return 0, errors.New("detector: baseline score: the model keeps no training normals")
+	}
+	return m.baseline(x), nil
+}
+
+// BaselineThreshold returns the baseline score that the held-out normals
+// exceed at the model's target false-positive rate, so that the baseline can
+// be judged at a threshold set the same way as the model's.
+func (m *Model) BaselineThreshold() float64 { return m.calib.BaselineThreshold }
+
+// baseline returns the baseline score of a prepared image.
+func (m *Model) baseline(x []float32) float64 {
+	z := standardise(x)
+	best := math.Inf(1)
+	for _, n := range m.normalsStd {
+		best = min(best, float64(sqDist(z, n)))
+	}
+	return math.Sqrt(best)
 }
 
 // prepareImage checks that img is side×side with finite pixels and returns
@@ -155,38 +288,41 @@ func prepareImage(img sentinel.Image, side int) ([]float32, error) {
 	return x, nil
 }
 
-// reconstruct runs the autoencoder on one prepared image.
-func (m *Model) reconstruct(x []float32) ([]float32, error) {
-	n := <-m.pool
-	defer func() { m.pool <- n }()
-	if n == nil {
-		var err error
-		if n, err = newInference(m.arch, m.params); err != nil {
-			return nil, err
-		}
-	}
-	y, err := n.run(x)
-	if err != nil {
-		n = nil // a failed run may leave the machine in any state
-	}
-	return y, err
-}
-
 // graphMu serialises graph building and compiling. Running compiled graphs
 // in parallel is safe (measured), but building them touches gorgonia's
 // package-level pools, which nothing promises are safe.
 var graphMu sync.Mutex
 
-// newInference builds and compiles a batch-1 network for ps.
-func newInference(a Architecture, ps []param) (*network, error) {
+// newInference builds and compiles a batch-1 network for ps that also
+// copies out the given encoder stages.
+func newInference(a Architecture, ps []param, stages ...int) (*network, error) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
 	n, err := buildNetwork(a, ps, 1)
 	if err != nil {
 		return nil, fmt.Errorf("build inference graph: %w", err)
 	}
+	n.readStages(stages...)
 	n.vm = G.NewTapeMachine(n.g)
 	return n, nil
+}
+
+// newScorer compiles the mean network and one per SWAG sample.
+func (m *Model) newScorer() (*scorer, error) {
+	st := m.config.MemoryStage
+	mean, err := newInference(m.arch, m.params, st, st+1)
+	if err != nil {
+		return nil, err
+	}
+	sc := &scorer{mean: mean}
+	for _, ps := range m.samples {
+		n, err := newInference(m.arch, ps)
+		if err != nil {
+			return nil, err
+		}
+		sc.samples = append(sc.samples, n)
+	}
+	return sc, nil
 }
 
 // run reconstructs one prepared image with a batch-1 network.
@@ -210,6 +346,19 @@ func (n *network) run(x []float32) ([]float32, error) {
 		return nil, fmt.Errorf("network returned %d values, want %d", len(out), len(x))
 	}
 	return slices.Clone(out), nil
+}
+
+// readValue returns the float32 data of the i-th read stage of the last run.
+func (n *network) readValue(i int) ([]float32, error) {
+	v := n.reads[i]
+	if v == nil {
+		return nil, errors.New("encoder stage was not read")
+	}
+	data, ok := v.Data().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("encoder stage holds %T, want []float32", v.Data())
+	}
+	return data, nil
 }
 
 // float32Values returns the float32 data of a node's current value.
@@ -247,28 +396,19 @@ func mean(v []float64) float64 {
 	return s / float64(len(v))
 }
 
-// decide turns a score into a decision: uncertain inside the relative margin
-// around the threshold, abnormal above it, normal otherwise.
-func decide(value, threshold, margin float64) sentinel.Decision {
+// decide turns a score into a decision: uncertain inside the margin around
+// the threshold or when the uncertainty u (if any) exceeds limit, abnormal
+// above the threshold, normal otherwise.
+func decide(value, threshold, margin float64, u *float64, limit float64) sentinel.Decision {
 	switch {
-	case math.Abs(value-threshold) < margin*threshold:
+	case math.Abs(value-threshold) < margin:
+		return sentinel.DecisionUncertain
+	case u != nil && *u > limit:
 		return sentinel.DecisionUncertain
 	case value > threshold:
 		return sentinel.DecisionAbnormal
 	}
 	return sentinel.DecisionNormal
-}
-
-// heatmap scales per-pixel squared errors by scale and clips them to [0, 1].
-func heatmap(sq []float64, side int, scale float64) sentinel.Image {
-	h := sentinel.NewImage(side, side)
-	if !(scale > 0) {
-		scale = math.SmallestNonzeroFloat64
-	}
-	for i, v := range sq {
-		h.Pix[i] = float32(min(v/scale, 1))
-	}
-	return h
 }
 
 // weightsDigest returns the SHA-256 of the weights as little-endian float32

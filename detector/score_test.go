@@ -21,14 +21,20 @@ func TestScoreFields(t *testing.T) {
 		if s.Threshold != m.Info().Threshold {
 			t.Errorf("image %d: threshold %v, model's is %v", i, s.Threshold, m.Info().Threshold)
 		}
-		if s.Components[ComponentReconstruction] != s.Value || len(s.Components) != 1 {
-			t.Errorf("image %d: components %v for value %v", i, s.Components, s.Value)
+		w := testConfig().MemoryWeight
+		c := s.Components
+		if len(c) != 4 || math.Abs((1-w)*c[ComponentReconstructionZ]+w*c[ComponentMemoryZ]-s.Value) > 1e-12 {
+			t.Errorf("image %d: components %v for value %v", i, c, s.Value)
 		}
-		if s.Decision != decide(s.Value, s.Threshold, DefaultTrainConfig().UncertainMargin) {
+		cal := m.calib
+		if z := (c[ComponentMemory] - cal.MemoryMean) / cal.MemoryStd; z != c[ComponentMemoryZ] {
+			t.Errorf("image %d: memory z-score %v, want %v", i, c[ComponentMemoryZ], z)
+		}
+		if s.Uncertainty == nil || !(*s.Uncertainty >= 0) {
+			t.Fatalf("image %d: uncertainty %v, want a non-negative value from the SWAG samples", i, s.Uncertainty)
+		}
+		if s.Decision != decide(s.Value, s.Threshold, DefaultTrainConfig().UncertainMargin, s.Uncertainty, cal.UncertaintyLimit) {
 			t.Errorf("image %d: decision %s for value %v and threshold %v", i, s.Decision, s.Value, s.Threshold)
-		}
-		if s.Uncertainty != nil {
-			t.Errorf("image %d: uncertainty %v, want none", i, *s.Uncertainty)
 		}
 		h := s.Heatmap
 		if h.Width != testSide || h.Height != testSide || len(h.Pix) != testSide*testSide {
@@ -137,24 +143,31 @@ func TestScoreConcurrent(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
+	u := func(v float64) *float64 { return &v }
 	tests := []struct {
 		value, threshold, margin float64
+		u                        *float64
+		limit                    float64
 		want                     sentinel.Decision
 	}{
-		{0.5, 1, 0.25, sentinel.DecisionNormal},
-		{0.75, 1, 0.25, sentinel.DecisionNormal}, // |0.75−1| = 0.25 is not < 0.25
-		{0.8, 1, 0.25, sentinel.DecisionUncertain},
-		{1, 1, 0.25, sentinel.DecisionUncertain},
-		{1.2, 1, 0.25, sentinel.DecisionUncertain},
-		{1.25, 1, 0.25, sentinel.DecisionAbnormal},
-		{2, 4, 0.25, sentinel.DecisionNormal},
-		{3.5, 4, 0.25, sentinel.DecisionUncertain},
-		{1, 1, 0, sentinel.DecisionNormal},
-		{1.0001, 1, 0, sentinel.DecisionAbnormal},
+		{0.5, 1, 0.25, nil, 0, sentinel.DecisionNormal},
+		{0.75, 1, 0.25, nil, 0, sentinel.DecisionNormal}, // |0.75−1| = 0.25 is not < 0.25
+		{0.8, 1, 0.25, nil, 0, sentinel.DecisionUncertain},
+		{1, 1, 0.25, nil, 0, sentinel.DecisionUncertain},
+		{1.2, 1, 0.25, nil, 0, sentinel.DecisionUncertain},
+		{1.25, 1, 0.25, nil, 0, sentinel.DecisionAbnormal},
+		{-2, -1, 0.25, nil, 0, sentinel.DecisionNormal},
+		{-1.1, -1, 0.25, nil, 0, sentinel.DecisionUncertain},
+		{1, 1, 0, nil, 0, sentinel.DecisionNormal},
+		{1.0001, 1, 0, nil, 0, sentinel.DecisionAbnormal},
+		{3, 1, 0.25, u(0.5), 0.4, sentinel.DecisionUncertain},
+		{3, 1, 0.25, u(0.4), 0.4, sentinel.DecisionAbnormal},
+		{-3, 1, 0.25, u(0.9), 0.4, sentinel.DecisionUncertain},
+		{-3, 1, 0.25, u(0.1), 0.4, sentinel.DecisionNormal},
 	}
 	for _, tt := range tests {
-		if got := decide(tt.value, tt.threshold, tt.margin); got != tt.want {
-			t.Errorf("decide(%v, %v, %v) = %s, want %s", tt.value, tt.threshold, tt.margin, got, tt.want)
+		if got := decide(tt.value, tt.threshold, tt.margin, tt.u, tt.limit); got != tt.want {
+			t.Errorf("decide(%v, %v, %v, %v, %v) = %s, want %s", tt.value, tt.threshold, tt.margin, tt.u, tt.limit, got, tt.want)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"slices"
 	"time"
 
 	G "gorgonia.org/gorgonia"
@@ -36,16 +35,22 @@ const (
 	MetricPixelErrorP99  = "pixel_error_p99"
 	MetricTrainSeconds   = "train_seconds"
 	MetricEffectiveBatch = "effective_batch_size"
+	MetricSWAGSnapshots  = "swag_snapshots"
+	MetricMemoryPatches  = "memory_patches"
 )
 
-// Train fits an autoencoder on normal images and calibrates its threshold.
+// Train fits the detector on normal images and calibrates its threshold.
 //
 // The images must already be cfg.InputSize×cfg.InputSize. A seeded shuffle
-// holds out max(4, round(HoldoutFraction·n)) of them; the rest train the
-// network for cfg.Epochs epochs of Adam on the mean squared reconstruction
-// error, and the held-out ones set the threshold at their (1−TargetFPR)
-// quantile. Train checks ctx between batches and returns its error when it
-// is done.
+// holds out max(4, round(HoldoutFraction·n)) of them. The rest train the
+// autoencoder for cfg.Epochs epochs of Adam on the mean squared
+// reconstruction error; the last SWAGEpochs (at most all) run at SWAGLearningRate and
+// collect the weights once per epoch into the SWAG posterior. The memory
+// bank is then the coreset of the training images' patch features under
+// the SWAG mean weights. Finally the held-out images standardise the two
+// component scores and set the threshold at the (1−TargetFPR) quantile of
+// their fused scores. Train checks ctx between batches and returns its
+// error when it is done.
 func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Model, error) {
 	start := time.Now()
 	if err := cfg.Validate(); err != nil {
@@ -60,6 +65,7 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 		}
 		xs[i] = x
 	}
+	saved := cfg.saved()
 	nCalib := max(minCalibImages, int(math.Round(cfg.HoldoutFraction*float64(len(xs)))))
 	if len(xs)-nCalib < minTrainImages {
 		return nil, fmt.Errorf("detector: train: %d images leave %d for training after holding out %d, need at least %d",
@@ -70,20 +76,30 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 	order := rng.Perm(len(xs))
 	calibX := make([][]float32, nCalib)
 	for i, j := range order[:nCalib] {
-		calibX[i] = xs[j]
+		calibX[i] = saved.input(xs[j])
 	}
 	trainX := make([][]float32, 0, len(xs)-nCalib)
+	netX := make([][]float32, 0, len(xs)-nCalib)
 	for _, j := range order[nCalib:] {
 		trainX = append(trainX, xs[j])
+		netX = append(netX, saved.input(xs[j]))
 	}
 
 	t := &trainer{cfg: cfg, arch: arch, rng: rng, start: start}
-	params, losses, err := t.fit(ctx, trainX)
+	post, losses, err := t.fit(ctx, netX)
 	if err != nil {
 		return nil, err
 	}
-	m, err := calibrate(arch, params, calibX, cfg)
+	params := unflatten(arch.params0(), post.Mean)
+	bank, dim, err := buildMemoryBank(ctx, arch, params, netX, cfg, rng)
 	if err != nil {
+		return nil, fmt.Errorf("detector: train: memory bank: %w", err)
+	}
+	m := newModel(modelParts{
+		arch: arch, config: saved, params: params, swag: post, swagSeed: rng.Int63(),
+		bank: bank, bankDim: dim, normals: trainX,
+	})
+	if err := m.calibrate(calibX, cfg); err != nil {
 		return nil, fmt.Errorf("detector: train: calibrate: %w", err)
 	}
 
@@ -91,7 +107,6 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 	if cfg.Now != nil {
 		now = cfg.Now
 	}
-	m.config = cfg.saved()
 	m.info = sentinel.ModelInfo{
 		Version:     versionOf(params),
 		Kind:        Kind,
@@ -107,9 +122,11 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 			MetricFirstLoss:      losses[0],
 			MetricCalibMean:      mean(m.calib.Scores),
 			MetricCalibStd:       stddev(m.calib.Scores),
-			MetricPixelErrorP99:  m.calib.PixelErrorP99,
+			MetricPixelErrorP99:  m.calib.ReconMapP99,
 			MetricTrainSeconds:   time.Since(start).Seconds(),
 			MetricEffectiveBatch: float64(t.batch),
+			MetricSWAGSnapshots:  float64(post.N),
+			MetricMemoryPatches:  float64(m.bankRows),
 		},
 	}
 	if cfg.Logger != nil {
@@ -128,9 +145,9 @@ type trainer struct {
 	batch int
 }
 
-// fit trains a network on xs and returns its weights and the mean loss of
-// every epoch.
-func (t *trainer) fit(ctx context.Context, xs [][]float32) ([]param, []float64, error) {
+// fit trains a network on xs and returns the SWAG posterior collected over
+// the last cfg.SWAGEpochs epochs and the mean loss of every epoch.
+func (t *trainer) fit(ctx context.Context, xs [][]float32) (*swagState, []float64, error) {
 	t.batch = min(t.cfg.BatchSize, len(xs))
 	var pixSum float64
 	for _, x := range xs {
@@ -149,6 +166,8 @@ func (t *trainer) fit(ctx context.Context, xs [][]float32) ([]param, []float64, 
 	defer n.vm.Close()
 	solver := G.NewAdamSolver(G.WithLearnRate(t.cfg.LearningRate))
 	grads := G.NodesToValueGrads(n.weights)
+	warmup := t.cfg.Epochs - min(t.cfg.SWAGEpochs, t.cfg.Epochs)
+	post := newSWAG(len(flatten(init)), t.cfg.SWAGRank)
 
 	side2 := t.arch.InputSize * t.arch.InputSize
 	order := make([]int, len(xs))
@@ -158,6 +177,11 @@ func (t *trainer) fit(ctx context.Context, xs [][]float32) ([]param, []float64, 
 	steps := (len(xs) + t.batch - 1) / t.batch
 	losses := make([]float64, 0, t.cfg.Epochs)
 	for epoch := 1; epoch <= t.cfg.Epochs; epoch++ {
+		if epoch == warmup+1 {
+			// SWAG's phase runs at a constant learning rate of its own; a
+			// fresh Adam is the only way gorgonia offers to change it.
+			solver = G.NewAdamSolver(G.WithLearnRate(t.cfg.SWAGLearningRate))
+		}
 		t.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var sum float64
 		for s := range steps {
@@ -175,14 +199,53 @@ func (t *trainer) fit(ctx context.Context, xs [][]float32) ([]param, []float64, 
 			}
 			sum += l
 		}
+		if epoch > warmup {
+			ps, err := n.params()
+			if err != nil {
+				return nil, nil, fmt.Errorf("detector: train: read weights: %w", err)
+			}
+			if err := post.collect(flatten(ps)); err != nil {
+				return nil, nil, fmt.Errorf("detector: train: %w", err)
+			}
+		}
 		losses = append(losses, sum/float64(steps))
 		t.report(epoch, losses[len(losses)-1])
 	}
-	params, err := n.params()
+	return post, losses, nil
+}
+
+// buildMemoryBank extracts the patch features of every training image
+// under params and keeps a coreset of them. It returns the bank's rows
+// flattened and their width.
+func buildMemoryBank(ctx context.Context, a Architecture, params []param, xs [][]float32, cfg TrainConfig, rng *rand.Rand) ([]float32, int, error) {
+	st := cfg.MemoryStage
+	n, err := newInference(a, params, st, st+1)
 	if err != nil {
-		return nil, nil, fmt.Errorf("detector: train: read weights: %w", err)
+		return nil, 0, err
 	}
-	return params, losses, nil
+	defer n.vm.Close()
+	g := a.InputSize >> (st + 1)
+	cf, cc := a.Channels[st], a.Channels[st+1]
+	d := cf + cc
+	feats := make([]float32, 0, len(xs)*g*g*d)
+	for i, x := range xs {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, context.Cause(ctx)
+		}
+		if _, err := n.run(x); err != nil {
+			return nil, 0, fmt.Errorf("image %d: %w", i, err)
+		}
+		fine, err := n.readValue(0)
+		if err != nil {
+			return nil, 0, err
+		}
+		coarse, err := n.readValue(1)
+		if err != nil {
+			return nil, 0, err
+		}
+		feats = append(feats, patchFeatures(fine, cf, coarse, cc, g)...)
+	}
+	return coreset(feats, len(feats)/d, d, cfg.CoresetFraction, cfg.CoresetProjection, rng), d, nil
 }
 
 // report tells cfg.Logger and cfg.Progress about a finished epoch.
@@ -275,31 +338,6 @@ func fingerprint(images []sentinel.Image) string {
 		h.Write(float32Bytes(img.Pix))
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// calibrate scores the held-out images with a model of params and sets its
-// threshold and heatmap scale from them.
-func calibrate(a Architecture, params []param, xs [][]float32, cfg TrainConfig) (*Model, error) {
-	m := newModel(sentinel.ModelInfo{}, a, savedConfig{}, params, calibration{})
-	scores := make([]float64, len(xs))
-	var pix []float64
-	for i, x := range xs {
-		recon, err := m.reconstruct(x)
-		if err != nil {
-			return nil, fmt.Errorf("held-out image %d: %w", i, err)
-		}
-		sq := squaredErrors(x, recon)
-		scores[i] = mean(sq)
-		pix = append(pix, sq...)
-	}
-	slices.Sort(pix)
-	m.calib = calibration{
-		Scores:          scores,
-		Threshold:       quantile(slices.Sorted(slices.Values(scores)), 1-cfg.TargetFPR),
-		UncertainMargin: cfg.UncertainMargin,
-		PixelErrorP99:   quantile(pix, 0.99),
-	}
-	return m, nil
 }
 
 // quantile returns the q-quantile of sorted values by linear interpolation

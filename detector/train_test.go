@@ -138,6 +138,7 @@ func TestTrainRejects(t *testing.T) {
 	base := DefaultTrainConfig()
 	base.InputSize = 16
 	base.Channels = []int{4, 8}
+	base.MemoryStage = 0
 	base.Epochs = 1
 	nan := slices.Clone(good)
 	nan[3] = sentinel.Image{Width: 16, Height: 16, Pix: slices.Clone(good[3].Pix)}
@@ -183,6 +184,7 @@ func TestTrainHonorsCancel(t *testing.T) {
 	cfg := DefaultTrainConfig()
 	cfg.InputSize = 16
 	cfg.Channels = []int{4, 8}
+	cfg.MemoryStage = 0
 	cfg.Epochs = 1000
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.Progress = func(p Progress) {

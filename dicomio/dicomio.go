@@ -1,8 +1,10 @@
 // Package dicomio reads input files into Sentinel's domain types. It owns
 // everything between a file on disk and a sentinel.Instance plus a
 // sentinel.Image: recognising the format, the DICOM file meta and data set
-// (PS3.10, PS3.5), native pixel data and the codec table compressed
-// transfer syntaxes will slot into, PNG and JPEG research images, the
+// (PS3.10, PS3.5), native pixel data, encapsulated pixel data (frames
+// assembled from fragments through the Basic or Extended Offset Table, PS3.5
+// A.4) handed to the codec packages rle, jpeg, jpegls and jpeg2000 through
+// one adapter (encapsulated.go), PNG and JPEG research images, the
 // display pipeline of PS3.3 C.11 (Modality LUT, VOI LUT, MONOCHROME1
 // inversion), area resampling, and the limits that bound what a hostile
 // file can make it allocate.
@@ -128,6 +130,12 @@ func Load(path string, opt Options) (inst sentinel.Instance, img sentinel.Image,
 	if err == nil {
 		if inst.Format == sentinel.FormatDICOM {
 			img, err = loadDICOM(data, &inst, opt)
+			if err == nil && inst.SOPInstanceUID == "" {
+				// A valid image without a SOP Instance UID (some test
+				// and research files) is still decoded, and identified
+				// by its content hash like a PNG.
+				inst.ID, inst.SOPInstanceUID = "sha256:"+inst.SHA256, uidFromDigest(sum)
+			}
 		} else {
 			img, err = loadRaster(data, inst.Format, sum, &inst, opt.maxPixels())
 		}
@@ -190,6 +198,9 @@ type dicomFile struct {
 	layout layout
 	pixels pixelData
 	codec  codec
+	// parsed is set once the header was read, even if the file is then
+	// refused.
+	parsed bool
 }
 
 // openDICOM reads a DICOM file's meta and header, locates its pixel data
@@ -224,6 +235,7 @@ func openDICOM(data []byte, inst *sentinel.Instance, opt Options) (dicomFile, er
 	// unusable file can still be identified.
 	ds, headerErr := parseHeader(res.headerParts(body), enc)
 	if headerErr == nil {
+		f.parsed = true
 		f.header = readHeader(&ds, enc.bo)
 		fillInstance(inst, f.header)
 	}
@@ -239,8 +251,6 @@ func openDICOM(data []byte, inst *sentinel.Instance, opt Options) (dicomFile, er
 		return f, headerErr
 	case res.pixel == nil:
 		return f, sentinel.ErrNoPixels
-	case inst.SOPInstanceUID == "":
-		return f, fmt.Errorf("%w: no SOP Instance UID", sentinel.ErrInvalid)
 	case !h.hasRows || !h.hasColumns || !h.hasBitsAllocated:
 		return f, fmt.Errorf("%w: pixel data without Rows, Columns or Bits Allocated", sentinel.ErrInvalid)
 	case !h.framesOK:
@@ -249,6 +259,7 @@ func openDICOM(data []byte, inst *sentinel.Instance, opt Options) (dicomFile, er
 	f.pixels = *res.pixel
 	f.layout = h.layout
 	f.layout.float = f.pixels.tag != tagPixelData
+	f.layout.encapsulated = f.pixels.encapsulated
 	if err := f.layout.check(opt.maxPixels()); err != nil {
 		return f, err
 	}

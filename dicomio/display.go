@@ -128,7 +128,7 @@ func render(f frame, l layout, h header) (sentinel.Image, error) {
 	switch f.photometric {
 	case "MONOCHROME1", "MONOCHROME2":
 		renderGray(f, l, h, img.Pix)
-	case "RGB", "YBR_FULL", "YBR_FULL_422":
+	case "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420":
 		renderColour(f, l, img.Pix)
 	default:
 		return sentinel.Image{}, fmt.Errorf("%w: photometric interpretation %q", sentinel.ErrUnsupported, f.photometric)

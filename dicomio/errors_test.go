@@ -104,8 +104,6 @@ func TestLoadErrors(t *testing.T) {
 		{name: "10000 frames of 1000 x 1000", data: encodeDICOM(t, huge(1000, 1000, 10000)), want: sentinel.ErrTooLarge},
 		{name: "over MaxPixels", data: encodeDICOM(t, valid), opt: Options{MaxPixels: 15}, want: sentinel.ErrTooLarge},
 		{name: "over MaxFileBytes", data: encodeDICOM(t, valid), opt: Options{MaxFileBytes: 100}, want: sentinel.ErrTooLarge},
-		{name: "no SOP Instance UID", data: encodeDICOM(t, spec{rows: 4, cols: 4, bitsAllocated: 8, pixels: make([]int, 16),
-			omit: []tag.Tag{tag.SOPInstanceUID, tag.MediaStorageSOPInstanceUID}}), want: sentinel.ErrInvalid},
 		{name: "no pixel data", data: encodeDICOM(t, spec{}), want: sentinel.ErrNoPixels},
 		{name: "no Rows", data: encodeDICOM(t, spec{rows: 4, cols: 4, bitsAllocated: 8, pixels: make([]int, 16), omit: []tag.Tag{tag.Rows}}),
 			want: sentinel.ErrInvalid},
@@ -115,8 +113,18 @@ func TestLoadErrors(t *testing.T) {
 			want: sentinel.ErrUnsupported},
 		{name: "12 bits allocated", data: encodeDICOM(t, spec{rows: 1, cols: 2, bitsAllocated: 12, raw: make([]byte, 4)}),
 			want: sentinel.ErrUnsupported},
-		{name: "JPEG lossless", data: encapsulatedFile(t, "1.2.840.10008.1.2.4.70"), want: sentinel.ErrUnsupportedTransferSyntax,
-			msg: "unsupported transfer syntax 1.2.840.10008.1.2.4.70 (JPEG Lossless SV1)"},
+		{name: "HTJ2K", want: sentinel.ErrUnsupportedTransferSyntax,
+			data: bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.201"), 1),
+			msg:  "unsupported transfer syntax 1.2.840.10008.1.2.4.201 (High-Throughput JPEG 2000 Lossless)"},
+		{name: "MPEG-2", data: encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), want: sentinel.ErrUnsupportedTransferSyntax,
+			msg: "unsupported transfer syntax 1.2.840.10008.1.2.4.100 (MPEG2 Main Profile / Main Level)"},
+		{name: "HEVC", data: encapsulatedFile(t, "1.2.840.10008.1.2.4.107"), want: sentinel.ErrUnsupportedTransferSyntax,
+			msg: "unsupported transfer syntax 1.2.840.10008.1.2.4.107 (HEVC/H.265 Main Profile / Level 5.1)"},
+		{name: "JPEG XL", want: sentinel.ErrUnsupportedTransferSyntax,
+			data: bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.112"), 1),
+			msg:  "unsupported transfer syntax 1.2.840.10008.1.2.4.112 (JPEG XL)"},
+		{name: "RLE fragment of junk", data: encapsulatedFile(t, uidRLE), want: sentinel.ErrInvalid,
+			msg: "RLE Lossless frame 0: corrupt codestream"},
 		{name: "unknown transfer syntax", want: sentinel.ErrUnsupportedTransferSyntax,
 			// The writer refuses unknown UIDs: patch one of the same length in.
 			data: bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.70"), []byte("1.2.840.10008.1.2.4.70"), []byte("1.2.840.10008.9.99.999"), 1),
@@ -173,11 +181,12 @@ func encapsulatedFile(t *testing.T, ts string) []byte {
 // TestLoadUnsupportedKeepsIdentity checks that a file refused for its
 // transfer syntax still reports who it is.
 func TestLoadUnsupportedKeepsIdentity(t *testing.T) {
-	inst, _, err := Load(writeFile(t, "jpeg.dcm", encapsulatedFile(t, "1.2.840.10008.1.2.4.70")), Options{})
+	data := bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.201"), 1)
+	inst, _, err := Load(writeFile(t, "htj2k.dcm", data), Options{})
 	if !errors.Is(err, sentinel.ErrUnsupportedTransferSyntax) {
 		t.Fatalf("error %v", err)
 	}
-	if inst.ID != testInstance || inst.StudyInstanceUID != testStudy || inst.SHA256 == "" || inst.TransferSyntaxUID != "1.2.840.10008.1.2.4.70" {
+	if inst.ID != testInstance || inst.StudyInstanceUID != testStudy || inst.SHA256 == "" || inst.TransferSyntaxUID != "1.2.840.10008.1.2.4.201" {
 		t.Errorf("instance %+v", inst)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"testing"
 
+	"github.com/suyashkumar/dicom/pkg/tag"
+
 	"github.com/sentinel-pacs/sentinel"
 )
 
@@ -253,4 +255,19 @@ func BenchmarkLoad8bit1024(b *testing.B) {
 
 func BenchmarkLoad12bit2048Percentile(b *testing.B) {
 	benchmarkLoad(b, spec{rows: 2048, cols: 2048, bitsAllocated: 16, bitsStored: 12})
+}
+
+// TestLoadWithoutSOPInstanceUID checks that a valid image without a SOP
+// Instance UID decodes and is identified by its content hash.
+func TestLoadWithoutSOPInstanceUID(t *testing.T) {
+	data := encodeDICOM(t, spec{rows: 4, cols: 4, bitsAllocated: 8, pixels: make([]int, 16),
+		omit: []tag.Tag{tag.SOPInstanceUID, tag.MediaStorageSOPInstanceUID}})
+	inst, img, err := Load(writeFile(t, "nouid.dcm", data), Options{})
+	if err != nil || img.Width != 4 {
+		t.Fatalf("Load: %v", err)
+	}
+	sum := sha256.Sum256(data)
+	if inst.ID != "sha256:"+hex.EncodeToString(sum[:]) || inst.SOPInstanceUID != uidFromDigest(sum) {
+		t.Errorf("instance %+v", inst)
+	}
 }

@@ -19,6 +19,10 @@ type layout struct {
 	photometric string
 	// float is set for Float and Double Float Pixel Data.
 	float bool
+	// encapsulated is set for compressed pixel data, which codecs return
+	// one full sample per component and pixel whatever the planar
+	// configuration or chroma subsampling of the codestream.
+	encapsulated bool
 }
 
 // frame is one decoded frame: stored sample values (before any LUT), pixel
@@ -37,7 +41,7 @@ type frame struct {
 // data: YBR_FULL_422 stores two Y values then Cb and Cr for each pair of
 // pixels (PS3.3 C.7.6.3.1.2).
 func (l layout) storedPerPixel() int {
-	if l.photometric == "YBR_FULL_422" && l.samples == 3 {
+	if l.photometric == "YBR_FULL_422" && l.samples == 3 && !l.encapsulated {
 		return 2
 	}
 	return l.samples
@@ -105,10 +109,16 @@ func (l layout) checkSupported() error {
 			if l.bitsAllocated == 1 {
 				return fmt.Errorf("%w: 1-bit colour", sentinel.ErrUnsupported)
 			}
-			if l.photometric == "YBR_FULL_422" && (l.cols%2 != 0 || l.planar != 0) {
+			if l.photometric == "YBR_FULL_422" && !l.encapsulated && (l.cols%2 != 0 || l.planar != 0) {
 				return fmt.Errorf("%w: native YBR_FULL_422 with odd width or planar configuration", sentinel.ErrInvalid)
 			}
 			return nil
+		case "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420":
+			// Only in compressed transfer syntaxes, whose codecs
+			// return RGB.
+			if l.encapsulated && l.bitsAllocated != 1 {
+				return nil
+			}
 		}
 	default:
 		return fmt.Errorf("%w: %d samples per pixel", sentinel.ErrUnsupported, l.samples)

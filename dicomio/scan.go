@@ -14,6 +14,8 @@ const (
 	tagItem                 = 0xFFFEE000
 	tagItemDelim            = 0xFFFEE00D
 	tagSeqDelim             = 0xFFFEE0DD
+	tagExtendedOffsetTable  = 0x7FE00001
+	tagExtendedOffsetLength = 0x7FE00002
 	tagFloatPixelData       = 0x7FE00008
 	tagDoublePixelData      = 0x7FE00009
 	tagPixelData            = 0x7FE00010
@@ -52,6 +54,12 @@ func longVR(vr string) bool {
 	return false
 }
 
+// isExtendedOffsets reports whether t is the Extended Offset Table or its
+// lengths, whose VR OV has a 4-byte length in explicit VR.
+func isExtendedOffsets(t uint32) bool {
+	return t == tagExtendedOffsetTable || t == tagExtendedOffsetLength
+}
+
 // dictVR is the VR the library assumes for t in an implicit VR data set.
 func dictVR(t uint32) string {
 	if t == tagPixelData || t == tagOverlayData {
@@ -88,6 +96,9 @@ type pixelData struct {
 	encapsulated bool
 	offsetTable  []byte
 	fragments    [][]byte
+	// extOffsets and extLengths are the values of the Extended Offset
+	// Table (7FE0,0001) and its lengths (7FE0,0002), nil when absent.
+	extOffsets, extLengths []byte
 }
 
 // scanResult is what a structural scan of a data set found.
@@ -102,6 +113,9 @@ type scanResult struct {
 	// element, which is left out of what the library sees (see
 	// headerParts).
 	charsetStart, charsetEnd int
+	// extOffsets and extLengths are the values of the top-level Extended
+	// Offset Table elements, handed on to the pixel data.
+	extOffsets, extLengths []byte
 }
 
 // scanner validates the structure of a data set before the dicom library
@@ -138,7 +152,7 @@ func (s *scanner) header(off, limit int) (elemHeader, error) {
 		h.vr, h.vl, h.value = dictVR(h.tag), s.bo.Uint32(b[4:]), off+8
 	default:
 		h.vr = string(b[4:6])
-		if longVR(h.vr) {
+		if longVR(h.vr) || (h.vr == "OV" && isExtendedOffsets(h.tag)) {
 			if len(b) < 12 {
 				return h, invalid("data set truncated in element %s", h)
 			}
@@ -182,6 +196,7 @@ func (s *scanner) dataset() (scanResult, error) {
 			if err != nil {
 				return res, err
 			}
+			px.extOffsets, px.extLengths = res.extOffsets, res.extLengths
 			res.pixel = px
 			return res, nil
 		}
@@ -192,11 +207,21 @@ func (s *scanner) dataset() (scanResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if h.tag == tagSpecificCharacterSet {
+		switch {
+		case h.tag == tagSpecificCharacterSet:
 			res.charsetStart, res.charsetEnd = off, next
+		case h.tag == tagExtendedOffsetTable && h.vl != undefinedLength:
+			res.extOffsets = s.buf[h.value:next]
+		case h.tag == tagExtendedOffsetLength && h.vl != undefinedLength:
+			res.extLengths = s.buf[h.value:next]
 		}
 		off = next
-		res.headerEnd = off
+		if !isExtendedOffsets(h.tag) {
+			// The library does not know VR OV: the Extended Offset
+			// Table, which lies just before the pixel data, is kept
+			// from it.
+			res.headerEnd = off
+		}
 	}
 	if res.headerEnd == 0 && len(s.buf) > 0 {
 		return res, invalid("data set truncated: %d bytes", len(s.buf))

@@ -5,6 +5,10 @@ import (
 	"fmt"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/dicomio/jpeg"
+	"github.com/sentinel-pacs/sentinel/dicomio/jpeg2000"
+	"github.com/sentinel-pacs/sentinel/dicomio/jpegls"
+	"github.com/sentinel-pacs/sentinel/dicomio/rle"
 )
 
 // Transfer syntax UIDs (PS3.6 Annex A) that this package treats specially.
@@ -13,6 +17,16 @@ const (
 	uidExplicitLE = "1.2.840.10008.1.2.1"
 	uidDeflatedLE = "1.2.840.10008.1.2.1.99"
 	uidExplicitBE = "1.2.840.10008.1.2.2"
+
+	uidJPEGBaseline     = "1.2.840.10008.1.2.4.50"
+	uidJPEGExtended     = "1.2.840.10008.1.2.4.51"
+	uidJPEGLossless     = "1.2.840.10008.1.2.4.57"
+	uidJPEGLosslessSV1  = "1.2.840.10008.1.2.4.70"
+	uidJPEGLSLossless   = "1.2.840.10008.1.2.4.80"
+	uidJPEGLSNear       = "1.2.840.10008.1.2.4.81"
+	uidJPEG2000Lossless = "1.2.840.10008.1.2.4.90"
+	uidJPEG2000         = "1.2.840.10008.1.2.4.91"
+	uidRLE              = "1.2.840.10008.1.2.5"
 )
 
 // syntaxNames names the transfer syntaxes an error message may mention, so
@@ -56,6 +70,19 @@ var syntaxNames = map[string]string{
 	"1.2.840.10008.1.2.7.1":     "SMPTE ST 2110-20 Uncompressed Progressive Active Video",
 	"1.2.840.10008.1.2.8.1":     "Deflated Image Frame Compression",
 	"1.2.840.10008.1.2.4.100.1": "Fragmentable MPEG2 Main Profile / Main Level",
+	"1.2.840.10008.1.2.4.101.1": "Fragmentable MPEG2 Main Profile / High Level",
+	"1.2.840.10008.1.2.4.102.1": "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.1",
+	"1.2.840.10008.1.2.4.103.1": "Fragmentable MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1",
+	"1.2.840.10008.1.2.4.104.1": "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video",
+	"1.2.840.10008.1.2.4.105.1": "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video",
+	"1.2.840.10008.1.2.4.106.1": "Fragmentable MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2",
+	"1.2.840.10008.1.2.4.110":   "JPEG XL Lossless",
+	"1.2.840.10008.1.2.4.111":   "JPEG XL JPEG Recompression",
+	"1.2.840.10008.1.2.4.112":   "JPEG XL",
+	"1.2.840.10008.1.2.7.2":     "SMPTE ST 2110-20 Uncompressed Interlaced Active Video",
+	"1.2.840.10008.1.2.7.3":     "SMPTE ST 2110-30 PCM Digital Audio",
+	"1.2.840.10008.1.2.4.53":    "JPEG Spectral Selection, Non-Hierarchical (Process 6 & 8) (Retired)",
+	"1.2.840.10008.1.2.4.55":    "JPEG Full Progression, Non-Hierarchical (Process 10 & 12) (Retired)",
 }
 
 // syntaxName returns the name of a transfer syntax, or "unknown".
@@ -125,4 +152,14 @@ var codecs = map[string]codec{
 	uidExplicitLE: decodeNative,
 	uidExplicitBE: decodeNative,
 	uidDeflatedLE: decodeNative,
+	uidRLE:        compressed(uidRLE, rle.Decode, nil),
+
+	uidJPEGBaseline:     compressed(uidJPEGBaseline, jpeg.Decode, markerJPEG),
+	uidJPEGExtended:     compressed(uidJPEGExtended, jpeg.Decode, markerJPEG),
+	uidJPEGLossless:     compressed(uidJPEGLossless, jpeg.Decode, markerJPEG),
+	uidJPEGLosslessSV1:  compressed(uidJPEGLosslessSV1, jpeg.Decode, markerJPEG),
+	uidJPEGLSLossless:   compressed(uidJPEGLSLossless, jpegls.Decode, markerJPEG),
+	uidJPEGLSNear:       compressed(uidJPEGLSNear, jpegls.Decode, markerJPEG),
+	uidJPEG2000Lossless: compressed(uidJPEG2000Lossless, jpeg2000.Decode, markerJPEG2000),
+	uidJPEG2000:         compressed(uidJPEG2000, jpeg2000.Decode, markerJPEG2000),
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -141,4 +142,17 @@ func (e *env) openForScoring(ctx context.Context) (*detector.Model, *store.DB, e
 		return nil, nil, err
 	}
 	return m, db, nil
+}
+
+// subcommand returns the subcommand a command group was given, one of
+// names; --help prints the group's usage.
+func subcommand(args []string, usage string, stderr io.Writer, names ...string) (string, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintf(stderr, "Usage: %s\n", usage)
+		return "", errHelp
+	}
+	if len(args) == 0 || !slices.Contains(names, args[0]) {
+		return "", usageError{"usage: " + usage}
+	}
+	return args[0], nil
 }

@@ -38,7 +38,15 @@ func commands() []command {
 		{"run", "watch the inbox and score every file dropped in it until stopped", runRun},
 		{"train", "train a model on a folder of normal images", runTrain},
 		{"score", "score image files and print their reports", runScore},
+		{"eval", "evaluate the model on labelled images against a no-learning baseline", runEval},
 		{"ingest", "process every file in a folder once, then exit", runIngest},
+		{"decode", "print a DICOM file's header, or write its pixels as .npy or PNG", runDecode},
+		{"queries", "choose cases to ask radiologists about and export the worklist", runQueries},
+		{"labels", "import radiologists' labels from CSV or JSON", runLabels},
+		{"retrain", "retrain on labelled and admitted normals; promote only if not worse", runRetrain},
+		{"admit", "run one oracle-free admission cycle", runAdmit},
+		{"models", "list model versions or roll back to one", runModels},
+		{"bench", "benchmarks: 'bench learning' simulates the learning loop, 'bench compare' races the PyTorch peer", runBenchAll},
 		{"status", "print counts, recent failures and the current model", runStatus},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "sentinel", version)

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/dicomio"
 )
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,5 +32,27 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if e.cfg.HTTP.Addr != "" {
 		fmt.Fprintf(stdout, "health, metrics and API on http://%s/ (/healthz, /readyz, /metrics, /api/studies)\n", e.cfg.HTTP.Addr)
 	}
-	return e.newAgent(db, m, false, nil).Run(ctx)
+	cfg := e.agentConfig(false, nil)
+	var a *agent.Agent
+	policy := agent.RetrainPolicy{EveryLabels: e.cfg.Learning.RetrainEveryLabels, Every: e.cfg.Learning.RetrainEvery.Duration}
+	if policy.EveryLabels > 0 || policy.Every > 0 {
+		// Automatic retraining: checked every minute; a promoted model
+		// replaces the running one for the files that follow.
+		opt := e.learningOptions()
+		cfg.MaintenanceEvery = time.Minute
+		cfg.Maintenance = func(ctx context.Context) error {
+			retrained, err := agent.MaybeRetrain(ctx, db, opt, policy)
+			if err != nil || !retrained {
+				return err
+			}
+			next, err := e.loadModel()
+			if err != nil {
+				return err
+			}
+			a.SetModel(next)
+			return nil
+		}
+	}
+	a = agent.New(cfg, db, m, e.decoder(), dicomio.Resample)
+	return a.Run(ctx)
 }

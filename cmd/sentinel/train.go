@@ -59,6 +59,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := e.recordSeeds(ctx, db, files); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "model %s: %d training and %d calibration normals, threshold %.6g at %.0f%% false positives\nsaved to %s\n",
 		info.Version, info.TrainImages, info.CalibImages, info.Threshold, 100*info.TargetFPR, info.Path)
 	return nil

@@ -28,6 +28,13 @@ func (e *env) trainConfig() detector.TrainConfig {
 	tc.HoldoutFraction = d.HoldoutFraction
 	tc.TargetFPR = d.TargetFPR
 	tc.UncertainMargin = d.UncertainMargin
+	tc.UncertainQuantile = d.UncertainQuantile
+	tc.SWAGEpochs = d.SWAGEpochs
+	tc.SWAGSamples = d.SWAGSamples
+	tc.CoresetFraction = d.CoresetFraction
+	tc.Neighbours = d.Neighbours
+	tc.MemoryWeight = d.MemoryWeight
+	tc.Standardise = d.Standardise
 	tc.Logger = e.log
 	return tc
 }
@@ -35,8 +42,14 @@ func (e *env) trainConfig() detector.TrainConfig {
 // newAgent wires the agent from the configuration; on, when not nil, is
 // called with each file's outcome.
 func (e *env) newAgent(db *store.DB, m agent.Scorer, copyToQuarantine bool, on func(agent.Outcome)) *agent.Agent {
+	return agent.New(e.agentConfig(copyToQuarantine, on), db, m, e.decoder(), dicomio.Resample)
+}
+
+// agentConfig is the agent's configuration; on, when not nil, is called
+// with each file's outcome.
+func (e *env) agentConfig(copyToQuarantine bool, on func(agent.Outcome)) agent.Config {
 	in := e.cfg.Ingest
-	return agent.New(agent.Config{
+	return agent.Config{
 		Inbox:            e.paths.Inbox,
 		Reports:          e.paths.Reports,
 		Quarantine:       e.paths.Quarantine,
@@ -56,5 +69,5 @@ func (e *env) newAgent(db *store.DB, m agent.Scorer, copyToQuarantine bool, on f
 		CopyToQuarantine: copyToQuarantine,
 		Logger:           e.log,
 		OnOutcome:        on,
-	}, db, m, e.decoder(), dicomio.Resample)
+	}
 }

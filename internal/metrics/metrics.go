@@ -44,3 +44,80 @@ func AUROC(scores []float64, positive []bool) float64 {
 	}
 	return (rankSum - npos*(npos+1)/2) / (npos * nneg)
 }
+
+// AveragePrecision returns the area under the precision-recall curve of
+// scores for finding the positives, as average precision: the sum over
+// distinct score thresholds, from the highest down, of the precision at the
+// threshold times the recall it adds (scikit-learn's
+// average_precision_score; tied scores enter together). It returns 0 when
+// there are no positives.
+func AveragePrecision(scores []float64, positive []bool) float64 {
+	idx := make([]int, len(scores))
+	var npos float64
+	for i := range idx {
+		idx[i] = i
+		if positive[i] {
+			npos++
+		}
+	}
+	if npos == 0 {
+		return 0
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+	var tp, fp, ap, prevRecall float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
+			if positive[idx[j]] {
+				tp++
+			} else {
+				fp++
+			}
+			j++
+		}
+		recall := tp / npos
+		ap += (recall - prevRecall) * tp / (tp + fp)
+		prevRecall = recall
+		i = j
+	}
+	return ap
+}
+
+// Confusion counts the outcomes of calling a case positive.
+type Confusion struct {
+	TP, FP, TN, FN int
+}
+
+// Add counts one case: called is the decision, positive the truth.
+func (c *Confusion) Add(called, positive bool) {
+	switch {
+	case called && positive:
+		c.TP++
+	case called:
+		c.FP++
+	case positive:
+		c.FN++
+	default:
+		c.TN++
+	}
+}
+
+// Precision returns TP/(TP+FP), or 0 when nothing was called positive.
+func (c Confusion) Precision() float64 { return ratio(c.TP, c.TP+c.FP) }
+
+// Recall returns TP/(TP+FN), or 0 when there are no positives.
+func (c Confusion) Recall() float64 { return ratio(c.TP, c.TP+c.FN) }
+
+// F1 returns the harmonic mean of precision and recall, 2TP/(2TP+FP+FN),
+// or 0 when it is undefined.
+func (c Confusion) F1() float64 { return ratio(2*c.TP, 2*c.TP+c.FP+c.FN) }
+
+// FPR returns FP/(FP+TN), or 0 when there are no negatives.
+func (c Confusion) FPR() float64 { return ratio(c.FP, c.FP+c.TN) }
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}

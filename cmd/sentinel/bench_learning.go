@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/detector"
+	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/learn"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, err := subcommand(args, "sentinel bench learning [flags]", stderr, "learning"); err != nil {
+		return err
+	}
+	return runBenchLearning(ctx, args[1:], stdout, stderr)
+}
+
+// admissionOnly is the bench's name for running oracle-free admission
+// alone, without any labels.
+const admissionOnly = "admission-only"
+
+// benchRound is one line of the learning benchmark.
+type benchRound struct {
+	Round     int    `json:"round"`
+	Strategy  string `json:"strategy"`
+	Labels    int    `json:"labels"`
+	Abnormals int    `json:"labelled_abnormals"`
+	Admitted  int    `json:"admitted"`
+	// AdmittedNormal is the fraction of the admitted cases that are truly
+	// normal (from the labels file; never used by the loop).
+	AdmittedNormal float64 `json:"admitted_truly_normal"`
+	TrainNormals   int     `json:"train_normals"`
+	ROCAUC         float64 `json:"roc_auc"`
+	PRAUC          float64 `json:"pr_auc"`
+	Precision      float64 `json:"precision"`
+	Recall         float64 `json:"recall"`
+	F1             float64 `json:"f1"`
+	FP             int     `json:"fp"`
+	TP             int     `json:"tp"`
+	Threshold      float64 `json:"threshold"`
+	HeadWeight     float64 `json:"head_weight"`
+	Seconds        float64 `json:"seconds"`
+}
+
+// benchCase is one image of the benchmark with its true label.
+type benchCase struct {
+	id       string
+	img      sentinel.Image
+	emb      []float32
+	abnormal bool
+}
+
+func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, g := newFlagSet("bench learning", "bench learning --labels CSV [--images DIR] [flags]", stderr)
+	labelsPath := fs.String("labels", "../shared/data/cxr8/labels.csv", "labels `CSV` (file,finding,split)")
+	imagesDir := fs.String("images", "", "`folder` of the images (default: images/ beside the labels file)")
+	seedSplit := fs.String("seed-split", "seed", "split whose normals train the round-0 model")
+	poolSplit := fs.String("pool-split", "pool", "split the queries are drawn from and answered from the file")
+	evalSplit := fs.String("eval-split", "dev", "split evaluated after each round (never trained on, never used for thresholds)")
+	rounds := fs.Int("rounds", 5, "learning rounds")
+	perRound := fs.Int("per-round", 25, "queries answered per round")
+	strategy := fs.String("strategy", "hybrid", "hybrid, uncertainty, boundary, diverse, random or admission-only")
+	epochs := fs.Int("epochs", 0, "training epochs per round (default detector.epochs)")
+	inputSize := fs.Int("input", 0, "model input size (default detector.input_size)")
+	seed := fs.Int64("seed", 1, "random seed of the random strategy and of training")
+	asJSON := fs.Bool("json", false, "print one JSON object per round")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *strategy != admissionOnly {
+		if _, err := learn.ParseStrategy(*strategy); err != nil {
+			return usageError{"bench learning: " + err.Error()}
+		}
+	}
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	if *epochs > 0 {
+		e.cfg.Detector.Epochs = *epochs
+	}
+	if *inputSize > 0 {
+		e.cfg.Detector.InputSize = *inputSize
+	}
+	e.cfg.Detector.Seed = *seed
+	tc := e.trainConfig()
+	tc.Logger = nil
+	opt := e.learningOptions()
+	if *imagesDir == "" {
+		*imagesDir = filepath.Join(filepath.Dir(*labelsPath), "images")
+	}
+	rows, err := agent.ReadLabels(*labelsPath)
+	if err != nil {
+		return err
+	}
+	load := func(split string, normalsOnly bool) ([]benchCase, error) {
+		var files []agent.LabelRow
+		for _, r := range rows {
+			if r.Split == split && (!normalsOnly || r.Normal()) {
+				files = append(files, r)
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("bench learning: no rows in split %q of %s", split, *labelsPath)
+		}
+		out := make([]benchCase, len(files))
+		errs := make([]error, len(files))
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range max(1, e.cfg.Ingest.Workers) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					_, img, err := dicomio.Load(filepath.Join(*imagesDir, files[i].File), dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels})
+					if err != nil {
+						errs[i] = err
+						continue
+					}
+					img = dicomio.Resample(img, tc.InputSize, tc.InputSize)
+					out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal()}
+				}
+			}()
+		}
+		for i := range files {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	seedCases, err := load(*seedSplit, true)
+	if err != nil {
+		return err
+	}
+	pool, err := load(*poolSplit, false)
+	if err != nil {
+		return err
+	}
+	eval, err := load(*evalSplit, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench learning: %d seed normals (%s), pool %d (%s), evaluation %d (%s), strategy %s, %d rounds of %d, input %d, %d epochs\n",
+		len(seedCases), *seedSplit, len(pool), *poolSplit, len(eval), *evalSplit, *strategy, *rounds, *perRound, tc.InputSize, tc.Epochs)
+
+	sim := &learningSim{ctx: ctx, tc: tc, opt: opt, seed: seedCases, pool: pool, eval: eval,
+		labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}}
+	var all []benchRound
+	for r := 0; r <= *rounds; r++ {
+		start := time.Now()
+		if r > 0 {
+			if *strategy == admissionOnly {
+				if err := sim.admit(); err != nil {
+					return err
+				}
+			} else {
+				if err := sim.query(learn.Strategy(*strategy), *perRound, *seed+int64(r)); err != nil {
+					return err
+				}
+			}
+		}
+		row, err := sim.trainAndEvaluate()
+		if err != nil {
+			return err
+		}
+		row.Round, row.Strategy, row.Seconds = r, *strategy, time.Since(start).Seconds()
+		all = append(all, row)
+		if *asJSON {
+			b, _ := json.Marshal(row)
+			fmt.Fprintln(stdout, string(b))
+		}
+	}
+	if !*asJSON {
+		fmt.Fprintf(stdout, "%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s\n", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp")
+		for _, r := range all {
+			fmt.Fprintf(stdout, "%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d\n", r.Round, r.Labels, r.Admitted,
+				r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP)
+		}
+	}
+	return nil
+}
+
+// learningSim is the simulated workspace: the radiologists are the labels
+// file, the store is a few maps. It uses the same learn decisions as the
+// agent's retraining cycle.
+type learningSim struct {
+	ctx      context.Context
+	tc       detector.TrainConfig
+	opt      agent.LearningOptions
+	seed     []benchCase
+	pool     []benchCase
+	eval     []benchCase
+	model    *detector.Model
+	comb     *learn.Combiner
+	labelled map[string]string
+	admitted map[string]bool
+	streak   map[string]int
+}
+
+// scoreAll scores cases with the current model, two at a time.
+func (s *learningSim) scoreAll(cs []benchCase) ([]sentinel.Score, error) {
+	out := make([]sentinel.Score, len(cs))
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				out[i], errs[i] = s.model.Score(cs[i].img)
+			}
+		}()
+	}
+	for i := range cs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// unlabelled returns the pool cases neither labelled nor admitted.
+func (s *learningSim) unlabelled() []benchCase {
+	var out []benchCase
+	for _, c := range s.pool {
+		if _, ok := s.labelled[c.id]; !ok && !s.admitted[c.id] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// query asks about n pool cases and answers them from the file.
+func (s *learningSim) query(st learn.Strategy, n int, seed int64) error {
+	un := s.unlabelled()
+	scores, err := s.scoreAll(un)
+	if err != nil {
+		return err
+	}
+	cases := make([]learn.Case, len(un))
+	for i, c := range un {
+		cases[i] = learn.Case{InstanceID: c.id, Score: s.comb.Score(scores[i].Value, c.emb), Threshold: s.comb.Threshold,
+			Uncertainty: scores[i].Uncertainty, Embedding: c.emb}
+	}
+	var anchors [][]float32
+	for _, c := range s.pool {
+		if _, ok := s.labelled[c.id]; ok {
+			anchors = append(anchors, c.emb)
+		}
+	}
+	picks, err := learn.Select(cases, learn.SelectOptions{Strategy: st, N: n, Seed: seed, Anchors: anchors})
+	if err != nil {
+		return err
+	}
+	truth := map[string]bool{}
+	for _, c := range un {
+		truth[c.id] = c.abnormal
+	}
+	for _, p := range picks {
+		if truth[p.InstanceID] {
+			s.labelled[p.InstanceID] = learn.Abnormal
+		} else {
+			s.labelled[p.InstanceID] = learn.Normal
+		}
+	}
+	return nil
+}
+
+// admit runs one oracle-free admission cycle over the unlabelled pool.
+func (s *learningSim) admit() error {
+	seedScores, err := s.scoreAll(s.seed)
+	if err != nil {
+		return err
+	}
+	var ss, su []float64
+	for _, sc := range seedScores {
+		ss = append(ss, sc.Value)
+		if sc.Uncertainty != nil {
+			su = append(su, *sc.Uncertainty)
+		}
+	}
+	stats := learn.NewSeedStats(ss, su)
+	un := s.unlabelled()
+	scores, err := s.scoreAll(un)
+	if err != nil {
+		return err
+	}
+	results := make([]learn.GateResult, len(un))
+	for i, c := range un {
+		results[i] = learn.Gate(learn.Case{InstanceID: c.id, Score: scores[i].Value, Uncertainty: scores[i].Uncertainty}, stats, s.opt.Gates)
+	}
+	var admit []learn.GateResult
+	s.streak, admit = learn.Admissions(results, s.streak, s.opt.Gates)
+	for _, a := range admit {
+		s.admitted[a.InstanceID] = true
+	}
+	return nil
+}
+
+// trainAndEvaluate retrains on the plan's normals, fits the head and
+// threshold on the labels gathered, and evaluates on the evaluation split.
+func (s *learningSim) trainAndEvaluate() (benchRound, error) {
+	var row benchRound
+	var seedIDs, admitted []string
+	byID := map[string]benchCase{}
+	for _, c := range s.seed {
+		seedIDs = append(seedIDs, c.id)
+		byID[c.id] = c
+	}
+	for _, c := range s.pool {
+		byID[c.id] = c
+		if s.admitted[c.id] {
+			admitted = append(admitted, c.id)
+		}
+	}
+	plan := learn.PlanTraining(seedIDs, s.labelled, admitted, nil)
+	imgs := make([]sentinel.Image, len(plan.Normals))
+	for i, id := range plan.Normals {
+		imgs[i] = byID[id].img
+	}
+	m, err := detector.Train(s.ctx, imgs, s.tc)
+	if err != nil {
+		return row, err
+	}
+	s.model = m
+	var lab []benchCase
+	for _, id := range append(append([]string{}, plan.LabelledNormals...), plan.Abnormals...) {
+		lab = append(lab, byID[id])
+	}
+	labScores, err := s.scoreAll(lab)
+	if err != nil {
+		return row, err
+	}
+	labelled := make([]learn.Labelled, len(lab))
+	for i, c := range lab {
+		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: c.emb, Abnormal: s.labelled[c.id] == learn.Abnormal}
+	}
+	s.comb = learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
+	evScores, err := s.scoreAll(s.eval)
+	if err != nil {
+		return row, err
+	}
+	scores := make([]float64, len(s.eval))
+	positive := make([]bool, len(s.eval))
+	for i, c := range s.eval {
+		scores[i] = s.comb.Score(evScores[i].Value, c.emb)
+		positive[i] = c.abnormal
+	}
+	conf := learn.ConfusionAt(scores, positive, s.comb.Threshold)
+	var admNormal int
+	for _, id := range admitted {
+		if !byID[id].abnormal {
+			admNormal++
+		}
+	}
+	row = benchRound{Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
+		AdmittedNormal: math.NaN(), TrainNormals: len(plan.Normals),
+		ROCAUC: learn.AUROC(scores, positive), PRAUC: learn.PRAUC(scores, positive),
+		Precision: conf.Precision(), Recall: conf.Recall(), F1: conf.F1(), FP: conf.FP, TP: conf.TP,
+		Threshold: s.comb.Threshold, HeadWeight: s.comb.Weight}
+	if len(admitted) > 0 {
+		row.AdmittedNormal = float64(admNormal) / float64(len(admitted))
+	} else {
+		row.AdmittedNormal = 1
+	}
+	return row, nil
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	bo "encoding/binary"
+	"flag"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/sentinel-pacs/sentinel/dicomio"
+)
+
+// runDecode prints a DICOM file's header summary, or writes its stored
+// values as a .npy array (--npy) or its display image as a PNG (--png).
+func runDecode(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	// No workspace: decode reads one file and touches nothing else.
+	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sentinel decode [--npy OUT.npy] [--png OUT.png] [--frame N] FILE\n\n"+
+			"Without flags, print the header summary without decoding the pixels.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	npyPath := fs.String("npy", "", "write the stored pixel values (after decompression, before any LUT) in pydicom's pixel_array layout and dtype to this .npy `file`")
+	pngPath := fs.String("png", "", "write what the detector sees (the display pipeline's output) as an 8-bit grayscale PNG to this `file`")
+	frameNo := fs.Int("frame", -1, "0-based `frame` to write; --npy writes every frame and --png the first when not given")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"decode: give exactly one file"}
+	}
+	path := fs.Arg(0)
+	opt := dicomio.Options{}
+	if *npyPath == "" && *pngPath == "" {
+		h, err := dicomio.ReadHeader(path, opt)
+		if err != nil {
+			return err
+		}
+		printHeader(stdout, path, h)
+		return nil
+	}
+	if *npyPath != "" {
+		s, err := dicomio.DecodeStored(path, opt, *frameNo)
+		if err != nil {
+			return err
+		}
+		if err := writeFileWith(*npyPath, func(w io.Writer) error { return writeNPY(w, s) }); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+	}
+	if *pngPath != "" {
+		img, err := dicomio.DisplayFrame(path, opt, max(*frameNo, 0))
+		if err != nil {
+			return err
+		}
+		gray := image.NewGray(image.Rect(0, 0, img.Width, img.Height))
+		for i, v := range img.Pix {
+			gray.Pix[i] = uint8(math.Round(float64(v) * 255))
+		}
+		if err := writeFileWith(*pngPath, func(w io.Writer) error { return png.Encode(w, gray) }); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+	}
+	return nil
+}
+
+// printHeader writes the header summary, one attribute a line.
+func printHeader(w io.Writer, path string, h dicomio.Header) {
+	signed := "unsigned"
+	if h.Signed {
+		signed = "signed"
+	}
+	fmt.Fprintf(w, "file:            %s\n", path)
+	fmt.Fprintf(w, "transfer syntax: %s (%s)\n", h.TransferSyntaxUID, h.TransferSyntaxName)
+	fmt.Fprintf(w, "photometric:     %s\n", h.Photometric)
+	fmt.Fprintf(w, "size:            %d rows × %d columns\n", h.Rows, h.Columns)
+	fmt.Fprintf(w, "frames:          %d\n", h.Frames)
+	fmt.Fprintf(w, "samples:         %d (planar configuration %d)\n", h.SamplesPerPixel, h.Planar)
+	fmt.Fprintf(w, "bits:            %d allocated, %d stored, high bit %d, %s\n", h.BitsAllocated, h.BitsStored, h.HighBit, signed)
+	switch {
+	case h.Encapsulated:
+		fmt.Fprintf(w, "pixel data:      encapsulated, %d fragments\n", h.Fragments)
+	case h.Float:
+		fmt.Fprintf(w, "pixel data:      float\n")
+	}
+	if h.Problem != nil {
+		fmt.Fprintf(w, "decodable:       no: %v\n", h.Problem)
+	} else {
+		fmt.Fprintf(w, "decodable:       yes\n")
+	}
+}
+
+// writeFileWith creates path and writes it with write.
+func writeFileWith(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// npyTypes maps a numpy dtype name to its .npy descr (little endian) and
+// size in bytes.
+var npyTypes = map[string]struct {
+	descr string
+	size  int
+}{
+	"uint8": {"|u1", 1}, "int8": {"|i1", 1},
+	"uint16": {"<u2", 2}, "int16": {"<i2", 2},
+	"uint32": {"<u4", 4}, "int32": {"<i4", 4},
+	"float32": {"<f4", 4}, "float64": {"<f8", 8},
+}
+
+// writeNPY writes s as a .npy version 1.0 array of shape (frames, rows,
+// cols[, samples]), the frames axis dropped for one frame, as pydicom's
+// pixel_array has it.
+func writeNPY(w io.Writer, s dicomio.Stored) error {
+	t, ok := npyTypes[s.Dtype]
+	if !ok {
+		return fmt.Errorf("no .npy type for %s", s.Dtype)
+	}
+	var dims []string
+	if s.Frames > 1 {
+		dims = append(dims, fmt.Sprint(s.Frames))
+	}
+	dims = append(dims, fmt.Sprint(s.Rows), fmt.Sprint(s.Columns))
+	if s.Samples > 1 {
+		dims = append(dims, fmt.Sprint(s.Samples))
+	}
+	// At least two dimensions, so the tuple needs no trailing comma.
+	header := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", t.descr, strings.Join(dims, ", "))
+	// Magic, version, header length, then the header padded with spaces
+	// and a newline so the data starts on a 64-byte boundary.
+	pad := 64 - (10+len(header)+1)%64
+	header += strings.Repeat(" ", pad%64) + "\n"
+	prefix := append([]byte("\x93NUMPY\x01\x00"), 0, 0)
+	bo.LittleEndian.PutUint16(prefix[8:], uint16(len(header)))
+	if _, err := w.Write(append(prefix, header...)); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 1<<16)
+	n := max(len(s.Values), len(s.Floats))
+	for i := range n {
+		switch s.Dtype {
+		case "uint8", "int8":
+			buf = append(buf, byte(s.Values[i]))
+		case "uint16", "int16":
+			buf = bo.LittleEndian.AppendUint16(buf, uint16(s.Values[i]))
+		case "uint32", "int32":
+			buf = bo.LittleEndian.AppendUint32(buf, uint32(s.Values[i]))
+		case "float32":
+			buf = bo.LittleEndian.AppendUint32(buf, math.Float32bits(float32(s.Floats[i])))
+		case "float64":
+			buf = bo.LittleEndian.AppendUint64(buf, math.Float64bits(s.Floats[i]))
+		}
+		if len(buf) >= cap(buf)-8 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	_, err := w.Write(buf)
+	return err
+}

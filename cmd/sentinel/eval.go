@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/detector"
+	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/internal/metrics"
+)
+
+// figures are the evaluation figures of one scorer on one set of cases.
+type figures struct {
+	Cases     int     `json:"cases"`
+	ROCAUC    float64 `json:"roc_auc"`
+	PRAUC     float64 `json:"pr_auc"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	TP        int     `json:"tp"`
+	FP        int     `json:"fp"`
+	TN        int     `json:"tn"`
+	FN        int     `json:"fn"`
+}
+
+// evalResult is what 'sentinel eval --json' prints. The top-level figures
+// are the model's on all cases at its calibrated threshold; Certain repeats
+// them for the cases not decided "uncertain".
+type evalResult struct {
+	Model     string  `json:"model"`
+	Labels    string  `json:"labels"`
+	Split     string  `json:"split,omitempty"`
+	Normal    int     `json:"normal"`
+	Abnormal  int     `json:"abnormal"`
+	Threshold float64 `json:"threshold"`
+	figures
+	UncertainFraction float64 `json:"uncertain_fraction"`
+	Certain           figures `json:"certain"`
+	Baseline          figures `json:"baseline"`
+	BaselineROCAUC    float64 `json:"baseline_roc_auc"`
+	BaselinePRAUC     float64 `json:"baseline_pr_auc"`
+	BaselineThreshold float64 `json:"baseline_threshold"`
+	ImagesPerSecond   float64 `json:"images_per_second"`
+}
+
+// evalCase is one labelled image and what the model and the baseline said.
+type evalCase struct {
+	path     string
+	abnormal bool
+	score    sentinel.Score
+	baseline float64
+}
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, g := newFlagSet("eval", "eval --data DIR --labels CSV [--split NAME] [--model FILE] [--json] [flags]", stderr)
+	data := fs.String("data", "", "`folder` the labels file's paths are relative to; required")
+	labels := fs.String("labels", "", "labels `CSV` with columns file,finding[,split]; any finding but normal is abnormal; required")
+	split := fs.String("split", "", "evaluate only this split's rows (e.g. dev)")
+	modelPath := fs.String("model", "", "model `file` to evaluate instead of the workspace's current model")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *data == "" || *labels == "" || fs.NArg() > 0 {
+		return usageError{"eval: --data DIR and --labels CSV are required and it takes no other arguments"}
+	}
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	var m *detector.Model
+	if *modelPath != "" {
+		m, err = detector.Load(*modelPath)
+	} else {
+		m, err = e.loadModel()
+	}
+	if err != nil {
+		return err
+	}
+	rows, err := agent.ReadLabels(*labels)
+	if err != nil {
+		return err
+	}
+	var cases []evalCase
+	for _, r := range rows {
+		if *split == "" || r.Split == *split {
+			cases = append(cases, evalCase{path: filepath.Join(*data, filepath.FromSlash(r.File)), abnormal: !r.Normal()})
+		}
+	}
+	if len(cases) == 0 {
+		return fmt.Errorf("eval: labels %s have no rows in split %q", *labels, *split)
+	}
+	start := time.Now()
+	if err := scoreCases(ctx, m, cases, e.decoder(), max(1, e.cfg.Ingest.Workers)); err != nil {
+		return err
+	}
+	res := summarise(m, cases)
+	res.ImagesPerSecond = float64(len(cases)) / time.Since(start).Seconds()
+	res.Model = m.Info().Version
+	res.Labels, res.Split = *labels, *split
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printEval(stdout, res)
+	return nil
+}
+
+// scoreCases decodes, resamples and scores every case with the model and
+// the baseline on workers goroutines. Any file that cannot be read fails
+// the evaluation: figures over a silently smaller set would mislead.
+func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode agent.Decoder, workers int) error {
+	side := m.InputSize()
+	work := make(chan int)
+	errs := make([]error, len(cases))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				c := &cases[i]
+				_, img, err := decode(c.path)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				img = dicomio.Resample(img, side, side)
+				if c.score, err = m.Score(img); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", c.path, err)
+					continue
+				}
+				if c.baseline, err = m.BaselineScore(img); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", c.path, err)
+				}
+			}
+		}()
+	}
+	for i := range cases {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+	}
+	return nil
+}
+
+// summarise computes the figures of the scored cases. Thresholds come from
+// the model's calibration on held-out normals, never from these labels.
+func summarise(m *detector.Model, cases []evalCase) evalResult {
+	res := evalResult{Threshold: m.Info().Threshold, BaselineThreshold: m.BaselineThreshold()}
+	var all, certain, base []float64
+	var allPos, certainPos []bool
+	var ca, cc, cb metrics.Confusion
+	for _, c := range cases {
+		if c.abnormal {
+			res.Abnormal++
+		} else {
+			res.Normal++
+		}
+		all = append(all, c.score.Value)
+		allPos = append(allPos, c.abnormal)
+		ca.Add(c.score.Value > c.score.Threshold, c.abnormal)
+		base = append(base, c.baseline)
+		cb.Add(c.baseline > res.BaselineThreshold, c.abnormal)
+		if c.score.Decision == sentinel.DecisionUncertain {
+			continue
+		}
+		certain = append(certain, c.score.Value)
+		certainPos = append(certainPos, c.abnormal)
+		cc.Add(c.score.Decision == sentinel.DecisionAbnormal, c.abnormal)
+	}
+	res.figures = makeFigures(all, allPos, ca)
+	res.Certain = makeFigures(certain, certainPos, cc)
+	res.Baseline = makeFigures(base, allPos, cb)
+	res.BaselineROCAUC, res.BaselinePRAUC = res.Baseline.ROCAUC, res.Baseline.PRAUC
+	res.UncertainFraction = 1 - float64(len(certain))/float64(len(cases))
+	return res
+}
+
+func makeFigures(scores []float64, positive []bool, c metrics.Confusion) figures {
+	return figures{
+		Cases:  len(scores),
+		ROCAUC: metrics.AUROC(scores, positive), PRAUC: metrics.AveragePrecision(scores, positive),
+		Precision: c.Precision(), Recall: c.Recall(), F1: c.F1(),
+		TP: c.TP, FP: c.FP, TN: c.TN, FN: c.FN,
+	}
+}
+
+// printEval prints the figures as a table, the model beside the baseline.
+func printEval(w io.Writer, r evalResult) {
+	split := r.Split
+	if split == "" {
+		split = "all rows"
+	}
+	fmt.Fprintf(w, "model %s on %s (%s): %d normal, %d abnormal\n", r.Model, r.Labels, split, r.Normal, r.Abnormal)
+	fmt.Fprintf(w, "%-26s %6s %7s %7s %6s %6s %5s %5s %5s %5s %5s\n",
+		"", "cases", "ROC-AUC", "PR-AUC", "prec", "recall", "F1", "TP", "FP", "TN", "FN")
+	row := func(name string, f figures) {
+		fmt.Fprintf(w, "%-26s %6d %7.3f %7.3f %6.3f %6.3f %5.3f %5d %5d %5d %5d\n",
+			name, f.Cases, f.ROCAUC, f.PRAUC, f.Precision, f.Recall, f.F1, f.TP, f.FP, f.TN, f.FN)
+	}
+	row("model", r.figures)
+	row("model, not uncertain", r.Certain)
+	row("baseline (no learning)", r.Baseline)
+	fmt.Fprintf(w, "threshold %.4g (baseline %.4g), both set on held-out normals; uncertain %.1f%% of cases; %.1f images/s\n",
+		r.Threshold, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
+}

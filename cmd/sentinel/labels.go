@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/learn"
+)
+
+// errBadRows is returned when some rows of a labels file were not
+// imported; the good rows were. The exit status is then 1, so a script
+// notices, while nothing already imported is lost.
+var errBadRows = errors.New("some rows were not imported")
+
+func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, err := subcommand(args, "sentinel labels import [--format csv|json] FILE", stderr, "import"); err != nil {
+		return err
+	}
+	fs, g := newFlagSet("labels import", "labels import [--format csv|json] FILE [flags]", stderr)
+	format := fs.String("format", "", "csv or json (default from the file's extension)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"labels import: give exactly one labels file"}
+	}
+	path := fs.Arg(0)
+	f := strings.ToLower(*format)
+	if f == "" {
+		f = "csv"
+		if ext := strings.ToLower(filepath.Ext(path)); ext == ".json" || ext == ".jsonl" {
+			f = "json"
+		}
+	}
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	rows, bad, err := learn.ParseLabels(file, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	db, err := e.openDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rep, err := agent.ImportLabels(ctx, db, rows, bad, filepath.Base(path))
+	for _, re := range rep.Errors {
+		fmt.Fprintf(stderr, "%s:%d: %v\n", path, re.Line, re.Err)
+	}
+	fmt.Fprintf(stdout, "%d rows: %d labels added, %d already imported, %d rejected", rep.Rows, rep.Added, rep.Unchanged, len(rep.Errors))
+	if len(rep.Undone) > 0 {
+		fmt.Fprintf(stdout, "; %d admissions undone", len(rep.Undone))
+	}
+	fmt.Fprintln(stdout)
+	if err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("labels import %s: %d of %d rows: %w", path, len(rep.Errors), rep.Rows, errBadRows)
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// learningOptions turns the configuration into the learning loop's
+// settings.
+func (e *env) learningOptions() agent.LearningOptions {
+	l := e.cfg.Learning
+	tc := e.trainConfig()
+	return agent.LearningOptions{
+		ModelsDir: e.paths.Models,
+		Decode:    e.decoder(),
+		Resample:  dicomio.Resample,
+		Train:     agent.DetectorTrainer(tc),
+		Embedder:  learn.Thumbnail{Side: 16},
+		Holdout:   learn.HoldoutConfig{Fraction: l.HoldoutFraction, MinPerClass: l.HoldoutMinPerClass, Seed: tc.Seed},
+		Head: learn.HeadConfig{L2: l.HeadL2, Iterations: learn.DefaultHeadConfig().Iterations,
+			MinPerClass: l.HeadMinPerClass, Shrinkage: l.HeadShrinkage},
+		Promotion: learn.PromotionConfig{Tolerance: l.PromotionTolerance},
+		Gates: learn.GateConfig{MaxDistanceZ: l.AdmitDistanceZ, MaxUncertaintyZ: l.AdmitUncertaintyZ,
+			Consecutive: l.AdmitConsecutive, MaxPerCycle: l.AdmitMaxPerCycle},
+		TargetFPR: tc.TargetFPR,
+		Logger:    e.log,
+	}
+}
+
+// recordSeeds records the normals a model was trained on as the
+// workspace's seed normals, by instance id, for later retraining and the
+// admission gates.
+func (e *env) recordSeeds(ctx context.Context, db *store.DB, files []string) error {
+	dec := e.decoder()
+	var seeds []store.SeedNormal
+	for _, f := range files {
+		inst, _, err := dec(f)
+		if err != nil {
+			e.log.Warn("seed normal skipped", slog.String("path", f), slog.Any("error", err))
+			continue
+		}
+		seeds = append(seeds, store.SeedNormal{InstanceID: inst.ID, Path: f})
+	}
+	return db.AddSeedNormals(ctx, seeds)
+}

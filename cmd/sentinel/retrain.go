@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/sentinel-pacs/sentinel/agent"
+)
+
+func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, g := newFlagSet("retrain", "retrain [--normals DIR [--labels CSV --split NAME]] [flags]", stderr)
+	normals := fs.String("normals", "", "`folder` of seed normals to record first (only needed if the workspace's model was not made by 'sentinel train')")
+	labels := fs.String("labels", "", "with --normals, a labels `CSV` whose normal rows are the seed")
+	split := fs.String("split", "", "with --labels, only this split's rows")
+	epochs := fs.Int("epochs", 0, "training epochs (overrides detector.epochs)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"retrain: takes no arguments"}
+	}
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	if *epochs > 0 {
+		e.cfg.Detector.Epochs = *epochs
+	}
+	db, err := e.openDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *normals != "" {
+		files, err := agent.NormalFiles(*normals, *labels, *split)
+		if err != nil {
+			return err
+		}
+		if err := e.recordSeeds(ctx, db, files); err != nil {
+			return err
+		}
+	}
+	res, err := agent.Retrain(ctx, db, e.learningOptions())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "candidate %s trained on %d normals (%d labelled abnormals for the head and threshold; holdout %d cases%s)\n",
+		res.Candidate.Version, len(res.TrainedIDs), len(res.Plan.Abnormals), len(res.Plan.Holdout), map[bool]string{true: ", chosen now and frozen"}[res.HoldoutChosenNow])
+	verdict := "kept, not promoted"
+	if res.Verdict.Promote {
+		verdict = "promoted"
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", verdict, res.Verdict.Reason)
+	return nil
+}
+
+func runAdmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, g := newFlagSet("admit", "admit [flags]", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e, err := setup(fs, g, stderr)
+	if err != nil {
+		return err
+	}
+	db, err := e.openDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := agent.AdmitCycle(ctx, db, e.learningOptions())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "admission cycle %d: %d unlabelled cases checked, %d passed both gates, %d admitted\n",
+		res.Cycle, res.Checked, res.Passed, len(res.Admitted))
+	for _, a := range res.Admitted {
+		fmt.Fprintf(stdout, "admitted %s: %s\n", a.InstanceID, a.Reason())
+	}
+	return nil
+}

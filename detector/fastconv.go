@@ -1,0 +1,476 @@
+package detector
+
+import (
+	"fmt"
+	"hash"
+	"runtime"
+	"sync"
+
+	"github.com/chewxy/hm"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// fastConv is one layer of the network as a single gorgonia op: an optional
+// nearest-neighbour 2× upsample, a 3×3 convolution with padding 1 and the
+// given stride, a per-channel bias and an optional ReLU, on BCHW float32.
+//
+// It replaces gorgonia's Conv2d + BroadcastAdd + Rectify (and upsample2x),
+// whose im2col and col2im run on one goroutine element by element, whose
+// product comes out in BHWC and is transposed back through the tensor
+// package's generic iterator, and each of which allocates its own output.
+// Here every image (or, at batch 1, every band of output columns) is
+// unfolded and multiplied on its own goroutine, the product (gonum's Sgemm)
+// is written straight into BCHW, and the bias and ReLU are applied while
+// the output is still in cache. The upsample is folded into the unfolding:
+// the convolution reads input pixel (y/2, x/2) for upsampled pixel (y, x),
+// and col2im adds the gradient back to the same pixel, which is the
+// upsample's gradient.
+func fastConv(x, w, b *G.Node, stride int, upsample, relu bool) (*G.Node, error) {
+	if x.Shape().Dims() != 4 || w.Shape().Dims() != 4 || b.Shape().Dims() != 4 {
+		return nil, fmt.Errorf("fast conv: want 4-dimensional input, filter and bias, got %v, %v, %v", x.Shape(), w.Shape(), b.Shape())
+	}
+	xs, ws := x.Shape(), w.Shape()
+	if ws[1] != xs[1] || ws[2] != 3 || ws[3] != 3 {
+		return nil, fmt.Errorf("fast conv: filter %v does not fit input %v", ws, xs)
+	}
+	if stride != 1 && stride != 2 {
+		return nil, fmt.Errorf("fast conv: stride %d, want 1 or 2", stride)
+	}
+	return G.ApplyOp(convOp{geom: newConvGeom(xs, ws[0], stride, upsample), relu: relu}, x, w, b)
+}
+
+// convGeom is the geometry of one convolution.
+type convGeom struct {
+	batch, in, out int // images, input and output channels
+	h, w           int // input side, before any upsample
+	ih, iw         int // side the filter slides over (2h, 2w with upsample)
+	oh, ow         int // output side
+	stride         int
+	up             bool
+}
+
+func newConvGeom(xs tensor.Shape, out, stride int, up bool) convGeom {
+	g := convGeom{batch: xs[0], in: xs[1], out: out, h: xs[2], w: xs[3], stride: stride, up: up}
+	g.ih, g.iw = g.h, g.w
+	if up {
+		g.ih, g.iw = 2*g.h, 2*g.w
+	}
+	g.oh, g.ow = (g.ih+2-3)/stride+1, (g.iw+2-3)/stride+1
+	return g
+}
+
+func (g convGeom) k() int       { return g.in * 9 }
+func (g convGeom) n() int       { return g.oh * g.ow }
+func (g convGeom) inSize() int  { return g.in * g.h * g.w }
+func (g convGeom) outSize() int { return g.out * g.n() }
+func (g convGeom) String() string {
+	return fmt.Sprintf("%d×%d×%d×%d→%d s%d up%v", g.batch, g.in, g.h, g.w, g.out, g.stride, g.up)
+}
+
+// im2col unfolds columns [n0, n1) of one image's output into col, a
+// k×(n1−n0) row-major matrix: row c·9+ky·3+kx holds the input pixel under
+// filter tap (ky, kx) of channel c for each output position, 0 in the
+// padding.
+func (g convGeom) im2col(x []float32, col []float32, n0, n1 int) {
+	width := n1 - n0
+	for c := range g.in {
+		plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
+		for ky := range 3 {
+			for kx := range 3 {
+				row := col[(c*9+ky*3+kx)*width : (c*9+ky*3+kx+1)*width]
+				for j := range width {
+					p := n0 + j
+					oy, ox := p/g.ow, p%g.ow
+					iy, ix := oy*g.stride+ky-1, ox*g.stride+kx-1
+					if iy < 0 || iy >= g.ih || ix < 0 || ix >= g.iw {
+						row[j] = 0
+						continue
+					}
+					if g.up {
+						iy, ix = iy>>1, ix>>1
+					}
+					row[j] = plane[iy*g.w+ix]
+				}
+			}
+		}
+	}
+}
+
+// col2im adds a k×n column matrix (all output positions of one image) back
+// into the image's input gradient dx, the transpose of im2col.
+func (g convGeom) col2im(col []float32, dx []float32) {
+	n := g.n()
+	for c := range g.in {
+		plane := dx[c*g.h*g.w : (c+1)*g.h*g.w]
+		for ky := range 3 {
+			for kx := range 3 {
+				row := col[(c*9+ky*3+kx)*n : (c*9+ky*3+kx+1)*n]
+				for oy := range g.oh {
+					iy := oy*g.stride + ky - 1
+					if iy < 0 || iy >= g.ih {
+						continue
+					}
+					if g.up {
+						iy >>= 1
+					}
+					dst := plane[iy*g.w:]
+					src := row[oy*g.ow : (oy+1)*g.ow]
+					for ox, v := range src {
+						ix := ox*g.stride + kx - 1
+						if ix < 0 || ix >= g.iw {
+							continue
+						}
+						if g.up {
+							ix >>= 1
+						}
+						dst[ix] += v
+					}
+				}
+			}
+		}
+	}
+}
+
+// workers is the number of goroutines a convolution splits its work over.
+func workers() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// parallel runs f(t) for t in [0, tasks) on up to workers() goroutines,
+// each with its own worker index w for per-worker buffers.
+func parallel(tasks int, f func(w, t int)) {
+	nw := min(workers(), tasks)
+	if nw <= 1 {
+		for t := range tasks {
+			f(0, t)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Go(func() {
+			for t := w; t < tasks; t += nw {
+				f(w, t)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// gemm sets c = a·b (or accumulates with beta 1), with a m×k, b k×n, c m×n,
+// each with its own row stride and optionally transposed.
+func gemm(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ar, ac := m, k
+	if tA == blas.Trans {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tB == blas.Trans {
+		br, bc = n, k
+	}
+	blas32.Gemm(tA, tB, 1,
+		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
+		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
+		beta,
+		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c})
+}
+
+// forward computes act(conv(x, w) + b) into y.
+func (g convGeom) forward(x, w, bias, y []float32, relu bool) {
+	k, n := g.k(), g.n()
+	// Split each image's output columns into bands so that a batch smaller
+	// than the worker count still uses every worker.
+	bands := max(1, min(workers()/g.batch, n/64))
+	bandW := (n + bands - 1) / bands
+	cols := make([][]float32, min(workers(), g.batch*bands))
+	parallel(g.batch*bands, func(wk, t int) {
+		img, band := t/bands, t%bands
+		n0, n1 := band*bandW, min((band+1)*bandW, n)
+		if n0 >= n1 {
+			return
+		}
+		if cols[wk] == nil {
+			cols[wk] = make([]float32, k*bandW)
+		}
+		col := cols[wk][:k*(n1-n0)]
+		g.im2col(x[img*g.inSize():(img+1)*g.inSize()], col, n0, n1)
+		out := y[img*g.outSize():]
+		gemm(blas.NoTrans, blas.NoTrans, g.out, n1-n0, k, w, k, col, n1-n0, 0, out[n0:], n)
+		for o := range g.out {
+			row := out[o*n+n0 : o*n+n1]
+			bo := bias[o]
+			if relu {
+				for j, v := range row {
+					row[j] = max(v+bo, 0)
+				}
+			} else {
+				for j := range row {
+					row[j] += bo
+				}
+			}
+		}
+	})
+}
+
+// backwardInput computes the input gradient dx from the masked output
+// gradient gm.
+func (g convGeom) backwardInput(w, gm, dx []float32) {
+	k, n := g.k(), g.n()
+	cols := make([][]float32, min(workers(), g.batch))
+	parallel(g.batch, func(wk, img int) {
+		if cols[wk] == nil {
+			cols[wk] = make([]float32, k*n)
+		}
+		col := cols[wk]
+		gemm(blas.Trans, blas.NoTrans, k, n, g.out, w, k, gm[img*g.outSize():], n, 0, col, n)
+		d := dx[img*g.inSize() : (img+1)*g.inSize()]
+		clear(d)
+		g.col2im(col, d)
+	})
+}
+
+// backwardWeight computes the filter gradient dw from the input x and the
+// masked output gradient gm, summing per-worker partial sums.
+func (g convGeom) backwardWeight(x, gm, dw []float32) {
+	k, n := g.k(), g.n()
+	nw := min(workers(), g.batch)
+	cols := make([][]float32, nw)
+	parts := make([][]float32, nw)
+	parallel(g.batch, func(wk, img int) {
+		if cols[wk] == nil {
+			cols[wk] = make([]float32, k*n)
+			parts[wk] = make([]float32, g.out*k)
+		}
+		g.im2col(x[img*g.inSize():(img+1)*g.inSize()], cols[wk], 0, n)
+		gemm(blas.NoTrans, blas.Trans, g.out, k, n, gm[img*g.outSize():], n, cols[wk], n, 1, parts[wk], k)
+	})
+	clear(dw)
+	for _, p := range parts {
+		for i, v := range p {
+			dw[i] += v
+		}
+	}
+}
+
+// backwardBias computes the bias gradient: gm summed over images and
+// positions, per channel.
+func (g convGeom) backwardBias(gm, db []float32) {
+	n := g.n()
+	for o := range g.out {
+		var s float32
+		for img := range g.batch {
+			for _, v := range gm[img*g.outSize()+o*n : img*g.outSize()+(o+1)*n] {
+				s += v
+			}
+		}
+		db[o] = s
+	}
+}
+
+// convOp is the forward op of fastConv; inputs x, w, b.
+type convOp struct {
+	geom convGeom
+	relu bool
+}
+
+func t4() hm.Type { return G.TensorType{Dims: 4, Of: hm.TypeVariable('a')} }
+
+func (convOp) Arity() int    { return 3 }
+func (convOp) Type() hm.Type { return hm.NewFnType(t4(), t4(), t4(), t4()) }
+func (op convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := op.geom
+	return tensor.Shape{g.batch, g.out, g.oh, g.ow}, nil
+}
+
+func (op convOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := float32Inputs(inputs, 3)
+	if err != nil {
+		return nil, fmt.Errorf("fast conv: %w", err)
+	}
+	g := op.geom
+	if len(in[0]) != g.batch*g.inSize() || len(in[1]) != g.out*g.k() || len(in[2]) != g.out {
+		return nil, fmt.Errorf("fast conv %v: got %d, %d, %d values", g, len(in[0]), len(in[1]), len(in[2]))
+	}
+	y := make([]float32, g.batch*g.outSize())
+	g.forward(in[0], in[1], in[2], y, op.relu)
+	return tensor.New(tensor.WithShape(g.batch, g.out, g.oh, g.ow), tensor.WithBacking(y)), nil
+}
+
+func (convOp) ReturnsPtr() bool     { return false }
+func (convOp) CallsExtern() bool    { return false }
+func (convOp) OverwritesInput() int { return -1 }
+func (op convOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "sentinel.conv %v relu%v", op.geom, op.relu)
+}
+func (op convOp) Hashcode() uint32 { return hashOp(op) }
+func (op convOp) String() string   { return fmt.Sprintf("FastConv(%v relu%v)", op.geom, op.relu) }
+
+func (convOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+
+func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 3 {
+		return nil, fmt.Errorf("fast conv: want 3 inputs, got %d", len(inputs))
+	}
+	gm := grad
+	var err error
+	if op.relu {
+		if gm, err = G.ApplyOp(reluMaskOp{}, output, grad); err != nil {
+			return nil, fmt.Errorf("fast conv gradient: %w", err)
+		}
+	}
+	dx, err := G.ApplyOp(convGradOp{geom: op.geom, wrt: 0}, inputs[1], gm)
+	if err != nil {
+		return nil, fmt.Errorf("fast conv input gradient: %w", err)
+	}
+	dw, err := G.ApplyOp(convGradOp{geom: op.geom, wrt: 1}, inputs[0], gm)
+	if err != nil {
+		return nil, fmt.Errorf("fast conv filter gradient: %w", err)
+	}
+	db, err := G.ApplyOp(convGradOp{geom: op.geom, wrt: 2}, gm)
+	if err != nil {
+		return nil, fmt.Errorf("fast conv bias gradient: %w", err)
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+// reluMaskOp passes the gradient where the ReLU's output is positive.
+type reluMaskOp struct{}
+
+func (reluMaskOp) Arity() int    { return 2 }
+func (reluMaskOp) Type() hm.Type { return hm.NewFnType(t4(), t4(), t4()) }
+func (reluMaskOp) InferShape(inputs ...G.DimSizer) (tensor.Shape, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("relu mask: want 2 shapes, got %d", len(inputs))
+	}
+	s, ok := inputs[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("relu mask: want a shape, got %v", inputs[0])
+	}
+	return s.Clone(), nil
+}
+
+func (reluMaskOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := float32Inputs(inputs, 2)
+	if err != nil {
+		return nil, fmt.Errorf("relu mask: %w", err)
+	}
+	y, g := in[0], in[1]
+	if len(y) != len(g) {
+		return nil, fmt.Errorf("relu mask: %d outputs, %d gradients", len(y), len(g))
+	}
+	out := make([]float32, len(g))
+	for i, v := range y {
+		if v > 0 {
+			out[i] = g[i]
+		}
+	}
+	return tensor.New(tensor.WithShape(inputs[0].Shape().Clone()...), tensor.WithBacking(out)), nil
+}
+
+func (reluMaskOp) ReturnsPtr() bool      { return false }
+func (reluMaskOp) CallsExtern() bool     { return false }
+func (reluMaskOp) OverwritesInput() int  { return -1 }
+func (reluMaskOp) WriteHash(h hash.Hash) { fmt.Fprint(h, "sentinel.relumask") }
+func (op reluMaskOp) Hashcode() uint32   { return hashOp(op) }
+func (reluMaskOp) String() string        { return "ReluMask" }
+func (reluMaskOp) DiffWRT(int) []bool    { return []bool{false, false} }
+func (reluMaskOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("relu mask: no second derivative")
+}
+
+// convGradOp computes one gradient of convOp from the masked output
+// gradient: wrt 0 the input (inputs w, gm), 1 the filter (inputs x, gm),
+// 2 the bias (input gm).
+type convGradOp struct {
+	geom convGeom
+	wrt  int
+}
+
+func (op convGradOp) Arity() int {
+	if op.wrt == 2 {
+		return 1
+	}
+	return 2
+}
+
+func (op convGradOp) Type() hm.Type {
+	if op.wrt == 2 {
+		return hm.NewFnType(t4(), t4())
+	}
+	return hm.NewFnType(t4(), t4(), t4())
+}
+
+func (op convGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := op.geom
+	switch op.wrt {
+	case 0:
+		return tensor.Shape{g.batch, g.in, g.h, g.w}, nil
+	case 1:
+		return tensor.Shape{g.out, g.in, 3, 3}, nil
+	}
+	return tensor.Shape{1, g.out, 1, 1}, nil
+}
+
+func (op convGradOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := float32Inputs(inputs, op.Arity())
+	if err != nil {
+		return nil, fmt.Errorf("fast conv gradient: %w", err)
+	}
+	g := op.geom
+	gm := in[len(in)-1]
+	if len(gm) != g.batch*g.outSize() {
+		return nil, fmt.Errorf("fast conv gradient %v: %d output gradients", g, len(gm))
+	}
+	s, _ := op.InferShape()
+	out := make([]float32, s.TotalSize())
+	switch op.wrt {
+	case 0:
+		g.backwardInput(in[0], gm, out)
+	case 1:
+		g.backwardWeight(in[0], gm, out)
+	default:
+		g.backwardBias(gm, out)
+	}
+	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(out)), nil
+}
+
+func (convGradOp) ReturnsPtr() bool     { return false }
+func (convGradOp) CallsExtern() bool    { return false }
+func (convGradOp) OverwritesInput() int { return -1 }
+func (op convGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "sentinel.conv.grad%d %v", op.wrt, op.geom)
+}
+func (op convGradOp) Hashcode() uint32 { return hashOp(op) }
+func (op convGradOp) String() string   { return fmt.Sprintf("FastConvGrad%d(%v)", op.wrt, op.geom) }
+func (op convGradOp) DiffWRT(n int) []bool {
+	return make([]bool, n)
+}
+func (convGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("fast conv gradient: no second derivative")
+}
+
+// float32Inputs returns the contiguous float32 data of n inputs.
+func float32Inputs(inputs []G.Value, n int) ([][]float32, error) {
+	if len(inputs) != n {
+		return nil, fmt.Errorf("want %d inputs, got %d", n, len(inputs))
+	}
+	out := make([][]float32, n)
+	for i, v := range inputs {
+		d, ok := v.(*tensor.Dense)
+		if !ok {
+			return nil, fmt.Errorf("input %d: want a dense tensor, got %T", i, v)
+		}
+		if d.IsMaterializable() {
+			if d, ok = d.Materialize().(*tensor.Dense); !ok {
+				return nil, fmt.Errorf("input %d: cannot materialise view", i)
+			}
+		}
+		data, ok := d.Data().([]float32)
+		if !ok {
+			return nil, fmt.Errorf("input %d: want float32 data, got %v", i, d.Dtype())
+		}
+		out[i] = data
+	}
+	return out, nil
+}

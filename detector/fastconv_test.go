@@ -1,0 +1,134 @@
+package detector
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// convCase is one layer shape the fast convolution is checked on.
+type convCase struct {
+	batch, in, out, side, stride int
+	up, relu                     bool
+}
+
+// convResult is a layer's output and its gradients with respect to the
+// input, the filter and the bias under the loss sum(out ⊙ r).
+type convResult struct{ out, dx, dw, db []float32 }
+
+// runConvGraph builds x → layer → sum(out ⊙ r) with either gorgonia's ops
+// (Conv2d, BroadcastAdd, Rectify, after upsample2x when c.up) or fastConv,
+// runs it forward and backward and returns the values.
+func runConvGraph(t *testing.T, c convCase, fast bool, x, w, b, r []float32) convResult {
+	t.Helper()
+	g := G.NewGraph()
+	node := func(name string, data []float32, shape ...int) *G.Node {
+		v := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float32(nil), data...)))
+		return G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(v))
+	}
+	xn := node("x", x, c.batch, c.in, c.side, c.side)
+	wn := node("w", w, c.out, c.in, 3, 3)
+	bn := node("b", b, 1, c.out, 1, 1)
+	var out *G.Node
+	var err error
+	if fast {
+		out, err = fastConv(xn, wn, bn, c.stride, c.up, c.relu)
+	} else {
+		out, err = applyLayer(xn, layer{in: c.in, out: c.out, stride: c.stride, upsample: c.up, relu: c.relu}, wn, bn)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.Shape()
+	rn := node("r", r, s...)
+	prod, err := G.HadamardProd(out, rn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, err := G.Sum(prod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outV G.Value
+	G.Read(out, &outV)
+	if _, err := G.Grad(loss, xn, wn, bn); err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g, G.BindDualValues(xn, wn, bn))
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	grad := func(n *G.Node) []float32 {
+		v, err := n.Grad()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), v.Data().([]float32)...)
+	}
+	return convResult{
+		out: append([]float32(nil), outV.Data().([]float32)...),
+		dx:  grad(xn), dw: grad(wn), db: grad(bn),
+	}
+}
+
+// maxRelErr returns the largest |a−b| relative to the largest |b|.
+func maxRelErr(a, b []float32) float64 {
+	var d, scale float64
+	for i := range b {
+		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
+		scale = max(scale, math.Abs(float64(b[i])))
+	}
+	return d / max(scale, 1e-12)
+}
+
+// TestFastConvMatchesGorgonia checks fastConv's output and its three
+// gradients against gorgonia's own Conv2d + BroadcastAdd + Rectify (after
+// the repository's upsample2x when upsampling) on random inputs, for every
+// kind of layer the network has, at batch 1 (where output columns are
+// split between goroutines) and above.
+func TestFastConvMatchesGorgonia(t *testing.T) {
+	cases := []convCase{
+		{batch: 1, in: 1, out: 8, side: 32, stride: 2, relu: true},
+		{batch: 3, in: 1, out: 8, side: 16, stride: 2, relu: true},
+		{batch: 2, in: 5, out: 7, side: 10, stride: 2, relu: true},
+		{batch: 1, in: 8, out: 4, side: 16, stride: 1, up: true, relu: true},
+		{batch: 3, in: 6, out: 3, side: 6, stride: 1, up: true, relu: true},
+		{batch: 2, in: 8, out: 1, side: 8, stride: 1, up: true, relu: false},
+		{batch: 2, in: 3, out: 2, side: 7, stride: 1, relu: false},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("b%d_c%d_o%d_s%d_st%d_up%v_relu%v", c.batch, c.in, c.out, c.side, c.stride, c.up, c.relu), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(int64(c.batch*1000 + c.in*100 + c.out)))
+			randn := func(n int) []float32 {
+				v := make([]float32, n)
+				for i := range v {
+					v[i] = float32(rng.NormFloat64())
+				}
+				return v
+			}
+			x := randn(c.batch * c.in * c.side * c.side)
+			w := randn(c.out * c.in * 9)
+			b := randn(c.out)
+			geom := newConvGeom(tensor.Shape{c.batch, c.in, c.side, c.side}, c.out, c.stride, c.up)
+			r := randn(c.batch * c.out * geom.oh * geom.ow)
+			want := runConvGraph(t, c, false, x, w, b, r)
+			got := runConvGraph(t, c, true, x, w, b, r)
+			for _, p := range []struct {
+				name      string
+				got, want []float32
+			}{{"output", got.out, want.out}, {"input gradient", got.dx, want.dx}, {"filter gradient", got.dw, want.dw}, {"bias gradient", got.db, want.db}} {
+				if len(p.got) != len(p.want) {
+					t.Fatalf("%s: %d values, gorgonia gives %d", p.name, len(p.got), len(p.want))
+				}
+				if e := maxRelErr(p.got, p.want); e > 1e-5 {
+					t.Errorf("%s: relative error %.3g against gorgonia", p.name, e)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,94 @@
+package detector
+
+import (
+	"math"
+	"slices"
+)
+
+// gaussianBlur smooths a side×side map with a Gaussian of standard
+// deviation sigma pixels, separably, truncated at 3σ and renormalised at the
+// borders so that a constant map stays constant. sigma ≤ 0 returns a copy.
+func gaussianBlur(x []float64, side int, sigma float64) []float64 {
+	if !(sigma > 0) {
+		return slices.Clone(x)
+	}
+	r := max(1, int(math.Ceil(3*sigma)))
+	kern := make([]float64, 2*r+1)
+	for i := range kern {
+		t := float64(i - r)
+		kern[i] = math.Exp(-t * t / (2 * sigma * sigma))
+	}
+	pass := func(in []float64, horizontal bool) []float64 {
+		out := make([]float64, len(in))
+		for y := range side {
+			for x := range side {
+				var s, w float64
+				for i, k := range kern {
+					xx, yy := x, y
+					if horizontal {
+						xx += i - r
+					} else {
+						yy += i - r
+					}
+					if xx < 0 || xx >= side || yy < 0 || yy >= side {
+						continue
+					}
+					s += k * in[yy*side+xx]
+					w += k
+				}
+				out[y*side+x] = s / w
+			}
+		}
+		return out
+	}
+	return pass(pass(x, true), false)
+}
+
+// topMean returns the mean of the largest ceil(fraction·len(v)) values of
+// v (at least one): fraction 1 is the mean, a fraction below 1/len(v) the
+// maximum.
+func topMean(v []float64, fraction float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	k := min(len(s), max(1, int(math.Ceil(fraction*float64(len(s))))))
+	return mean(s[len(s)-k:])
+}
+
+// upsampleMap resizes a g×g map to side×side bilinearly.
+func upsampleMap(x []float64, g, side int) []float64 {
+	f := make([]float32, len(x))
+	for i, v := range x {
+		f[i] = float32(v)
+	}
+	r := resizeBilinear(f, 1, g, side)
+	out := make([]float64, len(r))
+	for i, v := range r {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// standardise returns x shifted and scaled to zero mean and unit variance
+// (left at zero mean when x is constant).
+func standardise(x []float32) []float32 {
+	var s, ss float64
+	for _, v := range x {
+		s += float64(v)
+	}
+	mu := s / float64(len(x))
+	for _, v := range x {
+		ss += (float64(v) - mu) * (float64(v) - mu)
+	}
+	sd := math.Sqrt(ss / float64(len(x)))
+	if sd == 0 {
+		sd = 1
+	}
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32((float64(v) - mu) / sd)
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package detector
+
+import (
+	"math"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+func randomRows(rng *rand.Rand, n, d int) []float32 {
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	// A few clusters make the greedy order non-trivial.
+	for i := range n {
+		c := float32(i%4) * 3
+		x[i*d] += c
+	}
+	return x
+}
+
+func dist(a, b []float32) float64 { return math.Sqrt(float64(sqDist(a, b))) }
+
+// TestKCenterGreedy checks the k-center property: every row is within the
+// returned radius of a selected row, each selected row was the farthest from
+// those selected before it, and the radius is attained.
+func TestKCenterGreedy(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	const n, d, m = 500, 6, 40
+	x := randomRows(rng, n, d)
+	sel, radius := kCenterGreedy(x, n, d, m, 17)
+	if len(sel) != m || sel[0] != 17 {
+		t.Fatalf("selected %d rows starting at %d, want %d starting at 17", len(sel), sel[0], m)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(sel)))) != m {
+		t.Fatal("a row was selected twice")
+	}
+	row := func(i int) []float32 { return x[i*d : (i+1)*d] }
+	nearest := func(i int, centres []int) float64 {
+		best := math.Inf(1)
+		for _, c := range centres {
+			best = min(best, dist(row(i), row(c)))
+		}
+		return best
+	}
+	var far float64
+	for i := range n {
+		r := nearest(i, sel)
+		if r > radius+1e-5 {
+			t.Fatalf("row %d is %v from the nearest centre, beyond the radius %v", i, r, radius)
+		}
+		far = max(far, r)
+	}
+	if math.Abs(far-radius) > 1e-5 {
+		t.Errorf("radius %v, but the farthest row is %v from a centre", radius, far)
+	}
+	for k := 1; k < m; k++ {
+		got := nearest(sel[k], sel[:k])
+		for i := range n {
+			if v := nearest(i, sel[:k]); v > got+1e-5 {
+				t.Fatalf("step %d chose row %d at %v, but row %d is at %v", k, sel[k], got, i, v)
+			}
+		}
+	}
+}
+
+// TestCoresetCoversProjected checks the coreset through its public path:
+// the rows it returns are rows of the input, about the requested fraction,
+// and the greedy selection over the projection keeps every row close.
+func TestCoresetCoversProjected(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	const n, d = 800, 48
+	x := randomRows(rng, n, d)
+	bank := coreset(x, n, d, 0.1, 16, rand.New(rand.NewSource(5)))
+	if len(bank) != 80*d {
+		t.Fatalf("coreset of %d rows, want 80", len(bank)/d)
+	}
+	rows := map[string]bool{}
+	for i := range n {
+		rows[string(float32Bytes(x[i*d:(i+1)*d]))] = true
+	}
+	for j := range len(bank) / d {
+		if !rows[string(float32Bytes(bank[j*d:(j+1)*d]))] {
+			t.Fatalf("coreset row %d is not an input row", j)
+		}
+	}
+	again := coreset(x, n, d, 0.1, 16, rand.New(rand.NewSource(5)))
+	if !equalF32(bank, again) {
+		t.Error("the same seed gave different coresets")
+	}
+	if got := coreset(x, n, d, 1, 16, rng); !equalF32(got, x) {
+		t.Error("a fraction of 1 did not keep every row")
+	}
+}
+
+// TestKNNMatchesBruteForce compares the blocked kNN with computing every
+// distance directly, for block-straddling sizes and several k.
+func TestKNNMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, tt := range []struct{ nq, nb, d, k int }{
+		{1, 1, 3, 1}, {17, 130, 5, 1}, {40, 300, 24, 3}, {33, 257, 48, 5}, {5, 4, 2, 9},
+	} {
+		q := randomRows(rng, tt.nq, tt.d)
+		bank := randomRows(rng, tt.nb, tt.d)
+		got := knnScores(q, tt.nq, bank, rowNorms(bank, tt.nb, tt.d), tt.nb, tt.d, tt.k)
+		for i := range tt.nq {
+			ds := make([]float64, tt.nb)
+			for j := range ds {
+				ds[j] = dist(q[i*tt.d:(i+1)*tt.d], bank[j*tt.d:(j+1)*tt.d])
+			}
+			slices.Sort(ds)
+			want := mean(ds[:min(tt.k, tt.nb)])
+			if math.Abs(got[i]-want) > 1e-4*max(1, want) {
+				t.Errorf("%+v query %d: kNN %v, brute force %v", tt, i, got[i], want)
+			}
+		}
+	}
+}
+
+func TestPatchFeatures(t *testing.T) {
+	// A constant fine map and a coarse map constant per channel give
+	// constant features: pooling and resizing must preserve constants.
+	const g, cf, cc = 4, 2, 3
+	fine := make([]float32, cf*g*g)
+	for c := range cf {
+		for i := range g * g {
+			fine[c*g*g+i] = float32(c + 1)
+		}
+	}
+	coarse := make([]float32, cc*g*g/4)
+	for c := range cc {
+		for i := range g * g / 4 {
+			coarse[c*g*g/4+i] = float32(10 * (c + 1))
+		}
+	}
+	f := patchFeatures(fine, cf, coarse, cc, g)
+	want := []float32{1, 2, 10, 20, 30}
+	for p := range g * g {
+		if !equalF32(f[p*5:(p+1)*5], want) {
+			t.Fatalf("patch %d: features %v, want %v", p, f[p*5:(p+1)*5], want)
+		}
+	}
+}
+
+func TestTopMean(t *testing.T) {
+	v := []float64{5, 1, 4, 2, 3}
+	for _, tt := range []struct{ f, want float64 }{{1, 3}, {0, 5}, {0.4, 4.5}, {0.5, 4}} {
+		if got := topMean(v, tt.f); got != tt.want {
+			t.Errorf("topMean(%v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+}
+
+func TestGaussianBlurKeepsConstants(t *testing.T) {
+	x := slices.Repeat([]float64{0.3}, 64)
+	for _, v := range gaussianBlur(x, 8, 1.5) {
+		if math.Abs(v-0.3) > 1e-12 {
+			t.Fatalf("blurred constant map holds %v", v)
+		}
+	}
+}

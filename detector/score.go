@@ -1,0 +1,221 @@
+package detector
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// analysis is everything scoring measures on one image before calibration
+// turns it into a score.
+type analysis struct {
+	// recon holds one reconstruction score per SWAG sample (one from the
+	// mean weights when the model draws no samples).
+	recon []float64
+	// reconMap is the smoothed squared-error map averaged over the samples.
+	reconMap []float64
+	// memory is the memory-bank score and memMap the blurred patch-distance
+	// map, both at the input size.
+	memory float64
+	memMap []float64
+}
+
+// memoryBlurSigma is the anomaly map's Gaussian in input pixels: PatchCore's
+// σ = 4 at its 224-pixel input, scaled to the model's input size.
+func memoryBlurSigma(side int) float64 { return 4 * float64(side) / 224 }
+
+// analyse runs the networks on one prepared image and measures its
+// component scores and maps.
+func (m *Model) analyse(x []float32) (analysis, error) {
+	sc := <-m.pool
+	defer func() { m.pool <- sc }()
+	if sc == nil {
+		var err error
+		if sc, err = m.newScorer(); err != nil {
+			return analysis{}, err
+		}
+	}
+	a, err := m.analyseWith(sc, x)
+	if err != nil {
+		sc = nil // a failed run may leave a machine in any state
+	}
+	return a, err
+}
+
+func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
+	side := m.arch.InputSize
+	var a analysis
+	meanRecon, err := sc.mean.run(x)
+	if err != nil {
+		return a, err
+	}
+	if a.memory, a.memMap, err = m.memoryScore(sc.mean); err != nil {
+		return a, err
+	}
+	recons := [][]float32{meanRecon}
+	if len(sc.samples) > 0 {
+		recons = recons[:0]
+		for _, n := range sc.samples {
+			y, err := n.run(x)
+			if err != nil {
+				return a, err
+			}
+			recons = append(recons, y)
+		}
+	}
+	a.reconMap = make([]float64, side*side)
+	for _, y := range recons {
+		sm := gaussianBlur(squaredErrors(x, y), side, m.config.ReconBlur)
+		a.recon = append(a.recon, topMean(sm, m.config.ReconTopFraction))
+		for i, v := range sm {
+			a.reconMap[i] += v / float64(len(recons))
+		}
+	}
+	return a, nil
+}
+
+// memoryScore scores the patches of the image last run through the mean
+// network against the memory bank.
+func (m *Model) memoryScore(n *network) (float64, []float64, error) {
+	st := m.config.MemoryStage
+	fine, err := n.readValue(0)
+	if err != nil {
+		return 0, nil, err
+	}
+	coarse, err := n.readValue(1)
+	if err != nil {
+		return 0, nil, err
+	}
+	g := m.arch.InputSize >> (st + 1)
+	cf, cc := m.arch.Channels[st], m.arch.Channels[st+1]
+	if len(fine) != cf*g*g || len(coarse) != cc*g*g/4 {
+		return 0, nil, fmt.Errorf("encoder stages hold %d and %d values, want %d and %d", len(fine), len(coarse), cf*g*g, cc*g*g/4)
+	}
+	if m.bankDim != cf+cc || m.bankRows == 0 {
+		return 0, nil, fmt.Errorf("memory bank of %d×%d, features are %d wide", m.bankRows, m.bankDim, cf+cc)
+	}
+	q := patchFeatures(fine, cf, coarse, cc, g)
+	ps := knnScores(q, g*g, m.bank, m.bankSq, m.bankRows, m.bankDim, m.config.Neighbours)
+	side := m.arch.InputSize
+	mp := gaussianBlur(upsampleMap(ps, g, side), side, memoryBlurSigma(side))
+	return topMean(ps, m.config.MemoryTopFraction), mp, nil
+}
+
+// zscore standardises v by a mean and a standard deviation.
+func zscore(v, mu, sd float64) float64 { return (v - mu) / sd }
+
+// finish turns an analysis into a score with the model's calibration.
+func (m *Model) finish(a analysis) sentinel.Score {
+	c := m.calib
+	w := m.config.MemoryWeight
+	r := mean(a.recon)
+	zr := zscore(r, c.ReconMean, c.ReconStd)
+	zm := zscore(a.memory, c.MemoryMean, c.MemoryStd)
+	value := (1-w)*zr + w*zm
+	var u *float64
+	if len(a.recon) > 1 {
+		v := (1 - w) * stddev(a.recon) / c.ReconStd
+		u = &v
+	}
+	side := m.arch.InputSize
+	h := sentinel.NewImage(side, side)
+	for i := range h.Pix {
+		v := (1-w)*a.reconMap[i]/positive(c.ReconMapP99) + w*a.memMap[i]/positive(c.MemoryMapP99)
+		h.Pix[i] = float32(min(max(v, 0), 1))
+	}
+	return sentinel.Score{
+		Value:       value,
+		Threshold:   c.Threshold,
+		Decision:    decide(value, c.Threshold, c.UncertainMargin, u, c.UncertaintyLimit),
+		Uncertainty: u,
+		Components: map[string]float64{
+			ComponentReconstruction:  r,
+			ComponentMemory:          a.memory,
+			ComponentReconstructionZ: zr,
+			ComponentMemoryZ:         zm,
+		},
+		Heatmap: h,
+	}
+}
+
+// positive returns v, or the smallest positive float64 when v is not
+// positive, for use as a divisor.
+func positive(v float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return math.SmallestNonzeroFloat64
+}
+
+// calibrate analyses the held-out images with m and sets m's calibration
+// from them: the standardisation of the component scores, the fused scores,
+// the threshold, the uncertainty limit and the heatmap scales. The fused
+// scores are made by finish, as Score makes them, so that scoring a
+// held-out image again reproduces its calibration score exactly.
+func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
+	as := make([]analysis, len(xs))
+	recon := make([]float64, len(xs))
+	memory := make([]float64, len(xs))
+	var rmap, mmap []float64
+	for i, x := range xs {
+		a, err := m.analyse(x)
+		if err != nil {
+			return fmt.Errorf("held-out image %d: %w", i, err)
+		}
+		as[i] = a
+		recon[i] = mean(a.recon)
+		memory[i] = a.memory
+		rmap = append(rmap, a.reconMap...)
+		mmap = append(mmap, a.memMap...)
+	}
+	slices.Sort(rmap)
+	slices.Sort(mmap)
+	m.calib = calibration{
+		UncertainMargin: cfg.UncertainMargin,
+		ReconMean:       mean(recon),
+		ReconStd:        positive(sampleStd(recon)),
+		MemoryMean:      mean(memory),
+		MemoryStd:       positive(sampleStd(memory)),
+		ReconMapP99:     quantile(rmap, 0.99),
+		MemoryMapP99:    quantile(mmap, 0.99),
+	}
+	m.calib.Scores = make([]float64, len(xs))
+	for i, a := range as {
+		s := m.finish(a)
+		m.calib.Scores[i] = s.Value
+		if s.Uncertainty != nil {
+			m.calib.Uncertainties = append(m.calib.Uncertainties, *s.Uncertainty)
+		}
+	}
+	m.calib.Threshold = quantile(slices.Sorted(slices.Values(m.calib.Scores)), 1-cfg.TargetFPR)
+	if len(m.normalsStd) > 0 {
+		base := make([]float64, len(xs))
+		for i, x := range xs {
+			base[i] = m.baseline(x)
+		}
+		m.calib.BaselineThreshold = quantile(slices.Sorted(slices.Values(base)), 1-cfg.TargetFPR)
+	}
+	if len(m.calib.Uncertainties) > 0 {
+		m.calib.UncertaintyLimit = quantile(slices.Sorted(slices.Values(m.calib.Uncertainties)), cfg.UncertainQuantile)
+		if cfg.UncertainQuantile >= 1 {
+			m.calib.UncertaintyLimit = math.MaxFloat64
+		}
+	}
+	return nil
+}
+
+// sampleStd returns the sample standard deviation of v (n−1 in the
+// denominator), 0 for fewer than two values.
+func sampleStd(v []float64) float64 {
+	if len(v) < 2 {
+		return 0
+	}
+	mu := mean(v)
+	var s float64
+	for _, x := range v {
+		s += (x - mu) * (x - mu)
+	}
+	return math.Sqrt(s / float64(len(v)-1))
+}

@@ -305,8 +305,18 @@ func printDemo(w io.Writer, e *env, db *store.DB, cases []demoCase, outcomes map
 		truth = append(truth, c.kind != "normal")
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nAUROC on these %d images: %.3f (1.0 = every abnormal scored above every normal)\n",
-		len(scores), metrics.AUROC(scores, truth))
+	var sum [2]float64
+	var n [2]int
+	for i, s := range scores {
+		k := 0
+		if truth[i] {
+			k = 1
+		}
+		sum[k] += s
+		n[k]++
+	}
+	fmt.Fprintf(w, "\nmean score: normal %.3f, abnormal %.3f; AUROC on these %d images: %.3f (1.0 = every abnormal scored above every normal)\n",
+		sum[0]/float64(max(1, n[0])), sum[1]/float64(max(1, n[1])), len(scores), metrics.AUROC(scores, truth))
 	fmt.Fprintf(w, "copy of an image already seen: %s\n", outcomes[dup].Status)
 	if o := outcomes[broken]; o.Err != nil {
 		fmt.Fprintf(w, "broken file: %s (%v)\n", o.Status, o.Err)

@@ -155,6 +155,22 @@ func TestCorpus(t *testing.T) {
 					t.Fatalf("decoded a file that must fail")
 				}
 				t.Logf("fails as expected: %v", err)
+				// The file is cut inside its codestream: the codec itself must
+				// reject what is left, not only the DICOM reader.
+				img, cerr := readDICOMMode(filepath.Join(corpusDir, path), true)
+				if cerr != nil || !img.cut {
+					return // the codestreams are whole: only the DICOM encoding is broken
+				}
+				var derr error
+				for _, fr := range img.frames {
+					if _, derr = Decode(fr, img.params); derr != nil {
+						break
+					}
+				}
+				if !errors.Is(derr, codec.ErrCorrupt) {
+					t.Errorf("truncated codestream: got %v, want a corrupt codestream", derr)
+				}
+				t.Logf("codec on the cut codestream: %v", derr)
 				return
 			case "either":
 				if err != nil {

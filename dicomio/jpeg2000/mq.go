@@ -11,7 +11,9 @@ type mqState struct {
 	swtch      bool
 }
 
-var mqTable = [47]mqState{
+// mqTable is padded to 256 entries so that indexing it with a uint8 needs
+// no bounds check in the inlined fast path.
+var mqTable = [256]mqState{
 	{0x5601, 1, 1, true}, {0x3401, 2, 6, false}, {0x1801, 3, 9, false}, {0x0AC1, 4, 12, false},
 	{0x0521, 5, 29, false}, {0x0221, 38, 33, false}, {0x5601, 7, 6, true}, {0x5401, 8, 14, false},
 	{0x4801, 9, 14, false}, {0x3801, 10, 14, false}, {0x3001, 11, 17, false}, {0x2401, 12, 18, false},
@@ -42,8 +44,8 @@ type mqDecoder struct {
 	bp    int
 	a, c  uint32
 	ct    int
-	state [numCtx]uint8 // index into mqTable
-	mps   [numCtx]uint8
+	state [32]uint8 // index into mqTable, by context (numCtx used)
+	mps   [32]uint8
 }
 
 // resetContexts puts every context in its initial state (Table D.7).
@@ -89,13 +91,25 @@ func (m *mqDecoder) byteIn() {
 	m.ct = 8
 }
 
-// decode returns the next decision in context cx.
+// decode returns the next decision in context cx. The common case, an
+// MPS without renormalisation, is small enough to be inlined.
 func (m *mqDecoder) decode(cx int) int {
+	cx &= 31
+	qe := mqTable[m.state[cx]].qe
+	m.a -= qe
+	if m.c>>16 >= qe && m.a&0x8000 != 0 {
+		m.c -= qe << 16
+		return int(m.mps[cx])
+	}
+	return m.decodeRenorm(cx, qe)
+}
+
+// decodeRenorm finishes a decision that needs an exchange and
+// renormalisation (C.3.2); m.a has already been reduced by qe.
+func (m *mqDecoder) decodeRenorm(cx int, qe uint32) int {
 	st := &mqTable[m.state[cx]]
-	qe := st.qe
 	mps := int(m.mps[cx])
 	var d int
-	m.a -= qe
 	if m.c>>16 < qe {
 		if m.a < qe {
 			d = mps
@@ -110,9 +124,6 @@ func (m *mqDecoder) decode(cx int) int {
 		m.a = qe
 	} else {
 		m.c -= qe << 16
-		if m.a&0x8000 != 0 {
-			return mps
-		}
 		if m.a < qe {
 			d = 1 - mps
 			if st.swtch {

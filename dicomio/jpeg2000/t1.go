@@ -302,6 +302,13 @@ func (t *t1) refPass(q int, raw bool) {
 	for y0 := 0; y0 < t.h; y0 += 4 {
 		y1 := min(y0+4, t.h)
 		for x := range t.w {
+			if y1-y0 == 4 {
+				i := (y0+1)*t.stride + x + 1
+				s := t.stride
+				if (t.flags[i]|t.flags[i+s]|t.flags[i+2*s]|t.flags[i+3*s])&fSig == 0 {
+					continue
+				}
+			}
 			for y := y0; y < y1; y++ {
 				i := (y+1)*t.stride + x + 1
 				f := t.flags[i]

@@ -117,6 +117,18 @@ type Detector struct {
 	// Standardise feeds the network each image at zero mean and unit
 	// variance.
 	Standardise bool `toml:"standardise"`
+	// PixelPatch is the side of the raw-pixel patches of the pixel memory
+	// (0 turns it off), cut every PixelStride pixels from each
+	// standardised training normal and, with PixelLocal, standardised
+	// patch by patch.
+	PixelPatch  int  `toml:"pixel_patch"`
+	PixelStride int  `toml:"pixel_stride"`
+	PixelLocal  bool `toml:"pixel_local"`
+	// PixelWeight and NearestWeight are the weights of the pixel-memory
+	// score and of the nearest-normal distance in the fused score; the
+	// autoencoder's scores share 1 − PixelWeight − NearestWeight.
+	PixelWeight   float64 `toml:"pixel_weight"`
+	NearestWeight float64 `toml:"nearest_weight"`
 }
 
 // Learning configures the learning loop: queries to radiologists,
@@ -216,6 +228,11 @@ func Default() Config {
 			Neighbours:        1,
 			MemoryWeight:      0.5,
 			Standardise:       false,
+			PixelPatch:        8,
+			PixelStride:       8,
+			PixelLocal:        true,
+			PixelWeight:       0.75,
+			NearestWeight:     0,
 		},
 		Learning: Learning{
 			QueriesPerRound:    25,
@@ -341,6 +358,18 @@ func (c Config) Validate() error {
 		return bad("detector.neighbours", "must be between 1 and 64, got %d", d.Neighbours)
 	case !(d.MemoryWeight >= 0 && d.MemoryWeight <= 1):
 		return bad("detector.memory_weight", "must be in [0, 1], got %g", d.MemoryWeight)
+	case d.PixelPatch < 0 || d.PixelPatch > d.InputSize:
+		return bad("detector.pixel_patch", "must be between 0 and input_size %d, got %d", d.InputSize, d.PixelPatch)
+	case d.PixelPatch > 0 && (d.PixelStride < 1 || d.PixelStride > d.PixelPatch):
+		return bad("detector.pixel_stride", "must be between 1 and pixel_patch %d, got %d", d.PixelPatch, d.PixelStride)
+	case !(d.PixelWeight >= 0 && d.PixelWeight <= 1):
+		return bad("detector.pixel_weight", "must be in [0, 1], got %g", d.PixelWeight)
+	case d.PixelWeight > 0 && d.PixelPatch == 0:
+		return bad("detector.pixel_weight", "must be 0 when pixel_patch is 0, got %g", d.PixelWeight)
+	case !(d.NearestWeight >= 0 && d.NearestWeight <= 1):
+		return bad("detector.nearest_weight", "must be in [0, 1], got %g", d.NearestWeight)
+	case d.PixelWeight+d.NearestWeight > 1:
+		return bad("detector.nearest_weight", "pixel_weight + nearest_weight must not exceed 1, got %g", d.PixelWeight+d.NearestWeight)
 	}
 	l := c.Learning
 	switch {

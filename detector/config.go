@@ -82,6 +82,29 @@ type TrainConfig struct {
 	// score; the reconstruction's has 1−MemoryWeight.
 	MemoryWeight float64
 
+	// PixelPatch is the side, in input pixels, of the raw-pixel patches of
+	// the pixel memory (pixel.go): the training normals, each standardised
+	// to zero mean and unit variance, cut into PixelPatch×PixelPatch patches
+	// every PixelStride pixels. 0 turns the pixel memory off.
+	PixelPatch int
+	// PixelStride is the step between pixel-memory patches, from 1 to
+	// PixelPatch (so that every pixel is covered).
+	PixelStride int
+	// PixelLocal further standardises every pixel patch on its own, so
+	// that it is compared by texture and shape but not brightness.
+	PixelLocal bool
+	// PixelTopFraction aggregates the pixel patches' distances into the
+	// pixel score: the mean of the highest fraction of them.
+	PixelTopFraction float64
+	// PixelWeight and NearestWeight are the weights, in the fused score, of
+	// the pixel score's z-score and of the nearest-normal distance's (the
+	// no-learning baseline's score: the whole standardised image's
+	// Euclidean distance to the nearest training normal). The autoencoder's
+	// two scores share the rest, 1−PixelWeight−NearestWeight, split by
+	// MemoryWeight.
+	PixelWeight   float64
+	NearestWeight float64
+
 	// Standardise feeds the network each image shifted and scaled to zero
 	// mean and unit variance instead of its [0, 1] pixels, so that exposure
 	// and contrast, which vary between machines far more than anatomy does,
@@ -149,6 +172,12 @@ func DefaultTrainConfig() TrainConfig {
 		ReconTopFraction:  1,
 		MemoryWeight:      0.5,
 		Standardise:       false,
+		PixelPatch:        8,
+		PixelStride:       8,
+		PixelLocal:        true,
+		PixelTopFraction:  1,
+		PixelWeight:       0.75,
+		NearestWeight:     0,
 	}
 }
 
@@ -200,6 +229,20 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("invalid ReconTopFraction %v: want within [0, 1]", c.ReconTopFraction)
 	case !(c.MemoryWeight >= 0 && c.MemoryWeight <= 1):
 		return fmt.Errorf("invalid MemoryWeight %v: want within [0, 1]", c.MemoryWeight)
+	case c.PixelPatch < 0 || c.PixelPatch > c.InputSize:
+		return fmt.Errorf("invalid PixelPatch %d: want 0 to InputSize %d", c.PixelPatch, c.InputSize)
+	case c.PixelPatch > 0 && (c.PixelStride < 1 || c.PixelStride > c.PixelPatch):
+		return fmt.Errorf("invalid PixelStride %d: want 1 to PixelPatch %d", c.PixelStride, c.PixelPatch)
+	case c.PixelPatch > 0 && !(c.PixelTopFraction >= 0 && c.PixelTopFraction <= 1):
+		return fmt.Errorf("invalid PixelTopFraction %v: want within [0, 1]", c.PixelTopFraction)
+	case !(c.PixelWeight >= 0 && c.PixelWeight <= 1):
+		return fmt.Errorf("invalid PixelWeight %v: want within [0, 1]", c.PixelWeight)
+	case c.PixelWeight > 0 && c.PixelPatch == 0:
+		return fmt.Errorf("invalid PixelWeight %v: the pixel memory is off (PixelPatch 0)", c.PixelWeight)
+	case !(c.NearestWeight >= 0 && c.NearestWeight <= 1):
+		return fmt.Errorf("invalid NearestWeight %v: want within [0, 1]", c.NearestWeight)
+	case c.PixelWeight+c.NearestWeight > 1:
+		return fmt.Errorf("invalid PixelWeight %v and NearestWeight %v: their sum must not exceed 1", c.PixelWeight, c.NearestWeight)
 	}
 	return nil
 }
@@ -243,6 +286,12 @@ type savedConfig struct {
 	ReconTopFraction  float64 `json:"recon_top_fraction"`
 	MemoryWeight      float64 `json:"memory_weight"`
 	Standardise       bool    `json:"standardise"`
+	PixelPatch        int     `json:"pixel_patch"`
+	PixelStride       int     `json:"pixel_stride"`
+	PixelLocal        bool    `json:"pixel_local"`
+	PixelTopFraction  float64 `json:"pixel_top_fraction"`
+	PixelWeight       float64 `json:"pixel_weight"`
+	NearestWeight     float64 `json:"nearest_weight"`
 }
 
 func (c TrainConfig) saved() savedConfig {
@@ -271,6 +320,12 @@ func (c TrainConfig) saved() savedConfig {
 		ReconTopFraction:  c.ReconTopFraction,
 		MemoryWeight:      c.MemoryWeight,
 		Standardise:       c.Standardise,
+		PixelPatch:        c.PixelPatch,
+		PixelStride:       c.PixelStride,
+		PixelLocal:        c.PixelLocal,
+		PixelTopFraction:  c.PixelTopFraction,
+		PixelWeight:       c.PixelWeight,
+		NearestWeight:     c.NearestWeight,
 	}
 }
 
@@ -300,5 +355,11 @@ func (s savedConfig) config() TrainConfig {
 		ReconTopFraction:  s.ReconTopFraction,
 		MemoryWeight:      s.MemoryWeight,
 		Standardise:       s.Standardise,
+		PixelPatch:        s.PixelPatch,
+		PixelStride:       s.PixelStride,
+		PixelLocal:        s.PixelLocal,
+		PixelTopFraction:  s.PixelTopFraction,
+		PixelWeight:       s.PixelWeight,
+		NearestWeight:     s.NearestWeight,
 	}
 }

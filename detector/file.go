@@ -36,10 +36,16 @@ import (
 // parses the header.
 const (
 	fileMagic = "SNTLMODL"
-	// FormatVersion is the model file format this package writes and the
-	// only one it reads. Version 1 held a plain autoencoder without SWAG
-	// posterior or memory bank; such a model must be retrained.
-	FormatVersion = 2
+	// FormatVersion is the model file format this package writes. Version 1
+	// held a plain autoencoder without SWAG posterior or memory bank; such a
+	// model must be retrained. Version 3 added the pixel memory and the
+	// nearest-normal component (configuration and calibration fields in the
+	// header, no new tensors: the pixel memory is cut from "normals"); a
+	// version 2 file reads as a version 3 one with both off, which is how
+	// it was calibrated, so it is still read. The version was raised so
+	// that a build of version 2 refuses a file whose score it would get
+	// wrong instead of silently dropping the new components.
+	FormatVersion = 3
 
 	// maxFileSize bounds what Load reads. Models of the largest architecture
 	// allowed are far smaller.
@@ -415,6 +421,9 @@ func (h *fileHeader) check() error {
 	}
 	if h.Normals < 0 {
 		return fmt.Errorf("%d normals", h.Normals)
+	}
+	if h.Normals == 0 && (cfg.PixelPatch > 0 || cfg.NearestWeight > 0) {
+		return fmt.Errorf("no training normals for the pixel memory or the nearest-normal component")
 	}
 	want := h.tensorSpecs()
 	if !slices.EqualFunc(h.Tensors, want, func(a, b tensorSpec) bool {

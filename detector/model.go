@@ -33,6 +33,16 @@ const (
 	// weighted sum.
 	ComponentReconstructionZ = "reconstruction_z"
 	ComponentMemoryZ         = "memory_z"
+	// ComponentPixel is the pixel-memory score (a high mean of the raw
+	// pixel patches' distances to the nearest normal patches) and
+	// ComponentPixelZ its z-score; present when the pixel memory is on.
+	ComponentPixel  = "pixel"
+	ComponentPixelZ = "pixel_z"
+	// ComponentNearest is the whole standardised image's distance to the
+	// nearest training normal and ComponentNearestZ its z-score; present
+	// when NearestWeight is positive.
+	ComponentNearest  = "nearest"
+	ComponentNearestZ = "nearest_z"
 )
 
 // preprocessClip01 names how pixels are prepared for the network: the
@@ -90,6 +100,15 @@ type calibration struct {
 	// BaselineThreshold is the (1−TargetFPR) quantile of the held-out
 	// normals' no-learning baseline scores.
 	BaselineThreshold float64 `json:"baseline_threshold"`
+	// PixelMean, PixelStd, NearestMean and NearestStd standardise the
+	// pixel-memory and nearest-normal scores like the two above; they are
+	// zero when the component is off. PixelMapP99 scales the pixel
+	// memory's map in the heatmap.
+	PixelMean   float64 `json:"pixel_mean,omitempty"`
+	PixelStd    float64 `json:"pixel_std,omitempty"`
+	NearestMean float64 `json:"nearest_mean,omitempty"`
+	NearestStd  float64 `json:"nearest_std,omitempty"`
+	PixelMapP99 float64 `json:"pixel_map_p99,omitempty"`
 }
 
 // Model is a trained detector: the SWAG posterior over the autoencoder's
@@ -118,6 +137,8 @@ type Model struct {
 	samples    [][]param
 	bankSq     []float32
 	normalsStd [][]float32
+	// pixels is the pixel memory, cut from normalsStd; empty when off.
+	pixels *pixelBank
 
 	// pool holds up to cap(pool) scorers, nil until first needed. A
 	// gorgonia graph and its machine are not safe for concurrent use, so
@@ -166,6 +187,7 @@ func newModel(p modelParts) *Model {
 	for i, x := range m.normals {
 		m.normalsStd[i] = standardise(x)
 	}
+	m.pixels = newPixelBank(m.normalsStd, m.arch.InputSize, m.config.PixelPatch, m.config.PixelStride, m.config.PixelLocal)
 	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
 	m.pool = make(chan *scorer, n)
 	for range n {
@@ -256,7 +278,13 @@ func (m *Model) BaselineThreshold() float64 { return m.calib.BaselineThreshold }
 
 // baseline returns the baseline score of a prepared image.
 func (m *Model) baseline(x []float32) float64 {
-	z := standardise(x)
+	return m.nearestDistance(standardise(x))
+}
+
+// nearestDistance returns the Euclidean distance from z, an image
+// standardised to zero mean and unit variance, to the nearest training
+// normal standardised the same way.
+func (m *Model) nearestDistance(z []float32) float64 {
 	best := math.Inf(1)
 	for _, n := range m.normalsStd {
 		best = min(best, float64(sqDist(z, n)))

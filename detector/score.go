@@ -20,6 +20,12 @@ type analysis struct {
 	// map, both at the input size.
 	memory float64
 	memMap []float64
+	// pixel is the pixel-memory score and pixMap its patch-distance map
+	// (nil when the pixel memory is off); nearest is the whole image's
+	// distance to the nearest training normal (0 when its weight is 0).
+	pixel   float64
+	pixMap  []float64
+	nearest float64
 }
 
 // memoryBlurSigma is the anomaly map's Gaussian in input pixels: PatchCore's
@@ -73,7 +79,29 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 			a.reconMap[i] += v / float64(len(recons))
 		}
 	}
+	m.pixelScores(&a, x)
 	return a, nil
+}
+
+// pixelScores measures the components that need no network on x, a
+// network input: the pixel memory's score and map and the nearest-normal
+// distance. Both standardise x first, which leaves an input the network
+// already takes standardised unchanged up to rounding; training, calibration
+// and scoring all pass the same network input, so the rounding is the same.
+func (m *Model) pixelScores(a *analysis, x []float32) {
+	if m.pixels.n == 0 && !(m.config.NearestWeight > 0) {
+		return
+	}
+	z := standardise(x)
+	if m.pixels.n > 0 {
+		side := m.arch.InputSize
+		ps, g := m.pixels.scores(z, side, m.config.Neighbours)
+		a.pixel = topMean(ps, m.config.PixelTopFraction)
+		a.pixMap = pixelMap(ps, g, side, m.pixels.size, m.pixels.stride)
+	}
+	if m.config.NearestWeight > 0 {
+		a.nearest = m.nearestDistance(z)
+	}
 }
 
 // memoryScore scores the patches of the image last run through the mean
@@ -106,37 +134,68 @@ func (m *Model) memoryScore(n *network) (float64, []float64, error) {
 // zscore standardises v by a mean and a standard deviation.
 func zscore(v, mu, sd float64) float64 { return (v - mu) / sd }
 
+// fusionWeights returns the weights of the fused score's components:
+// reconstruction, encoder memory, pixel memory and nearest normal. They sum
+// to 1.
+func (c savedConfig) fusionWeights() (wr, wm, wp, wn float64) {
+	wp, wn = c.PixelWeight, c.NearestWeight
+	ae := 1 - wp - wn
+	return ae * (1 - c.MemoryWeight), ae * c.MemoryWeight, wp, wn
+}
+
 // finish turns an analysis into a score with the model's calibration.
 func (m *Model) finish(a analysis) sentinel.Score {
 	c := m.calib
-	w := m.config.MemoryWeight
+	wr, wm, wp, wn := m.config.fusionWeights()
 	r := mean(a.recon)
 	zr := zscore(r, c.ReconMean, c.ReconStd)
 	zm := zscore(a.memory, c.MemoryMean, c.MemoryStd)
-	value := (1-w)*zr + w*zm
+	value := wr*zr + wm*zm
+	comps := map[string]float64{
+		ComponentReconstruction:  r,
+		ComponentMemory:          a.memory,
+		ComponentReconstructionZ: zr,
+		ComponentMemoryZ:         zm,
+	}
+	if a.pixMap != nil {
+		zp := zscore(a.pixel, c.PixelMean, positive(c.PixelStd))
+		value += wp * zp
+		comps[ComponentPixel], comps[ComponentPixelZ] = a.pixel, zp
+	}
+	if wn > 0 {
+		zn := zscore(a.nearest, c.NearestMean, positive(c.NearestStd))
+		value += wn * zn
+		comps[ComponentNearest], comps[ComponentNearestZ] = a.nearest, zn
+	}
 	var u *float64
 	if len(a.recon) > 1 {
-		v := (1 - w) * stddev(a.recon) / c.ReconStd
+		// Only the reconstruction varies over the SWAG samples.
+		v := wr * stddev(a.recon) / c.ReconStd
 		u = &v
 	}
+	// The heatmap blends the components that have a map, in proportion to
+	// their weights.
+	mw := wr + wm
+	if a.pixMap != nil {
+		mw += wp
+	}
+	mw = positive(mw)
 	side := m.arch.InputSize
 	h := sentinel.NewImage(side, side)
 	for i := range h.Pix {
-		v := (1-w)*a.reconMap[i]/positive(c.ReconMapP99) + w*a.memMap[i]/positive(c.MemoryMapP99)
-		h.Pix[i] = float32(min(max(v, 0), 1))
+		v := wr*a.reconMap[i]/positive(c.ReconMapP99) + wm*a.memMap[i]/positive(c.MemoryMapP99)
+		if a.pixMap != nil {
+			v += wp * a.pixMap[i] / positive(c.PixelMapP99)
+		}
+		h.Pix[i] = float32(min(max(v/mw, 0), 1))
 	}
 	return sentinel.Score{
 		Value:       value,
 		Threshold:   c.Threshold,
 		Decision:    decide(value, c.Threshold, c.UncertainMargin, u, c.UncertaintyLimit),
 		Uncertainty: u,
-		Components: map[string]float64{
-			ComponentReconstruction:  r,
-			ComponentMemory:          a.memory,
-			ComponentReconstructionZ: zr,
-			ComponentMemoryZ:         zm,
-		},
-		Heatmap: h,
+		Components:  comps,
+		Heatmap:     h,
 	}
 }
 
@@ -158,7 +217,9 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 	as := make([]analysis, len(xs))
 	recon := make([]float64, len(xs))
 	memory := make([]float64, len(xs))
-	var rmap, mmap []float64
+	pixel := make([]float64, len(xs))
+	nearest := make([]float64, len(xs))
+	var rmap, mmap, pmap []float64
 	for i, x := range xs {
 		a, err := m.analyse(x)
 		if err != nil {
@@ -167,11 +228,15 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 		as[i] = a
 		recon[i] = mean(a.recon)
 		memory[i] = a.memory
+		pixel[i] = a.pixel
+		nearest[i] = a.nearest
 		rmap = append(rmap, a.reconMap...)
 		mmap = append(mmap, a.memMap...)
+		pmap = append(pmap, a.pixMap...)
 	}
 	slices.Sort(rmap)
 	slices.Sort(mmap)
+	slices.Sort(pmap)
 	m.calib = calibration{
 		UncertainMargin: cfg.UncertainMargin,
 		ReconMean:       mean(recon),
@@ -180,6 +245,13 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 		MemoryStd:       positive(sampleStd(memory)),
 		ReconMapP99:     quantile(rmap, 0.99),
 		MemoryMapP99:    quantile(mmap, 0.99),
+	}
+	if len(pmap) > 0 {
+		m.calib.PixelMean, m.calib.PixelStd = mean(pixel), positive(sampleStd(pixel))
+		m.calib.PixelMapP99 = quantile(pmap, 0.99)
+	}
+	if m.config.NearestWeight > 0 {
+		m.calib.NearestMean, m.calib.NearestStd = mean(nearest), positive(sampleStd(nearest))
 	}
 	m.calib.Scores = make([]float64, len(xs))
 	for i, a := range as {

@@ -21,9 +21,10 @@ func TestScoreFields(t *testing.T) {
 		if s.Threshold != m.Info().Threshold {
 			t.Errorf("image %d: threshold %v, model's is %v", i, s.Threshold, m.Info().Threshold)
 		}
-		w := testConfig().MemoryWeight
+		wr, wm, wp, wn := m.config.fusionWeights()
 		c := s.Components
-		if len(c) != 4 || math.Abs((1-w)*c[ComponentReconstructionZ]+w*c[ComponentMemoryZ]-s.Value) > 1e-12 {
+		want := wr*c[ComponentReconstructionZ] + wm*c[ComponentMemoryZ] + wp*c[ComponentPixelZ] + wn*c[ComponentNearestZ]
+		if len(c) != 6 || math.Abs(want-s.Value) > 1e-12 {
 			t.Errorf("image %d: components %v for value %v", i, c, s.Value)
 		}
 		cal := m.calib

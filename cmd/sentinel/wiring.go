@@ -35,6 +35,11 @@ func (e *env) trainConfig() detector.TrainConfig {
 	tc.Neighbours = d.Neighbours
 	tc.MemoryWeight = d.MemoryWeight
 	tc.Standardise = d.Standardise
+	tc.PixelPatch = d.PixelPatch
+	tc.PixelStride = d.PixelStride
+	tc.PixelLocal = d.PixelLocal
+	tc.PixelWeight = d.PixelWeight
+	tc.NearestWeight = d.NearestWeight
 	tc.Logger = e.log
 	return tc
 }

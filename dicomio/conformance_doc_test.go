@@ -216,11 +216,15 @@ and is judged by the ` + "`expect`" + ` column of ` + "`INVENTORY.tsv`" + `; eve
   YBR_FULL/YBR_FULL_422 JPEG is converted back to YCbCr first, because this reference keeps YCbCr;
 - ` + "`trusted=no`" + ` references (GDCM is wrong): the file's twin, decoded by this package: WG04's uncompressed
   ` + "`REF/`" + ` original or the same frames stored otherwise; exactly for lossless files, and within max |Δ| ≤ 2^bits/16
-  and mean |Δ| ≤ 2^bits/256 for lossy ones.
+  and mean |Δ| ≤ 2^bits/256 for lossy ones;
+- references that differ by design (listed below with why): identical once the reference's convention is
+  applied to this package's values (masked to Bits Stored where the reference does not sign-extend; bytes of
+  each OW word swapped back where pydicom reads 8-bit big endian OW unswapped and this package and dcmtk swap).
 
 *passed* means the file did what the inventory asks (decoded and matched, no pixels, or failed cleanly);
-*unsupported* means it was refused as unsupported where a decode was expected (a codec not registered yet, or
-palette colour); *failed* is anything else, and fails the test.
+*unsupported* means it was refused as unsupported where a decode was expected (a codec not registered yet);
+*failed* is anything else, and fails the test. Palette colour files are compared by their stored indices, as
+pydicom's ` + "`pixel_array`" + ` (the reference) holds them; their palette is applied only to the display image.
 
 `)
 	fmt.Fprintf(&b, "**Summary:** %d files; lossless references pixel-identical: **%d of %d**", len(results), identical, lossless)

@@ -172,3 +172,16 @@ var unmaskedReference = map[string]string{
 		"without sign extension (7..32760), this package sign-extends bit 14 as PS3.5 8.1.1 and PS3.3 C.7.6.3.1 require; " +
 		"masked to 15 bits the values are identical",
 }
+
+// unswappedReference lists reference decodes of 8-bit pixel data in OW
+// words of a big endian data set, where pydicom reads the bytes as stored
+// and this package, like dcmtk (dcmconv +te gives the same values), swaps
+// each word's bytes as PS3.5 8.1.1 and 7.3 require: with each pair of
+// bytes swapped back, the values must be identical.
+var unswappedReference = map[string]string{
+	"nema-wg04-and-pydicom/data/pydicom/OBXXXX1A_expb.dcm": "8-bit palette indices in OW, big endian: the file holds the bytes of its little endian twin unswapped, " +
+		"which pydicom reads as stored; this package and dcmtk swap the bytes of each 16-bit word as PS3.5 requires, so pairs of " +
+		"neighbouring pixels trade places; swapped back, the values are identical",
+	"nema-wg04-and-pydicom/data/pydicom/OBXXXX1A_expb_2frame.dcm": "8-bit palette indices in OW, big endian: as OBXXXX1A_expb.dcm; " +
+		"swapped back, the values are identical",
+}

@@ -5,8 +5,11 @@
 // assembled from fragments through the Basic or Extended Offset Table, PS3.5
 // A.4) handed to the codec packages rle, jpeg, jpegls and jpeg2000 through
 // one adapter (encapsulated.go), PNG and JPEG research images, the
-// display pipeline of PS3.3 C.11 (Modality LUT, VOI LUT, MONOCHROME1
-// inversion), area resampling, and the limits that bound what a hostile
+// display pipeline of PS3.3 C.11 (lut.go, display.go: Modality LUT by
+// rescale or Modality LUT Sequence, VOI LUT by window or VOI LUT Sequence,
+// MONOCHROME1 and Presentation LUT Shape INVERSE inversion; palette colour
+// through its normal or segmented Palette Color LUTs, PS3.3 C.7.6.3.1.5
+// and C.7.9), area resampling, and the limits that bound what a hostile
 // file can make it allocate.
 //
 // A dicom.Dataset never leaves this package, and it never reads patient
@@ -26,10 +29,24 @@
 // pixel data, behind a recover; the pixel data is decoded from the file's
 // bytes by the codec registered for the transfer syntax in codecs.
 //
-// Not rendered yet, and refused as sentinel.ErrUnsupported: palette
-// colour, more than 3 samples per pixel, bit depths other than 1, 8, 16 and
-// 32. Ignored: Modality LUT and VOI LUT sequences (the rescale and window
-// attributes, or the automatic window, are used instead) and overlays.
+// The display pipeline's choices, where the standard leaves one: a window
+// (Window Center/Width) is preferred to a VOI LUT Sequence when a file has
+// both, and only the first of several is used; with neither, an automatic
+// window (display.go). Presentation LUT Shape INVERSE on a MONOCHROME1
+// image describes the same inversion (PS3.3 C.8.11.6.1.2), so it inverts
+// once. Palette colour indices stay the stored values (DecodeStored gives
+// them, as pydicom's pixel_array does); only the display image maps them,
+// to the luminance of their colour. LUT data of 8-bit entries stored one
+// to a 16-bit word is read as words, as pydicom does, and scaled as 16-bit
+// when any entry exceeds 255. A LUT that cannot be read fails the display
+// image with sentinel.ErrInvalid, never the stored values.
+//
+// Not rendered yet, and refused as sentinel.ErrUnsupported: more than 3
+// samples per pixel, bit depths other than 1, 8, 16 and 32, palette
+// colour of other than 8 or 16 bits. Ignored: the alpha palette, Large
+// Palette Color LUTs, Supplemental Palette Color LUTs of enhanced images,
+// VOI LUTs in functional groups, Softcopy Presentation States and
+// overlays.
 package dicomio
 
 import (

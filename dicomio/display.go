@@ -25,6 +25,7 @@ const (
 	voiLinearExact                // C.11.2.1.3.2
 	voiSigmoid                    // C.11.2.1.3.1
 	voiRange                      // (x-lo)/(hi-lo): stored range or percentiles
+	voiTable                      // the first VOI LUT Sequence item, C.11.2.1.1
 )
 
 // voi is the VOI transformation of the display pipeline, mapping a
@@ -33,6 +34,9 @@ type voi struct {
 	kind          voiKind
 	center, width float64
 	lo, hi        float64
+	// table and its largest output, for voiTable.
+	table *lut
+	top   float64
 }
 
 // apply maps one modality value to [0, 1].
@@ -52,6 +56,8 @@ func (v voi) apply(x float64) float64 {
 		y = (x-v.center)/v.width + 0.5
 	case voiSigmoid:
 		y = 1 / (1 + math.Exp(-4*(x-v.center)/v.width))
+	case voiTable:
+		y = float64(v.table.at(int64(math.Round(max(min(x, math.MaxInt32), math.MinInt32))))) / v.top
 	default:
 		if v.hi <= v.lo {
 			if x <= v.lo {
@@ -86,17 +92,33 @@ func windowVOI(h header) (voi, bool) {
 	return v, v.width >= 1
 }
 
-// chooseVOI picks the VOI of a grayscale frame: the file's window if it has
-// one; else, for data of at most 8 bits, the identity over the whole stored
-// range (so an 8-bit image shows as x/255, exactly like the PNG it was made
-// from); else a window from the 0.5th to the 99.5th percentile of the
-// modality values.
+// chooseVOI picks the VOI of a grayscale frame, as PS3.3 C.11.2 allows
+// either a window or a VOI LUT: the file's window if it has one; else the
+// first item of its VOI LUT Sequence; else, for data of at most 8 bits,
+// the identity over the whole stored range (so an 8-bit image shows as
+// x/255, exactly like the PNG it was made from) or over the output range
+// of an 8-bit Modality LUT; else a window from the 0.5th to the 99.5th
+// percentile of the modality values.
 func chooseVOI(f frame, l layout, h header) voi {
 	if v, ok := windowVOI(h); ok {
 		return v
 	}
+	if h.voiLUT != nil && f.floats == nil {
+		return voi{kind: voiTable, table: h.voiLUT, top: h.voiLUT.outputMax()}
+	}
 	if f.floats != nil {
 		lo, hi := percentiles(slices.Clone(f.floats), lowPercentile, highPercentile)
+		return voi{kind: voiRange, lo: lo, hi: hi}
+	}
+	if m := h.modalityLUT; m != nil {
+		if m.outputMax() <= 255 {
+			return voi{kind: voiRange, lo: 0, hi: m.outputMax()}
+		}
+		mapped := make([]int64, len(f.samples))
+		for i, s := range f.samples {
+			mapped[i] = m.at(s)
+		}
+		lo, hi := storedPercentiles(mapped, lowPercentile, highPercentile)
 		return voi{kind: voiRange, lo: lo, hi: hi}
 	}
 	if l.bitsStored <= 8 {
@@ -121,13 +143,22 @@ func rangeVOI(lo, hi float64, h header) voi {
 }
 
 // render runs the display pipeline of PS3.3 C.11 on a decoded frame:
-// Modality LUT, VOI LUT and, for MONOCHROME1, inversion, so that 1 is
-// bright. Colour frames become their luminance.
+// Modality LUT, VOI LUT and, for MONOCHROME1 or Presentation LUT Shape
+// INVERSE, inversion, so that 1 is bright. Colour frames, palette colour
+// through its LUTs, become their luminance.
 func render(f frame, l layout, h header) (sentinel.Image, error) {
 	img := sentinel.NewImage(l.cols, l.rows)
 	switch f.photometric {
 	case "MONOCHROME1", "MONOCHROME2":
+		if h.lutErr != nil && f.floats == nil {
+			return sentinel.Image{}, h.lutErr
+		}
 		renderGray(f, l, h, img.Pix)
+	case "PALETTE COLOR":
+		if h.paletteErr != nil {
+			return sentinel.Image{}, h.paletteErr
+		}
+		renderPalette(f, h.palette, img.Pix)
 	case "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420":
 		renderColour(f, l, img.Pix)
 	default:
@@ -143,7 +174,16 @@ const maxLUT = 1 << 20
 // renderGray fills out from a grayscale frame.
 func renderGray(f frame, l layout, h header, out []float32) {
 	v := chooseVOI(f, l, h)
-	invert := f.photometric == "MONOCHROME1"
+	// In images (unlike presentation states) INVERSE accompanies
+	// MONOCHROME1 to describe the same inversion (PS3.3 C.8.11.6.1.2), so
+	// the two do not cancel.
+	invert := f.photometric == "MONOCHROME1" || h.inverse
+	modality := func(s int64) float64 {
+		if h.modalityLUT != nil {
+			return float64(h.modalityLUT.at(s))
+		}
+		return h.slope*float64(s) + h.intercept
+	}
 	display := func(m float64) float32 {
 		y := v.apply(m)
 		if invert {
@@ -161,16 +201,16 @@ func renderGray(f frame, l layout, h header, out []float32) {
 	lo, hi := slices.Min(samples), slices.Max(samples)
 	if hi-lo >= maxLUT {
 		for i, s := range samples {
-			out[i] = display(h.slope*float64(s) + h.intercept)
+			out[i] = display(modality(s))
 		}
 		return
 	}
-	lut := make([]float32, hi-lo+1)
-	for k := range lut {
-		lut[k] = display(h.slope*float64(lo+int64(k)) + h.intercept)
+	levels := make([]float32, hi-lo+1)
+	for k := range levels {
+		levels[k] = display(modality(lo + int64(k)))
 	}
 	for i, s := range samples {
-		out[i] = lut[s-lo]
+		out[i] = levels[s-lo]
 	}
 }
 
@@ -187,6 +227,18 @@ func renderColour(f frame, l layout, out []float32) {
 			lum = float64(r)
 		}
 		out[p] = float32(min(max(lum/scale, 0), 1))
+	}
+}
+
+// renderPalette fills out with the luminance of each pixel's palette
+// colour (PS3.3 C.7.6.3.1.5): indices below the first mapped value take the
+// first entry, those past the table the last.
+func renderPalette(f frame, p [3]*lut, out []float32) {
+	lum := paletteLuminance(p)
+	first := p[0].first
+	last := int64(len(lum) - 1)
+	for i, s := range f.samples[:len(out)] {
+		out[i] = lum[min(max(s-first, 0), last)]
 	}
 }
 

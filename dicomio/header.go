@@ -3,6 +3,7 @@ package dicomio
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -200,6 +201,17 @@ type header struct {
 	windowCenter     []float64
 	windowWidth      []float64
 	voiFunction      string
+
+	// modalityLUT and voiLUT are the first items of the Modality LUT and
+	// VOI LUT Sequences, or nil; lutErr says why one could not be read.
+	modalityLUT, voiLUT *lut
+	lutErr              error
+	// inverse is set by Presentation LUT Shape INVERSE.
+	inverse bool
+	// palette holds the red, green and blue LUTs of PALETTE COLOR;
+	// paletteErr says why they could not be read.
+	palette    [3]*lut
+	paletteErr error
 }
 
 // readHeader extracts the attributes this package uses. It never reads
@@ -253,5 +265,24 @@ func readHeader(ds *dicom.Dataset, bo binary.ByteOrder) header {
 	if v := stringValues(a.findFunctional(tag.VOILUTFunction)); len(v) > 0 {
 		h.voiFunction = strings.ToUpper(strings.Trim(v[0], " \x00"))
 	}
+	readLUTs(a, &h)
 	return h
+}
+
+// readLUTs reads the lookup tables of the display pipeline: palette
+// colour, Modality and VOI LUT Sequences, Presentation LUT Shape. A table
+// that cannot be read is an error only for the display image, not for the
+// stored values.
+func readLUTs(a attrs, h *header) {
+	l := h.layout
+	if l.photometric == "PALETTE COLOR" {
+		h.palette, h.paletteErr = a.readPalette(l.signed)
+	}
+	var err1, err2 error
+	h.modalityLUT, err1 = a.readSequenceLUT(tag.ModalityLUTSequence, l.signed)
+	// VOI LUT inputs are modality values: signed unless a Modality LUT
+	// (whose outputs are unsigned) came first.
+	h.voiLUT, err2 = a.readSequenceLUT(tag.VOILUTSequence, l.signed && h.modalityLUT == nil)
+	h.lutErr = errors.Join(err1, err2)
+	h.inverse = strings.ToUpper(a.str(tag.PresentationLUTShape)) == "INVERSE"
 }

@@ -102,6 +102,12 @@ func (l layout) checkSupported() error {
 		switch l.photometric {
 		case "", "MONOCHROME1", "MONOCHROME2":
 			return nil
+		case "PALETTE COLOR":
+			// Indices of 8 or 16 bits (PS3.3 C.7.6.3.1.5).
+			if l.bitsAllocated == 8 || l.bitsAllocated == 16 {
+				return nil
+			}
+			return fmt.Errorf("%w: palette colour with %d bits allocated", sentinel.ErrUnsupported, l.bitsAllocated)
 		}
 	case 3:
 		switch l.photometric {

@@ -203,24 +203,12 @@ func buildNetwork(a Architecture, ps []param, batch int) (*network, error) {
 	return n, nil
 }
 
-// applyLayer adds one layer's upsample, convolution, bias and ReLU to h.
+// applyLayer adds one layer's upsample, convolution, bias and ReLU to h, as
+// one fastConv op (see fastconv.go for why not gorgonia's own ops).
 func applyLayer(h *G.Node, l layer, w, b *G.Node) (*G.Node, error) {
-	var err error
-	if l.upsample {
-		if h, err = upsample2x(h); err != nil {
-			return nil, err
-		}
-	}
-	if h, err = G.Conv2d(h, w, tensor.Shape{3, 3}, []int{1, 1}, []int{l.stride, l.stride}, []int{1, 1}); err != nil {
+	h, err := fastConv(h, w, b, l.stride, l.upsample, l.relu)
+	if err != nil {
 		return nil, fmt.Errorf("convolution: %w", err)
-	}
-	if h, err = G.BroadcastAdd(h, b, nil, []byte{0, 2, 3}); err != nil {
-		return nil, fmt.Errorf("bias: %w", err)
-	}
-	if l.relu {
-		if h, err = G.Rectify(h); err != nil {
-			return nil, fmt.Errorf("relu: %w", err)
-		}
 	}
 	return h, nil
 }

@@ -38,7 +38,7 @@ func runConvGraph(t *testing.T, c convCase, fast bool, x, w, b, r []float32) con
 	if fast {
 		out, err = fastConv(xn, wn, bn, c.stride, c.up, c.relu)
 	} else {
-		out, err = applyLayer(xn, layer{in: c.in, out: c.out, stride: c.stride, upsample: c.up, relu: c.relu}, wn, bn)
+		out, err = gorgoniaLayer(xn, wn, bn, c.stride, c.up, c.relu)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +74,28 @@ func runConvGraph(t *testing.T, c convCase, fast bool, x, w, b, r []float32) con
 		out: append([]float32(nil), outV.Data().([]float32)...),
 		dx:  grad(xn), dw: grad(wn), db: grad(bn),
 	}
+}
+
+// gorgoniaLayer is the layer as gorgonia's own ops compute it: the
+// repository's upsample2x (itself tested against gorgonia's Upsample2D),
+// Conv2d, BroadcastAdd and Rectify.
+func gorgoniaLayer(h, w, b *G.Node, stride int, up, relu bool) (*G.Node, error) {
+	var err error
+	if up {
+		if h, err = upsample2x(h); err != nil {
+			return nil, err
+		}
+	}
+	if h, err = G.Conv2d(h, w, tensor.Shape{3, 3}, []int{1, 1}, []int{stride, stride}, []int{1, 1}); err != nil {
+		return nil, err
+	}
+	if h, err = G.BroadcastAdd(h, b, nil, []byte{0, 2, 3}); err != nil {
+		return nil, err
+	}
+	if relu {
+		return G.Rectify(h)
+	}
+	return h, nil
 }
 
 // maxRelErr returns the largest |a−b| relative to the largest |b|.

@@ -396,6 +396,17 @@ def run_pipeline(args, channels):
             "passes": args.iters, "seconds": secs, "images_per_s": ok / secs}
 
 
+def vm_hwm_kib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -409,6 +420,9 @@ def main():
     else:
         out.update(run_pipeline(args, channels))
     out["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak: ru_maxrss can carry the peak of the
+    # parent it was forked from across exec.
+    out["vm_hwm_mib"] = vm_hwm_kib() / 1024
     json.dump(out, sys.stdout)
     print()
 

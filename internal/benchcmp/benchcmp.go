@@ -345,25 +345,33 @@ func (r *Result) measureRSS(ctx context.Context, o Options) error {
 	child := func(mode string) []string {
 		return append(append(append([]string{}, o.Self...), "--child", mode), o.ChildArgs()...)
 	}
-	var err error
-	if _, r.GoTrainRSSMiB, err = runProc(ctx, child("train")); err != nil {
+	// Peaks are each process's own VmHWM: the rusage of a child can carry
+	// this process's peak across fork and exec.
+	out, _, err := runProc(ctx, child("train"))
+	if err != nil {
 		return fmt.Errorf("sentinel train child: %w", err)
 	}
-	if _, r.PeerTrainRSSMiB, err = peerRun(ctx, o, "train"); err != nil {
+	var hwm, early, end float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "hwm_kib %g", &hwm); err != nil {
+		return fmt.Errorf("sentinel train child: %q: %w", out, err)
+	}
+	r.GoTrainRSSMiB = hwm / 1024
+	v, _, err := peerRun(ctx, o, "train")
+	if err != nil {
 		return fmt.Errorf("peer train: %w", err)
 	}
-	out, rss, err := runProc(ctx, child("agent"))
-	if err != nil {
+	r.PeerTrainRSSMiB = num(v, "vm_hwm_mib")
+	if out, _, err = runProc(ctx, child("agent")); err != nil {
 		return fmt.Errorf("sentinel agent child: %w", err)
 	}
-	r.GoAgentRSSMiB = rss
-	var early, end float64
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "rss_early_kib %g rss_end_kib %g", &early, &end); err == nil {
-		r.GoAgentRSSEarly, r.GoAgentRSSEnd = early/1024, end/1024
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "hwm_kib %g rss_early_kib %g rss_end_kib %g", &hwm, &early, &end); err != nil {
+		return fmt.Errorf("sentinel agent child: %q: %w", out, err)
 	}
-	if _, r.PeerAgentRSSMiB, err = peerRun(ctx, o, "pipeline", "--iters", "1"); err != nil {
+	r.GoAgentRSSMiB, r.GoAgentRSSEarly, r.GoAgentRSSEnd = hwm/1024, early/1024, end/1024
+	if v, _, err = peerRun(ctx, o, "pipeline", "--iters", "1"); err != nil {
 		return fmt.Errorf("peer pipeline: %w", err)
 	}
+	r.PeerAgentRSSMiB = num(v, "vm_hwm_mib")
 	return nil
 }
 

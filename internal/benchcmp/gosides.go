@@ -267,7 +267,7 @@ func RunChild(mode string, o Options) (string, error) {
 				return "", err
 			}
 		}
-		return fmt.Sprintf("steps %d", o.Steps), nil
+		return fmt.Sprintf("hwm_kib %d steps %d", procStatusKiB("VmHWM:"), o.Steps), nil
 	case "agent":
 		m, err := detector.SyntheticModel(o.trainConfig(), o.Bank, o.Seed)
 		if err != nil {
@@ -299,20 +299,25 @@ func RunChild(mode string, o Options) (string, error) {
 		}
 		close(jobs)
 		wg.Wait()
-		return fmt.Sprintf("rss_early_kib %d rss_end_kib %d", early, currentRSSKiB()), nil
+		return fmt.Sprintf("hwm_kib %d rss_early_kib %d rss_end_kib %d", procStatusKiB("VmHWM:"), early, currentRSSKiB()), nil
 	}
 	return "", fmt.Errorf("unknown child mode %q", mode)
 }
 
 // currentRSSKiB returns the process's resident set from /proc/self/status,
 // 0 where that is not available.
-func currentRSSKiB() int64 {
+func currentRSSKiB() int64 { return procStatusKiB("VmRSS:") }
+
+// procStatusKiB returns a kB field of /proc/self/status, 0 where that is not
+// available. VmHWM is the process's own peak RSS: the rusage of a child can
+// carry its parent's peak across fork and exec.
+func procStatusKiB(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return n
 		}

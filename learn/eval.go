@@ -1,7 +1,6 @@
 package learn
 
 import (
-	"cmp"
 	"math"
 	"slices"
 
@@ -12,82 +11,23 @@ import (
 // scores expected), 0.5 when a class is empty.
 func AUROC(scores []float64, positive []bool) float64 { return metrics.AUROC(scores, positive) }
 
-// PRAUC returns the average precision of scores for positives: the mean,
-// over the positives, of the precision among the cases scored at least as
-// high (ties taken together). It is 0 without positives.
+// PRAUC returns the average precision of scores for positives (ties taken
+// together), 0 without positives.
 func PRAUC(scores []float64, positive []bool) float64 {
-	order := make([]int, len(scores))
-	var npos int
-	for i := range order {
-		order[i] = i
-		if positive[i] {
-			npos++
-		}
-	}
-	if npos == 0 {
-		return 0
-	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
-	var ap float64
-	var tp, seen int
-	for i := 0; i < len(order); {
-		j := i
-		var tpHere int
-		for j < len(order) && scores[order[j]] == scores[order[i]] {
-			if positive[order[j]] {
-				tpHere++
-			}
-			j++
-		}
-		tp += tpHere
-		seen += j - i
-		ap += float64(tpHere) * float64(tp) / float64(seen)
-		i = j
-	}
-	return ap / float64(npos)
+	return metrics.AveragePrecision(scores, positive)
 }
 
-// Confusion counts the decisions at a threshold: a score above it is
-// called positive (abnormal), as the detector does.
-type Confusion struct {
-	TP, FP, TN, FN int
-}
+// Confusion counts the decisions at a threshold.
+type Confusion = metrics.Confusion
 
-// ConfusionAt counts the decisions of scores at threshold.
+// ConfusionAt counts the decisions of scores at threshold: a score above it
+// is called positive (abnormal), as the detector does.
 func ConfusionAt(scores []float64, positive []bool, threshold float64) Confusion {
 	var c Confusion
 	for i, s := range scores {
-		switch {
-		case s > threshold && positive[i]:
-			c.TP++
-		case s > threshold:
-			c.FP++
-		case positive[i]:
-			c.FN++
-		default:
-			c.TN++
-		}
+		c.Add(s > threshold, positive[i])
 	}
 	return c
-}
-
-// Precision is TP/(TP+FP), 0 when nothing is called positive.
-func (c Confusion) Precision() float64 { return ratio(c.TP, c.TP+c.FP) }
-
-// Recall is TP/(TP+FN).
-func (c Confusion) Recall() float64 { return ratio(c.TP, c.TP+c.FN) }
-
-// F1 is the harmonic mean of precision and recall.
-func (c Confusion) F1() float64 { return ratio(2*c.TP, 2*c.TP+c.FP+c.FN) }
-
-// FPR is FP/(FP+TN).
-func (c Confusion) FPR() float64 { return ratio(c.FP, c.FP+c.TN) }
-
-func ratio(a, b int) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
 }
 
 // BestF1Threshold returns the threshold (a midpoint between consecutive

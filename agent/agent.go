@@ -112,8 +112,11 @@ type Agent struct {
 	claimMu sync.Mutex
 	claims  map[string]chan struct{}
 
-	ready   atomic.Bool
-	paused  atomic.Bool
+	ready  atomic.Bool
+	paused atomic.Bool
+	// floor is the free-space floor in bytes (cfg.MinFreeBytes), atomic so
+	// that it can be changed while the agent runs.
+	floor   atomic.Int64
 	rescanC chan struct{}
 }
 
@@ -149,6 +152,7 @@ func New(cfg Config, db *store.DB, model Scorer, decode Decoder, resample Resamp
 		rescanC: make(chan struct{}, 1),
 	}
 	a.SetModel(model)
+	a.floor.Store(cfg.MinFreeBytes)
 	return a
 }
 

@@ -11,10 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -368,3 +370,85 @@ type renamedModel struct {
 }
 
 func (r renamedModel) Info() sentinel.ModelInfo { return sentinel.ModelInfo{Version: r.version} }
+
+// Ingest pauses while free disk space is below the floor and resumes by
+// itself when the floor is met again.
+func TestDiskFloorPausesAndResumes(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(13, 0))
+	a := e.agent()
+	os.MkdirAll(e.reports, 0o755)
+	free, err := freeBytes(e.reports)
+	if err != nil {
+		t.Skipf("statfs unavailable: %v", err)
+	}
+	a.floor.Store(free * 1000) // far above what any disk has free
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	p := filepath.Join(e.inbox, "wait.dcm")
+	writeDICOM(t, rng, p, phantom.Meta{})
+	time.Sleep(2 * time.Second) // well past stable_for: it would be done if not paused
+	if st := e.statusOf(p); st != "" {
+		t.Fatalf("file processed while ingest was paused: %s", st)
+	}
+	if !a.paused.Load() {
+		t.Fatal("agent not paused below the floor")
+	}
+	a.floor.Store(1)
+	e.waitFor("the file after resuming", 20*time.Second, handled(p))
+	if a.paused.Load() {
+		t.Fatal("agent still paused above the floor")
+	}
+}
+
+// A file failing for a passing reason is retried with backoff, and one that
+// keeps failing is quarantined after MaxAttempts.
+func TestTransientFailuresRetryThenGiveUp(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(14, 0))
+	var mu sync.Mutex
+	calls := map[string]int{}
+	flaky := func(path string) (sentinel.Instance, sentinel.Image, error) {
+		mu.Lock()
+		calls[filepath.Base(path)]++
+		n := calls[filepath.Base(path)]
+		mu.Unlock()
+		if filepath.Base(path) == "always.dcm" || n <= 2 {
+			return sentinel.Instance{}, sentinel.Image{}, fmt.Errorf("database is busy (attempt %d)", n)
+		}
+		return dicomio.Load(path, dicomio.Options{})
+	}
+	a := New(Config{
+		Inbox: []string{e.inbox}, Reports: e.reports, Quarantine: e.quar,
+		StableFor: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+		Workers: 2, QueueSize: 4, MaxAttempts: 4, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 400 * time.Millisecond,
+		OnOutcome: func(o Outcome) { e.mu.Lock(); e.outcomes = append(e.outcomes, o); e.mu.Unlock() },
+	}, e.db, fakeModel{16}, flaky, dicomio.Resample)
+	ok := filepath.Join(e.inbox, "flaky.dcm")
+	bad := filepath.Join(e.inbox, "always.dcm")
+	writeDICOM(t, rng, ok, phantom.Meta{})
+	writeDICOM(t, rng, bad, phantom.Meta{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	e.waitFor("both files", 30*time.Second, handled(ok, bad))
+	cancel()
+	<-done
+	if st := e.statusOf(ok); st != store.FileDone {
+		t.Errorf("flaky file: %s, want done after retries", st)
+	}
+	if st := e.statusOf(bad); st != store.FileFailed {
+		t.Errorf("always-failing file: %s, want quarantined", st)
+	}
+	mu.Lock()
+	if calls["flaky.dcm"] != 3 || calls["always.dcm"] != 4 {
+		t.Errorf("attempts: flaky %d (want 3), always %d (want 4)", calls["flaky.dcm"], calls["always.dcm"])
+	}
+	mu.Unlock()
+	reason, err := os.ReadFile(filepath.Join(e.quar, "always.dcm.reason.txt"))
+	if err != nil || !strings.Contains(string(reason), "gave up after 4 attempts") {
+		t.Errorf("reason: %q, %v", reason, err)
+	}
+}

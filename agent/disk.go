@@ -19,7 +19,8 @@ func freeBytes(path string) (int64, error) {
 // the floor, and resumes it when space comes back. It reports whether ingest
 // is paused.
 func (a *Agent) checkDisk() bool {
-	if a.cfg.MinFreeBytes <= 0 {
+	floor := a.floor.Load()
+	if floor <= 0 {
 		return false
 	}
 	free, err := freeBytes(a.cfg.Reports)
@@ -27,11 +28,11 @@ func (a *Agent) checkDisk() bool {
 		// Cannot tell: keep going rather than stall on a statfs quirk.
 		return false
 	}
-	low := free < a.cfg.MinFreeBytes
+	low := free < floor
 	if was := a.paused.Swap(low); was != low {
 		if low {
 			a.log.Warn("ingest paused: free disk space below floor", slog.Int64("free_bytes", free),
-				slog.Int64("floor_bytes", a.cfg.MinFreeBytes))
+				slog.Int64("floor_bytes", floor))
 		} else {
 			a.log.Info("ingest resumed", slog.Int64("free_bytes", free))
 		}

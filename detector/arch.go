@@ -151,7 +151,8 @@ func cloneParams(ps []param) []param {
 	return out
 }
 
-// network is the autoencoder as gorgonia nodes in one graph.
+// network is the autoencoder as gorgonia nodes in one graph, for training
+// (scoring runs the same layers on plain slices, see inferNet).
 type network struct {
 	g       *G.ExprGraph
 	x       *G.Node   // input, (batch, 1, side, side)
@@ -161,12 +162,6 @@ type network struct {
 	shape   []int     // the input shape
 	xbuf    []float32 // backing of the input tensor
 	vm      G.VM      // compiled machine, set by whoever builds n
-
-	// stages are the encoder stages' outputs (after the ReLU), in order;
-	// reads holds the values that the read nodes added by readStages copy
-	// out of them on every run.
-	stages []*G.Node
-	reads  []G.Value
 }
 
 // buildNetwork builds the forward graph of a for the given batch size with
@@ -195,9 +190,6 @@ func buildNetwork(a Architecture, ps []param, batch int) (*network, error) {
 		if h, err = applyLayer(h, l, n.weights[2*i], n.weights[2*i+1]); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", l.name, err)
 		}
-		if i < len(a.Channels) {
-			n.stages = append(n.stages, h)
-		}
 	}
 	n.out = h
 	return n, nil
@@ -216,17 +208,6 @@ func applyLayer(h *G.Node, l layer, w, b *G.Node) (*G.Node, error) {
 // input returns the tensor to bind to n.x, backed by n.xbuf.
 func (n *network) input() *tensor.Dense {
 	return tensor.New(tensor.WithShape(n.shape...), tensor.WithBacking(n.xbuf))
-}
-
-// readStages adds read nodes that copy the outputs of the given encoder
-// stages into n.reads on every run. It must be called before the graph is
-// compiled: a value read from an intermediate node after the run may
-// already have been overwritten by a later in-place op.
-func (n *network) readStages(stages ...int) {
-	n.reads = make([]G.Value, len(stages))
-	for i, s := range stages {
-		G.Read(n.stages[s], &n.reads[i])
-	}
 }
 
 // params0 returns the architecture's weight tensors filled with zeros, the

@@ -73,28 +73,70 @@ func (g convGeom) String() string {
 // im2col unfolds columns [n0, n1) of one image's output into col, a
 // k×(n1−n0) row-major matrix: row c·9+ky·3+kx holds the input pixel under
 // filter tap (ky, kx) of channel c for each output position, 0 in the
-// padding.
+// padding. It walks the output one row segment at a time, so that the
+// inner loops are a plain copy (stride 1), a stride-2 gather or a
+// duplicating gather (upsampled input) with the padding handled at the
+// segment's ends instead of per pixel.
 func (g convGeom) im2col(x []float32, col []float32, n0, n1 int) {
 	width := n1 - n0
+	oy0, ox0 := n0/g.ow, n0%g.ow
 	for c := range g.in {
 		plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
 		for ky := range 3 {
 			for kx := range 3 {
 				row := col[(c*9+ky*3+kx)*width : (c*9+ky*3+kx+1)*width]
-				for j := range width {
-					p := n0 + j
-					oy, ox := p/g.ow, p%g.ow
-					iy, ix := oy*g.stride+ky-1, ox*g.stride+kx-1
-					if iy < 0 || iy >= g.ih || ix < 0 || ix >= g.iw {
-						row[j] = 0
-						continue
-					}
-					if g.up {
-						iy, ix = iy>>1, ix>>1
-					}
-					row[j] = plane[iy*g.w+ix]
+				oy, ox := oy0, ox0
+				for j := 0; j < width; {
+					seg := min(g.ow-ox, width-j)
+					g.unfoldSegment(row[j:j+seg], plane, oy*g.stride+ky-1, ox, kx)
+					j += seg
+					ox = 0
+					oy++
 				}
 			}
+		}
+	}
+}
+
+// unfoldSegment fills dst with the input pixels under filter column kx for
+// the output positions ox, ox+1, … of one output row whose filter row
+// reads input row iy (in the coordinates the filter slides over).
+func (g convGeom) unfoldSegment(dst, plane []float32, iy, ox, kx int) {
+	if iy < 0 || iy >= g.ih {
+		clear(dst)
+		return
+	}
+	if g.up {
+		iy >>= 1
+	}
+	src := plane[iy*g.w : (iy+1)*g.w]
+	// Output position ox+t reads column ix(t) = (ox+t)·stride + kx − 1 of
+	// the slid-over input; [lo, hi) are the t for which it is inside.
+	lo, hi := 0, len(dst)
+	for lo < hi && (ox+lo)*g.stride+kx-1 < 0 {
+		dst[lo] = 0
+		lo++
+	}
+	for hi > lo && (ox+hi-1)*g.stride+kx-1 >= g.iw {
+		dst[hi-1] = 0
+		hi--
+	}
+	base := (ox+lo)*g.stride + kx - 1 // first ix read
+	d := dst[lo:hi]
+	switch {
+	case g.up && g.stride == 1:
+		for t := range d {
+			d[t] = src[(base+t)>>1]
+		}
+	case g.up:
+		for t := range d {
+			d[t] = src[(base+2*t)>>1]
+		}
+	case g.stride == 1:
+		copy(d, src[base:base+len(d)])
+	default:
+		for t := range d {
+			d[t] = src[base+2*t]
 		}
 	}
 }
@@ -176,7 +218,8 @@ func gemm(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32,
 		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c})
 }
 
-// forward computes act(conv(x, w) + b) into y.
+// forward computes act(conv(x, w) + b) into y for the whole batch, on
+// every core.
 func (g convGeom) forward(x, w, bias, y []float32, relu bool) {
 	k, n := g.k(), g.n()
 	// Split each image's output columns into bands so that a batch smaller
@@ -193,24 +236,30 @@ func (g convGeom) forward(x, w, bias, y []float32, relu bool) {
 		if cols[wk] == nil {
 			cols[wk] = make([]float32, k*bandW)
 		}
-		col := cols[wk][:k*(n1-n0)]
-		g.im2col(x[img*g.inSize():(img+1)*g.inSize()], col, n0, n1)
-		out := y[img*g.outSize():]
-		gemm(blas.NoTrans, blas.NoTrans, g.out, n1-n0, k, w, k, col, n1-n0, 0, out[n0:], n)
-		for o := range g.out {
-			row := out[o*n+n0 : o*n+n1]
-			bo := bias[o]
-			if relu {
-				for j, v := range row {
-					row[j] = max(v+bo, 0)
-				}
-			} else {
-				for j := range row {
-					row[j] += bo
-				}
+		g.forwardRange(x[img*g.inSize():(img+1)*g.inSize()], w, bias, y[img*g.outSize():(img+1)*g.outSize()], relu, cols[wk], n0, n1)
+	})
+}
+
+// forwardRange computes output columns [n0, n1) of one image on the
+// calling goroutine, unfolding them into col (at least k·(n1−n0) values).
+func (g convGeom) forwardRange(x, w, bias, y []float32, relu bool, col []float32, n0, n1 int) {
+	k, n := g.k(), g.n()
+	col = col[:k*(n1-n0)]
+	g.im2col(x, col, n0, n1)
+	gemm(blas.NoTrans, blas.NoTrans, g.out, n1-n0, k, w, k, col, n1-n0, 0, y[n0:], n)
+	for o := range g.out {
+		row := y[o*n+n0 : o*n+n1]
+		bo := bias[o]
+		if relu {
+			for j, v := range row {
+				row[j] = max(v+bo, 0)
+			}
+		} else {
+			for j := range row {
+				row[j] += bo
 			}
 		}
-	})
+	}
 }
 
 // backwardInput computes the input gradient dx from the masked output

@@ -122,6 +122,9 @@ func TestFastConvMatchesGorgonia(t *testing.T) {
 		{batch: 3, in: 6, out: 3, side: 6, stride: 1, up: true, relu: true},
 		{batch: 2, in: 8, out: 1, side: 8, stride: 1, up: true, relu: false},
 		{batch: 2, in: 3, out: 2, side: 7, stride: 1, relu: false},
+		{batch: 1, in: 2, out: 3, side: 9, stride: 2, relu: true},
+		{batch: 2, in: 3, out: 4, side: 6, stride: 2, up: true, relu: true},
+		{batch: 1, in: 2, out: 2, side: 5, stride: 2, up: true, relu: false},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("b%d_c%d_o%d_s%d_st%d_up%v_relu%v", c.batch, c.in, c.out, c.side, c.stride, c.up, c.relu), func(t *testing.T) {

@@ -141,18 +141,17 @@ type Model struct {
 	pixels *pixelBank
 
 	// pool holds up to cap(pool) scorers, nil until first needed. A
-	// gorgonia graph and its machine are not safe for concurrent use, so
-	// each Score takes one for the duration of its run; the capacity bounds
-	// how many sets of graphs (and goroutines scoring at once) a model
-	// keeps.
+	// scorer's buffers are not safe for concurrent use, so each Score takes
+	// one for the duration of its run; the capacity bounds how many sets of
+	// buffers (and goroutines scoring at once) a model keeps.
 	pool chan *scorer
 }
 
-// scorer is one set of compiled networks: the SWAG mean, whose encoder
+// scorer is one set of inference networks: the SWAG mean, whose encoder
 // feeds the memory bank, and one per SWAG sample.
 type scorer struct {
-	mean    *network
-	samples []*network
+	mean    *inferNet
+	samples []*inferNet
 }
 
 // modelParts is what a model is assembled from.
@@ -321,72 +320,21 @@ func prepareImage(img sentinel.Image, side int) ([]float32, error) {
 // package-level pools, which nothing promises are safe.
 var graphMu sync.Mutex
 
-// newInference builds and compiles a batch-1 network for ps that also
-// copies out the given encoder stages.
-func newInference(a Architecture, ps []param, stages ...int) (*network, error) {
-	graphMu.Lock()
-	defer graphMu.Unlock()
-	n, err := buildNetwork(a, ps, 1)
-	if err != nil {
-		return nil, fmt.Errorf("build inference graph: %w", err)
-	}
-	n.readStages(stages...)
-	n.vm = G.NewTapeMachine(n.g)
-	return n, nil
-}
-
-// newScorer compiles the mean network and one per SWAG sample.
+// newScorer makes the mean network and one per SWAG sample.
 func (m *Model) newScorer() (*scorer, error) {
-	st := m.config.MemoryStage
-	mean, err := newInference(m.arch, m.params, st, st+1)
+	mean, err := newInferNet(m.arch, m.params, 1)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inference network: %w", err)
 	}
 	sc := &scorer{mean: mean}
-	for _, ps := range m.samples {
-		n, err := newInference(m.arch, ps)
+	for i, ps := range m.samples {
+		n, err := newInferNet(m.arch, ps, 1)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("inference network of SWAG sample %d: %w", i, err)
 		}
 		sc.samples = append(sc.samples, n)
 	}
 	return sc, nil
-}
-
-// run reconstructs one prepared image with a batch-1 network.
-func (n *network) run(x []float32) ([]float32, error) {
-	if len(x) != len(n.xbuf) {
-		return nil, fmt.Errorf("input has %d values, network takes %d", len(x), len(n.xbuf))
-	}
-	copy(n.xbuf, x)
-	defer n.vm.Reset()
-	if err := G.Let(n.x, n.input()); err != nil {
-		return nil, fmt.Errorf("bind input: %w", err)
-	}
-	if err := n.vm.RunAll(); err != nil {
-		return nil, fmt.Errorf("run network: %w", err)
-	}
-	out, err := float32Values(n.out)
-	if err != nil {
-		return nil, err
-	}
-	if len(out) != len(x) {
-		return nil, fmt.Errorf("network returned %d values, want %d", len(out), len(x))
-	}
-	return slices.Clone(out), nil
-}
-
-// readValue returns the float32 data of the i-th read stage of the last run.
-func (n *network) readValue(i int) ([]float32, error) {
-	v := n.reads[i]
-	if v == nil {
-		return nil, errors.New("encoder stage was not read")
-	}
-	data, ok := v.Data().([]float32)
-	if !ok {
-		return nil, fmt.Errorf("encoder stage holds %T, want []float32", v.Data())
-	}
-	return data, nil
 }
 
 // float32Values returns the float32 data of a node's current value.

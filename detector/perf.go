@@ -54,31 +54,29 @@ func (t *TrainStepper) Step(x []float32) (float64, error) {
 func (t *TrainStepper) Close() error { return t.n.vm.Close() }
 
 // Forward runs the autoencoder's forward pass at a fixed batch size, as
-// scoring does at batch 1.
-type Forward struct{ n *network }
+// scoring does at batch 1, on every core.
+type Forward struct{ n *inferNet }
 
-// NewForward builds and compiles the forward graph of a at the given batch
-// size with weights drawn from seed.
+// NewForward makes the forward pass of a at the given batch size with
+// weights drawn from seed.
 func NewForward(a Architecture, batch int, seed int64) (*Forward, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("detector: forward: %w", err)
 	}
 	ps := a.initParams(rand.New(rand.NewSource(seed)), 0.5)
-	graphMu.Lock()
-	defer graphMu.Unlock()
-	n, err := buildNetwork(a, ps, batch)
+	n, err := newInferNet(a, ps, batch)
 	if err != nil {
 		return nil, fmt.Errorf("detector: forward: %w", err)
 	}
-	n.vm = G.NewTapeMachine(n.g)
 	return &Forward{n: n}, nil
 }
 
-// Run reconstructs the batch x (batch·side·side values).
-func (f *Forward) Run(x []float32) ([]float32, error) { return f.n.run(x) }
+// Run reconstructs the batch x (batch·side·side values). The result is
+// valid until the next Run.
+func (f *Forward) Run(x []float32) ([]float32, error) { return f.n.reconstruct(x, true) }
 
-// Close releases the graph's machine.
-func (f *Forward) Close() error { return f.n.vm.Close() }
+// Close releases the forward pass's buffers.
+func (f *Forward) Close() error { f.n = nil; return nil }
 
 // KNNScores returns, for each of the nq query rows of q (d values each),
 // the mean Euclidean distance to its k nearest of the nb rows of bank, whose

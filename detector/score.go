@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/sentinel-pacs/sentinel"
 )
@@ -52,35 +54,92 @@ func (m *Model) analyse(x []float32) (analysis, error) {
 
 func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 	side := m.arch.InputSize
+	st := m.config.MemoryStage
 	var a analysis
-	meanRecon, err := sc.mean.run(x)
-	if err != nil {
-		return a, err
+	// Task 0 runs the mean network's encoder and scores its patches against
+	// the memory bank; task i > 0 reconstructs x with SWAG sample i−1. The
+	// reconstruction comes from the mean network only when the model draws
+	// no samples. Each task writes its own slot and the slots are combined
+	// in order, so the result does not depend on which core ran what.
+	type recon struct {
+		score float64
+		sm    []float64
 	}
-	if a.memory, a.memMap, err = m.memoryScore(sc.mean); err != nil {
-		return a, err
+	recons := make([]recon, max(1, len(sc.samples)))
+	errs := make([]error, 1+len(sc.samples))
+	measure := func(y []float32) recon {
+		sm := gaussianBlur(squaredErrors(x, y), side, m.config.ReconBlur)
+		return recon{topMean(sm, m.config.ReconTopFraction), sm}
 	}
-	recons := [][]float32{meanRecon}
-	if len(sc.samples) > 0 {
-		recons = recons[:0]
-		for _, n := range sc.samples {
-			y, err := n.run(x)
+	alone := len(sc.samples) == 0
+	eachTask(1+len(sc.samples), func(t int) {
+		if t > 0 {
+			y, err := sc.samples[t-1].reconstruct(x, false)
 			if err != nil {
-				return a, err
+				errs[t] = err
+				return
 			}
-			recons = append(recons, y)
+			recons[t-1] = measure(y)
+			return
+		}
+		upto := st + 2
+		if alone {
+			upto = len(sc.mean.geoms)
+		}
+		y, err := sc.mean.run(x, upto, alone)
+		if err != nil {
+			errs[0] = err
+			return
+		}
+		if a.memory, a.memMap, err = m.memoryScore(sc.mean.stage(st), sc.mean.stage(st+1)); err != nil {
+			errs[0] = err
+			return
+		}
+		if alone {
+			recons[0] = measure(y)
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return a, err
 		}
 	}
 	a.reconMap = make([]float64, side*side)
-	for _, y := range recons {
-		sm := gaussianBlur(squaredErrors(x, y), side, m.config.ReconBlur)
-		a.recon = append(a.recon, topMean(sm, m.config.ReconTopFraction))
-		for i, v := range sm {
+	for _, r := range recons {
+		a.recon = append(a.recon, r.score)
+		for i, v := range r.sm {
 			a.reconMap[i] += v / float64(len(recons))
 		}
 	}
 	m.pixelScores(&a, x)
 	return a, nil
+}
+
+// eachTask runs f(t) for t in [0, tasks) on up to workers() goroutines,
+// each taking the next task when it finishes one, so that tasks of unequal
+// length still keep every core busy.
+func eachTask(tasks int, f func(t int)) {
+	nw := min(workers(), tasks)
+	if nw <= 1 {
+		for t := range tasks {
+			f(t)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range nw {
+		wg.Go(func() {
+			for {
+				t := int(next.Add(1)) - 1
+				if t >= tasks {
+					return
+				}
+				f(t)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // pixelScores measures the components that need no network on x, a
@@ -104,18 +163,10 @@ func (m *Model) pixelScores(a *analysis, x []float32) {
 	}
 }
 
-// memoryScore scores the patches of the image last run through the mean
-// network against the memory bank.
-func (m *Model) memoryScore(n *network) (float64, []float64, error) {
+// memoryScore scores the patches of an image, given by its two encoder
+// stages' outputs, against the memory bank.
+func (m *Model) memoryScore(fine, coarse []float32) (float64, []float64, error) {
 	st := m.config.MemoryStage
-	fine, err := n.readValue(0)
-	if err != nil {
-		return 0, nil, err
-	}
-	coarse, err := n.readValue(1)
-	if err != nil {
-		return 0, nil, err
-	}
 	g := m.arch.InputSize >> (st + 1)
 	cf, cc := m.arch.Channels[st], m.arch.Channels[st+1]
 	if len(fine) != cf*g*g || len(coarse) != cc*g*g/4 {

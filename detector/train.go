@@ -219,11 +219,10 @@ func (t *trainer) fit(ctx context.Context, xs [][]float32) (*swagState, []float6
 // flattened and their width.
 func buildMemoryBank(ctx context.Context, a Architecture, params []param, xs [][]float32, cfg TrainConfig, rng *rand.Rand) ([]float32, int, error) {
 	st := cfg.MemoryStage
-	n, err := newInference(a, params, st, st+1)
+	n, err := newInferNet(a, params, 1)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("inference network: %w", err)
 	}
-	defer n.vm.Close()
 	g := a.InputSize >> (st + 1)
 	cf, cc := a.Channels[st], a.Channels[st+1]
 	d := cf + cc
@@ -232,18 +231,10 @@ func buildMemoryBank(ctx context.Context, a Architecture, params []param, xs [][
 		if err := ctx.Err(); err != nil {
 			return nil, 0, context.Cause(ctx)
 		}
-		if _, err := n.run(x); err != nil {
+		if _, err := n.run(x, st+2, true); err != nil {
 			return nil, 0, fmt.Errorf("image %d: %w", i, err)
 		}
-		fine, err := n.readValue(0)
-		if err != nil {
-			return nil, 0, err
-		}
-		coarse, err := n.readValue(1)
-		if err != nil {
-			return nil, 0, err
-		}
-		feats = append(feats, patchFeatures(fine, cf, coarse, cc, g)...)
+		feats = append(feats, patchFeatures(n.stage(st), cf, n.stage(st+1), cc, g)...)
 	}
 	return coreset(feats, len(feats)/d, d, cfg.CoresetFraction, cfg.CoresetProjection, rng), d, nil
 }

@@ -79,17 +79,16 @@ func TestTune(t *testing.T) {
 	for i, img := range evalImgs {
 		x, _ := prepareImage(img, side)
 		x = m.config.input(x)
-		if _, err := sc.mean.run(x); err != nil {
+		st := cfg.MemoryStage
+		if _, err := sc.mean.run(x, st+2, true); err != nil {
 			t.Fatal(err)
 		}
-		st := cfg.MemoryStage
-		fine, _ := sc.mean.readValue(0)
-		coarse, _ := sc.mean.readValue(1)
+		fine, coarse := sc.mean.stage(st), sc.mean.stage(st+1)
 		g := side >> (st + 1)
 		q := patchFeatures(fine, cfg.Channels[st], coarse, cfg.Channels[st+1], g)
 		raws[i].patch = knnScores(q, g*g, m.bank, m.bankSq, m.bankRows, m.bankDim, cfg.Neighbours)
 		for _, n := range sc.samples {
-			y, _ := n.run(x)
+			y, _ := n.reconstruct(x, true)
 			raws[i].sq = append(raws[i].sq, squaredErrors(x, y))
 		}
 		base[i] = m.baseline(x)

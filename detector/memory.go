@@ -212,65 +212,6 @@ func rowNorms(x []float32, n, d int) []float32 {
 	return out
 }
 
-// Block sizes of the kNN distance computation: a block of queries against a
-// block of bank rows fits in the first-level cache at the feature widths used
-// here (tens of values), so each bank row is loaded once per query block.
-const (
-	knnQueryBlock = 16
-	knnBankBlock  = 128
-)
-
-// knnScores returns, for each of the nq query rows, the mean Euclidean
-// distance to its k nearest rows of bank (nb rows with squared norms bankSq).
-// It computes the distances block by block as |q|² + |b|² − 2q·b and keeps
-// only the k smallest per query, so memory stays O(nq·k).
-func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []float64 {
-	k = min(k, nb)
-	qSq := rowNorms(q, nq, d)
-	top := make([]float32, nq*k) // per query, the k smallest squared distances, ascending
-	for i := range top {
-		top[i] = float32(math.Inf(1))
-	}
-	var dots [knnQueryBlock * knnBankBlock]float32
-	for q0 := 0; q0 < nq; q0 += knnQueryBlock {
-		q1 := min(q0+knnQueryBlock, nq)
-		for b0 := 0; b0 < nb; b0 += knnBankBlock {
-			b1 := min(b0+knnBankBlock, nb)
-			for i := q0; i < q1; i++ {
-				qi := q[i*d : (i+1)*d]
-				row := dots[(i-q0)*knnBankBlock:]
-				for j := b0; j < b1; j++ {
-					bj := bank[j*d : (j+1)*d]
-					var s float32
-					for t, v := range qi {
-						s += v * bj[t]
-					}
-					row[j-b0] = s
-				}
-			}
-			for i := q0; i < q1; i++ {
-				t := top[i*k : (i+1)*k]
-				row := dots[(i-q0)*knnBankBlock:]
-				for j := b0; j < b1; j++ {
-					v := max(qSq[i]+bankSq[j]-2*row[j-b0], 0)
-					if v < t[k-1] {
-						insertSorted(t, v)
-					}
-				}
-			}
-		}
-	}
-	out := make([]float64, nq)
-	for i := range out {
-		var s float64
-		for _, v := range top[i*k : (i+1)*k] {
-			s += math.Sqrt(float64(v))
-		}
-		out[i] = s / float64(k)
-	}
-	return out
-}
-
 // insertSorted puts v into the ascending slice t, dropping its largest
 // value.
 func insertSorted(t []float32, v float32) {

@@ -1,0 +1,93 @@
+package detector
+
+import (
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// knnBankTile is the number of bank rows whose dot products with all the
+// queries one matrix product computes: 1024 rows × 256 queries of float32
+// is 1 MiB, about a core's second-level cache, and the tile is the unit
+// handed to a goroutine.
+const knnBankTile = 1024
+
+// knnScores returns, for each of the nq query rows of q (d wide), the mean
+// Euclidean distance to its k nearest of the nb rows of bank, whose squared
+// norms are bankSq.
+//
+// Distances are screened as |q|² + |b|² − 2q·b with the dot products of a
+// tile of bank rows against every query as one matrix product, the tiles
+// spread over every core, each goroutine keeping its own bounded top-k per
+// query; the lists are merged at the end, so memory stays
+// O(workers·nq·(k + tile)). The screening formula loses precision when a
+// query lies close to a bank row relative to their norms (the case that
+// matters most: a normal patch next to its memory), and its rounding
+// depends on the order of the product's sums, so a row that passes the
+// screen within a rounding margin gets its distance recomputed directly,
+// and only direct distances enter the top-k. The result is therefore the
+// same whatever the tiling, the product's kernel or the number of cores.
+func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []float64 {
+	k = min(k, nb)
+	if nq == 0 || k == 0 {
+		return make([]float64, nq)
+	}
+	qSq := rowNorms(q, nq, d)
+	qT := make([]float32, d*nq) // q transposed, so that the product needs no copy of the bank
+	for i := range nq {
+		for t := range d {
+			qT[t*nq+i] = q[i*d+t]
+		}
+	}
+	// margin bounds the screening formula's rounding error relative to
+	// |q|² + |b|²: a few units in the last place per term of the sums.
+	margin := float32(4*d+8) * 0x1p-24
+	tiles := (nb + knnBankTile - 1) / knnBankTile
+	nw := min(workers(), tiles)
+	tops := make([][]float32, nw)
+	dots := make([][]float32, nw)
+	parallel(tiles, func(w, t int) {
+		if tops[w] == nil {
+			tops[w] = make([]float32, nq*k)
+			for i := range tops[w] {
+				tops[w][i] = float32(math.Inf(1))
+			}
+			dots[w] = make([]float32, knnBankTile*nq)
+		}
+		b0, b1 := t*knnBankTile, min((t+1)*knnBankTile, nb)
+		n := b1 - b0
+		gemm(blas.NoTrans, blas.NoTrans, n, nq, d, bank[b0*d:b1*d], d, qT, nq, 0, dots[w], nq)
+		top := tops[w]
+		for j := range n {
+			row := dots[w][j*nq : (j+1)*nq]
+			bj := bankSq[b0+j]
+			for i, dot := range row {
+				worst := top[i*k+k-1]
+				s := qSq[i] + bj
+				if s-2*dot-margin*s >= worst {
+					continue
+				}
+				if e := sqDist(q[i*d:(i+1)*d], bank[(b0+j)*d:(b0+j+1)*d]); e < worst {
+					insertSorted(top[i*k:(i+1)*k], e)
+				}
+			}
+		}
+	})
+	out := make([]float64, nq)
+	for i := range out {
+		top := tops[0][i*k : (i+1)*k]
+		for _, other := range tops[1:] {
+			for _, v := range other[i*k : (i+1)*k] {
+				if v < top[k-1] {
+					insertSorted(top, v)
+				}
+			}
+		}
+		var s float64
+		for _, v := range top {
+			s += math.Sqrt(float64(v))
+		}
+		out[i] = s / float64(k)
+	}
+	return out
+}

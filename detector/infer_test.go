@@ -177,3 +177,29 @@ func TestInferNetRejectsWrongWeights(t *testing.T) {
 		t.Fatal("an input of the wrong size was accepted")
 	}
 }
+
+// TestTopMeanMatchesSort checks the selection against sorting everything,
+// on values with many ties and on distinct ones.
+func TestTopMeanMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	for _, n := range []int{1, 2, 5, 64, 1000, 4096} {
+		for _, ties := range []bool{false, true} {
+			v := make([]float64, n)
+			for i := range v {
+				v[i] = rng.NormFloat64()
+				if ties {
+					v[i] = float64(rng.Intn(4))
+				}
+			}
+			for _, f := range []float64{0, 0.01, 0.1, 0.5, 1} {
+				s := slices.Clone(v)
+				slices.Sort(s)
+				k := min(n, max(1, int(math.Ceil(f*float64(n)))))
+				want := mean(s[n-k:])
+				if got := topMean(v, f); got != want {
+					t.Errorf("n %d ties %v fraction %v: topMean %v, sorted %v", n, ties, f, got, want)
+				}
+			}
+		}
+	}
+}

@@ -52,9 +52,57 @@ func topMean(v []float64, fraction float64) float64 {
 		return 0
 	}
 	s := slices.Clone(v)
-	slices.Sort(s)
 	k := min(len(s), max(1, int(math.Ceil(fraction*float64(len(s))))))
-	return mean(s[len(s)-k:])
+	selectLargest(s, k)
+	top := s[len(s)-k:]
+	slices.Sort(top) // the mean sums in ascending order, as over a sorted copy
+	return mean(top)
+}
+
+// selectLargest reorders s so that its last k values are its k largest
+// (in no particular order), by quickselect with a median-of-three pivot:
+// scoring takes the top 1% of a few thousand map values several times per
+// image, and sorting them all cost more than the rest of the map work.
+func selectLargest(s []float64, k int) {
+	lo, hi := 0, len(s)-1
+	target := len(s) - k // s[target:] must hold the k largest
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if s[mid] < s[lo] {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if s[hi] < s[lo] {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if s[hi] < s[mid] {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for s[i] < pivot {
+				i++
+			}
+			for s[j] > pivot {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		// Now s[lo..j] ≤ pivot ≤ s[i..hi], and values between j and i equal
+		// the pivot.
+		switch {
+		case target <= j:
+			hi = j
+		case target >= i:
+			lo = i
+		default:
+			return
+		}
+	}
 }
 
 // upsampleMap resizes a g×g map to side×side bilinearly.

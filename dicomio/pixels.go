@@ -175,28 +175,28 @@ func decodeNative(px pixelData, l layout, index int) (frame, error) {
 
 // sampleFormat says how to turn a stored word into a sample value.
 type sampleFormat struct {
-	shift      uint
-	mask, sign uint64
-	signed     bool
+	shift  uint // bits below the lowest stored bit
+	mask   uint64
+	extend uint // 64 − BitsStored when signed, 0 when not
 }
 
 func newSampleFormat(l layout) sampleFormat {
-	return sampleFormat{
-		shift:  uint(l.highBit + 1 - l.bitsStored),
-		mask:   uint64(1)<<uint(l.bitsStored) - 1,
-		sign:   uint64(1) << uint(l.bitsStored-1),
-		signed: l.signed,
+	sf := sampleFormat{
+		shift: uint(l.highBit + 1 - l.bitsStored),
+		mask:  uint64(1)<<uint(l.bitsStored) - 1,
 	}
+	if l.signed {
+		sf.extend = uint(64 - l.bitsStored)
+	}
+	return sf
 }
 
 // value masks a stored word to BitsStored bits below HighBit and
-// sign-extends it when the pixel representation is signed.
+// sign-extends it when the pixel representation is signed, without a
+// branch: shifting the value's top bit to bit 63 and back copies it into
+// the bits above (a shift of 0 leaves unsigned values as they are).
 func (s sampleFormat) value(w uint64) int64 {
-	w = (w >> s.shift) & s.mask
-	if s.signed && w&s.sign != 0 {
-		return int64(w) - int64(s.mask) - 1
-	}
-	return int64(w)
+	return int64(((w>>s.shift)&s.mask)<<s.extend) >> s.extend
 }
 
 // unpack reads len(out) words of size bytes from raw.
@@ -204,16 +204,19 @@ func unpack(out []int64, raw []byte, size int, bo binary.ByteOrder, sf sampleFor
 	big := bo == binary.BigEndian
 	switch {
 	case size == 1:
-		for i := range out {
-			out[i] = sf.value(uint64(raw[i]))
+		raw = raw[:len(out)]
+		for i, b := range raw {
+			out[i] = sf.value(uint64(b))
 		}
 	case size == 2 && big:
+		raw = raw[:2*len(out)]
 		for i := range out {
-			out[i] = sf.value(uint64(binary.BigEndian.Uint16(raw[2*i:])))
+			out[i] = sf.value(uint64(raw[2*i])<<8 | uint64(raw[2*i+1]))
 		}
 	case size == 2:
+		raw = raw[:2*len(out)]
 		for i := range out {
-			out[i] = sf.value(uint64(binary.LittleEndian.Uint16(raw[2*i:])))
+			out[i] = sf.value(uint64(raw[2*i]) | uint64(raw[2*i+1])<<8)
 		}
 	case big:
 		for i := range out {

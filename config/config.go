@@ -164,9 +164,13 @@ type Learning struct {
 	AdmitConsecutive  int     `toml:"admit_consecutive"`
 	AdmitMaxPerCycle  int     `toml:"admit_max_per_cycle"`
 	// HeadMinPerClass labelled normals and abnormals are needed before the
-	// supervised head is fitted; HeadShrinkage k weighs it a/(a+k) for a
-	// labelled abnormals; HeadL2 is its ridge penalty.
+	// supervised head is fitted; HeadWeightFolds-fold cross-validation on
+	// the training labels chooses its weight in the combined score when
+	// there are that many labels of each class (0: never), otherwise
+	// HeadShrinkage k weighs it a/(a+k) for a labelled abnormals; HeadL2 is
+	// its ridge penalty.
 	HeadMinPerClass int     `toml:"head_min_per_class"`
+	HeadWeightFolds int     `toml:"head_weight_folds"`
 	HeadShrinkage   float64 `toml:"head_shrinkage"`
 	HeadL2          float64 `toml:"head_l2"`
 }
@@ -248,6 +252,7 @@ func Default() Config {
 			AdmitConsecutive:   2,
 			AdmitMaxPerCycle:   50,
 			HeadMinPerClass:    5,
+			HeadWeightFolds:    5,
 			HeadShrinkage:      20,
 			HeadL2:             1,
 		},
@@ -395,6 +400,8 @@ func (c Config) Validate() error {
 		return bad("learning.admit_max_per_cycle", "must not be negative, got %d", l.AdmitMaxPerCycle)
 	case l.HeadMinPerClass < 1:
 		return bad("learning.head_min_per_class", "must be at least 1, got %d", l.HeadMinPerClass)
+	case l.HeadWeightFolds < 0 || l.HeadWeightFolds == 1:
+		return bad("learning.head_weight_folds", "must be 0 (off) or at least 2, got %d", l.HeadWeightFolds)
 	case !(l.HeadShrinkage >= 0):
 		return bad("learning.head_shrinkage", "must not be negative, got %g", l.HeadShrinkage)
 	case !(l.HeadL2 >= 0):

@@ -1,8 +1,11 @@
 package learn
 
 import (
+	"fmt"
 	"math"
+	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,5 +264,101 @@ func TestCombinerHeadLearns(t *testing.T) {
 	}
 	if c := FitCombiner([]float64{0, 1, 2, 1}, 0.05, lab[:4], DefaultHeadConfig()); c.Head != nil {
 		t.Error("head fitted on 4 labels")
+	}
+}
+
+// TestCombinerWeightByCrossValidation checks that the head's weight follows
+// what ranks the training labels: near 1 when only the embeddings tell the
+// classes apart, near 0 when only the detector does, and the shrinkage
+// weight when there are too few labels for the folds.
+func TestCombinerWeightByCrossValidation(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	seed := make([]float64, 50)
+	for i := range seed {
+		seed[i] = rng.NormFloat64()
+	}
+	make1 := func(n int, embInformative, detInformative bool) []Labelled {
+		var ls []Labelled
+		for i := range n {
+			abn := i%2 == 0
+			shift := 0.0
+			if abn {
+				shift = 3
+			}
+			emb := make([]float32, 8)
+			for j := range emb {
+				emb[j] = float32(rng.NormFloat64())
+			}
+			if embInformative {
+				emb[0] += float32(shift)
+			}
+			det := rng.NormFloat64()
+			if detInformative {
+				det += shift
+			}
+			ls = append(ls, Labelled{Det: det, Embedding: emb, Abnormal: abn})
+		}
+		return ls
+	}
+	cfg := DefaultHeadConfig()
+	c := FitCombiner(seed, 0.05, make1(60, true, false), cfg)
+	if c.Head == nil || c.Weight < 0.6 || c.WeightSource != "cross-validated on the training labels" {
+		t.Errorf("informative embeddings, random detector: weight %v (%s), want ≥ 0.6 by cross-validation", c.Weight, c.WeightSource)
+	}
+	c = FitCombiner(seed, 0.05, make1(60, false, true), cfg)
+	if c.Head == nil || c.Weight > 0.3 {
+		t.Errorf("noise embeddings, informative detector: weight %v (%s), want ≤ 0.3", c.Weight, c.WeightSource)
+	}
+	few := make1(12, true, false) // 6 per class: enough for a head, not for 5 folds of MinPerClass 5
+	c = FitCombiner(seed, 0.05, few, cfg)
+	if want := 6.0 / (6 + cfg.Shrinkage); c.Head == nil || c.Weight != want || c.WeightSource != "shrinkage" {
+		t.Errorf("12 labels: weight %v (%s), want the shrinkage weight %v", c.Weight, c.WeightSource, want)
+	}
+	cfg.WeightFolds = 0
+	c = FitCombiner(seed, 0.05, make1(60, true, false), cfg)
+	if want := 30.0 / (30 + cfg.Shrinkage); c.Weight != want {
+		t.Errorf("folds off: weight %v, want the shrinkage weight %v", c.Weight, want)
+	}
+}
+
+// TestHybridExplores checks hybrid's random share: a third of the budget
+// comes from outside the shortlist (cases far from the threshold), said so
+// in the reason, and none when exploration is off.
+func TestHybridExplores(t *testing.T) {
+	var cs []Case
+	for i := range 200 {
+		x := float64(i)
+		cs = append(cs, Case{InstanceID: fmt.Sprintf("c%03d", i), Score: x, Threshold: 100,
+			Embedding: []float32{float32(i % 7), float32(i / 7)}})
+	}
+	picks, err := Select(cs, SelectOptions{Strategy: Hybrid, N: 9, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(picks) != 9 {
+		t.Fatalf("%d picks, want 9", len(picks))
+	}
+	var random int
+	for _, p := range picks {
+		var i int
+		fmt.Sscanf(p.InstanceID, "c%d", &i)
+		near := math.Abs(float64(i)-100) < 12 // the shortlist: the 4·6 closest to the threshold
+		if strings.HasPrefix(p.Reason, "drawn at random") {
+			random++
+			if near {
+				t.Errorf("exploration pick %s is inside the shortlist", p.InstanceID)
+			}
+		} else if !near {
+			t.Errorf("shortlist pick %s is %d from the threshold", p.InstanceID, i-100)
+		}
+	}
+	if random != 3 {
+		t.Errorf("%d exploration picks of 9, want 3", random)
+	}
+	picks, _ = Select(cs, SelectOptions{Strategy: Hybrid, N: 9, Seed: 3, Explore: -1})
+	for _, p := range picks {
+		if strings.HasPrefix(p.Reason, "drawn at random") {
+			t.Errorf("exploration off but %s was drawn at random", p.InstanceID)
+		}
 	}
 }

@@ -71,7 +71,17 @@ type SelectOptions struct {
 	Anchors [][]float32
 	// ShortlistFactor sizes Hybrid's shortlist as a multiple of N (default 4).
 	ShortlistFactor int
+	// Explore is the share of Hybrid's budget drawn at random from the cases
+	// it did not shortlist (0 means the default, 1/3; negative means none).
+	Explore float64
 }
+
+// defaultExplore is Hybrid's default random share. Picks near the
+// threshold of a young model are mostly abnormal (the threshold sits in the
+// normals' tail), so a loop that asks only about them fits its head and
+// threshold on a few normals and a skewed sample of abnormals; a third of
+// the budget drawn at random keeps the labels representative of the pool.
+const defaultExplore = 1.0 / 3
 
 // Select picks up to opt.N cases to ask about. Cases in opt.Exclude and
 // duplicate instance ids are never picked.
@@ -168,9 +178,20 @@ func byUncertainty(cs []Case, n int) []Pick {
 }
 
 // hybrid ranks every case by boundary closeness and by uncertainty (when
-// known), shortlists the best ShortlistFactor·n by the sum of the two
-// ranks, and picks n of them by k-center so that they differ.
+// known), shortlists the best ShortlistFactor·m by the sum of the two
+// ranks, and picks m of them by k-center so that they differ, where m is
+// n less the exploration share, which it draws at random from the cases
+// outside the shortlist.
 func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
+	explore := opt.Explore
+	if explore == 0 {
+		explore = defaultExplore
+	}
+	nr := 0
+	if explore > 0 {
+		nr = min(n, int(math.Round(explore*float64(n))))
+	}
+	n -= nr
 	bRank := rankBy(cs, func(c Case) float64 { return math.Abs(c.Score - c.Threshold) })
 	withU := anyUncertainty(cs)
 	var uRank []int
@@ -199,6 +220,36 @@ func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
 			r += fmt.Sprintf(", uncertainty rank %d (%.4g)", uRank[j]+1, uncertaintyOf(c))
 		}
 		out[i] = Pick{c.InstanceID, Hybrid, r + fmt.Sprintf("; diverse pick %d from a shortlist of %d", i+1, len(short))}
+	}
+	if nr == 0 {
+		return out
+	}
+	inShort := make([]bool, len(cs))
+	for _, j := range short {
+		inShort[j] = true
+	}
+	var rest []int
+	for j := range cs {
+		if !inShort[j] {
+			rest = append(rest, j)
+		}
+	}
+	if len(rest) < nr { // a small pool: draw from whatever was not picked
+		rest = rest[:0]
+		took := make([]bool, len(cs))
+		for _, j := range picked {
+			took[j] = true
+		}
+		for j := range cs {
+			if !took[j] {
+				rest = append(rest, j)
+			}
+		}
+	}
+	rng := rand.New(rand.NewSource(opt.Seed))
+	rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
+	for i, j := range rest[:min(nr, len(rest))] {
+		out = append(out, Pick{cs[j].InstanceID, Hybrid, fmt.Sprintf("drawn at random for exploration (%d of %d)", i+1, nr)})
 	}
 	return out
 }

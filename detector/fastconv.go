@@ -8,7 +8,6 @@ import (
 
 	"github.com/chewxy/hm"
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -201,21 +200,59 @@ func parallel(tasks int, f func(w, t int)) {
 }
 
 // gemm sets c = a·b (or accumulates with beta 1), with a m×k, b k×n, c m×n,
-// each with its own row stride and optionally transposed.
+// each with its own row stride and optionally transposed, on the calling
+// goroutine. Every product runs through sgemmNN: a transposed a (small
+// here: a filter) is copied transposed first, and a product with a
+// transposed b (the filter gradient, whose b is the large unfolding) is
+// computed as its own transpose, b·aᵀ, so that only the small operands
+// are ever copied.
 func gemm(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	ar, ac := m, k
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if beta == 0 {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
 	if tA == blas.Trans {
-		ar, ac = k, m
+		a, lda = transposed(a, k, m, lda), k // stored k×m
 	}
-	br, bc := k, n
-	if tB == blas.Trans {
-		br, bc = n, k
+	if tB == blas.NoTrans {
+		sgemmNN(m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
 	}
-	blas32.Gemm(tA, tB, 1,
-		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
-		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
-		beta,
-		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c})
+	// b is stored n×k: (a·bᵀ)ᵀ = b·aᵀ is an ordinary product.
+	at := transposed(a, m, k, lda) // k×m
+	t := make([]float32, n*m)
+	sgemmNN(n, m, k, b, ldb, at, m, 0, t, m)
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			for j := range row {
+				row[j] = t[j*m+i]
+			}
+		} else {
+			for j := range row {
+				row[j] += t[j*m+i]
+			}
+		}
+	}
+}
+
+// transposed returns the r×c matrix x (row stride ld) transposed, c×r and
+// contiguous.
+func transposed(x []float32, r, c, ld int) []float32 {
+	out := make([]float32, r*c)
+	for i := range r {
+		for j, v := range x[i*ld : i*ld+c] {
+			out[j*r+i] = v
+		}
+	}
+	return out
 }
 
 // forward computes act(conv(x, w) + b) into y for the whole batch, on

@@ -1,0 +1,90 @@
+package detector
+
+import "golang.org/x/sys/cpu"
+
+// The assembly kernels in sgemm_amd64.s; see sgemmKernelID for the
+// contract.
+
+//go:noescape
+func sgemmAVX512x8(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX512x4(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX512x2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX512x1(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX2x6(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX2x4(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX2x2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVX2x1(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+// sgemmAVX512 uses 32-column panels in zmm registers and masks its last
+// partial panel. Its panel-mask setup uses BZHI, hence BMI2.
+var sgemmAVX512 = &sgemmImpl{
+	name:    "avx512",
+	nr:      32,
+	partial: true,
+	kernels: []sgemmRowKernel{{8, sgemmAVX512x8ID}, {4, sgemmAVX512x4ID}, {2, sgemmAVX512x2ID}, {1, sgemmAVX512x1ID}},
+}
+
+// sgemmAVX2 uses 16-column panels in ymm registers and leaves a partial
+// last panel to the driver.
+var sgemmAVX2 = &sgemmImpl{
+	name:    "avx2",
+	nr:      16,
+	partial: false,
+	kernels: []sgemmRowKernel{{6, sgemmAVX2x6ID}, {4, sgemmAVX2x4ID}, {2, sgemmAVX2x2ID}, {1, sgemmAVX2x1ID}},
+}
+
+// sgemmImpls lists the kernel families this CPU can run, fastest first;
+// the generic one is always last. (cpu.X86.HasAVX* already account for
+// whether the operating system saves the wider registers.)
+func sgemmImpls() []*sgemmImpl {
+	var impls []*sgemmImpl
+	x := cpu.X86
+	if x.HasAVX512F && x.HasAVX2 && x.HasFMA && x.HasBMI2 {
+		impls = append(impls, sgemmAVX512)
+	}
+	if x.HasAVX2 && x.HasFMA {
+		impls = append(impls, sgemmAVX2)
+	}
+	return append(impls, sgemmGeneric)
+}
+
+// sgemmBest is the family sgemmNN uses.
+var sgemmBest = sgemmImpls()[0]
+
+// sgemmCall runs the kernel id.
+func sgemmCall(id sgemmKernelID, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int) {
+	switch id {
+	case sgemmAVX512x8ID:
+		sgemmAVX512x8(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX512x4ID:
+		sgemmAVX512x4(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX512x2ID:
+		sgemmAVX512x2(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX512x1ID:
+		sgemmAVX512x1(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX2x6ID:
+		sgemmAVX2x6(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX2x4ID:
+		sgemmAVX2x4(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX2x2ID:
+		sgemmAVX2x2(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVX2x1ID:
+		sgemmAVX2x1(k, a, lda, b, ldb, c, ldc, n, beta)
+	default:
+		sgemmCallGo(id, k, a, lda, b, ldb, c, ldc, n, beta)
+	}
+}

@@ -140,7 +140,7 @@ func goFigures(o Options) (Figures, error) {
 		bank := randomPixels(rng, n*d)
 		sq := detector.BankNorms(bank, n, d)
 		iters := max(3, o.Iters/(1+n/100000))
-		ms, err := medianMS(iters, 1, func() error {
+		ms, err := medianMS(iters, 3, func() error {
 			detector.KNNScores(q, g*g, bank, sq, n, d, cfg.Neighbours)
 			return nil
 		})

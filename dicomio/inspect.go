@@ -107,6 +107,13 @@ func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
 			return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
 		}
 		s.Photometric = fr.photometric
+		if last-first == 1 { // the frame's own slices: a copy would double the memory touched
+			s.Values, s.Floats = fr.samples, fr.floats
+			break
+		}
+		if s.Values == nil && fr.samples != nil {
+			s.Values = make([]int64, 0, len(fr.samples)*(last-first))
+		}
 		s.Values = append(s.Values, fr.samples...)
 		s.Floats = append(s.Floats, fr.floats...)
 	}

@@ -28,9 +28,13 @@
 package jpeg2000
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/sentinel-pacs/sentinel/dicomio/codec"
 )
@@ -257,7 +261,7 @@ func decodeTile(cs *codestream, t int, parts []*tilePart, f *codec.Frame, t1 *t1
 
 // decodeBlocks runs tier-1 on every code-block of the tile-component and
 // dequantises the result into its coefficient buffer.
-func (tc *tileComp) decodeBlocks(t1 *t1) error {
+func (tc *tileComp) decodeBlocks(first *t1) error {
 	stride := tc.x1 - tc.x0
 	n := stride * (tc.y1 - tc.y0)
 	if tc.st.reversible {
@@ -265,6 +269,11 @@ func (tc *tileComp) decodeBlocks(t1 *t1) error {
 	} else {
 		tc.fbuf = make([]float32, n)
 	}
+	type job struct {
+		b  *band
+		cb *codeblock
+	}
+	var jobs []job
 	for r := range tc.res {
 		res := &tc.res[r]
 		for p := range res.precincts {
@@ -276,19 +285,60 @@ func (tc *tileComp) decodeBlocks(t1 *t1) error {
 					if len(cb.segs) == 0 {
 						continue
 					}
-					numbps := b.mb - cb.zbp
-					if numbps <= 0 {
+					if numbps := b.mb - cb.zbp; numbps <= 0 {
 						return codec.Corruptf("code-block with %d zero bit-planes in a sub-band of %d", cb.zbp, b.mb)
 					}
-					w, h := cb.x1-cb.x0, cb.y1-cb.y0
-					t1.decode(w, h, b.orient, tc.st.cbStyle, numbps, cb.segs, cb.chunks)
-					tc.dequantise(t1, b, cb, stride)
+					jobs = append(jobs, job{b, cb})
 				}
 			}
 		}
 	}
-	return nil
+	run := func(t *t1, j job) {
+		w, h := j.cb.x1-j.cb.x0, j.cb.y1-j.cb.y0
+		t.decode(w, h, j.b.orient, tc.st.cbStyle, j.b.mb-j.cb.zbp, j.cb.segs, j.cb.chunks)
+		tc.dequantise(t, j.b, j.cb, stride)
+	}
+	// Code-blocks are independent and each writes its own part of the
+	// coefficient buffer, so they are spread over the cores, which is where
+	// nearly all the time of a JPEG 2000 decode goes. A panic in a worker
+	// would escape the caller's recover, so each worker recovers its own.
+	nw := min(runtime.GOMAXPROCS(0), len(jobs)/4, maxBlockWorkers)
+	if nw <= 1 {
+		for _, j := range jobs {
+			run(first, j)
+		}
+		return nil
+	}
+	var next atomic.Int64
+	errs := make([]error, nw)
+	var wg sync.WaitGroup
+	for w := range nw {
+		t := first
+		if w > 0 {
+			t = new(t1)
+		}
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					errs[w] = codec.Corruptf("code-block decoder failed: %v", r)
+				}
+			}()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(jobs) {
+					return
+				}
+				run(t, jobs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
+
+// maxBlockWorkers bounds the goroutines one tile-component's code-blocks
+// are decoded on.
+const maxBlockWorkers = 8
 
 func (tc *tileComp) dequantise(t1 *t1, b *band, cb *codeblock, stride int) {
 	w, h := cb.x1-cb.x0, cb.y1-cb.y0

@@ -50,6 +50,38 @@ func BestF1Threshold(scores []float64, positive []bool) float64 {
 	return best
 }
 
+// BestBalancedThreshold returns the threshold (a midpoint between
+// consecutive distinct scores) that maximises sensitivity + specificity
+// (Youden's J) on the given labelled scores, the lowest such threshold on a
+// tie. Unlike F1 it does not depend on the share of positives among the
+// labels, which a learning loop skews: cases are asked about because they
+// look abnormal, and among labels that are mostly abnormal the F1-best
+// threshold can be "flag everything". Use it only on training labels.
+func BestBalancedThreshold(scores []float64, positive []bool) float64 {
+	s := slices.Clone(scores)
+	slices.Sort(s)
+	s = slices.Compact(s)
+	best, bestJ := math.Inf(1), math.Inf(-1)
+	for i := range s {
+		t := s[i] - 1e-9
+		if i > 0 {
+			t = (s[i-1] + s[i]) / 2
+		}
+		c := ConfusionAt(scores, positive, t)
+		var j float64
+		if p := c.TP + c.FN; p > 0 {
+			j += float64(c.TP) / float64(p)
+		}
+		if n := c.TN + c.FP; n > 0 {
+			j += float64(c.TN) / float64(n)
+		}
+		if j > bestJ {
+			best, bestJ = t, j
+		}
+	}
+	return best
+}
+
 // Quantile returns the q quantile of v by linear interpolation.
 func Quantile(v []float64, q float64) float64 {
 	if len(v) == 0 {

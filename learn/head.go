@@ -173,7 +173,8 @@ type Labelled struct {
 // threshold when there are too few labelled abnormals. labelled are the
 // training labels (never the holdout or evaluation labels): with at least
 // cfg.MinPerClass of each class they fit the head and the threshold is the
-// F1-best threshold over them.
+// one with the best sensitivity + specificity over them (see
+// BestBalancedThreshold).
 func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, cfg HeadConfig) *Combiner {
 	c := &Combiner{}
 	c.DetMean, c.DetSD = meanSD(seedScores)
@@ -208,8 +209,8 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 		scores[i] = c.Score(l.Det, l.Embedding)
 		positive[i] = l.Abnormal
 	}
-	c.Threshold = BestF1Threshold(scores, positive)
-	c.ThresholdSource = "F1-best on the training labels"
+	c.Threshold = BestBalancedThreshold(scores, positive)
+	c.ThresholdSource = "best sensitivity + specificity on the training labels"
 	return c
 }
 

@@ -362,3 +362,29 @@ func TestHybridExplores(t *testing.T) {
 		}
 	}
 }
+
+// TestBalancedThresholdIgnoresPrevalence checks the case the F1-best
+// threshold gets wrong: labels that are mostly abnormal, with scores that
+// separate the classes imperfectly. F1 is best when every case is flagged;
+// the balanced threshold must keep most normals below it.
+func TestBalancedThresholdIgnoresPrevalence(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	var s []float64
+	var p []bool
+	for i := range 100 {
+		abn := i >= 10 // 90 abnormal, 10 normal
+		v := rng.NormFloat64()
+		if abn {
+			v += 1
+		}
+		s, p = append(s, v), append(p, abn)
+	}
+	f1 := ConfusionAt(s, p, BestF1Threshold(s, p))
+	if f1.TN > 2 {
+		t.Fatalf("premise: the F1-best threshold keeps %d of 10 normals below it; the test needs one that flags nearly all", f1.TN)
+	}
+	c := ConfusionAt(s, p, BestBalancedThreshold(s, p))
+	if c.TN < 5 || c.TP < 45 {
+		t.Errorf("balanced threshold: %+v, want at least 5 of 10 normals below and 45 of 90 abnormals above", c)
+	}
+}

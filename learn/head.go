@@ -200,14 +200,23 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 	c.LogitMean, c.LogitSD = meanSD(logits)
 	c.Weight = float64(len(pos)) / (float64(len(pos)) + cfg.Shrinkage)
 	c.WeightSource = "shrinkage"
-	if w, ok := cvWeight(labelled, c.DetMean, c.DetSD, cfg); ok {
-		c.Weight, c.WeightSource = w, "cross-validated on the training labels"
-	}
-	scores := make([]float64, len(labelled))
 	positive := make([]bool, len(labelled))
 	for i, l := range labelled {
-		scores[i] = c.Score(l.Det, l.Embedding)
 		positive[i] = l.Abnormal
+	}
+	if w, oof, ok := cvWeight(labelled, c.DetMean, c.DetSD, cfg); ok {
+		// The out-of-fold scores are what the head does on cases it did not
+		// learn from, which is what the threshold will meet; scores of the
+		// cases the head was fitted on are pushed apart by the fit itself,
+		// and a threshold between them lands too low for new cases.
+		c.Weight, c.WeightSource = w, "cross-validated on the training labels"
+		c.Threshold = BestBalancedThreshold(oof, positive)
+		c.ThresholdSource = "best sensitivity + specificity on the training labels, scored out of fold"
+		return c
+	}
+	scores := make([]float64, len(labelled))
+	for i, l := range labelled {
+		scores[i] = c.Score(l.Det, l.Embedding)
 	}
 	c.Threshold = BestBalancedThreshold(scores, positive)
 	c.ThresholdSource = "best sensitivity + specificity on the training labels"
@@ -226,12 +235,13 @@ var headWeights = []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
 // head by the number of labels alone, which is wrong both ways: a head
 // over thumbnails can be worthless after a hundred labels when the
 // detector already ranks well, and decisive after twenty when the detector
-// ranks backwards. It reports false when there are too few labels of a
-// class for the folds, or a fold's head cannot be fitted.
-func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (float64, bool) {
+// ranks backwards. It also returns the combined out-of-fold scores at the
+// chosen weight. It reports false when there are too few labels of a class
+// for the folds, or a fold's head cannot be fitted.
+func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (float64, []float64, bool) {
 	k := cfg.WeightFolds
 	if k < 2 {
-		return 0, false
+		return 0, nil, false
 	}
 	fold := make([]int, len(labelled))
 	var npos, nneg int
@@ -245,7 +255,7 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		}
 	}
 	if npos < k || nneg < k {
-		return 0, false
+		return 0, nil, false
 	}
 	zh := make([]float64, len(labelled))
 	for f := range k {
@@ -261,7 +271,7 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		}
 		h, err := FitHead(neg, pos, cfg)
 		if err != nil {
-			return 0, false
+			return 0, nil, false
 		}
 		logits := make([]float64, len(neg))
 		for i, x := range neg {
@@ -279,14 +289,15 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		positive[i] = l.Abnormal
 	}
 	best, bestW := math.Inf(-1), 0.0
-	scores := make([]float64, len(labelled))
+	var bestScores []float64
 	for _, w := range headWeights {
+		scores := make([]float64, len(labelled))
 		for i, l := range labelled {
 			scores[i] = (1-w)*(l.Det-detMean)/detSD + w*zh[i]
 		}
 		if a := AUROC(scores, positive); a > best+1e-12 {
-			best, bestW = a, w
+			best, bestW, bestScores = a, w, scores
 		}
 	}
-	return bestW, true
+	return bestW, bestScores, true
 }

@@ -305,6 +305,9 @@ func TestCombinerWeightByCrossValidation(t *testing.T) {
 	if c.Head == nil || c.Weight < 0.6 || c.WeightSource != "cross-validated on the training labels" {
 		t.Errorf("informative embeddings, random detector: weight %v (%s), want ≥ 0.6 by cross-validation", c.Weight, c.WeightSource)
 	}
+	if !strings.Contains(c.ThresholdSource, "out of fold") {
+		t.Errorf("cross-validated combiner: threshold source %q, want the out-of-fold scores", c.ThresholdSource)
+	}
 	c = FitCombiner(seed, 0.05, make1(60, false, true), cfg)
 	if c.Head == nil || c.Weight > 0.3 {
 		t.Errorf("noise embeddings, informative detector: weight %v (%s), want ≤ 0.3", c.Weight, c.WeightSource)
@@ -313,6 +316,9 @@ func TestCombinerWeightByCrossValidation(t *testing.T) {
 	c = FitCombiner(seed, 0.05, few, cfg)
 	if want := 6.0 / (6 + cfg.Shrinkage); c.Head == nil || c.Weight != want || c.WeightSource != "shrinkage" {
 		t.Errorf("12 labels: weight %v (%s), want the shrinkage weight %v", c.Weight, c.WeightSource, want)
+	}
+	if strings.Contains(c.ThresholdSource, "out of fold") {
+		t.Errorf("12 labels: threshold source %q, but no folds were run", c.ThresholdSource)
 	}
 	cfg.WeightFolds = 0
 	c = FitCombiner(seed, 0.05, make1(60, true, false), cfg)

@@ -24,6 +24,9 @@ type LearnModel interface {
 	// CalibrationScores are the scores of the normals the model held out
 	// from training to set its threshold.
 	CalibrationScores() []float64
+	// CalibrationUncertainties are those normals' uncertainties (empty
+	// when the model gives none).
+	CalibrationUncertainties() []float64
 	Save(path string) error
 }
 

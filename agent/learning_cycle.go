@@ -202,22 +202,15 @@ func AdmitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (Admissi
 	if len(seeds) == 0 {
 		return res, errors.New("admission: the workspace records no seed normals")
 	}
-	var ss, su []float64
-	for _, s := range seeds {
-		_, img, err := opt.image(s.Path, m.InputSize())
-		if err != nil {
-			continue
-		}
-		sc, err := m.Score(img)
-		if err != nil {
-			return res, err
-		}
-		ss = append(ss, sc.Value)
-		if sc.Uncertainty != nil {
-			su = append(su, *sc.Uncertainty)
-		}
+	// The gates measure from the seed normals the model held out from
+	// training (its calibration normals). The ones it trained on score lower
+	// than any new normal will, so against them almost nothing passes: in the
+	// benchmark, five cycles over 466 pool cases admitted none.
+	cs := m.CalibrationScores()
+	if len(cs) < 2 {
+		return res, errors.New("admission: the model holds fewer than two calibration normals")
 	}
-	stats := learn.NewSeedStats(ss, su)
+	stats := learn.NewSeedStats(cs, m.CalibrationUncertainties())
 	// The gates work on the detector's own score, not the head's blend: the
 	// paper's distance gate is against the seed normals' distances.
 	noHead := opt

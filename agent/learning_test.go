@@ -36,6 +36,7 @@ func (m *learnModel) Info() sentinel.ModelInfo {
 }
 func (m *learnModel) InputSize() int               { return 8 }
 func (m *learnModel) CalibrationScores() []float64 { return []float64{0.1, 0.15, 0.2, 0.25, 0.3} }
+func (m *learnModel) CalibrationUncertainties() []float64 { return nil }
 func (m *learnModel) Save(path string) error       { return os.WriteFile(path, []byte(m.version), 0o644) }
 
 // learnFixture is a workspace with seed normals and scored instances whose

@@ -222,6 +222,10 @@ func (m *Model) TrainConfig() TrainConfig { return m.config.config() }
 // same images again reproduces them exactly.
 func (m *Model) CalibrationScores() []float64 { return slices.Clone(m.calib.Scores) }
 
+// CalibrationUncertainties returns the SWAG uncertainties of the same
+// held-out normals (empty when the model draws no SWAG samples).
+func (m *Model) CalibrationUncertainties() []float64 { return slices.Clone(m.calib.Uncertainties) }
+
 // MemoryBankSize returns the number of patches in the memory bank and the
 // number of features per patch.
 func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.bankDim }

@@ -289,18 +289,9 @@ func (s *learningSim) query(st learn.Strategy, n int, seed int64) error {
 
 // admit runs one oracle-free admission cycle over the unlabelled pool.
 func (s *learningSim) admit() error {
-	seedScores, err := s.scoreAll(s.seed)
-	if err != nil {
-		return err
-	}
-	var ss, su []float64
-	for _, sc := range seedScores {
-		ss = append(ss, sc.Value)
-		if sc.Uncertainty != nil {
-			su = append(su, *sc.Uncertainty)
-		}
-	}
-	stats := learn.NewSeedStats(ss, su)
+	// As the agent's AdmitCycle: the reference is the model's held-out
+	// (calibration) seed normals.
+	stats := learn.NewSeedStats(s.model.CalibrationScores(), s.model.CalibrationUncertainties())
 	un := s.unlabelled()
 	scores, err := s.scoreAll(un)
 	if err != nil {

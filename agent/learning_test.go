@@ -34,10 +34,10 @@ func (m *learnModel) Score(img sentinel.Image) (sentinel.Score, error) {
 func (m *learnModel) Info() sentinel.ModelInfo {
 	return sentinel.ModelInfo{Version: m.version, Kind: "fake", CreatedAt: time.Now()}
 }
-func (m *learnModel) InputSize() int               { return 8 }
-func (m *learnModel) CalibrationScores() []float64 { return []float64{0.1, 0.15, 0.2, 0.25, 0.3} }
+func (m *learnModel) InputSize() int                      { return 8 }
+func (m *learnModel) CalibrationScores() []float64        { return []float64{0.1, 0.15, 0.2, 0.25, 0.3} }
 func (m *learnModel) CalibrationUncertainties() []float64 { return nil }
-func (m *learnModel) Save(path string) error       { return os.WriteFile(path, []byte(m.version), 0o644) }
+func (m *learnModel) Save(path string) error              { return os.WriteFile(path, []byte(m.version), 0o644) }
 
 // learnFixture is a workspace with seed normals and scored instances whose
 // first pixel is their value: normals low, abnormals high.

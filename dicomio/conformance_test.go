@@ -220,9 +220,9 @@ func compareReference(t *testing.T, r *fileResult, ref referenceRow) {
 		mask := int64(1)<<f.layout.bitsStored - 1
 		var masked []frame
 		for _, fr := range frames {
-			m := frame{samples: make([]int64, len(fr.samples))}
+			m := frame{samples: make([]int32, len(fr.samples))}
 			for i, v := range fr.samples {
-				m.samples[i] = v & mask
+				m.samples[i] = int32(f.layout.value(v) & mask)
 			}
 			masked = append(masked, m)
 		}
@@ -247,7 +247,7 @@ func compareReference(t *testing.T, r *fileResult, ref referenceRow) {
 		return
 	}
 	if !ref.trusted {
-		compareTwin(t, r, ref, frames)
+		compareTwin(t, r, ref, f.layout, frames)
 		return
 	}
 	sum := sha256.Sum256(storedBytes(t, frames, ref.dtype))
@@ -259,7 +259,7 @@ func compareReference(t *testing.T, r *fileResult, ref referenceRow) {
 		r.verdict, r.check, r.note = "fail", "mismatch", "sha256 of the stored values differs from the lossless reference"
 		return
 	}
-	mn, mx, mean := stats(frames, ref.photometric, ref.bitsStored)
+	mn, mx, mean := stats(frames, f.layout, ref.photometric, ref.bitsStored)
 	levels, meanTol := lossyTolerance(ref.bitsStored)
 	r.check = fmt.Sprintf("lossy: min %g/%g, max %g/%g, mean %.2f/%.2f (tolerance ±%g levels, ±%.2f mean)",
 		mn, ref.min, mx, ref.max, mean, ref.mean, levels, meanTol)
@@ -272,13 +272,13 @@ func compareReference(t *testing.T, r *fileResult, ref referenceRow) {
 }
 
 // compareTwin compares a decode with that of its twin.
-func compareTwin(t *testing.T, r *fileResult, ref referenceRow, frames []frame) {
+func compareTwin(t *testing.T, r *fileResult, ref referenceRow, l layout, frames []frame) {
 	tw, ok := twins[ref.path]
 	if !ok {
 		r.verdict, r.note = "fail", "trusted=no reference without a twin"
 		return
 	}
-	_, twinFrames, err := decodeAll(filepath.Join(corpusDir, tw.path))
+	twin, twinFrames, err := decodeAll(filepath.Join(corpusDir, tw.path))
 	if err != nil {
 		r.verdict, r.note = "fail", "twin: "+err.Error()
 		return
@@ -293,7 +293,7 @@ func compareTwin(t *testing.T, r *fileResult, ref referenceRow, frames []frame) 
 			return
 		}
 		for k := range a {
-			d := math.Abs(float64(a[k] - b[k]))
+			d := math.Abs(float64(l.value(a[k]) - twin.layout.value(b[k])))
 			maxAbs, sumAbs = max(maxAbs, d), sumAbs+d
 		}
 		n += len(a)
@@ -321,7 +321,7 @@ func compareTwin(t *testing.T, r *fileResult, ref referenceRow, frames []frame) 
 // holds them: colour converted back to YCbCr (PS3.3 C.7.6.3.1.2) when a
 // codec returned RGB for a YBR_FULL or YBR_FULL_422 reference, which
 // pydicom + GDCM leave as YCbCr.
-func stats(frames []frame, refPhotometric string, bitsStored int) (mn, mx, mean float64) {
+func stats(frames []frame, l layout, refPhotometric string, bitsStored int) (mn, mx, mean float64) {
 	mn, mx = math.Inf(1), math.Inf(-1)
 	var sum float64
 	var n int
@@ -334,12 +334,12 @@ func stats(frames []frame, refPhotometric string, bitsStored int) (mn, mx, mean 
 		toYBR := fr.photometric == "RGB" && (refPhotometric == "YBR_FULL" || refPhotometric == "YBR_FULL_422")
 		if !toYBR {
 			for _, v := range fr.samples {
-				add(float64(v))
+				add(float64(l.value(v)))
 			}
 			continue
 		}
 		for p := 0; p+2 < len(fr.samples); p += 3 {
-			r, g, b := float64(fr.samples[p]), float64(fr.samples[p+1]), float64(fr.samples[p+2])
+			r, g, b := float64(l.value(fr.samples[p])), float64(l.value(fr.samples[p+1])), float64(l.value(fr.samples[p+2]))
 			clamp := func(v float64) float64 { return min(max(math.Round(v), 0), top) }
 			add(clamp(0.299*r + 0.587*g + 0.114*b))
 			add(clamp(-0.168736*r - 0.331264*g + 0.5*b + half))

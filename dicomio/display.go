@@ -114,11 +114,14 @@ func chooseVOI(f frame, l layout, h header) voi {
 		if m.outputMax() <= 255 {
 			return voi{kind: voiRange, lo: 0, hi: m.outputMax()}
 		}
-		mapped := make([]int64, len(f.samples))
+		// LUT entries are 8- or 16-bit words, so the mapped values fit an
+		// int32 and are not negative: l.value reads them as themselves
+		// whatever the layout's pixel representation.
+		mapped := make([]int32, len(f.samples))
 		for i, s := range f.samples {
-			mapped[i] = m.at(s)
+			mapped[i] = int32(m.at(l.value(s)))
 		}
-		lo, hi := storedPercentiles(mapped, lowPercentile, highPercentile)
+		lo, hi := storedPercentiles(mapped, l, lowPercentile, highPercentile)
 		return voi{kind: voiRange, lo: lo, hi: hi}
 	}
 	if l.bitsStored <= 8 {
@@ -128,7 +131,7 @@ func chooseVOI(f frame, l layout, h header) voi {
 		}
 		return rangeVOI(lo, hi, h)
 	}
-	lo, hi := storedPercentiles(f.samples, lowPercentile, highPercentile)
+	lo, hi := storedPercentiles(f.samples, l, lowPercentile, highPercentile)
 	return rangeVOI(lo, hi, h)
 }
 
@@ -158,7 +161,7 @@ func render(f frame, l layout, h header) (sentinel.Image, error) {
 		if h.paletteErr != nil {
 			return sentinel.Image{}, h.paletteErr
 		}
-		renderPalette(f, h.palette, img.Pix)
+		renderPalette(f, l, h.palette, img.Pix)
 	case "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420":
 		renderColour(f, l, img.Pix)
 	default:
@@ -198,10 +201,10 @@ func renderGray(f frame, l layout, h header, out []float32) {
 		return
 	}
 	samples := f.samples[:len(out)]
-	lo, hi := slices.Min(samples), slices.Max(samples)
+	lo, hi := l.valueRange(samples)
 	if hi-lo >= maxLUT {
 		for i, s := range samples {
-			out[i] = display(modality(s))
+			out[i] = display(modality(l.value(s)))
 		}
 		return
 	}
@@ -210,7 +213,7 @@ func renderGray(f frame, l layout, h header, out []float32) {
 		levels[k] = display(modality(lo + int64(k)))
 	}
 	for i, s := range samples {
-		out[i] = levels[s-lo]
+		out[i] = levels[l.value(s)-lo]
 	}
 }
 
@@ -221,7 +224,7 @@ func renderColour(f frame, l layout, out []float32) {
 	scale := math.Exp2(float64(l.bitsStored)) - 1
 	ybr := f.photometric != "RGB"
 	for p := range out {
-		r, g, b := f.samples[3*p], f.samples[3*p+1], f.samples[3*p+2]
+		r, g, b := l.value(f.samples[3*p]), l.value(f.samples[3*p+1]), l.value(f.samples[3*p+2])
 		lum := luminance(float64(r), float64(g), float64(b))
 		if ybr {
 			lum = float64(r)
@@ -233,34 +236,48 @@ func renderColour(f frame, l layout, out []float32) {
 // renderPalette fills out with the luminance of each pixel's palette
 // colour (PS3.3 C.7.6.3.1.5): indices below the first mapped value take the
 // first entry, those past the table the last.
-func renderPalette(f frame, p [3]*lut, out []float32) {
+func renderPalette(f frame, l layout, p [3]*lut, out []float32) {
 	lum := paletteLuminance(p)
 	first := p[0].first
 	last := int64(len(lum) - 1)
 	for i, s := range f.samples[:len(out)] {
-		out[i] = lum[min(max(s-first, 0), last)]
+		out[i] = lum[min(max(l.value(s)-first, 0), last)]
 	}
 }
 
-// storedPercentiles returns the p1 and p2 quantiles of integer samples,
-// interpolated linearly between order statistics (numpy's default). It
-// counts a histogram when the range allows, which is linear in the number
-// of samples.
-func storedPercentiles(s []int64, p1, p2 float64) (float64, float64) {
+// valueRange returns the smallest and largest values of samples s of this
+// layout, which must not be empty. Unsigned samples are compared as
+// uint32, so that 32-bit values above 2^31-1 count as the largest.
+func (l layout) valueRange(s []int32) (lo, hi int64) {
+	if l.signed {
+		return int64(slices.Min(s)), int64(slices.Max(s))
+	}
+	ulo, uhi := uint32(s[0]), uint32(s[0])
+	for _, v := range s {
+		ulo, uhi = min(ulo, uint32(v)), max(uhi, uint32(v))
+	}
+	return int64(ulo), int64(uhi)
+}
+
+// storedPercentiles returns the p1 and p2 quantiles of the values of
+// integer samples of layout l, interpolated linearly between order
+// statistics (numpy's default). It counts a histogram when the range
+// allows, which is linear in the number of samples.
+func storedPercentiles(s []int32, l layout, p1, p2 float64) (float64, float64) {
 	if len(s) == 0 {
 		return 0, 0
 	}
-	lo, hi := slices.Min(s), slices.Max(s)
+	lo, hi := l.valueRange(s)
 	if hi-lo > 1<<22 {
 		vals := make([]float64, len(s))
 		for i, v := range s {
-			vals[i] = float64(v)
+			vals[i] = float64(l.value(v))
 		}
 		return percentiles(vals, p1, p2)
 	}
 	counts := make([]int, hi-lo+1)
 	for _, v := range s {
-		counts[v-lo]++
+		counts[l.value(v)-lo]++
 	}
 	// kth returns the k-th smallest sample (0-based).
 	kth := func(k int) float64 {

@@ -68,19 +68,11 @@ func codecError(uid string, index int, err error) error {
 	return fmt.Errorf("%w: %s frame %d: %w", kind, syntaxName(uid), index, err)
 }
 
-// toFrame converts a codec's frame to this package's. Unsigned samples
-// are read as uint32, so 32-bit values above 2^31-1 keep their value.
+// toFrame converts a codec's frame to this package's. The codec's samples
+// are taken as they are, without a copy: they are int32 like a frame's,
+// signed data is already sign-extended, and unsigned 32-bit values above
+// 2^31-1 are their bit pattern, which layout.value reads back as uint32.
 func toFrame(f pxcodec.Frame, l layout) frame {
-	out := make([]int64, len(f.Samples))
-	if l.signed {
-		for i, v := range f.Samples {
-			out[i] = int64(v)
-		}
-	} else {
-		for i, v := range f.Samples {
-			out[i] = int64(uint32(v))
-		}
-	}
 	photometric := l.photometric
 	switch {
 	case f.ColorTransformed:
@@ -88,5 +80,5 @@ func toFrame(f pxcodec.Frame, l layout) frame {
 	case photometric == "":
 		photometric = "MONOCHROME2"
 	}
-	return frame{samples: out, photometric: photometric}
+	return frame{samples: f.Samples, photometric: photometric}
 }

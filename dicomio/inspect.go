@@ -76,7 +76,15 @@ type Stored struct {
 	Dtype string
 	// Values holds integer samples frame by frame, row by row, the
 	// samples of a pixel adjacent; Floats holds float pixel data instead.
-	Values []int64
+	//
+	// Values are held in 32 bits, which every integer dtype fits except
+	// uint32: an unsigned 32-bit value above 2^31-1 (BitsAllocated 32,
+	// PixelRepresentation 0) is kept as its bit pattern, int32(uint32(v)),
+	// and so looks negative. When Dtype is "uint32", read each value as
+	// uint32(v) for its numeric value; values of every other dtype are the
+	// numbers themselves. Either way, the low bytes of a value, least
+	// significant first, are its bytes in the dtype in little endian.
+	Values []int32
 	Floats []float64
 }
 
@@ -112,7 +120,7 @@ func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
 			break
 		}
 		if s.Values == nil && fr.samples != nil {
-			s.Values = make([]int64, 0, len(fr.samples)*(last-first))
+			s.Values = make([]int32, 0, len(fr.samples)*(last-first))
 		}
 		s.Values = append(s.Values, fr.samples...)
 		s.Floats = append(s.Floats, fr.floats...)

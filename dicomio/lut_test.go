@@ -150,9 +150,9 @@ func TestDisplayLUTs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := make([]int64, len(tc.s.pixels))
+			want := make([]int32, len(tc.s.pixels))
 			for i, v := range tc.s.pixels {
-				want[i] = int64(v)
+				want[i] = int32(v)
 			}
 			if !slices.Equal(s.Values, want) {
 				t.Errorf("stored %v, want %v", s.Values, want)

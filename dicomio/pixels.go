@@ -28,13 +28,31 @@ type layout struct {
 // frame is one decoded frame: stored sample values (before any LUT), pixel
 // by pixel with the samples of a pixel adjacent whatever the planar
 // configuration, or, for float pixel data, the values themselves.
+//
+// Samples are held in 32 bits, the width codecs return, so that a frame
+// needs neither a widened copy nor twice the memory: decoding is bound by
+// the memory it touches. The value of a sample is layout.value of it,
+// which reads the samples of an unsigned layout as uint32 so that 32-bit
+// values above 2^31-1 keep their value.
 type frame struct {
-	samples []int64
+	samples []int32
 	floats  []float64
 	// photometric is the interpretation of samples. A codec that converts
 	// colour spaces (a JPEG decoder returning RGB for YBR_FULL_422) says so
 	// here.
 	photometric string
+}
+
+// value returns the numeric value of a stored sample of this layout. A
+// signed sample is its int32 value. An unsigned sample is read as uint32:
+// samples of fewer than 32 bits are never negative, so this changes
+// nothing for them, and unsigned 32-bit samples above 2^31-1, held as
+// their bit pattern, regain their value.
+func (l layout) value(s int32) int64 {
+	if l.signed {
+		return int64(s)
+	}
+	return int64(uint32(s))
 }
 
 // storedPerPixel is how many samples each pixel occupies in native pixel
@@ -150,11 +168,11 @@ func decodeNative(px pixelData, l layout, index int) (frame, error) {
 		if int64(len(px.native)) < need {
 			return frame{}, shortPixels(len(px.native), need, l)
 		}
-		out := make([]int64, perFrame)
+		out := make([]int32, perFrame)
 		start := index * perFrame
 		for i := range out {
 			bit := start + i
-			out[i] = int64(px.native[bit/8]>>(bit%8)) & 1
+			out[i] = int32(px.native[bit/8]>>(bit%8)) & 1
 		}
 		return arrange(out, l), nil
 	}
@@ -168,7 +186,7 @@ func decodeNative(px pixelData, l layout, index int) (frame, error) {
 		// 8-bit samples in OW words are byte-swapped in big endian.
 		raw = swapPairs(raw)
 	}
-	out := make([]int64, perFrame)
+	out := make([]int32, perFrame)
 	unpack(out, raw, size, px.bo, newSampleFormat(l))
 	return arrange(out, l), nil
 }
@@ -194,37 +212,78 @@ func newSampleFormat(l layout) sampleFormat {
 // value masks a stored word to BitsStored bits below HighBit and
 // sign-extends it when the pixel representation is signed, without a
 // branch: shifting the value's top bit to bit 63 and back copies it into
-// the bits above (a shift of 0 leaves unsigned values as they are).
+// the bits above (a shift of 0 leaves unsigned values as they are). The
+// shift counts are always below 64; taking them modulo 64 says so to the
+// compiler, which otherwise adds code for shifts past the word's width.
 func (s sampleFormat) value(w uint64) int64 {
-	return int64(((w>>s.shift)&s.mask)<<s.extend) >> s.extend
+	return int64(((w>>(s.shift&63))&s.mask)<<(s.extend&63)) >> (s.extend & 63)
 }
 
-// unpack reads len(out) words of size bytes from raw.
-func unpack(out []int64, raw []byte, size int, bo binary.ByteOrder, sf sampleFormat) {
+// unpack reads len(out) words of size bytes from raw. A sample has at
+// most 32 bits, so its value fits an int32, except that unsigned 32-bit
+// values above 2^31-1 are kept as their bit pattern (see layout.value).
+func unpack(out []int32, raw []byte, size int, bo binary.ByteOrder, sf sampleFormat) {
+	if sf.shift == 0 && sf.extend == 0 {
+		unpackLow(out, raw, size, bo, uint32(sf.mask))
+		return
+	}
 	big := bo == binary.BigEndian
 	switch {
 	case size == 1:
 		raw = raw[:len(out)]
 		for i, b := range raw {
-			out[i] = sf.value(uint64(b))
+			out[i] = int32(sf.value(uint64(b)))
 		}
 	case size == 2 && big:
 		raw = raw[:2*len(out)]
 		for i := range out {
-			out[i] = sf.value(uint64(raw[2*i])<<8 | uint64(raw[2*i+1]))
+			out[i] = int32(sf.value(uint64(raw[2*i])<<8 | uint64(raw[2*i+1])))
 		}
 	case size == 2:
 		raw = raw[:2*len(out)]
 		for i := range out {
-			out[i] = sf.value(uint64(raw[2*i]) | uint64(raw[2*i+1])<<8)
+			out[i] = int32(sf.value(uint64(raw[2*i]) | uint64(raw[2*i+1])<<8))
 		}
 	case big:
 		for i := range out {
-			out[i] = sf.value(uint64(binary.BigEndian.Uint32(raw[4*i:])))
+			out[i] = int32(sf.value(uint64(binary.BigEndian.Uint32(raw[4*i:]))))
 		}
 	default:
 		for i := range out {
-			out[i] = sf.value(uint64(binary.LittleEndian.Uint32(raw[4*i:])))
+			out[i] = int32(sf.value(uint64(binary.LittleEndian.Uint32(raw[4*i:]))))
+		}
+	}
+}
+
+// unpackLow is unpack for unsigned samples stored from bit 0 (HighBit is
+// BitsStored-1, as in nearly every file), whose value is the word masked
+// to BitsStored bits. It is the common case, and the shifts of
+// sampleFormat.value would take most of the time of its loops.
+func unpackLow(out []int32, raw []byte, size int, bo binary.ByteOrder, mask uint32) {
+	big := bo == binary.BigEndian
+	switch {
+	case size == 1:
+		raw = raw[:len(out)]
+		for i, b := range raw {
+			out[i] = int32(uint32(b) & mask)
+		}
+	case size == 2 && big:
+		raw = raw[:2*len(out)]
+		for i := range out {
+			out[i] = int32((uint32(raw[2*i])<<8 | uint32(raw[2*i+1])) & mask)
+		}
+	case size == 2:
+		raw = raw[:2*len(out)]
+		for i := range out {
+			out[i] = int32((uint32(raw[2*i]) | uint32(raw[2*i+1])<<8) & mask)
+		}
+	case big:
+		for i := range out {
+			out[i] = int32(binary.BigEndian.Uint32(raw[4*i:]) & mask)
+		}
+	default:
+		for i := range out {
+			out[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]) & mask)
 		}
 	}
 }
@@ -250,7 +309,7 @@ func swapPairs(b []byte) []byte {
 // arrange turns samples as stored into one frame with the samples of each
 // pixel adjacent: planar colour is interleaved, and YBR_FULL_422 pairs are
 // expanded to Y Cb Cr for each pixel.
-func arrange(stored []int64, l layout) frame {
+func arrange(stored []int32, l layout) frame {
 	f := frame{samples: stored, photometric: l.photometric}
 	if f.photometric == "" {
 		f.photometric = "MONOCHROME2"
@@ -261,15 +320,15 @@ func arrange(stored []int64, l layout) frame {
 	n := l.rows * l.cols
 	switch {
 	case l.storedPerPixel() == 2:
-		out := make([]int64, 3*n)
+		out := make([]int32, 3*n)
 		for p := 0; p+1 < n; p += 2 {
 			q := 2 * p // 4 stored samples per 2 pixels
 			y1, y2, cb, cr := stored[q], stored[q+1], stored[q+2], stored[q+3]
-			copy(out[3*p:], []int64{y1, cb, cr, y2, cb, cr})
+			copy(out[3*p:], []int32{y1, cb, cr, y2, cb, cr})
 		}
 		f.samples = out
 	case l.planar == 1:
-		out := make([]int64, 3*n)
+		out := make([]int32, 3*n)
 		for p := 0; p < n; p++ {
 			out[3*p], out[3*p+1], out[3*p+2] = stored[p], stored[n+p], stored[2*n+p]
 		}

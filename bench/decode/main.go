@@ -100,6 +100,9 @@ func decodeOne(path string) error {
 	if size == 0 {
 		size = 4
 	}
+	// The low size bytes of each int32 value, little endian, are the
+	// dtype's bytes (uint32 values above 2^31-1 are held as their bit
+	// pattern).
 	buf := make([]byte, size)
 	for _, v := range s.Values {
 		for k := range buf {

@@ -154,6 +154,9 @@ func writeNPY(w io.Writer, s dicomio.Stored) error {
 	if _, err := w.Write(append(prefix, header...)); err != nil {
 		return err
 	}
+	// Integer values are int32; each dtype's bytes are the low bytes of
+	// the value in little endian, which for uint32 values above 2^31-1,
+	// held as their bit pattern, are the bytes of the uint32 itself.
 	buf := make([]byte, 0, 1<<16)
 	n := max(len(s.Values), len(s.Floats))
 	for i := range n {

@@ -1,11 +1,20 @@
 package main
 
 import (
+	"bytes"
+	bo "encoding/binary"
+	"image/color"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
+
+	"github.com/sentinel-pacs/sentinel/dicomio"
 )
 
 // decodeCorpus is the conformance corpus, beside the repository.
@@ -93,5 +102,128 @@ func TestDecodeHeaderAndPNG(t *testing.T) {
 	}
 	if _, _, code := sentinelCmd(t, "decode", filepath.Join(decodeCorpus, "broken/empty_zero_bytes.dcm")); code != exitFailure {
 		t.Fatalf("empty file: exit %d", code)
+	}
+}
+
+// TestDecodeNPYDtypes checks the bytes writeNPY gives each integer dtype's
+// extreme values, which Stored holds as int32: unsigned 32-bit values
+// above 2^31-1 as their bit pattern.
+func TestDecodeNPYDtypes(t *testing.T) {
+	for _, tc := range []struct {
+		dtype  string
+		values []int64 // numeric values
+		size   int
+	}{
+		{"uint8", []int64{0, 1, 254, 255}, 1},
+		{"int8", []int64{-128, -1, 0, 127}, 1},
+		{"uint16", []int64{0, 1, 0x8000, 0xFFFF}, 2},
+		{"int16", []int64{-0x8000, -1, 0, 0x7FFF}, 2},
+		{"uint32", []int64{0, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0}, 4},
+		{"int32", []int64{-0x80000000, -1, 0, 0x7FFFFFFF}, 4},
+	} {
+		t.Run(tc.dtype, func(t *testing.T) {
+			s := dicomio.Stored{Rows: 2, Columns: 2, Frames: 1, Samples: 1, Dtype: tc.dtype}
+			var want []byte
+			for _, v := range tc.values {
+				s.Values = append(s.Values, int32(v))
+				want = bo.LittleEndian.AppendUint64(want, uint64(v))[:len(want)+tc.size]
+			}
+			var buf bytes.Buffer
+			if err := writeNPY(&buf, s); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.Bytes()[buf.Len()-len(want):]; !bytes.Equal(got, want) {
+				t.Errorf("data % x, want % x", got, want)
+			}
+		})
+	}
+}
+
+// TestDecodeNPYUnsigned32 writes an unsigned 32-bit native file with
+// values above 2^31-1 and checks that `sentinel decode --npy` writes the
+// stored words unchanged and that `--png` shows the largest value white,
+// not as a negative value.
+func TestDecodeNPYUnsigned32(t *testing.T) {
+	words := []uint32{0, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0}
+	var raw []byte
+	for _, w := range words {
+		raw = bo.LittleEndian.AppendUint32(raw, w)
+	}
+	strs := func(v string) []string { return []string{v} }
+	ints := func(v int) []int { return []int{v} }
+	const sopClass, sopInstance = "1.2.840.10008.5.1.4.1.1.7", "1.2.826.0.1.3680043.8.498.4"
+	var ds dicom.Dataset
+	for _, e := range []struct {
+		t tag.Tag
+		v any
+	}{
+		{tag.FileMetaInformationVersion, []byte{0, 1}},
+		{tag.MediaStorageSOPClassUID, strs(sopClass)},
+		{tag.MediaStorageSOPInstanceUID, strs(sopInstance)},
+		{tag.TransferSyntaxUID, strs("1.2.840.10008.1.2.1")},
+		{tag.ImplementationClassUID, strs("1.2.826.0.1.3680043.8.498.99")},
+		{tag.SOPClassUID, strs(sopClass)},
+		{tag.SOPInstanceUID, strs(sopInstance)},
+		{tag.StudyInstanceUID, strs("1.2.826.0.1.3680043.8.498.5")},
+		{tag.SeriesInstanceUID, strs("1.2.826.0.1.3680043.8.498.6")},
+		{tag.SamplesPerPixel, ints(1)},
+		{tag.PhotometricInterpretation, strs("MONOCHROME2")},
+		{tag.Rows, ints(2)},
+		{tag.Columns, ints(2)},
+		{tag.BitsAllocated, ints(32)},
+		{tag.BitsStored, ints(32)},
+		{tag.HighBit, ints(31)},
+		{tag.PixelRepresentation, ints(0)},
+		{tag.PixelData, dicom.PixelDataInfo{IntentionallyUnprocessed: true, UnprocessedValueData: raw}},
+	} {
+		el, err := dicom.NewElement(e.t, e.v)
+		if err != nil {
+			t.Fatalf("element %v: %v", e.t, err)
+		}
+		ds.Elements = append(ds.Elements, el)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "u32.dcm")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dicom.Write(f, ds); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	npy, pngPath := filepath.Join(dir, "out.npy"), filepath.Join(dir, "out.png")
+	if stdout, errOut, code := sentinelCmd(t, "decode", "--npy", npy, "--png", pngPath, path); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	out, err := os.ReadFile(npy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header is padded to 64 bytes; the data follows it.
+	if !bytes.Contains(out, []byte("'descr': '<u4'")) || !bytes.HasSuffix(out, raw) || (len(out)-len(raw))%64 != 0 {
+		t.Errorf(".npy file is\n% x\nwant a <u4 array of the stored words\n% x", out, raw)
+	}
+	pf, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	img, err := png.Decode(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint8
+	for y := range 2 {
+		for x := range 2 {
+			got = append(got, color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y)
+		}
+	}
+	// 0x7FFFFFFF and 0x80000000 are mid-grey; 0xFFFFFFF0 is the largest.
+	if got[0] != 0 || got[3] != 255 || got[1] < 100 || got[1] > 155 || got[2] < 100 || got[2] > 155 {
+		t.Errorf("display %v, want 0, mid-grey, mid-grey, 255", got)
 	}
 }

@@ -168,9 +168,11 @@ type Learning struct {
 	// the training labels chooses its weight in the combined score when
 	// there are that many labels of each class (0: never), otherwise
 	// HeadShrinkage k weighs it a/(a+k) for a labelled abnormals; HeadL2 is
-	// its ridge penalty.
+	// its ridge penalty. HeadMaxFPR bounds the share of labelled normals the
+	// retrained threshold may flag (0: unbounded).
 	HeadMinPerClass int     `toml:"head_min_per_class"`
 	HeadWeightFolds int     `toml:"head_weight_folds"`
+	HeadMaxFPR      float64 `toml:"head_max_fpr"`
 	HeadShrinkage   float64 `toml:"head_shrinkage"`
 	HeadL2          float64 `toml:"head_l2"`
 }
@@ -253,6 +255,7 @@ func Default() Config {
 			AdmitMaxPerCycle:   50,
 			HeadMinPerClass:    5,
 			HeadWeightFolds:    5,
+			HeadMaxFPR:         0.2,
 			HeadShrinkage:      20,
 			HeadL2:             1,
 		},
@@ -402,6 +405,8 @@ func (c Config) Validate() error {
 		return bad("learning.head_min_per_class", "must be at least 1, got %d", l.HeadMinPerClass)
 	case l.HeadWeightFolds < 0 || l.HeadWeightFolds == 1:
 		return bad("learning.head_weight_folds", "must be 0 (off) or at least 2, got %d", l.HeadWeightFolds)
+	case !(l.HeadMaxFPR >= 0 && l.HeadMaxFPR < 1):
+		return bad("learning.head_max_fpr", "must be in [0, 1), got %g", l.HeadMaxFPR)
 	case !(l.HeadShrinkage >= 0):
 		return bad("learning.head_shrinkage", "must not be negative, got %g", l.HeadShrinkage)
 	case !(l.HeadL2 >= 0):

@@ -56,18 +56,30 @@ func BestF1Threshold(scores []float64, positive []bool) float64 {
 // tie. Unlike F1 it does not depend on the share of positives among the
 // labels, which a learning loop skews: cases are asked about because they
 // look abnormal, and among labels that are mostly abnormal the F1-best
-// threshold can be "flag everything". Use it only on training labels.
-func BestBalancedThreshold(scores []float64, positive []bool) float64 {
+// threshold can be "flag everything". When maxFPR is in (0, 1), only
+// thresholds that flag at most that share of the negatives are considered
+// (one above every score always qualifies). Use it only on training labels.
+func BestBalancedThreshold(scores []float64, positive []bool, maxFPR float64) float64 {
 	s := slices.Clone(scores)
 	slices.Sort(s)
 	s = slices.Compact(s)
-	best, bestJ := math.Inf(1), math.Inf(-1)
-	for i := range s {
-		t := s[i] - 1e-9
-		if i > 0 {
-			t = (s[i-1] + s[i]) / 2
-		}
+	if len(s) == 0 {
+		return math.Inf(1)
+	}
+	// Candidates: below every score (flag all), every midpoint, above every
+	// score (flag none).
+	cands := make([]float64, 0, len(s)+1)
+	cands = append(cands, s[0]-1e-9)
+	for i := 1; i < len(s); i++ {
+		cands = append(cands, (s[i-1]+s[i])/2)
+	}
+	cands = append(cands, s[len(s)-1]+1e-9)
+	best, bestJ := cands[len(cands)-1], math.Inf(-1)
+	for _, t := range cands {
 		c := ConfusionAt(scores, positive, t)
+		if maxFPR > 0 && maxFPR < 1 && float64(c.FP) > maxFPR*float64(c.FP+c.TN) {
+			continue
+		}
 		var j float64
 		if p := c.TP + c.FN; p > 0 {
 			j += float64(c.TP) / float64(p)

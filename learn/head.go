@@ -23,12 +23,19 @@ type HeadConfig struct {
 	// of each class, chooses the head's weight by cross-validation over the
 	// training labels instead (see cvWeight); 0 always uses Shrinkage.
 	WeightFolds int
+	// MaxFPR, in (0, 1), bounds the share of the labelled normals the
+	// fitted threshold may flag (out of fold when the weight is
+	// cross-validated); 0 leaves it unbounded. The best sensitivity +
+	// specificity on labels rich in abnormals is a sensitive threshold, and
+	// a worklist that flags half of the normal studies is not one a
+	// radiologist can use.
+	MaxFPR float64
 }
 
 // DefaultHeadConfig is the head used unless the configuration says
 // otherwise.
 func DefaultHeadConfig() HeadConfig {
-	return HeadConfig{L2: 1, Iterations: 300, MinPerClass: 5, Shrinkage: 20, WeightFolds: 5}
+	return HeadConfig{L2: 1, Iterations: 300, MinPerClass: 5, Shrinkage: 20, WeightFolds: 5, MaxFPR: 0.2}
 }
 
 // Head is a class-balanced, L2-regularised logistic regression over
@@ -210,7 +217,7 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 		// cases the head was fitted on are pushed apart by the fit itself,
 		// and a threshold between them lands too low for new cases.
 		c.Weight, c.WeightSource = w, "cross-validated on the training labels"
-		c.Threshold = BestBalancedThreshold(oof, positive)
+		c.Threshold = BestBalancedThreshold(oof, positive, cfg.MaxFPR)
 		c.ThresholdSource = "best sensitivity + specificity on the training labels, scored out of fold"
 		return c
 	}
@@ -218,7 +225,7 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 	for i, l := range labelled {
 		scores[i] = c.Score(l.Det, l.Embedding)
 	}
-	c.Threshold = BestBalancedThreshold(scores, positive)
+	c.Threshold = BestBalancedThreshold(scores, positive, cfg.MaxFPR)
 	c.ThresholdSource = "best sensitivity + specificity on the training labels"
 	return c
 }

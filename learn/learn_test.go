@@ -389,8 +389,20 @@ func TestBalancedThresholdIgnoresPrevalence(t *testing.T) {
 	if f1.TN > 2 {
 		t.Fatalf("premise: the F1-best threshold keeps %d of 10 normals below it; the test needs one that flags nearly all", f1.TN)
 	}
-	c := ConfusionAt(s, p, BestBalancedThreshold(s, p))
+	c := ConfusionAt(s, p, BestBalancedThreshold(s, p, 0))
 	if c.TN < 5 || c.TP < 45 {
 		t.Errorf("balanced threshold: %+v, want at least 5 of 10 normals below and 45 of 90 abnormals above", c)
+	}
+	// Bounded to flag at most 10 % of the normals.
+	c = ConfusionAt(s, p, BestBalancedThreshold(s, p, 0.1))
+	if c.FP > 1 || c.TP == 0 {
+		t.Errorf("balanced threshold bounded at 10%% false positives: %+v, want at most 1 of 10 normals flagged and some abnormals", c)
+	}
+	// Negatives above every positive: flagging any case flags a normal, half
+	// of the two, so only flagging nothing meets a bound of 5 %.
+	s2 := []float64{0.1, 0.2, 0.9, 1.0}
+	p2 := []bool{true, true, false, false}
+	if th := BestBalancedThreshold(s2, p2, 0.05); th <= 1.0 {
+		t.Errorf("inverted scores, bound 5%%: threshold %v flags a normal", th)
 	}
 }

@@ -23,7 +23,7 @@ func (e *env) learningOptions() agent.LearningOptions {
 		Embedder:  learn.Thumbnail{Side: 16},
 		Holdout:   learn.HoldoutConfig{Fraction: l.HoldoutFraction, MinPerClass: l.HoldoutMinPerClass, Seed: tc.Seed},
 		Head: learn.HeadConfig{L2: l.HeadL2, Iterations: learn.DefaultHeadConfig().Iterations,
-			MinPerClass: l.HeadMinPerClass, Shrinkage: l.HeadShrinkage, WeightFolds: l.HeadWeightFolds},
+			MinPerClass: l.HeadMinPerClass, Shrinkage: l.HeadShrinkage, WeightFolds: l.HeadWeightFolds, MaxFPR: l.HeadMaxFPR},
 		Promotion: learn.PromotionConfig{Tolerance: l.PromotionTolerance},
 		Gates: learn.GateConfig{MaxDistanceZ: l.AdmitDistanceZ, MaxUncertaintyZ: l.AdmitUncertaintyZ,
 			Consecutive: l.AdmitConsecutive, MaxPerCycle: l.AdmitMaxPerCycle},

@@ -31,8 +31,6 @@ type inferNet struct {
 	acts   [][]float32    // each layer's output for the whole batch
 	cols   [][]float32    // one unfolding buffer per worker
 	tmps   [][]float32    // one product buffer per worker, for folded layers
-	stages int            // number of encoder stages
-	side   int            // input side
 	outLen int            // values in one image
 }
 
@@ -52,7 +50,7 @@ func newInferNet(a Architecture, ps []param, batch int) (*inferNet, error) {
 			return nil, fmt.Errorf("weight tensor %d is %s %v, architecture needs %s %v", i, p.Name, p.Shape, s.Name, s.Shape)
 		}
 	}
-	n := &inferNet{ps: ps, batch: batch, stages: len(a.Channels), side: a.InputSize, outLen: a.InputSize * a.InputSize}
+	n := &inferNet{ps: ps, batch: batch, outLen: a.InputSize * a.InputSize}
 	shape := []int{batch, 1, a.InputSize, a.InputSize}
 	maxCol, maxTmp := 0, 0
 	for i, l := range a.layers() {

@@ -28,19 +28,6 @@ func needDir(t *testing.T, dir string) {
 	}
 }
 
-// meanAbsDiff is the mean absolute difference of two images of one size.
-func meanAbsDiff(t *testing.T, a, b sentinel.Image) float64 {
-	t.Helper()
-	if a.Width != b.Width || a.Height != b.Height {
-		t.Fatalf("sizes differ: %dx%d and %dx%d", a.Width, a.Height, b.Width, b.Height)
-	}
-	var sum float64
-	for i := range a.Pix {
-		sum += math.Abs(float64(a.Pix[i]) - float64(b.Pix[i]))
-	}
-	return sum / float64(len(a.Pix))
-}
-
 // corpusOutcome classifies a Load result.
 func corpusOutcome(err error) string {
 	switch {

@@ -302,7 +302,7 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	if cand.InputSize() != side {
 		imgs = newImageCache(opt, paths, cand.InputSize())
 	}
-	comb, err := fitCombiner(cand, imgs, res.Plan, opt)
+	comb, err := fitCombiner(cand, imgs, res.Plan, trainedOn(cand, ids), opt)
 	if err != nil {
 		return res, err
 	}
@@ -406,9 +406,28 @@ func (o *LearningOptions) embed(img sentinel.Image) []float32 {
 	return o.Embedder.Embed(img)
 }
 
+// trainedOn returns the ids, of those m was trained with, that it trained
+// on rather than held out for calibration. A model that cannot say (see
+// detector.Model.HeldOut) is taken to have trained on all of them.
+func trainedOn(m LearnModel, ids []string) map[string]bool {
+	trained := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		trained[id] = true
+	}
+	if h, ok := m.(interface{ HeldOut() []int }); ok {
+		for _, i := range h.HeldOut() {
+			if i >= 0 && i < len(ids) {
+				delete(trained, ids[i])
+			}
+		}
+	}
+	return trained
+}
+
 // fitCombiner fits the candidate's head and threshold on the training
-// labels (labelled normals and abnormals outside the holdout).
-func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, opt LearningOptions) (*learn.Combiner, error) {
+// labels (labelled normals and abnormals outside the holdout); trained
+// names the cases the candidate's detector trained on.
+func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, trained map[string]bool, opt LearningOptions) (*learn.Combiner, error) {
 	var labelled []learn.Labelled
 	add := func(ids []string, abnormal bool) error {
 		for _, id := range ids {
@@ -420,7 +439,8 @@ func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, opt Le
 			if err != nil {
 				return err
 			}
-			labelled = append(labelled, learn.Labelled{Det: s.Value, Embedding: opt.embed(img), Abnormal: abnormal})
+			labelled = append(labelled, learn.Labelled{Det: s.Value, Embedding: opt.embed(img), Abnormal: abnormal,
+				DetTrained: !abnormal && trained[id]})
 		}
 		return nil
 	}

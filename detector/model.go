@@ -145,6 +145,10 @@ type Model struct {
 	// one for the duration of its run; the capacity bounds how many sets of
 	// buffers (and goroutines scoring at once) a model keeps.
 	pool chan *scorer
+
+	// heldOut are the indices, among the images Train was given, of the
+	// normals it held out for calibration; nil for a loaded model.
+	heldOut []int
 }
 
 // scorer is one set of inference networks: the SWAG mean, whose encoder
@@ -221,6 +225,12 @@ func (m *Model) TrainConfig() TrainConfig { return m.config.config() }
 // by Load returns exactly the values the trained model did, and scoring the
 // same images again reproduces them exactly.
 func (m *Model) CalibrationScores() []float64 { return slices.Clone(m.calib.Scores) }
+
+// HeldOut returns the indices, among the images Train was given, of the
+// normals it held out from training to calibrate on; the others it trained
+// on, so their scores are lower than a new normal's would be. It is nil for
+// a model loaded from a file.
+func (m *Model) HeldOut() []int { return slices.Clone(m.heldOut) }
 
 // CalibrationUncertainties returns the SWAG uncertainties of the same
 // held-out normals (empty when the model draws no SWAG samples).

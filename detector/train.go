@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"time"
 
 	G "gorgonia.org/gorgonia"
@@ -102,6 +103,7 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 	if err := m.calibrate(calibX, cfg); err != nil {
 		return nil, fmt.Errorf("detector: train: calibrate: %w", err)
 	}
+	m.heldOut = slices.Clone(order[:nCalib])
 
 	now := time.Now
 	if cfg.Now != nil {

@@ -201,3 +201,28 @@ func TestTrainHonorsCancel(t *testing.T) {
 		t.Errorf("cancelled training took %v", d)
 	}
 }
+
+// TestTrainHeldOut checks that HeldOut names exactly the images the model
+// calibrated on: scoring them in that order gives the calibration scores.
+func TestTrainHeldOut(t *testing.T) {
+	m := sharedModel(t)
+	ho := m.HeldOut()
+	cal := m.CalibrationScores()
+	if len(ho) != len(cal) {
+		t.Fatalf("%d held-out indices for %d calibration scores", len(ho), len(cal))
+	}
+	seen := map[int]bool{}
+	for i, j := range ho {
+		if j < 0 || j >= len(shared.train) || seen[j] {
+			t.Fatalf("held-out index %d is %d: out of range or repeated (%v)", i, j, ho)
+		}
+		seen[j] = true
+		s, err := m.Score(shared.train[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Value != cal[i] {
+			t.Errorf("held-out image %d (training image %d) scores %v, calibration score %v", i, j, s.Value, cal[i])
+		}
+	}
+}

@@ -172,6 +172,12 @@ type Labelled struct {
 	Det       float64
 	Embedding []float32
 	Abnormal  bool
+	// DetTrained says the detector trained on this case (a labelled normal
+	// that joined the normal set), so Det is lower than the detector would
+	// give a new normal. Such a case fits the head, which sees only
+	// embeddings, but not the head's weight or the threshold, which would
+	// otherwise take the detector for better than it is.
+	DetTrained bool
 }
 
 // FitCombiner builds the combiner for a model. seedScores are the
@@ -207,17 +213,14 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 	c.LogitMean, c.LogitSD = meanSD(logits)
 	c.Weight = float64(len(pos)) / (float64(len(pos)) + cfg.Shrinkage)
 	c.WeightSource = "shrinkage"
-	positive := make([]bool, len(labelled))
-	for i, l := range labelled {
-		positive[i] = l.Abnormal
-	}
-	if w, oof, ok := cvWeight(labelled, c.DetMean, c.DetSD, cfg); ok {
+	use := fair(labelled)
+	if w, oof, ok := cvWeight(labelled, use, c.DetMean, c.DetSD, cfg); ok {
 		// The out-of-fold scores are what the head does on cases it did not
 		// learn from, which is what the threshold will meet; scores of the
 		// cases the head was fitted on are pushed apart by the fit itself,
 		// and a threshold between them lands too low for new cases.
 		c.Weight, c.WeightSource = w, "cross-validated on the training labels"
-		c.Threshold = BestBalancedThreshold(oof, positive, cfg.MaxFPR)
+		c.Threshold = BestBalancedThreshold(pick(oof, use), pick(positives(labelled), use), cfg.MaxFPR)
 		c.ThresholdSource = "best sensitivity + specificity on the training labels, scored out of fold"
 		return c
 	}
@@ -225,7 +228,7 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 	for i, l := range labelled {
 		scores[i] = c.Score(l.Det, l.Embedding)
 	}
-	c.Threshold = BestBalancedThreshold(scores, positive, cfg.MaxFPR)
+	c.Threshold = BestBalancedThreshold(pick(scores, use), pick(positives(labelled), use), cfg.MaxFPR)
 	c.ThresholdSource = "best sensitivity + specificity on the training labels"
 	return c
 }
@@ -245,7 +248,7 @@ var headWeights = []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
 // ranks backwards. It also returns the combined out-of-fold scores at the
 // chosen weight. It reports false when there are too few labels of a class
 // for the folds, or a fold's head cannot be fitted.
-func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (float64, []float64, bool) {
+func cvWeight(labelled []Labelled, use []int, detMean, detSD float64, cfg HeadConfig) (float64, []float64, bool) {
 	k := cfg.WeightFolds
 	if k < 2 {
 		return 0, nil, false
@@ -291,10 +294,7 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 			}
 		}
 	}
-	positive := make([]bool, len(labelled))
-	for i, l := range labelled {
-		positive[i] = l.Abnormal
-	}
+	positive := pick(positives(labelled), use)
 	best, bestW := math.Inf(-1), 0.0
 	var bestScores []float64
 	for _, w := range headWeights {
@@ -302,9 +302,54 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		for i, l := range labelled {
 			scores[i] = (1-w)*(l.Det-detMean)/detSD + w*zh[i]
 		}
-		if a := AUROC(scores, positive); a > best+1e-12 {
+		if a := AUROC(pick(scores, use), positive); a > best+1e-12 {
 			best, bestW, bestScores = a, w, scores
 		}
 	}
 	return bestW, bestScores, true
+}
+
+// fair returns the indices of the labelled cases whose detector score is
+// fair to weigh and threshold by: those the detector did not train on.
+// When that leaves fewer than two of a class, it returns every index, and
+// the detector's share is judged on optimistic scores rather than none.
+func fair(labelled []Labelled) []int {
+	var use []int
+	var pos, neg int
+	for i, l := range labelled {
+		if l.DetTrained {
+			continue
+		}
+		use = append(use, i)
+		if l.Abnormal {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	if pos < 2 || neg < 2 {
+		use = use[:0]
+		for i := range labelled {
+			use = append(use, i)
+		}
+	}
+	return use
+}
+
+// positives returns whether each labelled case is abnormal.
+func positives(labelled []Labelled) []bool {
+	out := make([]bool, len(labelled))
+	for i, l := range labelled {
+		out[i] = l.Abnormal
+	}
+	return out
+}
+
+// pick returns v at the given indices.
+func pick[T any](v []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for i, j := range idx {
+		out[i] = v[j]
+	}
+	return out
 }

@@ -406,3 +406,46 @@ func TestBalancedThresholdIgnoresPrevalence(t *testing.T) {
 		t.Errorf("inverted scores, bound 5%%: threshold %v flags a normal", th)
 	}
 }
+
+// TestCombinerIgnoresTrainedDetectorScores checks that the detector scores
+// of labelled normals the detector trained on, which are optimistic, do not
+// move the head's weight or the threshold.
+func TestCombinerIgnoresTrainedDetectorScores(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	seed := make([]float64, 40)
+	for i := range seed {
+		seed[i] = rng.NormFloat64()
+	}
+	var ls []Labelled
+	for i := range 90 {
+		abn := i%3 == 0
+		emb := make([]float32, 6)
+		for j := range emb {
+			emb[j] = float32(rng.NormFloat64())
+		}
+		det := rng.NormFloat64()
+		if abn {
+			det += 1.5
+			emb[0] += 1
+		}
+		ls = append(ls, Labelled{Det: det, Embedding: emb, Abnormal: abn, DetTrained: !abn && i%2 == 0})
+	}
+	cfg := DefaultHeadConfig()
+	a := FitCombiner(seed, 0.05, ls, cfg)
+	moved := slices.Clone(ls)
+	for i := range moved {
+		if moved[i].DetTrained {
+			moved[i].Det += 3 // any change at all, here one that would matter if counted
+		}
+	}
+	b := FitCombiner(seed, 0.05, moved, cfg)
+	if a.Weight != b.Weight || a.Threshold != b.Threshold {
+		t.Errorf("trained normals' detector scores moved the combiner: weight %v → %v, threshold %v → %v", a.Weight, b.Weight, a.Threshold, b.Threshold)
+	}
+	for i := range moved {
+		moved[i].DetTrained = false
+	}
+	if c := FitCombiner(seed, 0.05, moved, cfg); c.Weight == a.Weight && c.Threshold == a.Threshold {
+		t.Error("premise: with the flags cleared the optimistic scores should move the weight or the threshold")
+	}
+}

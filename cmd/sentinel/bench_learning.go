@@ -343,9 +343,17 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	if err != nil {
 		return row, err
 	}
+	trained := map[string]bool{}
+	for _, id := range plan.Normals {
+		trained[id] = true
+	}
+	for _, i := range m.HeldOut() {
+		delete(trained, plan.Normals[i])
+	}
 	labelled := make([]learn.Labelled, len(lab))
 	for i, c := range lab {
-		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: c.emb, Abnormal: s.labelled[c.id] == learn.Abnormal}
+		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: c.emb, Abnormal: s.labelled[c.id] == learn.Abnormal,
+			DetTrained: trained[c.id]}
 	}
 	s.comb = learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
 	evScores, err := s.scoreAll(s.eval)

@@ -3,6 +3,7 @@ package jpeg2000
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel/dicomio/codec"
 )
@@ -34,6 +35,10 @@ func fuzzParams(data []byte) codec.Params {
 	return p
 }
 
+// fuzzDecodeLimit is the longest one fuzzed decode may take. The largest
+// frame the fuzz parameters allow (2^18 samples) decodes in milliseconds.
+const fuzzDecodeLimit = 5 * time.Second
+
 func FuzzDecode(f *testing.F) {
 	for _, name := range fuzzSeeds {
 		img, err := readDICOM(filepath.Join(corpusDir, name))
@@ -51,7 +56,24 @@ func FuzzDecode(f *testing.F) {
 	recoverPanics = false
 	f.Cleanup(func() { recoverPanics = true })
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fr, err := Decode(data, fuzzParams(data))
+		// A decode that runs for seconds on a few kilobytes is a hang as far
+		// as an agent is concerned; fail it so the fuzzer keeps the input.
+		type result struct {
+			fr  codec.Frame
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			fr, err := Decode(data, fuzzParams(data))
+			done <- result{fr, err}
+		}()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(fuzzDecodeLimit):
+			t.Fatalf("decoding %d bytes took more than %v", len(data), fuzzDecodeLimit)
+		}
+		fr, err := r.fr, r.err
 		if err != nil {
 			return
 		}

@@ -17,6 +17,13 @@ func rleFrame(vals []byte) []byte {
 	out := make([]byte, 64)
 	binary.LittleEndian.PutUint32(out, 1)
 	binary.LittleEndian.PutUint32(out[4:], 64)
+	return append(out, rleLiterals(vals)...)
+}
+
+// rleLiterals encodes vals as one RLE segment of literal runs of at most
+// 128 bytes, padded to an even length.
+func rleLiterals(vals []byte) []byte {
+	var out []byte
 	for i := 0; i < len(vals); i += 128 {
 		chunk := vals[i:min(i+128, len(vals))]
 		out = append(out, byte(len(chunk)-1))

@@ -27,16 +27,7 @@ func rleFrame32(words []uint32) []byte {
 		for i, w := range words {
 			plane[i] = byte(w >> (8 * (3 - b)))
 		}
-		var seg []byte
-		for i := 0; i < len(plane); i += 128 {
-			chunk := plane[i:min(i+128, len(plane))]
-			seg = append(seg, byte(len(chunk)-1))
-			seg = append(seg, chunk...)
-		}
-		if len(seg)%2 == 1 {
-			seg = append(seg, 0x80)
-		}
-		segs = append(segs, seg)
+		segs = append(segs, rleLiterals(plane))
 	}
 	out := make([]byte, 64)
 	binary.LittleEndian.PutUint32(out, uint32(len(segs)))

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/chewxy/hm"
-	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -21,7 +20,7 @@ import (
 // product comes out in BHWC and is transposed back through the tensor
 // package's generic iterator, and each of which allocates its own output.
 // Here every image (or, at batch 1, every band of output columns) is
-// unfolded and multiplied on its own goroutine, the product (gonum's Sgemm)
+// unfolded and multiplied on its own goroutine, the product (sgemmNN)
 // is written straight into BCHW, and the bias and ReLU are applied while
 // the output is still in cache. The upsample is folded into the unfolding:
 // the convolution reads input pixel (y/2, x/2) for upsampled pixel (y, x),
@@ -199,60 +198,14 @@ func parallel(tasks int, f func(w, t int)) {
 	wg.Wait()
 }
 
-// gemm sets c = a·b (or accumulates with beta 1), with a m×k, b k×n, c m×n,
-// each with its own row stride and optionally transposed, on the calling
-// goroutine. Every product runs through sgemmNN: a transposed a (small
-// here: a filter) is copied transposed first, and a product with a
-// transposed b (the filter gradient, whose b is the large unfolding) is
-// computed as its own transpose, b·aᵀ, so that only the small operands
-// are ever copied.
-func gemm(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if beta == 0 {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
-		return
-	}
-	if tA == blas.Trans {
-		a, lda = transposed(a, k, m, lda), k // stored k×m
-	}
-	if tB == blas.NoTrans {
-		sgemmNN(m, n, k, a, lda, b, ldb, beta, c, ldc)
-		return
-	}
-	// b is stored n×k: (a·bᵀ)ᵀ = b·aᵀ is an ordinary product.
-	at := transposed(a, m, k, lda) // k×m
-	t := make([]float32, n*m)
-	sgemmNN(n, m, k, b, ldb, at, m, 0, t, m)
-	for i := range m {
-		row := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			for j := range row {
-				row[j] = t[j*m+i]
-			}
-		} else {
-			for j := range row {
-				row[j] += t[j*m+i]
-			}
-		}
-	}
-}
-
-// transposed returns the r×c matrix x (row stride ld) transposed, c×r and
-// contiguous.
-func transposed(x []float32, r, c, ld int) []float32 {
-	out := make([]float32, r*c)
+// transposeInto writes the r×c row-major matrix src into dst as its c×r
+// transpose.
+func transposeInto(dst, src []float32, r, c int) {
 	for i := range r {
-		for j, v := range x[i*ld : i*ld+c] {
-			out[j*r+i] = v
+		for j, v := range src[i*c : (i+1)*c] {
+			dst[j*r+i] = v
 		}
 	}
-	return out
 }
 
 // forward computes act(conv(x, w) + b) into y for the whole batch, on
@@ -283,7 +236,7 @@ func (g convGeom) forwardRange(x, w, bias, y []float32, relu bool, col []float32
 	k, n := g.k(), g.n()
 	col = col[:k*(n1-n0)]
 	g.im2col(x, col, n0, n1)
-	gemm(blas.NoTrans, blas.NoTrans, g.out, n1-n0, k, w, k, col, n1-n0, 0, y[n0:], n)
+	sgemmNN(g.out, n1-n0, k, w, k, col, n1-n0, 0, y[n0:], n)
 	for o := range g.out {
 		row := y[o*n+n0 : o*n+n1]
 		bo := bias[o]
@@ -300,16 +253,19 @@ func (g convGeom) forwardRange(x, w, bias, y []float32, relu bool, col []float32
 }
 
 // backwardInput computes the input gradient dx from the masked output
-// gradient gm.
+// gradient gm: per image, col = wᵀ·gm folded back by col2im. The filter is
+// transposed once for the batch, so that every product is an ordinary one.
 func (g convGeom) backwardInput(w, gm, dx []float32) {
 	k, n := g.k(), g.n()
+	wT := make([]float32, k*g.out)
+	transposeInto(wT, w, g.out, k)
 	cols := make([][]float32, min(workers(), g.batch))
 	parallel(g.batch, func(wk, img int) {
 		if cols[wk] == nil {
 			cols[wk] = make([]float32, k*n)
 		}
 		col := cols[wk]
-		gemm(blas.Trans, blas.NoTrans, k, n, g.out, w, k, gm[img*g.outSize():], n, 0, col, n)
+		sgemmNN(k, n, g.out, wT, g.out, gm[img*g.outSize():(img+1)*g.outSize()], n, 0, col, n)
 		d := dx[img*g.inSize() : (img+1)*g.inSize()]
 		clear(d)
 		g.col2im(col, d)
@@ -317,24 +273,33 @@ func (g convGeom) backwardInput(w, gm, dx []float32) {
 }
 
 // backwardWeight computes the filter gradient dw from the input x and the
-// masked output gradient gm, summing per-worker partial sums.
+// masked output gradient gm. Each worker accumulates dwᵀ = Σ col·gmᵀ over
+// its images (the unfolding col is the large operand and is used as it
+// is; only the image's gm is transposed), and the workers' sums are added
+// and transposed once at the end, in worker order, so that the result does
+// not depend on timing.
 func (g convGeom) backwardWeight(x, gm, dw []float32) {
 	k, n := g.k(), g.n()
 	nw := min(workers(), g.batch)
 	cols := make([][]float32, nw)
-	parts := make([][]float32, nw)
+	gmTs := make([][]float32, nw)
+	parts := make([][]float32, nw) // k×out each
 	parallel(g.batch, func(wk, img int) {
 		if cols[wk] == nil {
 			cols[wk] = make([]float32, k*n)
-			parts[wk] = make([]float32, g.out*k)
+			gmTs[wk] = make([]float32, n*g.out)
+			parts[wk] = make([]float32, k*g.out)
 		}
 		g.im2col(x[img*g.inSize():(img+1)*g.inSize()], cols[wk], 0, n)
-		gemm(blas.NoTrans, blas.Trans, g.out, k, n, gm[img*g.outSize():], n, cols[wk], n, 1, parts[wk], k)
+		transposeInto(gmTs[wk], gm[img*g.outSize():(img+1)*g.outSize()], g.out, n)
+		sgemmNN(k, g.out, n, cols[wk], n, gmTs[wk], g.out, 1, parts[wk], g.out)
 	})
 	clear(dw)
 	for _, p := range parts {
-		for i, v := range p {
-			dw[i] += v
+		for r := range k {
+			for o, v := range p[r*g.out : (r+1)*g.out] {
+				dw[o*k+r] += v
+			}
 		}
 	}
 }

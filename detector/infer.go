@@ -3,8 +3,6 @@ package detector
 import (
 	"fmt"
 	"slices"
-
-	"gonum.org/v1/gonum/blas"
 )
 
 // inferBand is the number of output positions one unfolding covers when a
@@ -222,7 +220,7 @@ func (g convGeom) upForwardRows(x, fw, bias, y []float32, relu bool, p, i0, i1 i
 			}
 		}
 	}
-	gemm(blas.NoTrans, blas.NoTrans, g.out, width, k, fw, k, col, width, 0, tmp, width)
+	sgemmNN(g.out, width, k, fw, k, col, width, 0, tmp, width)
 	ow := 2 * w
 	for o := range g.out {
 		bo := bias[o]

@@ -1,10 +1,6 @@
 package detector
 
-import (
-	"math"
-
-	"gonum.org/v1/gonum/blas"
-)
+import "math"
 
 // knnBankTile is the number of bank rows whose dot products with all the
 // queries one matrix product computes: 1024 rows × 256 queries of float32
@@ -34,11 +30,7 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 	}
 	qSq := rowNorms(q, nq, d)
 	qT := make([]float32, d*nq) // q transposed, so that the product needs no copy of the bank
-	for i := range nq {
-		for t := range d {
-			qT[t*nq+i] = q[i*d+t]
-		}
-	}
+	transposeInto(qT, q[:nq*d], nq, d)
 	// margin bounds the screening formula's rounding error relative to
 	// |q|² + |b|²: a few units in the last place per term of the sums.
 	margin := float32(4*d+8) * 0x1p-24
@@ -56,7 +48,7 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 		}
 		b0, b1 := t*knnBankTile, min((t+1)*knnBankTile, nb)
 		n := b1 - b0
-		gemm(blas.NoTrans, blas.NoTrans, n, nq, d, bank[b0*d:b1*d], d, qT, nq, 0, dots[w], nq)
+		sgemmNN(n, nq, d, bank[b0*d:b1*d], d, qT, nq, 0, dots[w], nq)
 		top := tops[w]
 		for j := range n {
 			row := dots[w][j*nq : (j+1)*nq]

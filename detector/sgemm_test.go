@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -299,49 +298,5 @@ func BenchmarkSgemm(b *testing.B) {
 			})
 			b.Run("gonum-par", gonum)
 		})
-	}
-}
-
-// TestGemmTransposes checks the gemm wrapper's four transpose cases and
-// both betas against gonum's blas32.Gemm.
-func TestGemmTransposes(t *testing.T) {
-	rng := rand.New(rand.NewPCG(21, 0))
-	for _, sh := range [][3]int{{3, 5, 7}, {16, 300, 72}, {288, 64, 16}, {8, 1024, 144}, {1, 1, 1}} {
-		m, n, k := sh[0], sh[1], sh[2]
-		for _, tA := range []blas.Transpose{blas.NoTrans, blas.Trans} {
-			for _, tB := range []blas.Transpose{blas.NoTrans, blas.Trans} {
-				for _, beta := range []float32{0, 1} {
-					ar, ac := m, k
-					if tA == blas.Trans {
-						ar, ac = k, m
-					}
-					br, bc := k, n
-					if tB == blas.Trans {
-						br, bc = n, k
-					}
-					a, b := make([]float32, ar*(ac+2)), make([]float32, br*(bc+3))
-					for i := range a {
-						a[i] = rng.Float32() - 0.5
-					}
-					for i := range b {
-						b[i] = rng.Float32() - 0.5
-					}
-					c := make([]float32, m*(n+1))
-					for i := range c {
-						c[i] = rng.Float32()
-					}
-					want := slices.Clone(c)
-					gemm(tA, tB, m, n, k, a, ac+2, b, bc+3, beta, c, n+1)
-					blas32.Gemm(tA, tB, 1, blas32.General{Rows: ar, Cols: ac, Stride: ac + 2, Data: a},
-						blas32.General{Rows: br, Cols: bc, Stride: bc + 3, Data: b}, beta,
-						blas32.General{Rows: m, Cols: n, Stride: n + 1, Data: want})
-					for i := range c {
-						if d := math.Abs(float64(c[i] - want[i])); d > 1e-4*float64(k+1) {
-							t.Fatalf("%v tA %v tB %v beta %v: element %d is %v, gonum %v", sh, tA, tB, beta, i, c[i], want[i])
-						}
-					}
-				}
-			}
-		}
 	}
 }

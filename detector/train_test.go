@@ -94,9 +94,9 @@ func TestTrainInfo(t *testing.T) {
 }
 
 // shortTrain trains a model for two epochs, for the tests that train their
-// own. The batch and image size are large enough that gonum multiplies
-// matrices on several goroutines, whose determinism is part of what is
-// tested.
+// own. The batch and image size are large enough that the convolutions
+// spread images over several goroutines, whose determinism is part of what
+// is tested.
 func shortTrain(t *testing.T, seed int64, images []sentinel.Image) *Model {
 	t.Helper()
 	cfg := testConfig()

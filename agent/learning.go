@@ -410,18 +410,11 @@ func (o *LearningOptions) embed(img sentinel.Image) []float32 {
 // on rather than held out for calibration. A model that cannot say (see
 // detector.Model.HeldOut) is taken to have trained on all of them.
 func trainedOn(m LearnModel, ids []string) map[string]bool {
-	trained := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		trained[id] = true
-	}
+	var heldOut []int
 	if h, ok := m.(interface{ HeldOut() []int }); ok {
-		for _, i := range h.HeldOut() {
-			if i >= 0 && i < len(ids) {
-				delete(trained, ids[i])
-			}
-		}
+		heldOut = h.HeldOut()
 	}
-	return trained
+	return learn.TrainedOn(ids, heldOut)
 }
 
 // fitCombiner fits the candidate's head and threshold on the training

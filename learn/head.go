@@ -180,6 +180,23 @@ type Labelled struct {
 	DetTrained bool
 }
 
+// TrainedOn returns which of ids, the images a detector was given in that
+// order, it trained on: all but those at the heldOut indices, which it kept
+// aside to calibrate on (see Labelled.DetTrained). Indices out of range are
+// ignored.
+func TrainedOn(ids []string, heldOut []int) map[string]bool {
+	trained := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		trained[id] = true
+	}
+	for _, i := range heldOut {
+		if i >= 0 && i < len(ids) {
+			delete(trained, ids[i])
+		}
+	}
+	return trained
+}
+
 // FitCombiner builds the combiner for a model. seedScores are the
 // detector's scores of normals it did not train on (its calibration
 // normals), which set the standardisation and, with targetFPR, the

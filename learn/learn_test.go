@@ -2,6 +2,7 @@ package learn
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
 	"slices"
@@ -447,5 +448,13 @@ func TestCombinerIgnoresTrainedDetectorScores(t *testing.T) {
 	}
 	if c := FitCombiner(seed, 0.05, moved, cfg); c.Weight == a.Weight && c.Threshold == a.Threshold {
 		t.Error("premise: with the flags cleared the optimistic scores should move the weight or the threshold")
+	}
+}
+
+func TestTrainedOn(t *testing.T) {
+	got := TrainedOn([]string{"a", "b", "c", "d"}, []int{1, 3, 7, -1})
+	want := map[string]bool{"a": true, "c": true}
+	if !maps.Equal(got, want) {
+		t.Errorf("TrainedOn = %v, want %v", got, want)
 	}
 }

@@ -343,13 +343,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	if err != nil {
 		return row, err
 	}
-	trained := map[string]bool{}
-	for _, id := range plan.Normals {
-		trained[id] = true
-	}
-	for _, i := range m.HeldOut() {
-		delete(trained, plan.Normals[i])
-	}
+	trained := learn.TrainedOn(plan.Normals, m.HeldOut())
 	labelled := make([]learn.Labelled, len(lab))
 	for i, c := range lab {
 		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: c.emb, Abnormal: s.labelled[c.id] == learn.Abnormal,

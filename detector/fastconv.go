@@ -3,8 +3,6 @@ package detector
 import (
 	"fmt"
 	"hash"
-	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -172,30 +170,6 @@ func (g convGeom) col2im(col []float32, dx []float32) {
 			}
 		}
 	}
-}
-
-// workers is the number of goroutines a convolution splits its work over.
-func workers() int { return max(1, runtime.GOMAXPROCS(0)) }
-
-// parallel runs f(t) for t in [0, tasks) on up to workers() goroutines,
-// each with its own worker index w for per-worker buffers.
-func parallel(tasks int, f func(w, t int)) {
-	nw := min(workers(), tasks)
-	if nw <= 1 {
-		for t := range tasks {
-			f(0, t)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range nw {
-		wg.Go(func() {
-			for t := w; t < tasks; t += nw {
-				f(w, t)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // transposeInto writes the r×c row-major matrix src into dst as its c×r

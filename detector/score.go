@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/sentinel-pacs/sentinel"
 )
@@ -113,33 +111,6 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 	}
 	m.pixelScores(&a, x)
 	return a, nil
-}
-
-// eachTask runs f(t) for t in [0, tasks) on up to workers() goroutines,
-// each taking the next task when it finishes one, so that tasks of unequal
-// length still keep every core busy.
-func eachTask(tasks int, f func(t int)) {
-	nw := min(workers(), tasks)
-	if nw <= 1 {
-		for t := range tasks {
-			f(t)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range nw {
-		wg.Go(func() {
-			for {
-				t := int(next.Add(1)) - 1
-				if t >= tasks {
-					return
-				}
-				f(t)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // pixelScores measures the components that need no network on x, a

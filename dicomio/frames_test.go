@@ -209,11 +209,11 @@ func TestEncapsulatedRLE(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Frames != 3 || s.Rows != 4 || s.Columns != 5 || s.Dtype != "uint8" || len(s.Values) != 60 {
+			if s.Frames != 3 || s.Rows != 4 || s.Columns != 5 || s.Dtype != "uint8" || s.Len() != 60 {
 				t.Fatalf("stored %+v", s)
 			}
-			for i, v := range s.Values {
-				if byte(v) != vals[i/20][i%20] {
+			for i, v := range s.Data {
+				if v != vals[i/20][i%20] {
 					t.Fatalf("value %d = %d, want %d", i, v, vals[i/20][i%20])
 				}
 			}

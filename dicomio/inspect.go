@@ -38,7 +38,8 @@ type Header struct {
 // header read from a file whose pixels cannot be decoded comes back with
 // Problem set.
 func ReadHeader(path string, opt Options) (Header, error) {
-	f, inst, err := open(path, opt)
+	f, inst, release, err := open(path, opt)
+	defer release()
 	if !f.parsed {
 		if err == nil {
 			err = fmt.Errorf("%w: no header", sentinel.ErrInvalid)
@@ -63,71 +64,6 @@ func ReadHeader(path string, opt Options) (Header, error) {
 	}, nil
 }
 
-// Stored is pixel data after decompression and before any LUT: the values
-// pydicom's pixel_array holds.
-type Stored struct {
-	// Frames is the number of frames held, Samples the samples per pixel.
-	Rows, Columns, Frames, Samples int
-	// Photometric is the interpretation of the values: RGB where a codec
-	// converted the colour space, else the header's.
-	Photometric string
-	// Dtype is the numpy dtype pydicom gives these values: uint8 for 1 and
-	// 8 bits allocated, (u)int16, (u)int32, float32 or float64.
-	Dtype string
-	// Values holds integer samples frame by frame, row by row, the
-	// samples of a pixel adjacent; Floats holds float pixel data instead.
-	//
-	// Values are held in 32 bits, which every integer dtype fits except
-	// uint32: an unsigned 32-bit value above 2^31-1 (BitsAllocated 32,
-	// PixelRepresentation 0) is kept as its bit pattern, int32(uint32(v)),
-	// and so looks negative. When Dtype is "uint32", read each value as
-	// uint32(v) for its numeric value; values of every other dtype are the
-	// numbers themselves. Either way, the low bytes of a value, least
-	// significant first, are its bytes in the dtype in little endian.
-	Values []int32
-	Floats []float64
-}
-
-// DecodeStored decodes frame index of a DICOM file (every frame when index
-// is negative) into its stored values.
-func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = Stored{}, fmt.Errorf("dicomio: %s: %w: decoder panicked: %v", path, sentinel.ErrInvalid, r)
-		}
-	}()
-	f, _, err := open(path, opt)
-	if err != nil {
-		return Stored{}, err
-	}
-	l := f.layout
-	first, last := 0, l.frames
-	if index >= 0 {
-		if index >= l.frames {
-			return Stored{}, fmt.Errorf("dicomio: %s: frame %d of %d", path, index, l.frames)
-		}
-		first, last = index, index+1
-	}
-	s = Stored{Rows: l.rows, Columns: l.cols, Frames: last - first, Samples: l.samples, Dtype: dtype(l)}
-	for i := first; i < last; i++ {
-		fr, err := f.codec(f.pixels, l, i)
-		if err != nil {
-			return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
-		}
-		s.Photometric = fr.photometric
-		if last-first == 1 { // the frame's own slices: a copy would double the memory touched
-			s.Values, s.Floats = fr.samples, fr.floats
-			break
-		}
-		if s.Values == nil && fr.samples != nil {
-			s.Values = make([]int32, 0, len(fr.samples)*(last-first))
-		}
-		s.Values = append(s.Values, fr.samples...)
-		s.Floats = append(s.Floats, fr.floats...)
-	}
-	return s, nil
-}
-
 // DisplayFrame returns frame index of a DICOM file through the display
 // pipeline: the image the detector sees, at native resolution.
 func DisplayFrame(path string, opt Options, index int) (img sentinel.Image, err error) {
@@ -136,7 +72,8 @@ func DisplayFrame(path string, opt Options, index int) (img sentinel.Image, err 
 			img, err = sentinel.Image{}, fmt.Errorf("dicomio: %s: %w: decoder panicked: %v", path, sentinel.ErrInvalid, r)
 		}
 	}()
-	f, _, err := open(path, opt)
+	f, _, release, err := open(path, opt)
+	defer release()
 	if err != nil {
 		return sentinel.Image{}, err
 	}
@@ -153,21 +90,24 @@ func DisplayFrame(path string, opt Options, index int) (img sentinel.Image, err 
 	return img, nil
 }
 
-// open reads a DICOM file up to its pixel data.
-func open(path string, opt Options) (dicomFile, sentinel.Instance, error) {
-	inst := sentinel.Instance{SourcePath: path}
-	data, err := readFile(path, opt.maxFileBytes())
+// open reads a DICOM file up to its pixel data. The file's bytes are in a
+// reused buffer that f refers to: the caller must call release (always
+// non-nil) once it has what it needs from f, and must return nothing that
+// aliases them.
+func open(path string, opt Options) (f dicomFile, inst sentinel.Instance, release func(), err error) {
+	inst = sentinel.Instance{SourcePath: path}
+	data, release, err := readPooled(path, opt.maxFileBytes())
 	if err != nil {
-		return dicomFile{}, inst, fmt.Errorf("dicomio: %s: %w", path, err)
+		return dicomFile{}, inst, release, fmt.Errorf("dicomio: %s: %w", path, err)
 	}
 	if format, err := Sniff(data); err != nil || format != sentinel.FormatDICOM {
-		return dicomFile{}, inst, fmt.Errorf("dicomio: %s: %w", path, errors.Join(sentinel.ErrNotDICOM, err))
+		return dicomFile{}, inst, release, fmt.Errorf("dicomio: %s: %w", path, errors.Join(sentinel.ErrNotDICOM, err))
 	}
-	f, err := openDICOM(data, &inst, opt)
+	f, err = openDICOM(data, &inst, opt)
 	if err != nil {
-		return f, inst, fmt.Errorf("dicomio: %s: %w", path, err)
+		return f, inst, release, fmt.Errorf("dicomio: %s: %w", path, err)
 	}
-	return f, inst, nil
+	return f, inst, release, nil
 }
 
 // dtype is the numpy dtype of pydicom's pixel_array for a layout.

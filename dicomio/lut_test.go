@@ -150,12 +150,16 @@ func TestDisplayLUTs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := make([]int32, len(tc.s.pixels))
-			for i, v := range tc.s.pixels {
-				want[i] = int32(v)
+			got := make([]float64, s.Len())
+			for i := range got {
+				got[i] = s.Value(i)
 			}
-			if !slices.Equal(s.Values, want) {
-				t.Errorf("stored %v, want %v", s.Values, want)
+			want := make([]float64, len(tc.s.pixels))
+			for i, v := range tc.s.pixels {
+				want[i] = float64(v)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("stored %v, want %v", got, want)
 			}
 		})
 	}

@@ -85,12 +85,12 @@ func TestUnsigned32(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Dtype != tc.dtype || len(s.Values) != len(tc.words) {
-				t.Fatalf("dtype %s with %d values, want %s with %d", s.Dtype, len(s.Values), tc.dtype, len(tc.words))
+			if s.Dtype != tc.dtype || s.Len() != len(tc.words) {
+				t.Fatalf("dtype %s with %d values, want %s with %d", s.Dtype, s.Len(), tc.dtype, len(tc.words))
 			}
 			for i, w := range tc.words {
-				if s.Values[i] != int32(w) {
-					t.Errorf("value %d = %#x, want the bit pattern of %#x", i, uint32(s.Values[i]), w)
+				if got := binary.LittleEndian.Uint32(s.Data[4*i:]); got != w {
+					t.Errorf("value %d has the bytes of %#x, want those of %#x", i, got, w)
 				}
 			}
 			img, err := DisplayFrame(path, Options{}, 0)

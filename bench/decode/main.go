@@ -22,7 +22,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -95,22 +94,8 @@ func decodeOne(path string) error {
 		return err
 	}
 	defer os.Remove(out.Name())
-	w := bufio.NewWriterSize(out, 1<<20)
-	size := map[string]int{"uint8": 1, "int8": 1, "uint16": 2, "int16": 2}[s.Dtype]
-	if size == 0 {
-		size = 4
-	}
-	// The low size bytes of each int32 value, little endian, are the
-	// dtype's bytes (uint32 values above 2^31-1 are held as their bit
-	// pattern).
-	buf := make([]byte, size)
-	for _, v := range s.Values {
-		for k := range buf {
-			buf[k] = byte(v >> (8 * k))
-		}
-		w.Write(buf)
-	}
-	if err := w.Flush(); err != nil {
+	if _, err := out.Write(s.Data); err != nil {
+		out.Close()
 		return err
 	}
 	return out.Close()

@@ -154,31 +154,11 @@ func writeNPY(w io.Writer, s dicomio.Stored) error {
 	if _, err := w.Write(append(prefix, header...)); err != nil {
 		return err
 	}
-	// Integer values are int32; each dtype's bytes are the low bytes of
-	// the value in little endian, which for uint32 values above 2^31-1,
-	// held as their bit pattern, are the bytes of the uint32 itself.
-	buf := make([]byte, 0, 1<<16)
-	n := max(len(s.Values), len(s.Floats))
-	for i := range n {
-		switch s.Dtype {
-		case "uint8", "int8":
-			buf = append(buf, byte(s.Values[i]))
-		case "uint16", "int16":
-			buf = bo.LittleEndian.AppendUint16(buf, uint16(s.Values[i]))
-		case "uint32", "int32":
-			buf = bo.LittleEndian.AppendUint32(buf, uint32(s.Values[i]))
-		case "float32":
-			buf = bo.LittleEndian.AppendUint32(buf, math.Float32bits(float32(s.Floats[i])))
-		case "float64":
-			buf = bo.LittleEndian.AppendUint64(buf, math.Float64bits(s.Floats[i]))
-		}
-		if len(buf) >= cap(buf)-8 {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
+	if len(s.Data) != s.Frames*s.Rows*s.Columns*s.Samples*t.size {
+		return fmt.Errorf("%d bytes of %s for %d×%d×%d×%d samples", len(s.Data), s.Dtype, s.Frames, s.Rows, s.Columns, s.Samples)
 	}
-	_, err := w.Write(buf)
+	// Stored data is already the array's bytes: the dtype's width, little
+	// endian, C order.
+	_, err := w.Write(s.Data)
 	return err
 }

@@ -13,8 +13,6 @@ import (
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
-
-	"github.com/sentinel-pacs/sentinel/dicomio"
 )
 
 // decodeCorpus is the conformance corpus, beside the repository.
@@ -102,40 +100,6 @@ func TestDecodeHeaderAndPNG(t *testing.T) {
 	}
 	if _, _, code := sentinelCmd(t, "decode", filepath.Join(decodeCorpus, "broken/empty_zero_bytes.dcm")); code != exitFailure {
 		t.Fatalf("empty file: exit %d", code)
-	}
-}
-
-// TestDecodeNPYDtypes checks the bytes writeNPY gives each integer dtype's
-// extreme values, which Stored holds as int32: unsigned 32-bit values
-// above 2^31-1 as their bit pattern.
-func TestDecodeNPYDtypes(t *testing.T) {
-	for _, tc := range []struct {
-		dtype  string
-		values []int64 // numeric values
-		size   int
-	}{
-		{"uint8", []int64{0, 1, 254, 255}, 1},
-		{"int8", []int64{-128, -1, 0, 127}, 1},
-		{"uint16", []int64{0, 1, 0x8000, 0xFFFF}, 2},
-		{"int16", []int64{-0x8000, -1, 0, 0x7FFF}, 2},
-		{"uint32", []int64{0, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0}, 4},
-		{"int32", []int64{-0x80000000, -1, 0, 0x7FFFFFFF}, 4},
-	} {
-		t.Run(tc.dtype, func(t *testing.T) {
-			s := dicomio.Stored{Rows: 2, Columns: 2, Frames: 1, Samples: 1, Dtype: tc.dtype}
-			var want []byte
-			for _, v := range tc.values {
-				s.Values = append(s.Values, int32(v))
-				want = bo.LittleEndian.AppendUint64(want, uint64(v))[:len(want)+tc.size]
-			}
-			var buf bytes.Buffer
-			if err := writeNPY(&buf, s); err != nil {
-				t.Fatal(err)
-			}
-			if got := buf.Bytes()[buf.Len()-len(want):]; !bytes.Equal(got, want) {
-				t.Errorf("data % x, want % x", got, want)
-			}
-		})
 	}
 }
 

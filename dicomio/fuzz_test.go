@@ -1,6 +1,7 @@
 package dicomio
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 
 // FuzzLoad feeds arbitrary bytes to Load through a file: it must never
 // panic, must return a sentinel with every error, and must return an image
-// of the size it claims with values in [0, 1].
+// of the size it claims with values in [0, 1]. A DICOM file that loads
+// must also give DecodeStored its first frame, in the bytes of the codec's
+// frame (the direct native path against the codec).
 func FuzzLoad(f *testing.F) {
 	seeds := [][]byte{
 		encodeDICOM(f, spec{rows: 2, cols: 3, bitsAllocated: 8, pixels: seq(0, 1, 2, 3, 4, 5)}),
@@ -30,7 +33,8 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, img, err := Load(path, Options{MaxPixels: 1 << 20})
+		opt := Options{MaxPixels: 1 << 20}
+		inst, img, err := Load(path, opt)
 		if err != nil {
 			if !sentinel.Permanent(err) {
 				t.Fatalf("error without a sentinel: %v", err)
@@ -47,6 +51,25 @@ func FuzzLoad(f *testing.F) {
 			if !(v >= 0 && v <= 1) {
 				t.Fatalf("pixel %d = %v outside [0, 1]", i, v)
 			}
+		}
+		if inst.Format != sentinel.FormatDICOM {
+			return
+		}
+		s, err := DecodeStored(path, opt, 0)
+		if err != nil {
+			t.Fatalf("loads but DecodeStored fails: %v", err)
+		}
+		var in sentinel.Instance
+		df, err := openDICOM(data, &in, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr, err := df.codec(df.pixels, df.layout, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := appendFrame(nil, fr, s.Dtype); !bytes.Equal(s.Data, want) {
+			t.Fatalf("DecodeStored % x, codec % x", s.Data, want)
 		}
 	})
 }

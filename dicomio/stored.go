@@ -86,17 +86,16 @@ func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
 		first, last = index, index+1
 	}
 	s = Stored{Rows: l.rows, Columns: l.cols, Frames: last - first, Samples: l.samples, Dtype: dtype(l)}
+	if f.nativeDirect() {
+		if s.Data, err = nativeFrames(f.pixels, l, first, last); err != nil {
+			return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
+		}
+		s.Photometric = arrange(nil, l).photometric
+		return s, nil
+	}
 	// The size is bounded by layout.check.
 	s.Data = make([]byte, 0, (last-first)*l.rows*l.cols*l.samples*itemSize(s.Dtype))
-	direct := f.nativeDirect()
 	for i := first; i < last; i++ {
-		if direct {
-			if s.Data, err = appendNative(s.Data, f.pixels, l, i); err != nil {
-				return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
-			}
-			s.Photometric = arrange(nil, l).photometric
-			continue
-		}
 		fr, err := f.codec(f.pixels, l, i)
 		if err != nil {
 			return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
@@ -127,18 +126,19 @@ func (f dicomFile) nativeDirect() bool {
 	return true
 }
 
-// appendNative appends frame index of native pixel data to dst as
-// decodeNative would return it, in the dtype's bytes.
-func appendNative(dst []byte, px pixelData, l layout, index int) ([]byte, error) {
+// nativeFrames returns frames first to last-1 of native pixel data as
+// decodeNative would return them, in the dtype's bytes: a copy of the
+// stored words (which an append from nil makes without first clearing the
+// new memory) recoded in place.
+func nativeFrames(px pixelData, l layout, first, last int) ([]byte, error) {
 	size := l.bitsAllocated / 8
 	frameBytes := l.rows * l.cols * l.samples * size
 	if need := int64(frameBytes) * int64(l.frames); int64(len(px.native)) < need {
-		return dst, shortPixels(len(px.native), need, l)
+		return nil, shortPixels(len(px.native), need, l)
 	}
-	start := len(dst)
-	dst = append(dst, px.native[index*frameBytes:(index+1)*frameBytes]...)
-	recode(dst[start:], size, px.bo == binary.BigEndian, newSampleFormat(l))
-	return dst, nil
+	out := append([]byte(nil), px.native[first*frameBytes:last*frameBytes]...)
+	recode(out, size, px.bo == binary.BigEndian, newSampleFormat(l))
+	return out, nil
 }
 
 // recode rewrites, in place, words of size bytes in the given byte order
@@ -153,9 +153,14 @@ func recode(b []byte, size int, big bool, sf sampleFormat) {
 			b[i] = byte(sf.value(uint64(w)))
 		}
 	case size == 2 && plain && !big:
-		m := uint16(sf.mask)
-		for i := 0; i+1 < len(b); i += 2 {
-			binary.LittleEndian.PutUint16(b[i:], binary.LittleEndian.Uint16(b[i:])&m)
+		// Four words at a time.
+		m := sf.mask * 0x0001_0001_0001_0001
+		i := 0
+		for ; i+8 <= len(b); i += 8 {
+			binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])&m)
+		}
+		for ; i+1 < len(b); i += 2 {
+			binary.LittleEndian.PutUint16(b[i:], binary.LittleEndian.Uint16(b[i:])&uint16(sf.mask))
 		}
 	case size == 2:
 		for i := 0; i+1 < len(b); i += 2 {

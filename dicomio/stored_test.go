@@ -19,11 +19,11 @@ func TestRecode(t *testing.T) {
 				for stored := 1; stored <= 8*size; stored++ {
 					for _, high := range []int{stored - 1, 8*size - 1} {
 						l := layout{bitsAllocated: 8 * size, bitsStored: stored, highBit: high, signed: signed}
-						raw := make([]byte, 64*size)
+						raw := make([]byte, 67*size) // not a multiple of 8 bytes: the tail too
 						for i := range raw {
 							raw[i] = byte(rng.Uint32())
 						}
-						samples := make([]int32, 64)
+						samples := make([]int32, 67)
 						unpack(samples, raw, size, bo, newSampleFormat(l))
 						dtype := map[int]string{1: "uint8", 2: "uint16", 4: "uint32"}[size]
 						want := appendFrame(nil, frame{samples: samples}, dtype)

@@ -17,8 +17,10 @@
 //     dcmdjpeg or dcmdjpls writing an uncompressed file (process start-up
 //     included on both sides). dcmtk 3.6.7 has no JPEG 2000 decoder.
 //
-// Times are medians over -reps runs of each file divided by its frames;
-// the table gives the median over the files of a transfer syntax.
+// Times are medians over -reps runs of each file divided by its frames,
+// after -warm untimed runs on both sides in process (pydicom's first calls
+// import its handlers and fill its caches); the table gives the median
+// over the files of a transfer syntax.
 package main
 
 import (
@@ -62,7 +64,8 @@ func main() {
 	}
 	corpus := flag.String("corpus", "../shared/data/dicom", "conformance corpus `folder`")
 	cxr8 := flag.String("cxr8", "../shared/data/cxr8/dicom", "full-resolution chest X-ray `folder`")
-	reps := flag.Int("reps", 5, "runs of each file per decoder")
+	reps := flag.Int("reps", 9, "timed runs of each file per decoder")
+	warm := flag.Int("warm", 2, "untimed runs of each file before the timed ones, in process")
 	maxFiles := flag.Int("max", 6, "corpus files per transfer syntax (the cxr8 files come on top)")
 	write := flag.String("write", "", "also write the table under the \"Decoding\" heading of this markdown `file`")
 	python := flag.String("python", "/usr/bin/python3", "interpreter with pydicom, GDCM and numpy")
@@ -72,7 +75,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "decode:", err)
 		os.Exit(1)
 	}
-	table := run(files, *reps, *python)
+	table := run(files, *reps, *warm, *python)
 	fmt.Print(table)
 	if *write != "" {
 		if err := writeSection(*write, table); err != nil {
@@ -169,7 +172,9 @@ const pyScript = `import sys, time, statistics
 import pydicom
 from pydicom.pixel_data_handlers import numpy_handler, gdcm_handler, rle_handler
 pydicom.config.pixel_data_handlers = [numpy_handler, gdcm_handler, rle_handler]
-path, reps = sys.argv[1], int(sys.argv[2])
+path, reps, warm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(warm):
+    pydicom.dcmread(path).pixel_array
 times = []
 for _ in range(reps):
     t = time.perf_counter()
@@ -179,8 +184,8 @@ print(statistics.median(times))
 `
 
 // timePython returns pydicom + GDCM's median time for a file.
-func timePython(python, path string, reps int) (time.Duration, bool) {
-	out, err := exec.Command("timeout", "120", python, "-c", pyScript, path, strconv.Itoa(reps)).Output()
+func timePython(python, path string, reps, warm int) (time.Duration, bool) {
+	out, err := exec.Command("timeout", "120", python, "-c", pyScript, path, strconv.Itoa(reps), strconv.Itoa(warm)).Output()
 	if err != nil {
 		return 0, false
 	}
@@ -198,7 +203,7 @@ type row struct {
 	refused                     int
 }
 
-func run(files []benchFile, reps int, python string) string {
+func run(files []benchFile, reps, warm int, python string) string {
 	self, _ := os.Executable()
 	tmp, _ := os.MkdirTemp("", "decode-bench-")
 	defer os.RemoveAll(tmp)
@@ -210,7 +215,11 @@ func run(files []benchFile, reps int, python string) string {
 			rows[f.syntax] = r
 		}
 		perFrame := func(d time.Duration) time.Duration { return d / time.Duration(f.frames) }
-		d, ok := timeIt(reps, func() error { _, err := dicomio.DecodeStored(f.path, dicomio.Options{}, -1); return err })
+		decode := func() error { _, err := dicomio.DecodeStored(f.path, dicomio.Options{}, -1); return err }
+		for range warm {
+			decode()
+		}
+		d, ok := timeIt(reps, decode)
 		if !ok {
 			r.refused++
 			continue
@@ -218,7 +227,7 @@ func run(files []benchFile, reps int, python string) string {
 		r.files++
 		r.frames += f.frames
 		r.sentinel = append(r.sentinel, perFrame(d))
-		if d, ok := timePython(python, f.path, reps); ok {
+		if d, ok := timePython(python, f.path, reps, warm); ok {
 			r.python = append(r.python, perFrame(d))
 		}
 		tool := toolFor(f.syntax)
@@ -233,7 +242,7 @@ func run(files []benchFile, reps int, python string) string {
 			r.tool = append(r.tool, perFrame(d))
 		}
 	}
-	return table(rows, reps)
+	return table(rows, reps, warm)
 }
 
 func toolFor(uid string) string {
@@ -260,9 +269,9 @@ func ratio(a, b time.Duration) string {
 }
 
 // table renders the results as markdown.
-func table(rows map[string]*row, reps int) string {
+func table(rows map[string]*row, reps, warm int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Median time per frame in milliseconds (median over the files of each syntax of each file's median of %d runs).\n", reps)
+	fmt.Fprintf(&b, "Median time per frame in milliseconds (median over the files of each syntax of each file's median of %d runs; in process, after %d untimed runs on each side).\n", reps, warm)
 	b.WriteString("In process: Sentinel `dicomio.DecodeStored` vs pydicom 2.3.1 `dcmread(...).pixel_array` with GDCM 3.0.21 (numpy for native data, pydicom's numpy RLE handler for RLE, which pydicom 2.3 does not hand to GDCM). ")
 	b.WriteString("As a command (process start-up and writing the output included): Sentinel's one-file decoder vs dcmtk 3.6.7 `dcmdrle`/`dcmdjpeg`/`dcmdjpls`. ")
 	b.WriteString("A ratio below 1 means Sentinel is faster.")

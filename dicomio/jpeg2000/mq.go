@@ -1,5 +1,7 @@
 package jpeg2000
 
+import "math/bits"
+
 // The MQ arithmetic decoder of ITU-T T.800 Annex C, and the raw (bypass)
 // bit reader that selective arithmetic coding bypass uses instead of it.
 
@@ -134,6 +136,15 @@ func (m *mqDecoder) decodeRenorm(cx int, qe uint32) int {
 			d = mps
 			m.state[cx] = st.nmps
 		}
+	}
+	// Renormalise: shift until A's bit 15 is set, reading a byte whenever
+	// CT runs out. When the shifts needed do not exhaust CT, they are done
+	// at once.
+	if n := bits.LeadingZeros32(m.a) - 16; n <= m.ct {
+		m.a <<= uint(n)
+		m.c <<= uint(n)
+		m.ct -= n
+		return d
 	}
 	for {
 		if m.ct == 0 {

@@ -124,11 +124,14 @@ type Detector struct {
 	PixelPatch  int  `toml:"pixel_patch"`
 	PixelStride int  `toml:"pixel_stride"`
 	PixelLocal  bool `toml:"pixel_local"`
-	// PixelWeight and NearestWeight are the weights of the pixel-memory
-	// score and of the nearest-normal distance in the fused score; the
-	// autoencoder's scores share 1 − PixelWeight − NearestWeight.
+	// PixelWeight, NearestWeight and TextureWeight are the weights of the
+	// pixel-memory score, of the nearest-normal distance and of the
+	// texture component (how far the image's mean gradient magnitude lies
+	// from the normals') in the fused score; the autoencoder's scores
+	// share 1 − PixelWeight − NearestWeight − TextureWeight.
 	PixelWeight   float64 `toml:"pixel_weight"`
 	NearestWeight float64 `toml:"nearest_weight"`
+	TextureWeight float64 `toml:"texture_weight"`
 }
 
 // Learning configures the learning loop: queries to radiologists,
@@ -239,6 +242,7 @@ func Default() Config {
 			PixelLocal:        true,
 			PixelWeight:       0.75,
 			NearestWeight:     0,
+			TextureWeight:     0.1,
 		},
 		Learning: Learning{
 			QueriesPerRound:    25,
@@ -376,8 +380,10 @@ func (c Config) Validate() error {
 		return bad("detector.pixel_weight", "must be 0 when pixel_patch is 0, got %g", d.PixelWeight)
 	case !(d.NearestWeight >= 0 && d.NearestWeight <= 1):
 		return bad("detector.nearest_weight", "must be in [0, 1], got %g", d.NearestWeight)
-	case d.PixelWeight+d.NearestWeight > 1:
-		return bad("detector.nearest_weight", "pixel_weight + nearest_weight must not exceed 1, got %g", d.PixelWeight+d.NearestWeight)
+	case !(d.TextureWeight >= 0 && d.TextureWeight <= 1):
+		return bad("detector.texture_weight", "must be in [0, 1], got %g", d.TextureWeight)
+	case d.PixelWeight+d.NearestWeight+d.TextureWeight > 1:
+		return bad("detector.texture_weight", "pixel_weight + nearest_weight + texture_weight must not exceed 1, got %g", d.PixelWeight+d.NearestWeight+d.TextureWeight)
 	}
 	l := c.Learning
 	switch {

@@ -104,6 +104,13 @@ type TrainConfig struct {
 	// MemoryWeight.
 	PixelWeight   float64
 	NearestWeight float64
+	// TextureWeight is the weight of the texture component: how far the
+	// mean gradient magnitude of the standardised image lies from the
+	// training normals' (either side), z-scored on the held-out normals.
+	// Consolidation blurs the fine vascular and rib detail of a normal
+	// film, and a sharper or noisier film than any normal is unusual too.
+	// The autoencoder's share is 1−PixelWeight−NearestWeight−TextureWeight.
+	TextureWeight float64
 
 	// Standardise feeds the network each image shifted and scaled to zero
 	// mean and unit variance instead of its [0, 1] pixels, so that exposure
@@ -178,6 +185,7 @@ func DefaultTrainConfig() TrainConfig {
 		PixelTopFraction:  1,
 		PixelWeight:       0.75,
 		NearestWeight:     0,
+		TextureWeight:     0.1,
 	}
 }
 
@@ -241,8 +249,10 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("invalid PixelWeight %v: the pixel memory is off (PixelPatch 0)", c.PixelWeight)
 	case !(c.NearestWeight >= 0 && c.NearestWeight <= 1):
 		return fmt.Errorf("invalid NearestWeight %v: want within [0, 1]", c.NearestWeight)
-	case c.PixelWeight+c.NearestWeight > 1:
-		return fmt.Errorf("invalid PixelWeight %v and NearestWeight %v: their sum must not exceed 1", c.PixelWeight, c.NearestWeight)
+	case !(c.TextureWeight >= 0 && c.TextureWeight <= 1):
+		return fmt.Errorf("invalid TextureWeight %v: want within [0, 1]", c.TextureWeight)
+	case c.PixelWeight+c.NearestWeight+c.TextureWeight > 1:
+		return fmt.Errorf("invalid PixelWeight %v, NearestWeight %v and TextureWeight %v: their sum must not exceed 1", c.PixelWeight, c.NearestWeight, c.TextureWeight)
 	}
 	return nil
 }
@@ -292,6 +302,7 @@ type savedConfig struct {
 	PixelTopFraction  float64 `json:"pixel_top_fraction"`
 	PixelWeight       float64 `json:"pixel_weight"`
 	NearestWeight     float64 `json:"nearest_weight"`
+	TextureWeight     float64 `json:"texture_weight,omitempty"`
 }
 
 func (c TrainConfig) saved() savedConfig {
@@ -326,6 +337,7 @@ func (c TrainConfig) saved() savedConfig {
 		PixelTopFraction:  c.PixelTopFraction,
 		PixelWeight:       c.PixelWeight,
 		NearestWeight:     c.NearestWeight,
+		TextureWeight:     c.TextureWeight,
 	}
 }
 
@@ -361,5 +373,6 @@ func (s savedConfig) config() TrainConfig {
 		PixelTopFraction:  s.PixelTopFraction,
 		PixelWeight:       s.PixelWeight,
 		NearestWeight:     s.NearestWeight,
+		TextureWeight:     s.TextureWeight,
 	}
 }

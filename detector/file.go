@@ -44,8 +44,10 @@ const (
 	// version 2 file reads as a version 3 one with both off, which is how
 	// it was calibrated, so it is still read. The version was raised so
 	// that a build of version 2 refuses a file whose score it would get
-	// wrong instead of silently dropping the new components.
-	FormatVersion = 3
+	// wrong instead of silently dropping the new components. Version 4
+	// added the texture component the same way (a version 2 or 3 file
+	// reads with it off).
+	FormatVersion = 4
 
 	// maxFileSize bounds what Load reads. Models of the largest architecture
 	// allowed are far smaller.
@@ -422,8 +424,8 @@ func (h *fileHeader) check() error {
 	if h.Normals < 0 {
 		return fmt.Errorf("%d normals", h.Normals)
 	}
-	if h.Normals == 0 && (cfg.PixelPatch > 0 || cfg.NearestWeight > 0) {
-		return fmt.Errorf("no training normals for the pixel memory or the nearest-normal component")
+	if h.Normals == 0 && (cfg.PixelPatch > 0 || cfg.NearestWeight > 0 || cfg.TextureWeight > 0) {
+		return fmt.Errorf("no training normals for the pixel memory, the nearest-normal or the texture component")
 	}
 	want := h.tensorSpecs()
 	if !slices.EqualFunc(h.Tensors, want, func(a, b tensorSpec) bool {

@@ -43,6 +43,12 @@ const (
 	// when NearestWeight is positive.
 	ComponentNearest  = "nearest"
 	ComponentNearestZ = "nearest_z"
+	// ComponentTexture is how far the standardised image's mean gradient
+	// magnitude lies from the training normals' mean of it (either side),
+	// and ComponentTextureZ its z-score; present when TextureWeight is
+	// positive.
+	ComponentTexture  = "texture"
+	ComponentTextureZ = "texture_z"
 )
 
 // preprocessClip01 names how pixels are prepared for the network: the
@@ -109,6 +115,12 @@ type calibration struct {
 	NearestMean float64 `json:"nearest_mean,omitempty"`
 	NearestStd  float64 `json:"nearest_std,omitempty"`
 	PixelMapP99 float64 `json:"pixel_map_p99,omitempty"`
+	// TextureCenter is the training normals' mean gradient magnitude, from
+	// which the texture component measures; TextureMean and TextureStd
+	// standardise that component. All three are zero when it is off.
+	TextureCenter float64 `json:"texture_center,omitempty"`
+	TextureMean   float64 `json:"texture_mean,omitempty"`
+	TextureStd    float64 `json:"texture_std,omitempty"`
 }
 
 // Model is a trained detector: the SWAG posterior over the autoencoder's

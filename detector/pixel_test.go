@@ -114,7 +114,7 @@ func TestFusedComponentsReload(t *testing.T) {
 	cfg := testConfig()
 	cfg.Epochs, cfg.SWAGEpochs = 4, 3
 	cfg.PixelPatch, cfg.PixelStride, cfg.PixelLocal = 4, 2, false
-	cfg.PixelWeight, cfg.NearestWeight, cfg.MemoryWeight = 0.4, 0.3, 0.5
+	cfg.PixelWeight, cfg.NearestWeight, cfg.TextureWeight, cfg.MemoryWeight = 0.3, 0.3, 0.1, 0.5
 	m, err := Train(context.Background(), train, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestFusedComponentsReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(l.calib, m.calib) || l.TrainConfig().NearestWeight != 0.3 || l.TrainConfig().PixelStride != 2 {
+	if !reflect.DeepEqual(l.calib, m.calib) || l.TrainConfig().NearestWeight != 0.3 || l.TrainConfig().TextureWeight != 0.1 || l.TrainConfig().PixelStride != 2 {
 		t.Errorf("loaded config %+v", l.TrainConfig())
 	}
 	images := append(synthImages(rng, 3, testSide, false), synthImages(rng, 3, testSide, true)...)
@@ -144,16 +144,21 @@ func TestFusedComponentsReload(t *testing.T) {
 			t.Errorf("image %d: loaded model scores %v %s, trained one %v %s", i, got.Value, got.Decision, want.Value, want.Decision)
 		}
 		c := want.Components
-		if len(c) != 8 {
-			t.Fatalf("image %d: components %v, want all four and their z-scores", i, c)
+		if len(c) != 10 {
+			t.Fatalf("image %d: components %v, want all five and their z-scores", i, c)
 		}
-		// (1−0.4−0.3)·(1−0.5) = 0.15 for each autoencoder score.
-		sum := 0.15*c[ComponentReconstructionZ] + 0.15*c[ComponentMemoryZ] + 0.4*c[ComponentPixelZ] + 0.3*c[ComponentNearestZ]
+		// (1−0.3−0.3−0.1)·(1−0.5) = 0.15 for each autoencoder score.
+		sum := 0.15*c[ComponentReconstructionZ] + 0.15*c[ComponentMemoryZ] + 0.3*c[ComponentPixelZ] + 0.3*c[ComponentNearestZ] + 0.1*c[ComponentTextureZ]
 		if math.Abs(sum-want.Value) > 1e-12 {
 			t.Errorf("image %d: value %v, weighted z-scores %v", i, want.Value, sum)
 		}
 		if b, _ := m.BaselineScore(img); b != c[ComponentNearest] {
 			t.Errorf("image %d: nearest component %v, baseline %v", i, c[ComponentNearest], b)
+		}
+		x, _ := prepareImage(img, testSide)
+		g := meanGradient(standardise(m.config.input(x)), testSide)
+		if want := math.Abs(g - m.calib.TextureCenter); math.Abs(c[ComponentTexture]-want) > 1e-12 || m.calib.TextureCenter <= 0 {
+			t.Errorf("image %d: texture component %v, want |%v − center %v|", i, c[ComponentTexture], g, m.calib.TextureCenter)
 		}
 	}
 	order := rand.New(rand.NewSource(cfg.Seed)).Perm(len(train))
@@ -164,6 +169,34 @@ func TestFusedComponentsReload(t *testing.T) {
 		}
 		if s.Value != m.CalibrationScores()[i] {
 			t.Errorf("held-out image %d: loaded model scores %v, calibration saved %v", i, s.Value, m.CalibrationScores()[i])
+		}
+	}
+}
+
+// TestMeanGradient checks the texture statistic on images whose gradient
+// is known: flat, a horizontal ramp, and a checkerboard.
+func TestMeanGradient(t *testing.T) {
+	const side = 5
+	flat := make([]float32, side*side)
+	ramp := make([]float32, side*side)
+	check := make([]float32, side*side)
+	for y := range side {
+		for x := range side {
+			ramp[y*side+x] = 0.5 * float32(x)
+			check[y*side+x] = float32((x + y) % 2)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		img  []float32
+		want float64
+	}{
+		{"flat", flat, 0},
+		{"ramp", ramp, 0.5},                 // dx 0.5, dy 0 everywhere
+		{"checkerboard", check, math.Sqrt2}, // |dx| = |dy| = 1 everywhere
+	} {
+		if got := meanGradient(tc.img, side); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: mean gradient %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -26,6 +26,8 @@ type analysis struct {
 	pixel   float64
 	pixMap  []float64
 	nearest float64
+	// texture is the texture component (0 when its weight is 0).
+	texture float64
 }
 
 // memoryBlurSigma is the anomaly map's Gaussian in input pixels: PatchCore's
@@ -114,12 +116,12 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 }
 
 // pixelScores measures the components that need no network on x, a
-// network input: the pixel memory's score and map and the nearest-normal
-// distance. Both standardise x first, which leaves an input the network
+// network input: the pixel memory's score and map, the nearest-normal
+// distance and the texture component. All standardise x first, which leaves an input the network
 // already takes standardised unchanged up to rounding; training, calibration
 // and scoring all pass the same network input, so the rounding is the same.
 func (m *Model) pixelScores(a *analysis, x []float32) {
-	if m.pixels.n == 0 && !(m.config.NearestWeight > 0) {
+	if m.pixels.n == 0 && !(m.config.NearestWeight > 0) && !(m.config.TextureWeight > 0) {
 		return
 	}
 	z := standardise(x)
@@ -132,6 +134,29 @@ func (m *Model) pixelScores(a *analysis, x []float32) {
 	if m.config.NearestWeight > 0 {
 		a.nearest = m.nearestDistance(z)
 	}
+	if m.config.TextureWeight > 0 {
+		a.texture = math.Abs(meanGradient(z, m.arch.InputSize) - m.calib.TextureCenter)
+	}
+}
+
+// meanGradient returns the mean magnitude of the forward-difference
+// gradient of a side×side image: how much fine detail (edges, vessels,
+// noise) it holds. On an image standardised to unit variance it does not
+// depend on exposure or contrast.
+func meanGradient(z []float32, side int) float64 {
+	var sum float64
+	for y := 0; y+1 < side; y++ {
+		row, next := z[y*side:(y+1)*side], z[(y+1)*side:(y+2)*side]
+		for x := 0; x+1 < side; x++ {
+			dx, dy := float64(row[x+1]-row[x]), float64(next[x]-row[x])
+			sum += math.Sqrt(dx*dx + dy*dy)
+		}
+	}
+	n := (side - 1) * (side - 1)
+	if n < 1 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // memoryScore scores the patches of an image, given by its two encoder
@@ -157,18 +182,18 @@ func (m *Model) memoryScore(fine, coarse []float32) (float64, []float64, error) 
 func zscore(v, mu, sd float64) float64 { return (v - mu) / sd }
 
 // fusionWeights returns the weights of the fused score's components:
-// reconstruction, encoder memory, pixel memory and nearest normal. They sum
-// to 1.
-func (c savedConfig) fusionWeights() (wr, wm, wp, wn float64) {
-	wp, wn = c.PixelWeight, c.NearestWeight
-	ae := 1 - wp - wn
-	return ae * (1 - c.MemoryWeight), ae * c.MemoryWeight, wp, wn
+// reconstruction, encoder memory, pixel memory, nearest normal and
+// texture. They sum to 1.
+func (c savedConfig) fusionWeights() (wr, wm, wp, wn, wt float64) {
+	wp, wn, wt = c.PixelWeight, c.NearestWeight, c.TextureWeight
+	ae := 1 - wp - wn - wt
+	return ae * (1 - c.MemoryWeight), ae * c.MemoryWeight, wp, wn, wt
 }
 
 // finish turns an analysis into a score with the model's calibration.
 func (m *Model) finish(a analysis) sentinel.Score {
 	c := m.calib
-	wr, wm, wp, wn := m.config.fusionWeights()
+	wr, wm, wp, wn, wt := m.config.fusionWeights()
 	r := mean(a.recon)
 	zr := zscore(r, c.ReconMean, c.ReconStd)
 	zm := zscore(a.memory, c.MemoryMean, c.MemoryStd)
@@ -188,6 +213,11 @@ func (m *Model) finish(a analysis) sentinel.Score {
 		zn := zscore(a.nearest, c.NearestMean, positive(c.NearestStd))
 		value += wn * zn
 		comps[ComponentNearest], comps[ComponentNearestZ] = a.nearest, zn
+	}
+	if wt > 0 {
+		zt := zscore(a.texture, c.TextureMean, positive(c.TextureStd))
+		value += wt * zt
+		comps[ComponentTexture], comps[ComponentTextureZ] = a.texture, zt
 	}
 	var u *float64
 	if len(a.recon) > 1 {
@@ -241,6 +271,17 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 	memory := make([]float64, len(xs))
 	pixel := make([]float64, len(xs))
 	nearest := make([]float64, len(xs))
+	texture := make([]float64, len(xs))
+	// The texture component measures from the training normals' mean
+	// gradient, which the held-out images' analyses need first.
+	var center float64
+	if m.config.TextureWeight > 0 {
+		for _, z := range m.normalsStd {
+			center += meanGradient(z, m.arch.InputSize)
+		}
+		center /= float64(max(1, len(m.normalsStd)))
+		m.calib.TextureCenter = center
+	}
 	var rmap, mmap, pmap []float64
 	for i, x := range xs {
 		a, err := m.analyse(x)
@@ -252,6 +293,7 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 		memory[i] = a.memory
 		pixel[i] = a.pixel
 		nearest[i] = a.nearest
+		texture[i] = a.texture
 		rmap = append(rmap, a.reconMap...)
 		mmap = append(mmap, a.memMap...)
 		pmap = append(pmap, a.pixMap...)
@@ -267,6 +309,7 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 		MemoryStd:       positive(sampleStd(memory)),
 		ReconMapP99:     quantile(rmap, 0.99),
 		MemoryMapP99:    quantile(mmap, 0.99),
+		TextureCenter:   center,
 	}
 	if len(pmap) > 0 {
 		m.calib.PixelMean, m.calib.PixelStd = mean(pixel), positive(sampleStd(pixel))
@@ -274,6 +317,9 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 	}
 	if m.config.NearestWeight > 0 {
 		m.calib.NearestMean, m.calib.NearestStd = mean(nearest), positive(sampleStd(nearest))
+	}
+	if m.config.TextureWeight > 0 {
+		m.calib.TextureMean, m.calib.TextureStd = mean(texture), positive(sampleStd(texture))
 	}
 	m.calib.Scores = make([]float64, len(xs))
 	for i, a := range as {

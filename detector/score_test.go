@@ -21,10 +21,10 @@ func TestScoreFields(t *testing.T) {
 		if s.Threshold != m.Info().Threshold {
 			t.Errorf("image %d: threshold %v, model's is %v", i, s.Threshold, m.Info().Threshold)
 		}
-		wr, wm, wp, wn := m.config.fusionWeights()
+		wr, wm, wp, wn, wt := m.config.fusionWeights()
 		c := s.Components
-		want := wr*c[ComponentReconstructionZ] + wm*c[ComponentMemoryZ] + wp*c[ComponentPixelZ] + wn*c[ComponentNearestZ]
-		if len(c) != 6 || math.Abs(want-s.Value) > 1e-12 {
+		want := wr*c[ComponentReconstructionZ] + wm*c[ComponentMemoryZ] + wp*c[ComponentPixelZ] + wn*c[ComponentNearestZ] + wt*c[ComponentTextureZ]
+		if len(c) != 8 || math.Abs(want-s.Value) > 1e-12 { // reconstruction, memory, pixel, texture and their z-scores
 			t.Errorf("image %d: components %v for value %v", i, c, s.Value)
 		}
 		cal := m.calib

@@ -161,9 +161,10 @@ func eachIndex(n int, f func(i int)) {
 
 // TestTuneFusion is the harness the fusion weights in docs/detection.md
 // were chosen with. It trains once (with the pixel memory and the
-// nearest-normal component on, so that the calibration standardises them)
-// and logs the choice split's ROC-AUC of every component and of the fused
-// score over a grid of PixelWeight, NearestWeight and MemoryWeight, each
+// nearest-normal and texture components on, so that the calibration
+// standardises them) and logs the choice split's ROC-AUC of every component
+// and of the fused score over a grid of TextureWeight, PixelWeight,
+// NearestWeight and MemoryWeight, each
 // component z-scored on the held-out normals as Score does. It runs only
 // when SENTINEL_TUNE_FUSION names a data set folder under ../shared/data:
 //
@@ -172,7 +173,8 @@ func eachIndex(n int, f func(i int)) {
 // SENTINEL_TUNE_SIZE, _EPOCHS, _STANDARDISE (0 or 1) and _PATCH
 // (size/stride/local) override the default configuration;
 // SENTINEL_TUNE_MODEL instead loads a model file written by 'sentinel
-// train' (with a positive NearestWeight) and grids over its calibration.
+// train' and grids over its calibration (the nearest-normal and texture
+// weights only when the model's own are positive).
 func TestTuneFusion(t *testing.T) {
 	set := os.Getenv("SENTINEL_TUNE_FUSION")
 	if set == "" {
@@ -202,6 +204,7 @@ func TestTuneFusion(t *testing.T) {
 		cfg.PixelWeight = 0.25
 	}
 	cfg.NearestWeight = 0.25
+	cfg.TextureWeight = 0.1
 	var m *Model
 	if path := os.Getenv("SENTINEL_TUNE_MODEL"); path != "" {
 		// A model trained by 'sentinel train': its own configuration, and
@@ -211,9 +214,6 @@ func TestTuneFusion(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg = m.TrainConfig()
-		if !(cfg.NearestWeight > 0) {
-			t.Fatal("the model's NearestWeight is 0: its calibration does not standardise the nearest-normal distance")
-		}
 	}
 	train, _ := loadSplit(t, dir, os.Getenv("SENTINEL_TUNE_TRAIN"), cfg.InputSize, true)
 	evalImgs, evalPos := loadSplit(t, dir, os.Getenv("SENTINEL_TUNE_EVAL"), cfg.InputSize, false)
@@ -227,7 +227,7 @@ func TestTuneFusion(t *testing.T) {
 	t.Logf("%s: model of %d normals in %v (input %d, standardise %v, pixel %d/%d local %v)", set, len(train),
 		time.Since(start).Round(time.Second), cfg.InputSize, cfg.Standardise, cfg.PixelPatch, cfg.PixelStride, cfg.PixelLocal)
 	c := m.calib
-	type zs struct{ r, m, p, n float64 }
+	type zs struct{ r, m, p, n, t float64 }
 	z := make([]zs, len(evalImgs))
 	eachIndex(len(evalImgs), func(i int) {
 		x, _ := prepareImage(evalImgs[i], cfg.InputSize)
@@ -238,13 +238,14 @@ func TestTuneFusion(t *testing.T) {
 		}
 		z[i] = zs{
 			zscore(mean(a.recon), c.ReconMean, c.ReconStd), zscore(a.memory, c.MemoryMean, c.MemoryStd),
-			zscore(a.pixel, c.PixelMean, positive(c.PixelStd)), zscore(a.nearest, c.NearestMean, c.NearestStd),
+			zscore(a.pixel, c.PixelMean, positive(c.PixelStd)), zscore(a.nearest, c.NearestMean, positive(c.NearestStd)),
+			zscore(a.texture, c.TextureMean, positive(c.TextureStd)),
 		}
 	})
-	fused := func(wr, wm, wp, wn float64) float64 {
+	fused := func(wr, wm, wp, wn, wt float64) float64 {
 		var neg, pos []float64
 		for i, v := range z {
-			s := wr*v.r + wm*v.m + wp*v.p + wn*v.n
+			s := wr*v.r + wm*v.m + wp*v.p + wn*v.n + wt*v.t
 			if evalPos[i] {
 				pos = append(pos, s)
 			} else {
@@ -253,31 +254,41 @@ func TestTuneFusion(t *testing.T) {
 		}
 		return auroc(neg, pos)
 	}
-	t.Logf("components: reconstruction %.3f, memory %.3f, pixel %.3f, nearest %.3f",
-		fused(1, 0, 0, 0), fused(0, 1, 0, 0), fused(0, 0, 1, 0), fused(0, 0, 0, 1))
+	t.Logf("components: reconstruction %.3f, memory %.3f, pixel %.3f, nearest %.3f, texture %.3f",
+		fused(1, 0, 0, 0, 0), fused(0, 1, 0, 0, 0), fused(0, 0, 1, 0, 0), fused(0, 0, 0, 1, 0), fused(0, 0, 0, 0, 1))
+	wns := []float64{0, 0.25, 0.5, 0.75, 1}
+	if !(cfg.NearestWeight > 0) {
+		wns = wns[:1] // the calibration does not standardise the nearest-normal distance
+	}
+	wts := []float64{0, 0.1, 0.25, 0.5}
+	if !(cfg.TextureWeight > 0) {
+		wts = wts[:1] // the calibration does not standardise the texture component
+	}
 	best, bestKey := 0.0, ""
 	wps := []float64{0, 0.25, 0.5, 0.75, 1}
 	if cfg.PixelPatch == 0 {
 		wps = wps[:1]
 	}
-	for _, wp := range wps {
-		for _, wn := range []float64{0, 0.25, 0.5, 0.75, 1} {
-			if wp+wn > 1 {
-				continue
-			}
-			line := fmt.Sprintf("pixel %.2f nearest %.2f, memory weight 0/0.25/0.5/0.75/1:", wp, wn)
-			for _, w := range []float64{0, 0.25, 0.5, 0.75, 1} {
-				ae := 1 - wp - wn
-				a := fused(ae*(1-w), ae*w, wp, wn)
-				line += fmt.Sprintf(" %.3f", a)
-				if a > best {
-					best, bestKey = a, fmt.Sprintf("pixel %.2f nearest %.2f memory %.2f", wp, wn, w)
+	for _, wt := range wts {
+		for _, wp := range wps {
+			for _, wn := range wns {
+				if wp+wn+wt > 1 {
+					continue
 				}
-				if ae == 0 {
-					break
+				line := fmt.Sprintf("texture %.2f pixel %.2f nearest %.2f, memory weight 0/0.25/0.5/0.75/1:", wt, wp, wn)
+				for _, w := range []float64{0, 0.25, 0.5, 0.75, 1} {
+					ae := 1 - wp - wn - wt
+					a := fused(ae*(1-w), ae*w, wp, wn, wt)
+					line += fmt.Sprintf(" %.3f", a)
+					if a > best {
+						best, bestKey = a, fmt.Sprintf("texture %.2f pixel %.2f nearest %.2f memory %.2f", wt, wp, wn, w)
+					}
+					if ae < 1e-9 {
+						break
+					}
 				}
+				t.Log(line)
 			}
-			t.Log(line)
 		}
 	}
 	t.Logf("best: %s: %.3f", bestKey, best)

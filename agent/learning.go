@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -302,7 +303,14 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	if cand.InputSize() != side {
 		imgs = newImageCache(opt, paths, cand.InputSize())
 	}
-	comb, err := fitCombiner(cand, imgs, res.Plan, trainedOn(cand, ids), opt)
+	trained := trainedOn(cand, ids)
+	var seedsHeldOut []string
+	for _, id := range seedIDs {
+		if !trained[id] && slices.Contains(ids, id) {
+			seedsHeldOut = append(seedsHeldOut, id)
+		}
+	}
+	comb, err := fitCombiner(cand, imgs, res.Plan, trained, seedsHeldOut, opt)
 	if err != nil {
 		return res, err
 	}
@@ -418,9 +426,11 @@ func trainedOn(m LearnModel, ids []string) map[string]bool {
 }
 
 // fitCombiner fits the candidate's head and threshold on the training
-// labels (labelled normals and abnormals outside the holdout); trained
-// names the cases the candidate's detector trained on.
-func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, trained map[string]bool, opt LearningOptions) (*learn.Combiner, error) {
+// labels (labelled normals and abnormals outside the holdout) and on the
+// seed normals the candidate held out for calibration (verified normal, and
+// scored fairly); trained names the cases the candidate's detector trained
+// on.
+func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, trained map[string]bool, seedsHeldOut []string, opt LearningOptions) (*learn.Combiner, error) {
 	var labelled []learn.Labelled
 	add := func(ids []string, abnormal bool) error {
 		for _, id := range ids {
@@ -432,8 +442,8 @@ func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, traine
 			if err != nil {
 				return err
 			}
-			labelled = append(labelled, learn.Labelled{Det: s.Value, Embedding: opt.embed(img), Abnormal: abnormal,
-				DetTrained: !abnormal && trained[id]})
+			labelled = append(labelled, learn.Labelled{Det: s.Value, Embedding: learn.HeadInput(s.Components, opt.embed(img)),
+				Abnormal: abnormal, DetTrained: !abnormal && trained[id]})
 		}
 		return nil
 	}
@@ -441,6 +451,9 @@ func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, traine
 		return nil, err
 	}
 	if err := add(plan.Abnormals, true); err != nil {
+		return nil, err
+	}
+	if err := add(seedsHeldOut, false); err != nil {
 		return nil, err
 	}
 	return learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, labelled, opt.Head), nil
@@ -457,7 +470,7 @@ func evaluate(m LearnModel, comb *learn.Combiner, imgs *imageCache, holdout map[
 		if err != nil {
 			return 0, false, err
 		}
-		return comb.Score(s.Value, imgs.opt.embed(img)), true, nil
+		return comb.Score(s.Value, learn.HeadInput(s.Components, imgs.opt.embed(img))), true, nil
 	}
 	var hs []float64
 	var ab []bool

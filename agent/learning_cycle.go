@@ -86,7 +86,7 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 				}
 			}
 		}
-		cases = append(cases, learn.Case{InstanceID: s.InstanceID, Score: comb.Score(sc.Value, emb),
+		cases = append(cases, learn.Case{InstanceID: s.InstanceID, Score: comb.Score(sc.Value, learn.HeadInput(sc.Components, emb)),
 			Threshold: comb.Threshold, Uncertainty: sc.Uncertainty, Embedding: emb})
 	}
 	return cases, nil, nil

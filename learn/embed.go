@@ -2,6 +2,8 @@ package learn
 
 import (
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/sentinel-pacs/sentinel"
 )
@@ -61,4 +63,34 @@ func sqDist(a, b []float32) float64 {
 		d += x * x
 	}
 	return d
+}
+
+// DetectorFeatures returns the head's features from a detector's score:
+// the z-scores of its components (the keys ending in "_z", in name
+// order), so that labels can reweigh what the detector measures, not only
+// what the image looks like. A case the detector trained on has biased
+// components; such cases fit no head (see Labelled.DetTrained).
+func DetectorFeatures(components map[string]float64) []float32 {
+	var names []string
+	for k := range components {
+		if strings.HasSuffix(k, "_z") {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	out := make([]float32, len(names))
+	for i, k := range names {
+		v := components[k]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			v = 0
+		}
+		out[i] = float32(v)
+	}
+	return out
+}
+
+// HeadInput is the input of the supervised head for a case: its detector
+// features followed by its embedding.
+func HeadInput(components map[string]float64, embedding []float32) []float32 {
+	return append(DetectorFeatures(components), embedding...)
 }

@@ -152,15 +152,26 @@ type Combiner struct {
 	WeightSource string  `json:"weight_source,omitempty"`
 	// Threshold is the combined score above which a case is abnormal.
 	Threshold float64 `json:"threshold"`
+	// Input names what the head reads: HeadInputDetector for
+	// HeadInput's detector features followed by the embedding. A combiner
+	// saved before the head read detector features has none, and its head
+	// reads the embedding alone (the tail of the input).
+	Input string `json:"input,omitempty"`
 	// ThresholdSource says how Threshold was set.
 	ThresholdSource string `json:"threshold_source"`
 }
 
-// Score combines a detector score and an embedding.
+// HeadInputDetector is Combiner.Input for heads over HeadInput.
+const HeadInputDetector = "detector-features+embedding"
+
+// Score combines a detector score and the case's head input (HeadInput).
 func (c *Combiner) Score(det float64, emb []float32) float64 {
 	z := (det - c.DetMean) / c.DetSD
 	if c.Head == nil || c.Weight == 0 {
 		return z
+	}
+	if c.Input == "" && len(emb) > len(c.Head.Mean) {
+		emb = emb[len(emb)-len(c.Head.Mean):]
 	}
 	zh := (c.Head.Logit(emb) - c.LogitMean) / c.LogitSD
 	return (1-c.Weight)*z + c.Weight*zh
@@ -206,10 +217,15 @@ func TrainedOn(ids []string, heldOut []int) map[string]bool {
 // one with the best sensitivity + specificity over them (see
 // BestBalancedThreshold).
 func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, cfg HeadConfig) *Combiner {
-	c := &Combiner{}
+	c := &Combiner{Input: HeadInputDetector}
 	c.DetMean, c.DetSD = meanSD(seedScores)
 	c.Threshold = (Quantile(seedScores, 1-targetFPR) - c.DetMean) / c.DetSD
 	c.ThresholdSource = "seed normals at the target false-positive rate"
+	// Only the cases the detector did not train on fit the head and choose
+	// its weight and the threshold: the head's input includes the
+	// detector's component scores, which are biased low for a training
+	// normal (its own patches are in the memory banks).
+	labelled = pick(labelled, fair(labelled))
 	var neg, pos [][]float32
 	for _, l := range labelled {
 		if l.Abnormal {

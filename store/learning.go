@@ -262,12 +262,13 @@ type ScoredInstance struct {
 }
 
 // ScoredInstances returns every scored instance with its score by the
-// given model version when there is one, else its most recent score.
+// given model version when there is one, else its most recent score, with
+// the score's components.
 func (db *DB) ScoredInstances(ctx context.Context, modelVersion string) ([]ScoredInstance, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT i.instance_id,
 		COALESCE((SELECT archive_path FROM files f WHERE f.instance_id = i.instance_id AND f.archive_path != ''
 			ORDER BY f.id DESC LIMIT 1), i.path),
-		s.model_version, s.value, s.threshold, s.decision, s.uncertainty
+		s.model_version, s.value, s.threshold, s.decision, s.uncertainty, COALESCE(s.components, '')
 		FROM instances i JOIN scores s ON s.id = COALESCE(
 			(SELECT id FROM scores WHERE instance_id = i.instance_id AND model_version = ?),
 			(SELECT id FROM scores WHERE instance_id = i.instance_id ORDER BY id DESC LIMIT 1))
@@ -280,9 +281,14 @@ func (db *DB) ScoredInstances(ctx context.Context, modelVersion string) ([]Score
 	for rows.Next() {
 		var s ScoredInstance
 		var u sql.NullFloat64
-		var dec string
-		if err := rows.Scan(&s.InstanceID, &s.Path, &s.ModelVersion, &s.Score.Value, &s.Score.Threshold, &dec, &u); err != nil {
+		var dec, comps string
+		if err := rows.Scan(&s.InstanceID, &s.Path, &s.ModelVersion, &s.Score.Value, &s.Score.Threshold, &dec, &u, &comps); err != nil {
 			return nil, fmt.Errorf("store: scored instances: %w", err)
+		}
+		if comps != "" && comps != "null" {
+			if err := json.Unmarshal([]byte(comps), &s.Score.Components); err != nil {
+				return nil, fmt.Errorf("store: scored instances: components of %s: %w", s.InstanceID, err)
+			}
 		}
 		s.Score.Decision = sentinel.Decision(dec)
 		if u.Valid {

@@ -199,3 +199,32 @@ func TestLabelsAndQueries(t *testing.T) {
 		t.Fatalf("answered queries = %+v", qs)
 	}
 }
+
+// TestScoredInstancesComponents checks that the learning loop's view of
+// the scores carries each score's components (the supervised head reads
+// them), preferring the named model's score.
+func TestScoredInstancesComponents(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	if err := db.RecordResult(ctx, result("1.1", "aa", "/in/a")); err != nil {
+		t.Fatal(err)
+	}
+	u := 0.2
+	if err := db.SaveScore(ctx, "1.1", "ae-2", sentinel.Score{Value: 3, Threshold: 1, Decision: sentinel.DecisionAbnormal,
+		Uncertainty: &u, Components: map[string]float64{"memory_z": 1.5}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		version string
+		key     string
+		want    float64
+	}{{"ae-1", "reconstruction", 2}, {"ae-2", "memory_z", 1.5}} {
+		got, err := db.ScoredInstances(ctx, tc.version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].ModelVersion != tc.version || got[0].Score.Components[tc.key] != tc.want || len(got[0].Score.Components) != 1 {
+			t.Errorf("model %s: scored instances %+v", tc.version, got)
+		}
+	}
+}

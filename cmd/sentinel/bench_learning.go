@@ -260,7 +260,7 @@ func (s *learningSim) query(st learn.Strategy, n int, seed int64) error {
 	}
 	cases := make([]learn.Case, len(un))
 	for i, c := range un {
-		cases[i] = learn.Case{InstanceID: c.id, Score: s.comb.Score(scores[i].Value, c.emb), Threshold: s.comb.Threshold,
+		cases[i] = learn.Case{InstanceID: c.id, Score: s.comb.Score(scores[i].Value, learn.HeadInput(scores[i].Components, c.emb)), Threshold: s.comb.Threshold,
 			Uncertainty: scores[i].Uncertainty, Embedding: c.emb}
 	}
 	var anchors [][]float32
@@ -335,9 +335,20 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 		return row, err
 	}
 	s.model = m
+	// The labelled cases, and the seed normals the detector held out: a
+	// seed normal is verified normal, and a held-out one's scores are fair.
 	var lab []benchCase
 	for _, id := range append(append([]string{}, plan.LabelledNormals...), plan.Abnormals...) {
 		lab = append(lab, byID[id])
+	}
+	seedSet := map[string]bool{}
+	for _, id := range seedIDs {
+		seedSet[id] = true
+	}
+	for _, i := range m.HeldOut() {
+		if id := plan.Normals[i]; seedSet[id] {
+			lab = append(lab, byID[id])
+		}
 	}
 	labScores, err := s.scoreAll(lab)
 	if err != nil {
@@ -346,8 +357,8 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	trained := learn.TrainedOn(plan.Normals, m.HeldOut())
 	labelled := make([]learn.Labelled, len(lab))
 	for i, c := range lab {
-		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: c.emb, Abnormal: s.labelled[c.id] == learn.Abnormal,
-			DetTrained: trained[c.id]}
+		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: learn.HeadInput(labScores[i].Components, c.emb),
+			Abnormal: s.labelled[c.id] == learn.Abnormal, DetTrained: trained[c.id]}
 	}
 	s.comb = learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
 	evScores, err := s.scoreAll(s.eval)
@@ -357,7 +368,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	scores := make([]float64, len(s.eval))
 	positive := make([]bool, len(s.eval))
 	for i, c := range s.eval {
-		scores[i] = s.comb.Score(evScores[i].Value, c.emb)
+		scores[i] = s.comb.Score(evScores[i].Value, learn.HeadInput(evScores[i].Components, c.emb))
 		positive[i] = c.abnormal
 	}
 	conf := learn.ConfusionAt(scores, positive, s.comb.Threshold)

@@ -73,6 +73,7 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	inputSize := fs.Int("input", 0, "model input size (default detector.input_size)")
 	seed := fs.Int64("seed", 1, "random seed of the random strategy and of training")
 	asJSON := fs.Bool("json", false, "print one JSON object per round")
+	withAdmission := fs.Bool("admit", false, "with a query strategy, also run an oracle-free admission cycle before each round's queries, as the running agent does between retraining cycles")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -169,6 +170,11 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 					return err
 				}
 			} else {
+				if *withAdmission {
+					if err := sim.admit(); err != nil {
+						return err
+					}
+				}
 				if err := sim.query(learn.Strategy(*strategy), *perRound, *seed+int64(r)); err != nil {
 					return err
 				}
@@ -179,6 +185,9 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 		row.Round, row.Strategy, row.Seconds = r, *strategy, time.Since(start).Seconds()
+		if *withAdmission && *strategy != admissionOnly {
+			row.Strategy += "+admission"
+		}
 		all = append(all, row)
 		if *asJSON {
 			b, _ := json.Marshal(row)

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sentinel-pacs/sentinel/internal/phantom"
+)
+
+// TestBenchLearningPhantoms runs the learning benchmark end to end on
+// phantom PNGs (seed normals, a pool of normals and nodules, an evaluation
+// split) with queries and admission together: every round answers its
+// budget of new labels, admitted cases are counted apart from the labels
+// and the normal set grows by both, and the JSON rows carry the figures.
+func TestBenchLearningPhantoms(t *testing.T) {
+	data := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var rows []string
+	add := func(n int, kind phantom.Kind, split, finding string) {
+		for _, f := range writePhantomPNGs(t, data, rng, n, kind, split) {
+			rows = append(rows, f+","+finding+","+split)
+		}
+	}
+	add(16, phantom.Normal, "seed", "normal")
+	add(14, phantom.Normal, "pool", "normal")
+	add(10, phantom.Nodule, "pool", "nodule")
+	add(6, phantom.Normal, "dev", "normal")
+	add(6, phantom.Nodule, "dev", "nodule")
+	labels := filepath.Join(data, "labels.csv")
+	if err := os.WriteFile(labels, []byte("file,finding,split\n"+strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := sentinelCmd(t, "bench", "learning", "--workspace", t.TempDir(), "--labels", labels, "--images", data,
+		"--rounds", "2", "--per-round", "6", "--strategy", "hybrid", "--admit", "--epochs", "3", "--input", "32", "--json")
+	if code != exitOK {
+		t.Fatalf("bench learning exited %d: %s", code, errOut)
+	}
+	var got []benchRound
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r benchRound
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
+	}
+	for i, r := range got {
+		if r.Round != i || r.Labels != 6*i || r.Strategy != "hybrid+admission" {
+			t.Errorf("row %d: round %d, %d labels, strategy %q", i, r.Round, r.Labels, r.Strategy)
+		}
+		if r.ROCAUC < 0 || r.ROCAUC > 1 || r.FP < 0 || r.FP > 6 || r.TP < 0 || r.TP > 6 {
+			t.Errorf("row %d: ROC-AUC %v, %d FP, %d TP", i, r.ROCAUC, r.FP, r.TP)
+		}
+		// Seed normals, labelled normals and admitted cases train.
+		if normals := r.Labels - r.Abnormals; r.TrainNormals != 16+normals+r.Admitted {
+			t.Errorf("row %d: %d training normals, want 16 seed + %d labelled + %d admitted", i, r.TrainNormals, normals, r.Admitted)
+		}
+	}
+	// A case is admitted after passing two cycles in a row: none before
+	// round 2, and on these phantoms some then.
+	if got[0].Admitted != 0 || got[1].Admitted != 0 || got[2].Admitted == 0 {
+		t.Errorf("admitted %d, %d, %d cases by rounds 0, 1, 2", got[0].Admitted, got[1].Admitted, got[2].Admitted)
+	}
+}

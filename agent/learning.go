@@ -33,12 +33,14 @@ type LearnModel interface {
 
 // TrainFunc trains a model on normal images; ids name the images, in the
 // same order, so tests can see exactly what trained.
-type TrainFunc func(ctx context.Context, ids []string, images []sentinel.Image) (LearnModel, error)
+type TrainFunc func(ctx context.Context, ids []string, images []sentinel.Image, verified int) (LearnModel, error)
 
 // DetectorTrainer returns the TrainFunc that trains the detector with cfg.
 func DetectorTrainer(cfg detector.TrainConfig) TrainFunc {
-	return func(ctx context.Context, _ []string, images []sentinel.Image) (LearnModel, error) {
-		return detector.Train(ctx, images, cfg)
+	return func(ctx context.Context, _ []string, images []sentinel.Image, verified int) (LearnModel, error) {
+		c := cfg
+		c.Verified = verified
+		return detector.Train(ctx, images, c)
 	}
 }
 
@@ -295,7 +297,19 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	imgs := newImageCache(opt, paths, side)
 	ids, images := imgs.load(res.Plan.Normals, opt.log())
 	res.TrainedIDs = ids
-	cand, err := opt.Train(ctx, ids, images)
+	// The plan lists the admitted cases last: the verified normals before
+	// them are the only ones the candidate may calibrate on.
+	isAdmitted := map[string]bool{}
+	for _, id := range admitted {
+		isAdmitted[id] = resolved[id] != learn.Normal // a labelled normal is verified
+	}
+	verified := 0
+	for _, id := range ids {
+		if !isAdmitted[id] {
+			verified++
+		}
+	}
+	cand, err := opt.Train(ctx, ids, images, verified)
 	if err != nil {
 		return res, fmt.Errorf("retrain: %w", err)
 	}

@@ -29,6 +29,14 @@ type TrainConfig struct {
 	// HoldoutFraction is the fraction of the normals held out from training
 	// to calibrate the threshold on; at least minCalibImages are held out.
 	HoldoutFraction float64
+	// Verified, when positive, says that only the first Verified images
+	// given to Train are verified normals, and only they may be held out
+	// (HoldoutFraction of them); the rest, such as cases admitted by the
+	// model's own gates, only train. A calibration drawn from cases chosen
+	// for their low scores would standardise every component against too
+	// normal a reference. It is a property of one call, not of the model,
+	// and is not saved.
+	Verified int
 	// TargetFPR is the false-positive rate on the held-out normals the
 	// threshold is set for: the threshold is their (1−TargetFPR) quantile.
 	TargetFPR float64
@@ -249,6 +257,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("invalid PixelWeight %v: the pixel memory is off (PixelPatch 0)", c.PixelWeight)
 	case !(c.NearestWeight >= 0 && c.NearestWeight <= 1):
 		return fmt.Errorf("invalid NearestWeight %v: want within [0, 1]", c.NearestWeight)
+	case c.Verified < 0:
+		return fmt.Errorf("invalid Verified %d: want 0 or more", c.Verified)
 	case !(c.TextureWeight >= 0 && c.TextureWeight <= 1):
 		return fmt.Errorf("invalid TextureWeight %v: want within [0, 1]", c.TextureWeight)
 	case c.PixelWeight+c.NearestWeight+c.TextureWeight > 1:

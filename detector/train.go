@@ -43,7 +43,8 @@ const (
 // Train fits the detector on normal images and calibrates its threshold.
 //
 // The images must already be cfg.InputSize×cfg.InputSize. A seeded shuffle
-// holds out max(4, round(HoldoutFraction·n)) of them. The rest train the
+// holds out max(4, round(HoldoutFraction·n)) of them (of the first
+// cfg.Verified only, when that is set). The rest train the
 // autoencoder for cfg.Epochs epochs of Adam on the mean squared
 // reconstruction error; the last SWAGEpochs (at most all) run at SWAGLearningRate and
 // collect the weights once per epoch into the SWAG posterior. The memory
@@ -67,14 +68,22 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 		xs[i] = x
 	}
 	saved := cfg.saved()
-	nCalib := max(minCalibImages, int(math.Round(cfg.HoldoutFraction*float64(len(xs)))))
-	if len(xs)-nCalib < minTrainImages {
-		return nil, fmt.Errorf("detector: train: %d images leave %d for training after holding out %d, need at least %d",
-			len(xs), len(xs)-nCalib, nCalib, minTrainImages)
+	// Only the first cfg.Verified images, when set, may be held out.
+	eligible := len(xs)
+	if cfg.Verified > 0 && cfg.Verified < len(xs) {
+		eligible = cfg.Verified
+	}
+	nCalib := max(minCalibImages, int(math.Round(cfg.HoldoutFraction*float64(eligible))))
+	if len(xs)-nCalib < minTrainImages || nCalib > eligible {
+		return nil, fmt.Errorf("detector: train: %d images (%d of them eligible for calibration) leave %d for training after holding out %d, need at least %d",
+			len(xs), eligible, len(xs)-nCalib, nCalib, minTrainImages)
 	}
 
 	rng := rand.New(rand.NewSource(cfg.Seed))
-	order := rng.Perm(len(xs))
+	order := rng.Perm(eligible)
+	for j := eligible; j < len(xs); j++ {
+		order = append(order, j) // train only
+	}
 	calibX := make([][]float32, nCalib)
 	for i, j := range order[:nCalib] {
 		calibX[i] = saved.input(xs[j])

@@ -339,7 +339,11 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	for i, id := range plan.Normals {
 		imgs[i] = byID[id].img
 	}
-	m, err := detector.Train(s.ctx, imgs, s.tc)
+	// Admitted cases come last in the plan and only train (see
+	// detector.TrainConfig.Verified).
+	tc := s.tc
+	tc.Verified = len(plan.Normals) - len(admitted)
+	m, err := detector.Train(s.ctx, imgs, tc)
 	if err != nil {
 		return row, err
 	}

@@ -125,3 +125,30 @@ func TestDecodeStoredCorpus(t *testing.T) {
 		t.Errorf("%d of %d files took the direct path: both paths must be exercised", direct, checked)
 	}
 }
+
+// TestDecodeStoredOwnsItsBytes checks that stored values never alias the
+// reused read buffer: decoding other files afterwards (which reuse it)
+// leaves earlier results unchanged.
+func TestDecodeStoredOwnsItsBytes(t *testing.T) {
+	a := writeDICOM(t, spec{rows: 4, cols: 4, bitsAllocated: 16, pixels: rampInts(0, 15)})
+	b := writeDICOM(t, spec{rows: 4, cols: 4, bitsAllocated: 16, pixels: rampInts(100, 115)})
+	first, err := DecodeStored(a, Options{}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Clone(first.Data)
+	for range 20 {
+		if _, err := DecodeStored(b, Options{}, -1); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Load(b, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(first.Data, want) {
+		t.Errorf("an earlier result changed after later decodes: % x, was % x", first.Data, want)
+	}
+	if first.Value(15) != 15 {
+		t.Errorf("last value %v, want 15", first.Value(15))
+	}
+}

@@ -180,14 +180,16 @@ func (c *Combiner) Score(det float64, emb []float32) float64 {
 // Labelled is a training case for the combiner: its detector score (from
 // a model it did not train), its embedding and whether it is abnormal.
 type Labelled struct {
-	Det       float64
+	Det float64
+	// Embedding is the head's input, HeadInput: the detector's component
+	// scores followed by the image embedding.
 	Embedding []float32
 	Abnormal  bool
 	// DetTrained says the detector trained on this case (a labelled normal
-	// that joined the normal set), so Det is lower than the detector would
-	// give a new normal. Such a case fits the head, which sees only
-	// embeddings, but not the head's weight or the threshold, which would
-	// otherwise take the detector for better than it is.
+	// that joined the normal set), so Det and the component scores are
+	// lower than the detector would give a new normal. Such a case fits
+	// neither the head nor its weight nor the threshold, which would
+	// otherwise take the detector for better than it is (see fair).
 	DetTrained bool
 }
 
@@ -246,14 +248,13 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 	c.LogitMean, c.LogitSD = meanSD(logits)
 	c.Weight = float64(len(pos)) / (float64(len(pos)) + cfg.Shrinkage)
 	c.WeightSource = "shrinkage"
-	use := fair(labelled)
-	if w, oof, ok := cvWeight(labelled, use, c.DetMean, c.DetSD, cfg); ok {
+	if w, oof, ok := cvWeight(labelled, c.DetMean, c.DetSD, cfg); ok {
 		// The out-of-fold scores are what the head does on cases it did not
 		// learn from, which is what the threshold will meet; scores of the
 		// cases the head was fitted on are pushed apart by the fit itself,
 		// and a threshold between them lands too low for new cases.
 		c.Weight, c.WeightSource = w, "cross-validated on the training labels"
-		c.Threshold = BestBalancedThreshold(pick(oof, use), pick(positives(labelled), use), cfg.MaxFPR)
+		c.Threshold = BestBalancedThreshold(oof, positives(labelled), cfg.MaxFPR)
 		c.ThresholdSource = "best sensitivity + specificity on the training labels, scored out of fold"
 		return c
 	}
@@ -261,7 +262,7 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 	for i, l := range labelled {
 		scores[i] = c.Score(l.Det, l.Embedding)
 	}
-	c.Threshold = BestBalancedThreshold(pick(scores, use), pick(positives(labelled), use), cfg.MaxFPR)
+	c.Threshold = BestBalancedThreshold(scores, positives(labelled), cfg.MaxFPR)
 	c.ThresholdSource = "best sensitivity + specificity on the training labels"
 	return c
 }
@@ -281,7 +282,7 @@ var headWeights = []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
 // ranks backwards. It also returns the combined out-of-fold scores at the
 // chosen weight. It reports false when there are too few labels of a class
 // for the folds, or a fold's head cannot be fitted.
-func cvWeight(labelled []Labelled, use []int, detMean, detSD float64, cfg HeadConfig) (float64, []float64, bool) {
+func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (float64, []float64, bool) {
 	k := cfg.WeightFolds
 	if k < 2 {
 		return 0, nil, false
@@ -327,7 +328,7 @@ func cvWeight(labelled []Labelled, use []int, detMean, detSD float64, cfg HeadCo
 			}
 		}
 	}
-	positive := pick(positives(labelled), use)
+	positive := positives(labelled)
 	best, bestW := math.Inf(-1), 0.0
 	var bestScores []float64
 	for _, w := range headWeights {
@@ -335,7 +336,7 @@ func cvWeight(labelled []Labelled, use []int, detMean, detSD float64, cfg HeadCo
 		for i, l := range labelled {
 			scores[i] = (1-w)*(l.Det-detMean)/detSD + w*zh[i]
 		}
-		if a := AUROC(pick(scores, use), positive); a > best+1e-12 {
+		if a := AUROC(scores, positive); a > best+1e-12 {
 			best, bestW, bestScores = a, w, scores
 		}
 	}

@@ -73,12 +73,9 @@ func codecError(uid string, index int, err error) error {
 // signed data is already sign-extended, and unsigned 32-bit values above
 // 2^31-1 are their bit pattern, which layout.value reads back as uint32.
 func toFrame(f pxcodec.Frame, l layout) frame {
-	photometric := l.photometric
-	switch {
-	case f.ColorTransformed:
+	photometric := l.interpretation()
+	if f.ColorTransformed {
 		photometric = "RGB"
-	case photometric == "":
-		photometric = "MONOCHROME2"
 	}
 	return frame{samples: f.Samples, photometric: photometric}
 }

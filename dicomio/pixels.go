@@ -55,6 +55,15 @@ func (l layout) value(s int32) int64 {
 	return int64(uint32(s))
 }
 
+// interpretation is the photometric interpretation of the layout's
+// stored samples: the header's, MONOCHROME2 when it has none.
+func (l layout) interpretation() string {
+	if l.photometric == "" {
+		return "MONOCHROME2"
+	}
+	return l.photometric
+}
+
 // storedPerPixel is how many samples each pixel occupies in native pixel
 // data: YBR_FULL_422 stores two Y values then Cb and Cr for each pair of
 // pixels (PS3.3 C.7.6.3.1.2).
@@ -162,8 +171,8 @@ func decodeNative(px pixelData, l layout, index int) (frame, error) {
 	if px.tag != tagPixelData {
 		return decodeFloat(px, l, index)
 	}
-	perFrame := l.rows * l.cols * l.storedPerPixel() // bounded by check
 	if l.bitsAllocated == 1 {
+		perFrame := l.rows * l.cols * l.storedPerPixel() // bounded by check
 		need := (int64(perFrame)*int64(l.frames) + 7) / 8
 		if int64(len(px.native)) < need {
 			return frame{}, shortPixels(len(px.native), need, l)
@@ -176,19 +185,30 @@ func decodeNative(px pixelData, l layout, index int) (frame, error) {
 		}
 		return arrange(out, l), nil
 	}
-	size := l.bitsAllocated / 8
-	frameBytes := perFrame * size
-	if need := int64(frameBytes) * int64(l.frames); int64(len(px.native)) < need {
-		return frame{}, shortPixels(len(px.native), need, l)
+	frameBytes, err := nativeFrameBytes(px, l)
+	if err != nil {
+		return frame{}, err
 	}
 	raw := px.native[index*frameBytes : (index+1)*frameBytes]
 	if l.bitsAllocated == 8 && px.vr == "OW" && px.bo == binary.BigEndian {
 		// 8-bit samples in OW words are byte-swapped in big endian.
 		raw = swapPairs(raw)
 	}
-	out := make([]int32, perFrame)
+	size := l.bitsAllocated / 8
+	out := make([]int32, frameBytes/size)
 	unpack(out, raw, size, px.bo, newSampleFormat(l))
 	return arrange(out, l), nil
+}
+
+// nativeFrameBytes returns the size in bytes of one frame of native pixel
+// data of whole-byte samples, after checking that the data holds every
+// frame the header promises.
+func nativeFrameBytes(px pixelData, l layout) (int, error) {
+	frameBytes := l.rows * l.cols * l.storedPerPixel() * (l.bitsAllocated / 8) // bounded by check
+	if need := int64(frameBytes) * int64(l.frames); int64(len(px.native)) < need {
+		return 0, shortPixels(len(px.native), need, l)
+	}
+	return frameBytes, nil
 }
 
 // sampleFormat says how to turn a stored word into a sample value.
@@ -310,10 +330,7 @@ func swapPairs(b []byte) []byte {
 // pixel adjacent: planar colour is interleaved, and YBR_FULL_422 pairs are
 // expanded to Y Cb Cr for each pixel.
 func arrange(stored []int32, l layout) frame {
-	f := frame{samples: stored, photometric: l.photometric}
-	if f.photometric == "" {
-		f.photometric = "MONOCHROME2"
-	}
+	f := frame{samples: stored, photometric: l.interpretation()}
 	if l.samples != 3 {
 		return f
 	}
@@ -366,9 +383,5 @@ func decodeFloat(px pixelData, l layout, index int) (frame, error) {
 		}
 		out[i] = v
 	}
-	photometric := l.photometric
-	if photometric == "" {
-		photometric = "MONOCHROME2"
-	}
-	return frame{floats: out, photometric: photometric}, nil
+	return frame{floats: out, photometric: l.interpretation()}, nil
 }

@@ -90,7 +90,7 @@ func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
 		if s.Data, err = nativeFrames(f.pixels, l, first, last); err != nil {
 			return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
 		}
-		s.Photometric = arrange(nil, l).photometric
+		s.Photometric = l.interpretation()
 		return s, nil
 	}
 	// The size is bounded by layout.check.
@@ -131,13 +131,12 @@ func (f dicomFile) nativeDirect() bool {
 // stored words (which an append from nil makes without first clearing the
 // new memory) recoded in place.
 func nativeFrames(px pixelData, l layout, first, last int) ([]byte, error) {
-	size := l.bitsAllocated / 8
-	frameBytes := l.rows * l.cols * l.samples * size
-	if need := int64(frameBytes) * int64(l.frames); int64(len(px.native)) < need {
-		return nil, shortPixels(len(px.native), need, l)
+	frameBytes, err := nativeFrameBytes(px, l)
+	if err != nil {
+		return nil, err
 	}
 	out := append([]byte(nil), px.native[first*frameBytes:last*frameBytes]...)
-	recode(out, size, px.bo == binary.BigEndian, newSampleFormat(l))
+	recode(out, l.bitsAllocated/8, px.bo == binary.BigEndian, newSampleFormat(l))
 	return out, nil
 }
 

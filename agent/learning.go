@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -317,14 +316,8 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	if cand.InputSize() != side {
 		imgs = newImageCache(opt, paths, cand.InputSize())
 	}
-	trained := trainedOn(cand, ids)
-	var seedsHeldOut []string
-	for _, id := range seedIDs {
-		if !trained[id] && slices.Contains(ids, id) {
-			seedsHeldOut = append(seedsHeldOut, id)
-		}
-	}
-	comb, err := fitCombiner(cand, imgs, res.Plan, trained, seedsHeldOut, opt)
+	heldOut := heldOutBy(cand)
+	comb, err := fitCombiner(cand, imgs, res.Plan, learn.TrainedOn(ids, heldOut), learn.HeldOutSeeds(seedIDs, ids, heldOut), opt)
 	if err != nil {
 		return res, err
 	}
@@ -428,15 +421,14 @@ func (o *LearningOptions) embed(img sentinel.Image) []float32 {
 	return o.Embedder.Embed(img)
 }
 
-// trainedOn returns the ids, of those m was trained with, that it trained
-// on rather than held out for calibration. A model that cannot say (see
-// detector.Model.HeldOut) is taken to have trained on all of them.
-func trainedOn(m LearnModel, ids []string) map[string]bool {
-	var heldOut []int
+// heldOutBy returns the indices, among the images m was trained with, of
+// those it held out for calibration (see detector.Model.HeldOut). A model
+// that cannot say is taken to have trained on all of them.
+func heldOutBy(m LearnModel) []int {
 	if h, ok := m.(interface{ HeldOut() []int }); ok {
-		heldOut = h.HeldOut()
+		return h.HeldOut()
 	}
-	return learn.TrainedOn(ids, heldOut)
+	return nil
 }
 
 // fitCombiner fits the candidate's head and threshold on the training

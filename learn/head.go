@@ -193,6 +193,24 @@ type Labelled struct {
 	DetTrained bool
 }
 
+// HeldOutSeeds returns, in the order of heldOut, the seed normals among
+// the images a detector was given (ids) that it held out for calibration
+// (the heldOut indices): verified normals whose scores are fair, which the
+// combiner takes as negatives beside the labels.
+func HeldOutSeeds(seeds, ids []string, heldOut []int) []string {
+	isSeed := make(map[string]bool, len(seeds))
+	for _, id := range seeds {
+		isSeed[id] = true
+	}
+	var out []string
+	for _, i := range heldOut {
+		if i >= 0 && i < len(ids) && isSeed[ids[i]] {
+			out = append(out, ids[i])
+		}
+	}
+	return out
+}
+
 // TrainedOn returns which of ids, the images a detector was given in that
 // order, it trained on: all but those at the heldOut indices, which it kept
 // aside to calibrate on (see Labelled.DetTrained). Indices out of range are

@@ -76,3 +76,12 @@ func TestCombinerLegacyInput(t *testing.T) {
 		t.Errorf("current combiner scores %v, want %v from the head's first two inputs", got, want)
 	}
 }
+
+func TestHeldOutSeeds(t *testing.T) {
+	ids := []string{"s1", "s2", "s3", "n1", "a1"}
+	// s4 was never given (unreadable), so it is not a held-out seed; the
+	// order is the held-out order; an index out of range is ignored.
+	if got := HeldOutSeeds([]string{"s1", "s2", "s3", "s4"}, ids, []int{3, 2, 9, 0}); !slices.Equal(got, []string{"s3", "s1"}) {
+		t.Errorf("held-out seeds %v, want [s3 s1]", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -350,24 +351,15 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	s.model = m
 	// The labelled cases, and the seed normals the detector held out: a
 	// seed normal is verified normal, and a held-out one's scores are fair.
+	trained := learn.TrainedOn(plan.Normals, m.HeldOut())
 	var lab []benchCase
-	for _, id := range append(append([]string{}, plan.LabelledNormals...), plan.Abnormals...) {
+	for _, id := range slices.Concat(plan.LabelledNormals, plan.Abnormals, learn.HeldOutSeeds(seedIDs, plan.Normals, m.HeldOut())) {
 		lab = append(lab, byID[id])
-	}
-	seedSet := map[string]bool{}
-	for _, id := range seedIDs {
-		seedSet[id] = true
-	}
-	for _, i := range m.HeldOut() {
-		if id := plan.Normals[i]; seedSet[id] {
-			lab = append(lab, byID[id])
-		}
 	}
 	labScores, err := s.scoreAll(lab)
 	if err != nil {
 		return row, err
 	}
-	trained := learn.TrainedOn(plan.Normals, m.HeldOut())
 	labelled := make([]learn.Labelled, len(lab))
 	for i, c := range lab {
 		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: learn.HeadInput(labScores[i].Components, c.emb),

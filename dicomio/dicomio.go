@@ -178,68 +178,56 @@ var fileBuffers sync.Pool
 // file does not stay resident.
 const maxPooledBuffer = 64 << 20
 
-// readPooled is readFile into a reused buffer. The caller must call
-// release once nothing refers to the bytes any more, and not touch them
-// afterwards.
+// readPooled reads a regular file of at most limit bytes, checking the
+// size before reading, into a reused buffer. The caller must call release
+// (never nil) once nothing refers to the bytes any more, and not touch
+// them afterwards.
 func readPooled(path string, limit int64) (data []byte, release func(), err error) {
-	var held *[]byte
-	data, err = readInto(path, limit, func(n int) []byte {
-		if p, ok := fileBuffers.Get().(*[]byte); ok && cap(*p) >= n {
-			held = p
-			return (*p)[:n]
-		} else if ok {
-			fileBuffers.Put(p)
-		}
-		b := make([]byte, n)
-		held = &b
-		return b
-	})
-	release = func() {
-		if held != nil && cap(*held) <= maxPooledBuffer {
-			fileBuffers.Put(held)
-		}
-	}
-	return data, release, err
-}
-
-// readInto reads a regular file of at most limit bytes into a buffer of at
-// least n bytes got from alloc, and returns the bytes read.
-func readInto(path string, limit int64, alloc func(n int) []byte) ([]byte, error) {
+	release = func() {}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, release, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, release, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: not a regular file", sentinel.ErrNotDICOM)
+		return nil, release, fmt.Errorf("%w: not a regular file", sentinel.ErrNotDICOM)
 	}
 	if info.Size() > limit {
-		return nil, fmt.Errorf("%w: file is %d bytes, over the %d-byte limit", sentinel.ErrTooLarge, info.Size(), limit)
+		return nil, release, fmt.Errorf("%w: file is %d bytes, over the %d-byte limit", sentinel.ErrTooLarge, info.Size(), limit)
 	}
 	// The file may have changed size since Stat: one byte more than
 	// Stat said tells a file that grew from one that did not.
-	buf := alloc(int(info.Size()) + 1)
-	n, err := io.ReadFull(f, buf)
+	n := int(info.Size()) + 1
+	p, ok := fileBuffers.Get().(*[]byte)
+	if !ok || cap(*p) < n {
+		b := make([]byte, n)
+		p = &b
+	}
+	if cap(*p) <= maxPooledBuffer {
+		release = func() { fileBuffers.Put(p) }
+	}
+	buf := (*p)[:n]
+	got, err := io.ReadFull(f, buf)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
-		return buf[:n], nil // the file was as large as Stat said, or shrank
+		return buf[:got], release, nil // the file was as large as Stat said, or shrank
 	case err != nil:
-		return nil, err
+		return nil, release, err
 	}
 	// It grew: read the rest, up to one byte past the limit to notice.
 	var rest bytes.Buffer
 	rest.Write(buf)
 	if _, err := rest.ReadFrom(io.LimitReader(f, limit+1-int64(len(buf)))); err != nil {
-		return nil, err
+		return nil, release, err
 	}
 	if int64(rest.Len()) > limit {
-		return nil, fmt.Errorf("%w: file is over the %d-byte limit", sentinel.ErrTooLarge, limit)
+		return nil, release, fmt.Errorf("%w: file is over the %d-byte limit", sentinel.ErrTooLarge, limit)
 	}
-	return rest.Bytes(), nil
+	return rest.Bytes(), release, nil
 }
 
 // loadDICOM decodes the first frame of a DICOM file, filling inst as it

@@ -119,6 +119,13 @@ type TrainConfig struct {
 	// film, and a sharper or noisier film than any normal is unusual too.
 	// The autoencoder's share is 1−PixelWeight−NearestWeight−TextureWeight.
 	TextureWeight float64
+	// SampledMemory makes the uncertainty cover the memory score too: each
+	// SWAG sample's encoder scores the image's patches against the memory
+	// bank, and the uncertainty is the spread over the samples of the
+	// autoencoder's whole share of the fused score, not of the
+	// reconstruction's alone. Without it a model whose autoencoder share is
+	// all memory (MemoryWeight 1) has no uncertainty at all.
+	SampledMemory bool
 
 	// Standardise feeds the network each image shifted and scaled to zero
 	// mean and unit variance instead of its [0, 1] pixels, so that exposure
@@ -194,6 +201,7 @@ func DefaultTrainConfig() TrainConfig {
 		PixelWeight:       0.75,
 		NearestWeight:     0,
 		TextureWeight:     0.1,
+		SampledMemory:     true,
 	}
 }
 
@@ -313,6 +321,7 @@ type savedConfig struct {
 	PixelWeight       float64 `json:"pixel_weight"`
 	NearestWeight     float64 `json:"nearest_weight"`
 	TextureWeight     float64 `json:"texture_weight,omitempty"`
+	SampledMemory     bool    `json:"sampled_memory,omitempty"`
 }
 
 func (c TrainConfig) saved() savedConfig {
@@ -348,6 +357,7 @@ func (c TrainConfig) saved() savedConfig {
 		PixelWeight:       c.PixelWeight,
 		NearestWeight:     c.NearestWeight,
 		TextureWeight:     c.TextureWeight,
+		SampledMemory:     c.SampledMemory,
 	}
 }
 
@@ -384,5 +394,6 @@ func (s savedConfig) config() TrainConfig {
 		PixelWeight:       s.PixelWeight,
 		NearestWeight:     s.NearestWeight,
 		TextureWeight:     s.TextureWeight,
+		SampledMemory:     s.SampledMemory,
 	}
 }

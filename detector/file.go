@@ -46,8 +46,10 @@ const (
 	// that a build of version 2 refuses a file whose score it would get
 	// wrong instead of silently dropping the new components. Version 4
 	// added the texture component the same way (a version 2 or 3 file
-	// reads with it off).
-	FormatVersion = 4
+	// reads with it off). Version 5 added the SWAG samples' memory scores
+	// to the uncertainty (sampled_memory in the header; an older file reads
+	// with it off, its uncertainty the reconstruction's spread alone).
+	FormatVersion = 5
 
 	// maxFileSize bounds what Load reads. Models of the largest architecture
 	// allowed are far smaller.

@@ -412,3 +412,27 @@ func TestBaselineScore(t *testing.T) {
 		t.Errorf("baseline %v, after an affine change of intensity %v", a, b)
 	}
 }
+
+// TestLoadVersion4 checks that a version 4 file, written before the SWAG
+// samples scored the memory bank, loads with that off.
+func TestLoadVersion4(t *testing.T) {
+	valid, _ := savedShared(t)
+	if !sharedModel(t).config.SampledMemory {
+		t.Fatal("the shared model was trained without sampled memory; the test needs it on")
+	}
+	edited := editHeader(t, valid, func(h map[string]any) {
+		cfg := h["train_config"].(map[string]any)
+		if _, ok := cfg["sampled_memory"]; !ok {
+			t.Fatal("the header has no sampled_memory field")
+		}
+		delete(cfg, "sampled_memory")
+	})
+	hdr, tensors := fileParts(t, edited)
+	m, err := unmarshal(assemble(4, hdr, tensors))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.config.SampledMemory {
+		t.Error("a version 4 file loaded with sampled memory on")
+	}
+}

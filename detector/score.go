@@ -20,6 +20,9 @@ type analysis struct {
 	// map, both at the input size.
 	memory float64
 	memMap []float64
+	// memorySamples holds one memory score per SWAG sample, each from that
+	// sample's encoder (empty unless the model's SampledMemory is set).
+	memorySamples []float64
 	// pixel is the pixel-memory score and pixMap its patch-distance map
 	// (nil when the pixel memory is off); nearest is the whole image's
 	// distance to the nearest training normal (0 when its weight is 0).
@@ -67,6 +70,10 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 	}
 	recons := make([]recon, max(1, len(sc.samples)))
 	errs := make([]error, 1+len(sc.samples))
+	sampled := m.config.SampledMemory && len(sc.samples) > 0
+	if sampled {
+		a.memorySamples = make([]float64, len(sc.samples))
+	}
 	measure := func(y []float32) recon {
 		sm := gaussianBlur(squaredErrors(x, y), side, m.config.ReconBlur)
 		return recon{topMean(sm, m.config.ReconTopFraction), sm}
@@ -74,12 +81,21 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 	alone := len(sc.samples) == 0
 	eachTask(1+len(sc.samples), func(t int) {
 		if t > 0 {
-			y, err := sc.samples[t-1].reconstruct(x, false)
+			n := sc.samples[t-1]
+			y, err := n.reconstruct(x, false)
 			if err != nil {
 				errs[t] = err
 				return
 			}
 			recons[t-1] = measure(y)
+			if sampled {
+				ps, err := m.patchScores(n.stage(st), n.stage(st+1))
+				if err != nil {
+					errs[t] = err
+					return
+				}
+				a.memorySamples[t-1] = topMean(ps, m.config.MemoryTopFraction)
+			}
 			return
 		}
 		upto := st + 2
@@ -160,22 +176,33 @@ func meanGradient(z []float32, side int) float64 {
 }
 
 // memoryScore scores the patches of an image, given by its two encoder
-// stages' outputs, against the memory bank.
+// stages' outputs, against the memory bank: the image's score and its
+// blurred patch-distance map at the input size.
 func (m *Model) memoryScore(fine, coarse []float32) (float64, []float64, error) {
+	ps, err := m.patchScores(fine, coarse)
+	if err != nil {
+		return 0, nil, err
+	}
+	g := m.arch.InputSize >> (m.config.MemoryStage + 1)
+	side := m.arch.InputSize
+	mp := gaussianBlur(upsampleMap(ps, g, side), side, memoryBlurSigma(side))
+	return topMean(ps, m.config.MemoryTopFraction), mp, nil
+}
+
+// patchScores returns the distances of an image's patches, given by its two
+// encoder stages' outputs, to their nearest memory patches.
+func (m *Model) patchScores(fine, coarse []float32) ([]float64, error) {
 	st := m.config.MemoryStage
 	g := m.arch.InputSize >> (st + 1)
 	cf, cc := m.arch.Channels[st], m.arch.Channels[st+1]
 	if len(fine) != cf*g*g || len(coarse) != cc*g*g/4 {
-		return 0, nil, fmt.Errorf("encoder stages hold %d and %d values, want %d and %d", len(fine), len(coarse), cf*g*g, cc*g*g/4)
+		return nil, fmt.Errorf("encoder stages hold %d and %d values, want %d and %d", len(fine), len(coarse), cf*g*g, cc*g*g/4)
 	}
 	if m.bankDim != cf+cc || m.bankRows == 0 {
-		return 0, nil, fmt.Errorf("memory bank of %d×%d, features are %d wide", m.bankRows, m.bankDim, cf+cc)
+		return nil, fmt.Errorf("memory bank of %d×%d, features are %d wide", m.bankRows, m.bankDim, cf+cc)
 	}
 	q := patchFeatures(fine, cf, coarse, cc, g)
-	ps := knnScores(q, g*g, m.bank, m.bankSq, m.bankRows, m.bankDim, m.config.Neighbours)
-	side := m.arch.InputSize
-	mp := gaussianBlur(upsampleMap(ps, g, side), side, memoryBlurSigma(side))
-	return topMean(ps, m.config.MemoryTopFraction), mp, nil
+	return knnScores(q, g*g, m.bank, m.bankSq, m.bankRows, m.bankDim, m.config.Neighbours), nil
 }
 
 // zscore standardises v by a mean and a standard deviation.
@@ -220,7 +247,17 @@ func (m *Model) finish(a analysis) sentinel.Score {
 		comps[ComponentTexture], comps[ComponentTextureZ] = a.texture, zt
 	}
 	var u *float64
-	if len(a.recon) > 1 {
+	switch {
+	case len(a.memorySamples) > 1 && len(a.memorySamples) == len(a.recon):
+		// The autoencoder's share of the score, as each SWAG sample
+		// measures it; the other components do not depend on the weights.
+		share := make([]float64, len(a.recon))
+		for i, r := range a.recon {
+			share[i] = wr*r/c.ReconStd + wm*a.memorySamples[i]/c.MemoryStd
+		}
+		v := stddev(share)
+		u = &v
+	case len(a.recon) > 1:
 		// Only the reconstruction varies over the SWAG samples.
 		v := wr * stddev(a.recon) / c.ReconStd
 		u = &v

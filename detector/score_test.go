@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"context"
 	"math"
 	"math/rand"
 	"slices"
@@ -193,5 +194,76 @@ func TestQuantile(t *testing.T) {
 	}
 	if !math.IsNaN(quantile(nil, 0.5)) {
 		t.Error("quantile of nothing is not NaN")
+	}
+}
+
+// TestSampledMemoryUncertainty checks that with SampledMemory each SWAG
+// sample scores the memory bank with its own encoder and the uncertainty is
+// the spread of the autoencoder's share over the samples, so that a model
+// whose share is all memory still has one; without it such a model's
+// uncertainty is zero.
+func TestSampledMemoryUncertainty(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	train := synthImages(rng, 40, testSide, false)
+	probe := synthImages(rng, 4, testSide, true)
+	for _, sampled := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.Epochs, cfg.SWAGEpochs = 8, 6
+		cfg.MemoryWeight, cfg.PixelWeight, cfg.TextureWeight = 1, 0, 0
+		cfg.SampledMemory = sampled
+		m, err := Train(context.Background(), train, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, img := range probe {
+			x, err := prepareImage(img, testSide)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := m.analyse(m.config.input(x))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := m.finish(a)
+			if s.Uncertainty == nil {
+				t.Fatalf("sampled %v, image %d: no uncertainty", sampled, i)
+			}
+			if !sampled {
+				if len(a.memorySamples) != 0 || *s.Uncertainty != 0 {
+					t.Errorf("without sampled memory, image %d: %d memory samples, uncertainty %v; want none and 0",
+						i, len(a.memorySamples), *s.Uncertainty)
+				}
+				continue
+			}
+			if len(a.memorySamples) != cfg.SWAGSamples {
+				t.Fatalf("image %d: %d memory samples, want %d", i, len(a.memorySamples), cfg.SWAGSamples)
+			}
+			// Recompute each sample's memory score from its own encoder.
+			sc, err := m.newScorer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			share := make([]float64, len(sc.samples))
+			for j, n := range sc.samples {
+				if _, err := n.reconstruct(m.config.input(x), false); err != nil {
+					t.Fatal(err)
+				}
+				ps, err := m.patchScores(n.stage(cfg.MemoryStage), n.stage(cfg.MemoryStage+1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ms := topMean(ps, cfg.MemoryTopFraction)
+				if ms != a.memorySamples[j] {
+					t.Errorf("image %d, sample %d: memory score %v, recomputed %v", i, j, a.memorySamples[j], ms)
+				}
+				share[j] = ms / m.calib.MemoryStd
+			}
+			if want := stddev(share); !(want > 0) || math.Abs(*s.Uncertainty-want) > 1e-12*want {
+				t.Errorf("image %d: uncertainty %v, want the samples' spread %v > 0", i, *s.Uncertainty, want)
+			}
+			if slices.Min(a.memorySamples) == slices.Max(a.memorySamples) {
+				t.Errorf("image %d: every sample gives memory score %v; the samples should differ", i, a.memorySamples[0])
+			}
+		}
 	}
 }

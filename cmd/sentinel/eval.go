@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +69,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	split := fs.String("split", "", "evaluate only this split's rows (e.g. dev)")
 	modelPath := fs.String("model", "", "model `file` to evaluate instead of the workspace's current model")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	casesOut := fs.String("cases", "", "also write one CSV row per case (file, label, score, uncertainty, decision, components) to this `file`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,6 +107,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	res := summarise(m, cases)
+	if *casesOut != "" {
+		if err := writeCases(*casesOut, cases); err != nil {
+			return err
+		}
+	}
 	res.ImagesPerSecond = float64(len(cases)) / time.Since(start).Seconds()
 	res.Model = m.Info().Version
 	res.Labels, res.Split = *labels, *split
@@ -223,4 +233,58 @@ func printEval(w io.Writer, r evalResult) {
 	row("baseline (no learning)", r.Baseline)
 	fmt.Fprintf(w, "threshold %.4g (baseline %.4g), both set on held-out normals; uncertain %.1f%% of cases; %.1f images/s\n",
 		r.Threshold, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
+}
+
+// writeCases writes one CSV row per case: its file, true label, score,
+// threshold, uncertainty (empty without SWAG samples), decision, baseline
+// score and every score component, in name order, so the figures can be
+// checked or re-cut outside Sentinel.
+func writeCases(path string, cases []evalCase) (err error) {
+	var names []string
+	for _, c := range cases {
+		for k := range c.score.Components {
+			if !slices.Contains(names, k) {
+				names = append(names, k)
+			}
+		}
+	}
+	slices.Sort(names)
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("eval: %w", cerr)
+		}
+	}()
+	w := csv.NewWriter(f)
+	head := append([]string{"file", "abnormal", "score", "threshold", "uncertainty", "decision", "baseline"}, names...)
+	if err := w.Write(head); err != nil {
+		return fmt.Errorf("eval: write %s: %w", path, err)
+	}
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for _, c := range cases {
+		u := ""
+		if c.score.Uncertainty != nil {
+			u = num(*c.score.Uncertainty)
+		}
+		row := []string{c.path, strconv.FormatBool(c.abnormal), num(c.score.Value), num(c.score.Threshold), u, string(c.score.Decision), num(c.baseline)}
+		for _, k := range names {
+			v, ok := c.score.Components[k]
+			if ok {
+				row = append(row, num(v))
+			} else {
+				row = append(row, "")
+			}
+		}
+		if err := w.Write(row); err != nil {
+			return fmt.Errorf("eval: write %s: %w", path, err)
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("eval: write %s: %w", path, err)
+	}
+	return nil
 }

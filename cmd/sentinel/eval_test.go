@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -93,6 +95,53 @@ func TestEvalPhantoms(t *testing.T) {
 	out, errOut, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data, "--labels", labels, "--split", "dev")
 	if code != exitOK || !strings.Contains(out, "baseline (no learning)") || !strings.Contains(out, "not uncertain") {
 		t.Errorf("eval table exited %d:\n%s%s", code, out, errOut)
+	}
+	// --cases writes one row per case that agrees with the figures.
+	casesCSV := filepath.Join(t.TempDir(), "cases.csv")
+	if _, errOut, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data, "--labels", labels, "--split", "dev", "--json", "--cases", casesCSV); code != exitOK {
+		t.Fatalf("eval --cases exited %d: %s", code, errOut)
+	}
+	f, err := os.Open(casesCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 21 {
+		t.Fatalf("cases file has %d rows, want a header and 20", len(recs))
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for _, k := range []string{"file", "abnormal", "score", "threshold", "uncertainty", "decision", "baseline", "memory_z", "reconstruction_z"} {
+		if _, ok := col[k]; !ok {
+			t.Fatalf("cases header %v lacks %s", recs[0], k)
+		}
+	}
+	var tp, fp int
+	for _, r := range recs[1:] {
+		score, err1 := strconv.ParseFloat(r[col["score"]], 64)
+		thr, err2 := strconv.ParseFloat(r[col["threshold"]], 64)
+		if err1 != nil || err2 != nil || thr != res["threshold"].(float64) {
+			t.Fatalf("case row %v: score or threshold unreadable or not the model's", r)
+		}
+		if score > thr {
+			if r[col["abnormal"]] == "true" {
+				tp++
+			} else {
+				fp++
+			}
+		}
+		if d := r[col["decision"]]; d == "abnormal" && !(score > thr) || d == "normal" && score > thr {
+			t.Errorf("case row %v: decision %s for score %v, threshold %v", r, d, score, thr)
+		}
+	}
+	if float64(tp) != res["tp"].(float64) || float64(fp) != res["fp"].(float64) {
+		t.Errorf("cases file gives TP %d, FP %d; the figures say %v, %v", tp, fp, res["tp"], res["fp"])
 	}
 	if _, _, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data); code != exitUsage {
 		t.Errorf("eval without --labels exited %d, want %d", code, exitUsage)

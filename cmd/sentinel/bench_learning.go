@@ -42,6 +42,8 @@ type benchRound struct {
 	TrainNormals   int     `json:"train_normals"`
 	ROCAUC         float64 `json:"roc_auc"`
 	PRAUC          float64 `json:"pr_auc"`
+	// DetectorROCAUC is the detector's score alone, without the head.
+	DetectorROCAUC float64 `json:"detector_roc_auc"`
 	Precision      float64 `json:"precision"`
 	Recall         float64 `json:"recall"`
 	F1             float64 `json:"f1"`
@@ -196,10 +198,10 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 	}
 	if !*asJSON {
-		fmt.Fprintf(stdout, "%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s\n", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp")
+		fmt.Fprintf(stdout, "%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s\n", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
 		for _, r := range all {
-			fmt.Fprintf(stdout, "%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d\n", r.Round, r.Labels, r.Admitted,
-				r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP)
+			fmt.Fprintf(stdout, "%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f\n", r.Round, r.Labels, r.Admitted,
+				r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP, r.DetectorROCAUC, r.HeadWeight)
 		}
 	}
 	return nil
@@ -371,9 +373,11 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 		return row, err
 	}
 	scores := make([]float64, len(s.eval))
+	det := make([]float64, len(s.eval))
 	positive := make([]bool, len(s.eval))
 	for i, c := range s.eval {
 		scores[i] = s.comb.Score(evScores[i].Value, learn.HeadInput(evScores[i].Components, c.emb))
+		det[i] = evScores[i].Value
 		positive[i] = c.abnormal
 	}
 	conf := learn.ConfusionAt(scores, positive, s.comb.Threshold)
@@ -385,7 +389,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	}
 	row = benchRound{Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
 		AdmittedNormal: math.NaN(), TrainNormals: len(plan.Normals),
-		ROCAUC: learn.AUROC(scores, positive), PRAUC: learn.PRAUC(scores, positive),
+		ROCAUC: learn.AUROC(scores, positive), PRAUC: learn.PRAUC(scores, positive), DetectorROCAUC: learn.AUROC(det, positive),
 		Precision: conf.Precision(), Recall: conf.Recall(), F1: conf.F1(), FP: conf.FP, TP: conf.TP,
 		Threshold: s.comb.Threshold, HeadWeight: s.comb.Weight}
 	if len(admitted) > 0 {

@@ -132,6 +132,12 @@ type Detector struct {
 	PixelWeight   float64 `toml:"pixel_weight"`
 	NearestWeight float64 `toml:"nearest_weight"`
 	TextureWeight float64 `toml:"texture_weight"`
+	// NearestShift, in input pixels, lets the nearest-normal distance
+	// tolerate an image placed differently from the normals: each shift of
+	// up to this many pixels in each direction is compared over the
+	// images' centres and the smallest distance counts. 0 compares the
+	// whole images unshifted.
+	NearestShift int `toml:"nearest_shift"`
 }
 
 // Learning configures the learning loop: queries to radiologists,
@@ -243,6 +249,7 @@ func Default() Config {
 			PixelWeight:       0.75,
 			NearestWeight:     0,
 			TextureWeight:     0.1,
+			NearestShift:      0,
 		},
 		Learning: Learning{
 			QueriesPerRound:    25,
@@ -380,6 +387,8 @@ func (c Config) Validate() error {
 		return bad("detector.pixel_weight", "must be 0 when pixel_patch is 0, got %g", d.PixelWeight)
 	case !(d.NearestWeight >= 0 && d.NearestWeight <= 1):
 		return bad("detector.nearest_weight", "must be in [0, 1], got %g", d.NearestWeight)
+	case d.NearestShift < 0 || 4*d.NearestShift >= d.InputSize:
+		return bad("detector.nearest_shift", "must be at least 0 and less than a quarter of input_size (%d), got %d", d.InputSize, d.NearestShift)
 	case !(d.TextureWeight >= 0 && d.TextureWeight <= 1):
 		return bad("detector.texture_weight", "must be in [0, 1], got %g", d.TextureWeight)
 	case d.PixelWeight+d.NearestWeight+d.TextureWeight > 1:

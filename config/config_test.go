@@ -53,6 +53,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"negative stable", "[ingest]\nstable_for = \"-1s\"\n", "ingest.stable_for"},
 		{"bad input size", "[detector]\ninput_size = 30\n", "detector.input_size"},
 		{"bad fpr", "[detector]\ntarget_fpr = 1.5\n", "detector.target_fpr"},
+		{"shift too large", "[detector]\ninput_size = 32\nnearest_shift = 8\n", "detector.nearest_shift"},
+		{"negative shift", "[detector]\nnearest_shift = -1\n", "detector.nearest_shift"},
 		{"bad log format", "[log]\nformat = \"xml\"\n", "log.format"},
 		{"wrong type", "[ingest]\nworkers = \"two\"\n", "workers"},
 	}

@@ -112,6 +112,13 @@ type TrainConfig struct {
 	// MemoryWeight.
 	PixelWeight   float64
 	NearestWeight float64
+	// NearestShift lets the nearest-normal distance tolerate the image
+	// being placed differently from the normal: the image is shifted by
+	// up to NearestShift input pixels in each direction and compared with
+	// each training normal over their centres (a border of NearestShift
+	// pixels left out), and the distance is the smallest over shifts and
+	// normals. 0 compares the whole images unshifted, as the baseline does.
+	NearestShift int
 	// TextureWeight is the weight of the texture component: how far the
 	// mean gradient magnitude of the standardised image lies from the
 	// training normals' (either side), z-scored on the held-out normals.
@@ -200,6 +207,7 @@ func DefaultTrainConfig() TrainConfig {
 		PixelTopFraction:  1,
 		PixelWeight:       0.75,
 		NearestWeight:     0,
+		NearestShift:      0,
 		TextureWeight:     0.1,
 		SampledMemory:     true,
 	}
@@ -265,6 +273,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("invalid PixelWeight %v: the pixel memory is off (PixelPatch 0)", c.PixelWeight)
 	case !(c.NearestWeight >= 0 && c.NearestWeight <= 1):
 		return fmt.Errorf("invalid NearestWeight %v: want within [0, 1]", c.NearestWeight)
+	case c.NearestShift < 0 || 4*c.NearestShift >= c.InputSize:
+		return fmt.Errorf("invalid NearestShift %d: want within [0, InputSize/4)", c.NearestShift)
 	case c.Verified < 0:
 		return fmt.Errorf("invalid Verified %d: want 0 or more", c.Verified)
 	case !(c.TextureWeight >= 0 && c.TextureWeight <= 1):
@@ -320,6 +330,7 @@ type savedConfig struct {
 	PixelTopFraction  float64 `json:"pixel_top_fraction"`
 	PixelWeight       float64 `json:"pixel_weight"`
 	NearestWeight     float64 `json:"nearest_weight"`
+	NearestShift      int     `json:"nearest_shift,omitempty"`
 	TextureWeight     float64 `json:"texture_weight,omitempty"`
 	SampledMemory     bool    `json:"sampled_memory,omitempty"`
 }
@@ -356,6 +367,7 @@ func (c TrainConfig) saved() savedConfig {
 		PixelTopFraction:  c.PixelTopFraction,
 		PixelWeight:       c.PixelWeight,
 		NearestWeight:     c.NearestWeight,
+		NearestShift:      c.NearestShift,
 		TextureWeight:     c.TextureWeight,
 		SampledMemory:     c.SampledMemory,
 	}
@@ -393,6 +405,7 @@ func (s savedConfig) config() TrainConfig {
 		PixelTopFraction:  s.PixelTopFraction,
 		PixelWeight:       s.PixelWeight,
 		NearestWeight:     s.NearestWeight,
+		NearestShift:      s.NearestShift,
 		TextureWeight:     s.TextureWeight,
 		SampledMemory:     s.SampledMemory,
 	}

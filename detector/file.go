@@ -48,7 +48,9 @@ const (
 	// added the texture component the same way (a version 2 or 3 file
 	// reads with it off). Version 5 added the SWAG samples' memory scores
 	// to the uncertainty (sampled_memory in the header; an older file reads
-	// with it off, its uncertainty the reconstruction's spread alone).
+	// with it off, its uncertainty the reconstruction's spread alone) and
+	// the shift-tolerant nearest-normal distance (nearest_shift; an older
+	// file reads with 0, the unshifted distance).
 	FormatVersion = 5
 
 	// maxFileSize bounds what Load reads. Models of the largest architecture

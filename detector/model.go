@@ -149,6 +149,9 @@ type Model struct {
 	samples    [][]param
 	bankSq     []float32
 	normalsStd [][]float32
+	// centres holds the training normals' centres for the shifted
+	// nearest-normal distance; empty unless NearestShift is set.
+	centres centreBank
 	// pixels is the pixel memory, cut from normalsStd; empty when off.
 	pixels *pixelBank
 
@@ -203,6 +206,9 @@ func newModel(p modelParts) *Model {
 		m.normalsStd[i] = standardise(x)
 	}
 	m.pixels = newPixelBank(m.normalsStd, m.arch.InputSize, m.config.PixelPatch, m.config.PixelStride, m.config.PixelLocal)
+	if m.config.NearestShift > 0 && m.config.NearestWeight > 0 {
+		m.centres = newCentreBank(m.normalsStd, m.arch.InputSize, m.config.NearestShift)
+	}
 	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
 	m.pool = make(chan *scorer, n)
 	for range n {
@@ -305,6 +311,16 @@ func (m *Model) BaselineThreshold() float64 { return m.calib.BaselineThreshold }
 // baseline returns the baseline score of a prepared image.
 func (m *Model) baseline(x []float32) float64 {
 	return m.nearestDistance(standardise(x))
+}
+
+// nearest returns the nearest-normal component of z, an image standardised
+// to zero mean and unit variance: its distance to the nearest training
+// normal, tolerating shifts when the model's NearestShift is set.
+func (m *Model) nearest(z []float32) float64 {
+	if m.centres.n > 0 {
+		return m.centres.distance(z)
+	}
+	return m.nearestDistance(z)
 }
 
 // nearestDistance returns the Euclidean distance from z, an image

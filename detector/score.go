@@ -148,7 +148,7 @@ func (m *Model) pixelScores(a *analysis, x []float32) {
 		a.pixMap = pixelMap(ps, g, side, m.pixels.size, m.pixels.stride)
 	}
 	if m.config.NearestWeight > 0 {
-		a.nearest = m.nearestDistance(z)
+		a.nearest = m.nearest(z)
 	}
 	if m.config.TextureWeight > 0 {
 		a.texture = math.Abs(meanGradient(z, m.arch.InputSize) - m.calib.TextureCenter)

@@ -40,6 +40,7 @@ func (e *env) trainConfig() detector.TrainConfig {
 	tc.PixelLocal = d.PixelLocal
 	tc.PixelWeight = d.PixelWeight
 	tc.NearestWeight = d.NearestWeight
+	tc.NearestShift = d.NearestShift
 	tc.TextureWeight = d.TextureWeight
 	tc.Logger = e.log
 	return tc

@@ -138,6 +138,11 @@ type Detector struct {
 	// images' centres and the smallest distance counts. 0 compares the
 	// whole images unshifted.
 	NearestShift int `toml:"nearest_shift"`
+	// SampledMemory has every SWAG sample's encoder score the memory bank
+	// too, so that the uncertainty covers the memory score and not the
+	// reconstruction alone. A model with MemoryWeight 1 needs it to have
+	// any uncertainty.
+	SampledMemory bool `toml:"sampled_memory"`
 }
 
 // Learning configures the learning loop: queries to radiologists,
@@ -250,6 +255,7 @@ func Default() Config {
 			NearestWeight:     0,
 			TextureWeight:     0.1,
 			NearestShift:      0,
+			SampledMemory:     false,
 		},
 		Learning: Learning{
 			QueriesPerRound:    25,

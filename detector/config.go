@@ -131,7 +131,8 @@ type TrainConfig struct {
 	// bank, and the uncertainty is the spread over the samples of the
 	// autoencoder's whole share of the fused score, not of the
 	// reconstruction's alone. Without it a model whose autoencoder share is
-	// all memory (MemoryWeight 1) has no uncertainty at all.
+	// all memory (MemoryWeight 1) has no uncertainty at all. It costs one
+	// memory-bank search per sample.
 	SampledMemory bool
 
 	// Standardise feeds the network each image shifted and scaled to zero
@@ -209,7 +210,7 @@ func DefaultTrainConfig() TrainConfig {
 		NearestWeight:     0,
 		NearestShift:      0,
 		TextureWeight:     0.1,
-		SampledMemory:     true,
+		SampledMemory:     false,
 	}
 }
 

@@ -24,6 +24,9 @@ func testConfig() TrainConfig {
 	// tissue, so the tests keep the pixel memory on raw standardised
 	// patches.
 	cfg.PixelLocal = false
+	// The tests' models score the memory bank with every SWAG sample, so
+	// that the save, load and calibration tests cover that path.
+	cfg.SampledMemory = true
 	return cfg
 }
 

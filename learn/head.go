@@ -3,6 +3,8 @@ package learn
 import (
 	"errors"
 	"math"
+	"math/rand"
+	"slices"
 )
 
 // HeadConfig sets the small supervised head fitted over the embeddings of
@@ -289,76 +291,112 @@ func FitCombiner(seedScores []float64, targetFPR float64, labelled []Labelled, c
 // cross-validation chooses from; the detector always keeps a tenth.
 var headWeights = []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
 
+// cvRepeats is how many times cvWeight repeats its cross-validation, each
+// time with the labels dealt into folds in another order. One split of a
+// few dozen labels decides the weight by which handful of cases share a
+// fold; averaging over several splits steadies the choice.
+const cvRepeats = 5
+
 // cvWeight chooses the head's weight in the combined score by stratified
-// cfg.WeightFolds-fold cross-validation over the training labels: each
-// fold's cases are scored by a head fitted on the other folds, and the
-// weight whose combined out-of-fold scores rank the labels best (ROC-AUC;
-// the smallest such weight on a tie) wins. A fixed shrinkage trusts the
-// head by the number of labels alone, which is wrong both ways: a head
-// over thumbnails can be worthless after a hundred labels when the
-// detector already ranks well, and decisive after twenty when the detector
-// ranks backwards. It also returns the combined out-of-fold scores at the
-// chosen weight. It reports false when there are too few labels of a class
-// for the folds, or a fold's head cannot be fitted.
+// cfg.WeightFolds-fold cross-validation over the training labels, repeated
+// cvRepeats times with the labels dealt into folds in different orders:
+// each fold's cases are scored by a head fitted on the other folds, and the
+// weight whose combined out-of-fold scores rank the labels best (ROC-AUC
+// averaged over the repeats; the smallest such weight on a tie) wins. A
+// fixed shrinkage trusts the head by the number of labels alone, which is
+// wrong both ways: a head over thumbnails can be worthless after a hundred
+// labels when the detector already ranks well, and decisive after twenty
+// when the detector ranks backwards. It also returns each case's combined
+// out-of-fold score at the chosen weight, averaged over the repeats. It
+// reports false when there are too few labels of a class for the folds, or
+// a fold's head cannot be fitted.
 func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (float64, []float64, bool) {
 	k := cfg.WeightFolds
 	if k < 2 {
 		return 0, nil, false
 	}
-	fold := make([]int, len(labelled))
-	var npos, nneg int
+	var posIdx, negIdx []int
 	for i, l := range labelled {
 		if l.Abnormal {
-			fold[i] = npos % k
-			npos++
+			posIdx = append(posIdx, i)
 		} else {
-			fold[i] = nneg % k
-			nneg++
+			negIdx = append(negIdx, i)
 		}
 	}
-	if npos < k || nneg < k {
+	if len(posIdx) < k || len(negIdx) < k {
 		return 0, nil, false
 	}
-	zh := make([]float64, len(labelled))
-	for f := range k {
-		var neg, pos [][]float32
-		for i, l := range labelled {
-			switch {
-			case fold[i] == f:
-			case l.Abnormal:
-				pos = append(pos, l.Embedding)
-			default:
-				neg = append(neg, l.Embedding)
-			}
-		}
-		h, err := FitHead(neg, pos, cfg)
-		if err != nil {
-			return 0, nil, false
-		}
-		logits := make([]float64, len(neg))
-		for i, x := range neg {
-			logits[i] = h.Logit(x)
-		}
-		lm, ls := meanSD(logits)
-		for i, l := range labelled {
-			if fold[i] == f {
-				zh[i] = (h.Logit(l.Embedding) - lm) / ls
-			}
-		}
-	}
 	positive := positives(labelled)
-	best, bestW := math.Inf(-1), 0.0
-	var bestScores []float64
-	for _, w := range headWeights {
-		scores := make([]float64, len(labelled))
-		for i, l := range labelled {
-			scores[i] = (1-w)*(l.Det-detMean)/detSD + w*zh[i]
+	det := make([]float64, len(labelled))
+	for i, l := range labelled {
+		det[i] = (l.Det - detMean) / detSD
+	}
+	aucs := make([]float64, len(headWeights))
+	zhs := make([][]float64, cvRepeats)
+	fold := make([]int, len(labelled))
+	for r := range cvRepeats {
+		// The first split deals the labels in their order; the others in
+		// a seeded shuffle of it, so the choice is reproducible.
+		deal := func(idx []int) {
+			order := slices.Clone(idx)
+			if r > 0 {
+				rand.New(rand.NewSource(int64(r))).Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+			}
+			for j, i := range order {
+				fold[i] = j % k
+			}
 		}
-		if a := AUROC(scores, positive); a > best+1e-12 {
-			best, bestW, bestScores = a, w, scores
+		deal(posIdx)
+		deal(negIdx)
+		zh := make([]float64, len(labelled))
+		for f := range k {
+			var neg, pos [][]float32
+			for i, l := range labelled {
+				switch {
+				case fold[i] == f:
+				case l.Abnormal:
+					pos = append(pos, l.Embedding)
+				default:
+					neg = append(neg, l.Embedding)
+				}
+			}
+			h, err := FitHead(neg, pos, cfg)
+			if err != nil {
+				return 0, nil, false
+			}
+			logits := make([]float64, len(neg))
+			for i, x := range neg {
+				logits[i] = h.Logit(x)
+			}
+			lm, ls := meanSD(logits)
+			for i, l := range labelled {
+				if fold[i] == f {
+					zh[i] = (h.Logit(l.Embedding) - lm) / ls
+				}
+			}
+		}
+		zhs[r] = zh
+		for wi, w := range headWeights {
+			scores := make([]float64, len(labelled))
+			for i := range labelled {
+				scores[i] = (1-w)*det[i] + w*zh[i]
+			}
+			aucs[wi] += AUROC(scores, positive) / cvRepeats
 		}
 	}
-	return bestW, bestScores, true
+	best, bestW := math.Inf(-1), 0.0
+	for wi, a := range aucs {
+		if a > best+1e-12 {
+			best, bestW = a, headWeights[wi]
+		}
+	}
+	scores := make([]float64, len(labelled))
+	for i := range labelled {
+		for _, zh := range zhs {
+			scores[i] += ((1-bestW)*det[i] + bestW*zh[i]) / cvRepeats
+		}
+	}
+	return bestW, scores, true
 }
 
 // fair returns the indices of the labelled cases whose detector score is

@@ -309,6 +309,13 @@ func TestCombinerWeightByCrossValidation(t *testing.T) {
 	if !strings.Contains(c.ThresholdSource, "out of fold") {
 		t.Errorf("cross-validated combiner: threshold source %q, want the out-of-fold scores", c.ThresholdSource)
 	}
+	// The repeated cross-validation deals its folds in seeded orders: the
+	// same labels choose the same weight and threshold every time.
+	ls := make1(60, true, true)
+	c1, c2 := FitCombiner(seed, 0.05, ls, cfg), FitCombiner(seed, 0.05, ls, cfg)
+	if c1.Weight != c2.Weight || c1.Threshold != c2.Threshold {
+		t.Errorf("the same labels fitted twice: weight %v / %v, threshold %v / %v", c1.Weight, c2.Weight, c1.Threshold, c2.Threshold)
+	}
 	c = FitCombiner(seed, 0.05, make1(60, false, true), cfg)
 	if c.Head == nil || c.Weight > 0.3 {
 		t.Errorf("noise embeddings, informative detector: weight %v (%s), want ≤ 0.3", c.Weight, c.WeightSource)

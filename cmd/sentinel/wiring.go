@@ -41,6 +41,7 @@ func (e *env) trainConfig() detector.TrainConfig {
 	tc.PixelWeight = d.PixelWeight
 	tc.NearestWeight = d.NearestWeight
 	tc.NearestShift = d.NearestShift
+	tc.SampledMemory = d.SampledMemory
 	tc.TextureWeight = d.TextureWeight
 	tc.Logger = e.log
 	return tc

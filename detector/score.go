@@ -24,8 +24,9 @@ type analysis struct {
 	// sample's encoder (empty unless the model's SampledMemory is set).
 	memorySamples []float64
 	// pixel is the pixel-memory score and pixMap its patch-distance map
-	// (nil when the pixel memory is off); nearest is the whole image's
-	// distance to the nearest training normal (0 when its weight is 0).
+	// (nil when the pixel memory is off); nearest is the image's distance
+	// to the nearest training normal, over the best shift of its centre
+	// when NearestShift is set (0 when its weight is 0).
 	pixel   float64
 	pixMap  []float64
 	nearest float64

@@ -373,20 +373,7 @@ func TestLoadReproducesCalibration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Train holds out the first CalibImages of a permutation drawn from
-	// the seed.
-	order := rand.New(rand.NewSource(testConfig().Seed)).Perm(len(shared.train))
-	held := order[:m.Info().CalibImages]
-	want := m.CalibrationScores()
-	for i, j := range held {
-		s, err := l.Score(shared.train[j])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Value != want[i] {
-			t.Errorf("held-out image %d: loaded model scores %v, calibration saved %v", i, s.Value, want[i])
-		}
-	}
+	checkCalibration(t, m, l, shared.train, testConfig().Seed)
 }
 
 func TestBaselineScore(t *testing.T) {

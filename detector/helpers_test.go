@@ -74,3 +74,21 @@ func scoreAll(t testing.TB, m *Model, images []sentinel.Image) []float64 {
 	}
 	return v
 }
+
+// checkCalibration checks that l, a model loaded from m's file, scores the
+// images m held out (the first CalibImages of a permutation of train drawn
+// from seed, as Train holds them out) exactly as m's calibration saved them.
+func checkCalibration(t *testing.T, m, l *Model, train []sentinel.Image, seed int64) {
+	t.Helper()
+	want := m.CalibrationScores()
+	order := rand.New(rand.NewSource(seed)).Perm(len(train))
+	for i, j := range order[:m.Info().CalibImages] {
+		s, err := l.Score(train[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Value != want[i] {
+			t.Errorf("held-out image %d: loaded model scores %v, calibration saved %v", i, s.Value, want[i])
+		}
+	}
+}

@@ -107,14 +107,5 @@ func TestNearestShiftModel(t *testing.T) {
 	if l.TrainConfig().NearestShift != 2 {
 		t.Fatalf("loaded NearestShift %d, want 2", l.TrainConfig().NearestShift)
 	}
-	order := rand.New(rand.NewSource(cfg.Seed)).Perm(len(train))
-	for i, j := range order[:l.Info().CalibImages] {
-		s, err := l.Score(train[j])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Value != m.CalibrationScores()[i] {
-			t.Errorf("held-out image %d: loaded model scores %v, calibration %v", i, s.Value, m.CalibrationScores()[i])
-		}
-	}
+	checkCalibration(t, m, l, train, cfg.Seed)
 }

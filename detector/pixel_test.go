@@ -161,16 +161,7 @@ func TestFusedComponentsReload(t *testing.T) {
 			t.Errorf("image %d: texture component %v, want |%v − center %v|", i, c[ComponentTexture], g, m.calib.TextureCenter)
 		}
 	}
-	order := rand.New(rand.NewSource(cfg.Seed)).Perm(len(train))
-	for i, j := range order[:m.Info().CalibImages] {
-		s, err := l.Score(train[j])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Value != m.CalibrationScores()[i] {
-			t.Errorf("held-out image %d: loaded model scores %v, calibration saved %v", i, s.Value, m.CalibrationScores()[i])
-		}
-	}
+	checkCalibration(t, m, l, train, cfg.Seed)
 }
 
 // TestMeanGradient checks the texture statistic on images whose gradient

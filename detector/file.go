@@ -446,7 +446,9 @@ func (h *fileHeader) check() error {
 	if len(c.Scores) == 0 || len(c.Scores) != h.Info.CalibImages {
 		return fmt.Errorf("%d calibration scores for %d calibration images", len(c.Scores), h.Info.CalibImages)
 	}
-	if n := len(c.Uncertainties); (cfg.SWAGSamples > 1 && n != len(c.Scores)) || (cfg.SWAGSamples <= 1 && n != 0) {
+	// A model whose score does not vary over its samples keeps no
+	// uncertainties (files before format 5 kept zeros for it).
+	if n := len(c.Uncertainties); (cfg.SWAGSamples > 1 && n != len(c.Scores) && n != 0) || (cfg.SWAGSamples <= 1 && n != 0) {
 		return fmt.Errorf("%d calibration uncertainties for %d scores and %d samples", n, len(c.Scores), cfg.SWAGSamples)
 	}
 	for i, s := range c.Scores {

@@ -218,6 +218,16 @@ func (c savedConfig) fusionWeights() (wr, wm, wp, wn, wt float64) {
 	return ae * (1 - c.MemoryWeight), ae * c.MemoryWeight, wp, wn, wt
 }
 
+// hasUncertainty says whether anything in the fused score varies over the
+// SWAG samples: the reconstruction, when it has a weight, or the memory
+// score, when it has one and the samples score the memory bank. A model
+// whose score holds neither gives no uncertainty at all rather than one
+// that is zero by construction.
+func (c savedConfig) hasUncertainty() bool {
+	wr, wm, _, _, _ := c.fusionWeights()
+	return c.SWAGSamples > 1 && (wr > 0 || (c.SampledMemory && wm > 0))
+}
+
 // finish turns an analysis into a score with the model's calibration.
 func (m *Model) finish(a analysis) sentinel.Score {
 	c := m.calib
@@ -249,6 +259,7 @@ func (m *Model) finish(a analysis) sentinel.Score {
 	}
 	var u *float64
 	switch {
+	case !m.config.hasUncertainty():
 	case len(a.memorySamples) > 1 && len(a.memorySamples) == len(a.recon):
 		// The autoencoder's share of the score, as each SWAG sample
 		// measures it; the other components do not depend on the weights.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -200,8 +201,8 @@ func TestQuantile(t *testing.T) {
 // TestSampledMemoryUncertainty checks that with SampledMemory each SWAG
 // sample scores the memory bank with its own encoder and the uncertainty is
 // the spread of the autoencoder's share over the samples, so that a model
-// whose share is all memory still has one; without it such a model's
-// uncertainty is zero.
+// whose share is all memory still has one; without it such a model has no
+// uncertainty (nil), and its file saves and loads.
 func TestSampledMemoryUncertainty(t *testing.T) {
 	rng := rand.New(rand.NewSource(11))
 	train := synthImages(rng, 40, testSide, false)
@@ -215,6 +216,15 @@ func TestSampledMemoryUncertainty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		path := filepath.Join(t.TempDir(), "m.model")
+		if err := m.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Load(path)
+		if err != nil {
+			t.Fatalf("sampled %v: %v", sampled, err)
+		}
+		checkCalibration(t, m, l, train, cfg.Seed)
 		for i, img := range probe {
 			x, err := prepareImage(img, testSide)
 			if err != nil {
@@ -225,15 +235,17 @@ func TestSampledMemoryUncertainty(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := m.finish(a)
-			if s.Uncertainty == nil {
-				t.Fatalf("sampled %v, image %d: no uncertainty", sampled, i)
-			}
 			if !sampled {
-				if len(a.memorySamples) != 0 || *s.Uncertainty != 0 {
-					t.Errorf("without sampled memory, image %d: %d memory samples, uncertainty %v; want none and 0",
-						i, len(a.memorySamples), *s.Uncertainty)
+				// Nothing in the score varies over the samples: no
+				// uncertainty, rather than one that is 0 by construction.
+				if len(a.memorySamples) != 0 || s.Uncertainty != nil || len(m.CalibrationUncertainties()) != 0 {
+					t.Errorf("without sampled memory, image %d: %d memory samples, uncertainty %v, %d calibration uncertainties; want none",
+						i, len(a.memorySamples), s.Uncertainty, len(m.CalibrationUncertainties()))
 				}
 				continue
+			}
+			if s.Uncertainty == nil {
+				t.Fatalf("image %d: no uncertainty", i)
 			}
 			if len(a.memorySamples) != cfg.SWAGSamples {
 				t.Fatalf("image %d: %d memory samples, want %d", i, len(a.memorySamples), cfg.SWAGSamples)

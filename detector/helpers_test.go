@@ -3,6 +3,7 @@ package detector
 import (
 	"context"
 	"math/rand"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -91,4 +92,18 @@ func checkCalibration(t *testing.T, m, l *Model, train []sentinel.Image, seed in
 			t.Errorf("held-out image %d: loaded model scores %v, calibration saved %v", i, s.Value, want[i])
 		}
 	}
+}
+
+// reload saves m to a temporary file and loads it back.
+func reload(t *testing.T, m *Model) *Model {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "m.model")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand"
-	"path/filepath"
 	"testing"
 )
 
@@ -96,14 +95,7 @@ func TestNearestShiftModel(t *testing.T) {
 	if got := s.Components[ComponentNearest]; math.Abs(got-want) > 1e-4*want {
 		t.Errorf("nearest component %v, want the shifted distance %v", got, want)
 	}
-	path := filepath.Join(t.TempDir(), "m.model")
-	if err := m.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := reload(t, m)
 	if l.TrainConfig().NearestShift != 2 {
 		t.Fatalf("loaded NearestShift %d, want 2", l.TrainConfig().NearestShift)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -119,14 +118,7 @@ func TestFusedComponentsReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "model.snt")
-	if err := m.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := reload(t, m)
 	if !reflect.DeepEqual(l.calib, m.calib) || l.TrainConfig().NearestWeight != 0.3 || l.TrainConfig().TextureWeight != 0.1 || l.TrainConfig().PixelStride != 2 {
 		t.Errorf("loaded config %+v", l.TrainConfig())
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -216,15 +215,7 @@ func TestSampledMemoryUncertainty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(t.TempDir(), "m.model")
-		if err := m.Save(path); err != nil {
-			t.Fatal(err)
-		}
-		l, err := Load(path)
-		if err != nil {
-			t.Fatalf("sampled %v: %v", sampled, err)
-		}
-		checkCalibration(t, m, l, train, cfg.Seed)
+		checkCalibration(t, m, reload(t, m), train, cfg.Seed)
 		for i, img := range probe {
 			x, err := prepareImage(img, testSide)
 			if err != nil {

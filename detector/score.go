@@ -134,9 +134,10 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 
 // pixelScores measures the components that need no network on x, a
 // network input: the pixel memory's score and map, the nearest-normal
-// distance and the texture component. All standardise x first, which leaves an input the network
-// already takes standardised unchanged up to rounding; training, calibration
-// and scoring all pass the same network input, so the rounding is the same.
+// distance and the texture component. All standardise x first, which
+// leaves an input the network already takes standardised unchanged up to
+// rounding; training, calibration and scoring all pass the same network
+// input, so the rounding is the same.
 func (m *Model) pixelScores(a *analysis, x []float32) {
 	if m.pixels.n == 0 && !(m.config.NearestWeight > 0) && !(m.config.TextureWeight > 0) {
 		return
@@ -258,20 +259,18 @@ func (m *Model) finish(a analysis) sentinel.Score {
 		comps[ComponentTexture], comps[ComponentTextureZ] = a.texture, zt
 	}
 	var u *float64
-	switch {
-	case !m.config.hasUncertainty():
-	case len(a.memorySamples) > 1 && len(a.memorySamples) == len(a.recon):
-		// The autoencoder's share of the score, as each SWAG sample
-		// measures it; the other components do not depend on the weights.
+	if m.config.hasUncertainty() && len(a.recon) > 1 {
+		// The part of the score that each SWAG sample measures: the
+		// reconstruction, and the memory score when the samples score the
+		// memory bank; the other components do not depend on the weights.
 		share := make([]float64, len(a.recon))
 		for i, r := range a.recon {
-			share[i] = wr*r/c.ReconStd + wm*a.memorySamples[i]/c.MemoryStd
+			share[i] = wr * r / c.ReconStd
+			if len(a.memorySamples) == len(a.recon) {
+				share[i] += wm * a.memorySamples[i] / c.MemoryStd
+			}
 		}
 		v := stddev(share)
-		u = &v
-	case len(a.recon) > 1:
-		// Only the reconstruction varies over the SWAG samples.
-		v := wr * stddev(a.recon) / c.ReconStd
 		u = &v
 	}
 	// The heatmap blends the components that have a map, in proportion to

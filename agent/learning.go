@@ -187,19 +187,22 @@ func UndoContradictedAdmissions(ctx context.Context, db *store.DB) ([]string, er
 
 // RetrainResult says what a retraining cycle did.
 type RetrainResult struct {
-	Candidate        sentinel.ModelInfo
-	Current          string
-	Verdict          learn.Verdict
-	CandidateEval    learn.Evaluation
-	CurrentEval      *learn.Evaluation
-	Plan             learn.TrainingPlan
-	TrainedIDs       []string
-	HoldoutChosenNow bool
-	Rescored         int
+	Candidate     sentinel.ModelInfo
+	Current       string
+	Verdict       learn.Verdict
+	CandidateEval learn.Evaluation
+	CurrentEval   *learn.Evaluation
+	Plan          learn.TrainingPlan
+	TrainedIDs    []string
+	// HoldoutAdded is how many newly labelled cases joined the holdout in
+	// this cycle.
+	HoldoutAdded int
+	Rescored     int
 }
 
-// Retrain runs one retraining cycle: it resolves the labels, chooses the
-// holdout once and then keeps it frozen, trains a candidate on the seed,
+// Retrain runs one retraining cycle: it resolves the labels, decides for
+// each newly labelled case, once and for good, whether it joins the frozen
+// holdout or training (see learn.AssignHoldout), trains a candidate on the seed,
 // labelled and admitted normals (never the holdout), fits the supervised
 // head and threshold on the training labels, evaluates the candidate and
 // the current model on the holdout and the seed normals, and promotes the
@@ -243,15 +246,18 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 		return res, err
 	}
 	resolved := learn.ResolveAll(labels)
-	holdout, err := db.Holdout(ctx)
+	roles, err := db.LabelRoles(ctx)
 	if err != nil {
 		return res, err
 	}
-	holdout, res.HoldoutChosenNow = learn.ChooseHoldout(holdout, resolved, opt.Holdout)
-	if res.HoldoutChosenNow {
-		if err := db.FreezeHoldout(ctx, holdout); err != nil {
-			return res, err
-		}
+	newHoldout, newTrain := learn.AssignHoldout(roles, resolved, opt.Holdout)
+	if err := db.RecordLabelRoles(ctx, newHoldout, newTrain); err != nil {
+		return res, err
+	}
+	res.HoldoutAdded = len(newHoldout)
+	holdout, err := db.Holdout(ctx)
+	if err != nil {
+		return res, err
 	}
 	seeds, err := db.SeedNormals(ctx)
 	if err != nil {

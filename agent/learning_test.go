@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,9 +119,9 @@ func newLearnFixture(t *testing.T, normals, abnormals int) *learnFixture {
 			}
 			return f.models[string(b)], nil
 		},
-		Holdout:   learn.HoldoutConfig{Fraction: 0.25, MinPerClass: 4, Seed: 1},
+		Holdout:   learn.HoldoutConfig{Fraction: 0.25, Seed: 1},
 		Head:      learn.DefaultHeadConfig(),
-		Promotion: learn.PromotionConfig{Tolerance: 0.02},
+		Promotion: learn.PromotionConfig{Tolerance: 0.02, HoldoutMinPerClass: 2},
 		Gates:     learn.GateConfig{MaxDistanceZ: 3, MaxUncertaintyZ: 1, Consecutive: 2},
 		TargetFPR: 0.05,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -160,11 +161,13 @@ func ids(prefix string, from, to int) []string {
 
 // The frozen holdout never enters training: across several retraining
 // cycles with labels arriving in between, no id the trainer receives is in
-// the holdout, and the holdout never changes once chosen.
+// the holdout, the holdout grows with the labels without losing a case, and
+// a case that was on the training side never joins it.
 func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
 	ctx := context.Background()
 	f := newLearnFixture(t, 30, 30)
-	var frozen []string
+	var prev []string
+	everTrained := map[string]bool{}
 	for cycle := range 4 {
 		f.label(t, "dr-a", append(ids("n", cycle*7, cycle*7+7), ids("a", cycle*7, cycle*7+7)...)...)
 		res, err := Retrain(ctx, f.db, f.opt)
@@ -175,13 +178,17 @@ func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(hold) == 0 {
-			t.Fatalf("cycle %d: no holdout chosen with %d labels", cycle, (cycle+1)*14)
+		// A quarter of each class's labels, rounded: 7 labels give 2.
+		if want := 2 * int(math.Round(0.25*float64((cycle+1)*7))); len(hold) != want {
+			t.Fatalf("cycle %d: holdout %v with %d labels, want %d cases", cycle, hold, (cycle+1)*14, want)
 		}
-		if frozen == nil {
-			frozen = hold
-		} else if !slices.Equal(frozen, hold) {
-			t.Fatalf("cycle %d: holdout changed from %v to %v", cycle, frozen, hold)
+		if res.HoldoutAdded != len(hold)-len(prev) {
+			t.Fatalf("cycle %d: HoldoutAdded %d, holdout grew from %d to %d", cycle, res.HoldoutAdded, len(prev), len(hold))
+		}
+		for _, id := range prev {
+			if !slices.Contains(hold, id) {
+				t.Fatalf("cycle %d: holdout case %s left the holdout", cycle, id)
+			}
 		}
 		trained := f.trained[len(f.trained)-1]
 		for _, id := range trained {
@@ -192,17 +199,30 @@ func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
 				t.Fatalf("cycle %d: abnormal %s trained on as a normal", cycle, id)
 			}
 		}
+		for _, id := range slices.Concat(trained, res.Plan.Abnormals) {
+			everTrained[id] = true
+		}
+		for _, id := range hold {
+			if everTrained[id] {
+				t.Fatalf("cycle %d: %s joined the holdout after training", cycle, id)
+			}
+		}
 		if !slices.Contains(trained, "seed00") || len(res.Plan.Abnormals) == 0 {
 			t.Fatalf("cycle %d: plan %+v", cycle, res.Plan)
 		}
+		prev = hold
 	}
 	// Labelling a holdout case again changes nothing either.
-	f.label(t, "dr-b", frozen...)
-	if _, err := Retrain(ctx, f.db, f.opt); err != nil {
+	f.label(t, "dr-b", prev...)
+	res, err := Retrain(ctx, f.db, f.opt)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if res.HoldoutAdded != 0 {
+		t.Fatalf("relabelling added %d holdout cases", res.HoldoutAdded)
+	}
 	for _, id := range f.trained[len(f.trained)-1] {
-		if slices.Contains(frozen, id) {
+		if slices.Contains(prev, id) {
 			t.Fatalf("relabelled holdout case %s trained on", id)
 		}
 	}

@@ -162,7 +162,9 @@ type Learning struct {
 	// ("0s" disables).
 	RetrainEvery Duration `toml:"retrain_every"`
 	// HoldoutFraction of the labelled cases of each class is frozen as the
-	// holdout, once HoldoutMinPerClass of each class are labelled.
+	// holdout: each case's side is decided once, the first retraining cycle
+	// after its label, and never changes. The holdout's ROC-AUC judges a
+	// candidate once it holds HoldoutMinPerClass cases of each class.
 	HoldoutFraction    float64 `toml:"holdout_fraction"`
 	HoldoutMinPerClass int     `toml:"holdout_min_per_class"`
 	// PromotionTolerance: a candidate is promoted unless its holdout

@@ -166,18 +166,24 @@ func TestAdmissionNeedsTwoConsecutivePasses(t *testing.T) {
 }
 
 func TestPromoteRefusesWorse(t *testing.T) {
-	cur := Evaluation{HoldoutAUC: 0.80, SeedFPR: 0.05}
-	cfg := PromotionConfig{Tolerance: 0.02}
+	ev := func(auc, fpr float64, normals, abnormals int) Evaluation {
+		return Evaluation{HoldoutAUC: auc, SeedFPR: fpr, HoldoutNormals: normals, HoldoutAbnormals: abnormals}
+	}
+	cur := ev(0.80, 0.05, 6, 6)
+	cfg := PromotionConfig{Tolerance: 0.02, HoldoutMinPerClass: 5}
 	tests := []struct {
 		name string
 		cand Evaluation
 		want bool
 	}{
-		{"better", Evaluation{HoldoutAUC: 0.85, SeedFPR: 0.05}, true},
-		{"within tolerance", Evaluation{HoldoutAUC: 0.79, SeedFPR: 0.06}, true},
-		{"worse holdout", Evaluation{HoldoutAUC: 0.75, SeedFPR: 0.05}, false},
-		{"forgets normals", Evaluation{HoldoutAUC: 0.90, SeedFPR: 0.20}, false},
-		{"no holdout yet", Evaluation{HoldoutAUC: math.NaN(), SeedFPR: 0.05}, true},
+		{"better", ev(0.85, 0.05, 6, 6), true},
+		{"within tolerance", ev(0.79, 0.06, 6, 6), true},
+		{"worse holdout", ev(0.75, 0.05, 6, 6), false},
+		{"forgets normals", ev(0.90, 0.20, 6, 6), false},
+		{"no holdout yet", ev(math.NaN(), 0.05, 0, 0), true},
+		// Four abnormals are too few to rank by: the seed normals judge.
+		{"holdout too small to rank", ev(0.50, 0.05, 6, 4), true},
+		{"holdout too small, forgets normals", ev(0.90, 0.20, 6, 4), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,28 +204,74 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 		if i%2 == 1 {
 			v = Abnormal
 		}
-		resolved[string(rune('a'+i))] = v
+		resolved[fmt.Sprintf("c%02d", i)] = v
 	}
-	cfg := HoldoutConfig{Fraction: 0.2, MinPerClass: 5, Seed: 1}
-	if ids, chosen := ChooseHoldout(nil, map[string]string{"a": Normal}, cfg); chosen || len(ids) != 0 {
-		t.Fatal("holdout chosen with too few labels")
+	cfg := HoldoutConfig{Fraction: 0.2, Seed: 1}
+	decided := map[string]bool{}
+	record := func(hold, train []string) {
+		for _, id := range hold {
+			decided[id] = true
+		}
+		for _, id := range train {
+			decided[id] = false
+		}
 	}
-	hold, chosen := ChooseHoldout(nil, resolved, cfg)
-	if !chosen || len(hold) != 4 {
-		t.Fatalf("holdout %v chosen %v", hold, chosen)
+	hold, train := AssignHoldout(decided, resolved, cfg)
+	if len(hold) != 4 || len(hold)+len(train) != 20 {
+		t.Fatalf("20 labels: holdout %v, training %v", hold, train)
 	}
-	resolved["zz"] = Normal
-	again, chosen := ChooseHoldout(hold, resolved, cfg)
-	if chosen || !slices.Equal(again, hold) {
-		t.Fatalf("holdout changed: %v -> %v", hold, again)
+	var hn, ha int
+	for _, id := range hold {
+		if resolved[id] == Normal {
+			hn++
+		} else {
+			ha++
+		}
 	}
-	plan := PlanTraining(append([]string{hold[0]}, "seed1"), resolved, []string{hold[1], "adm"}, hold)
+	if hn != 2 || ha != 2 {
+		t.Fatalf("holdout %v not stratified: %d normal, %d abnormal", hold, hn, ha)
+	}
+	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
+		t.Fatalf("not reproducible: %v then %v", hold, h2)
+	}
+	record(hold, train)
+	if h, tr := AssignHoldout(decided, resolved, cfg); len(h)+len(tr) != 0 {
+		t.Fatalf("decided cases decided again: %v %v", h, tr)
+	}
+	// Twenty more labels: the holdout grows to a fifth of forty, the old
+	// decisions stand, and a decided case's label changing moves nothing.
+	for i := 20; i < 40; i++ {
+		v := Normal
+		if i%2 == 1 {
+			v = Abnormal
+		}
+		resolved[fmt.Sprintf("c%02d", i)] = v
+	}
+	resolved[train[0]] = Abnormal
+	more, moreTrain := AssignHoldout(decided, resolved, cfg)
+	for _, id := range slices.Concat(more, moreTrain) {
+		if _, ok := decided[id]; ok {
+			t.Fatalf("case %s decided twice", id)
+		}
+	}
+	record(more, moreTrain)
+	var all []string
+	for id, h := range decided {
+		if h {
+			all = append(all, id)
+		}
+	}
+	slices.Sort(all)
+	if len(all) < 7 || len(all) > 9 || len(decided) != 40 {
+		t.Fatalf("40 labels: holdout %v (%d decided)", all, len(decided))
+	}
+	plan := PlanTraining(append([]string{all[0]}, "seed1"), resolved, []string{all[1], "adm"}, all)
 	for _, id := range append(append([]string{}, plan.Normals...), plan.Abnormals...) {
-		if slices.Contains(hold, id) {
+		if slices.Contains(all, id) {
 			t.Fatalf("holdout case %s planned for training: %+v", id, plan)
 		}
 	}
-	if len(plan.Holdout) != len(hold) {
+	if len(plan.Holdout) != len(all) {
 		t.Fatalf("plan holdout %v", plan.Holdout)
 	}
 }

@@ -1,8 +1,10 @@
 package learn
 
 import (
+	"cmp"
+	"encoding/binary"
+	"hash/fnv"
 	"math"
-	"math/rand"
 	"slices"
 )
 
@@ -10,43 +12,73 @@ import (
 type HoldoutConfig struct {
 	// Fraction of the labelled cases of each class set aside.
 	Fraction float64
-	// MinPerClass is how many labelled normals and abnormals there must be
-	// before a holdout is chosen at all, so that it can rank.
-	MinPerClass int
 	// Seed makes the choice reproducible.
 	Seed int64
 }
 
-// ChooseHoldout returns the frozen holdout. Once chosen (existing is not
-// empty) it never changes: later labels all go to training and no
-// retraining reshuffles which cases evaluate the models (the leak MONAI
-// Label users report in #1752). Before that, it chooses a stratified
-// Fraction of the labelled cases once both classes have MinPerClass
-// labels, and reports chosen=true; otherwise it returns nothing.
-func ChooseHoldout(existing []string, resolved map[string]string, cfg HoldoutConfig) (ids []string, chosen bool) {
-	if len(existing) > 0 {
-		return slices.Clone(existing), false
-	}
-	var normals, abnormals []string
+// AssignHoldout decides, once and for good, whether each labelled case not
+// yet decided joins the frozen holdout or training. decided holds the
+// decisions already made (true: holdout) and is never revised: a holdout
+// case never trains, and a case that may have trained never joins the
+// holdout, so no retraining reshuffles which cases evaluate the models
+// (the leak MONAI Label users report in #1752), yet the holdout grows with
+// the labels instead of staying the handful there were when it was first
+// chosen. Within each class (by resolved label), the undecided cases are
+// taken in a seeded order fixed by their ids, and each joins the holdout
+// while that keeps the class's holdout at or below Fraction of its decided
+// cases (rounded), so the holdout is stratified at Fraction however the
+// labels arrive. It returns the new holdout and training decisions, sorted.
+func AssignHoldout(decided map[string]bool, resolved map[string]string, cfg HoldoutConfig) (holdout, train []string) {
+	type tally struct{ hold, all int }
+	count := map[string]*tally{Normal: {}, Abnormal: {}}
+	undecided := map[string][]string{}
 	for _, id := range sortedKeys(resolved) {
-		if resolved[id] == Normal {
-			normals = append(normals, id)
-		} else {
-			abnormals = append(abnormals, id)
+		cls := resolved[id]
+		if cls != Normal && cls != Abnormal {
+			continue
+		}
+		if inHoldout, ok := decided[id]; ok {
+			count[cls].all++
+			if inHoldout {
+				count[cls].hold++
+			}
+			continue
+		}
+		undecided[cls] = append(undecided[cls], id)
+	}
+	for _, cls := range []string{Normal, Abnormal} {
+		ids := undecided[cls]
+		keys := make(map[string]uint64, len(ids))
+		for _, id := range ids {
+			keys[id] = holdoutKey(cfg.Seed, id)
+		}
+		slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(keys[a], keys[b]) })
+		c := count[cls]
+		for _, id := range ids {
+			c.all++
+			if cfg.Fraction > 0 && float64(c.hold+1) <= math.Round(cfg.Fraction*float64(c.all)) {
+				c.hold++
+				holdout = append(holdout, id)
+			} else {
+				train = append(train, id)
+			}
 		}
 	}
-	if len(normals) < cfg.MinPerClass || len(abnormals) < cfg.MinPerClass || cfg.Fraction <= 0 {
-		return nil, false
-	}
-	rng := rand.New(rand.NewSource(cfg.Seed))
-	take := func(ids []string) []string {
-		k := max(1, int(math.Round(cfg.Fraction*float64(len(ids)))))
-		rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		return ids[:min(k, len(ids)-1)]
-	}
-	out := append(take(normals), take(abnormals)...)
-	slices.Sort(out)
-	return out, true
+	slices.Sort(holdout)
+	slices.Sort(train)
+	return holdout, train
+}
+
+// holdoutKey orders cases for AssignHoldout: an FNV-1a hash of the seed
+// and the id, so the order of two cases does not depend on which others
+// arrived with them.
+func holdoutKey(seed int64, id string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(seed))
+	h.Write(b[:])
+	h.Write([]byte(id))
+	return h.Sum64()
 }
 
 // TrainingPlan says which cases a retraining uses and for what.

@@ -45,6 +45,17 @@ type PromotionConfig struct {
 	// still count as "not worse": noise on a small holdout must not block
 	// every retraining.
 	Tolerance float64
+	// HoldoutMinPerClass is how many normals and abnormals the holdout must
+	// hold before its ROC-AUC judges a candidate: a ROC-AUC over two
+	// normals and two abnormals moves by 0.25 when one pair swaps. Below
+	// it, only the seed normals judge.
+	HoldoutMinPerClass int
+}
+
+// ranks reports whether e's holdout ROC-AUC is measured over at least min
+// cases of each class.
+func (e Evaluation) ranks(min int) bool {
+	return !math.IsNaN(e.HoldoutAUC) && e.HoldoutNormals >= min && e.HoldoutAbnormals >= min
 }
 
 // Verdict is the promotion decision with its reason.
@@ -55,13 +66,15 @@ type Verdict struct {
 
 // Promote decides whether cand replaces cur (nil when there is no current
 // model, which always promotes). The candidate must not be worse than the
-// current model on the holdout, when the holdout can rank, nor on the seed
-// normals, each within cfg.Tolerance.
+// current model on the holdout, once the holdout holds
+// cfg.HoldoutMinPerClass cases of each class, nor on the seed normals, each
+// within cfg.Tolerance.
 func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
 	if cur == nil {
 		return Verdict{true, "no current model"}
 	}
-	if !math.IsNaN(cand.HoldoutAUC) && !math.IsNaN(cur.HoldoutAUC) && cand.HoldoutAUC < cur.HoldoutAUC-cfg.Tolerance {
+	ranks := cand.ranks(max(cfg.HoldoutMinPerClass, 1)) && cur.ranks(max(cfg.HoldoutMinPerClass, 1))
+	if ranks && cand.HoldoutAUC < cur.HoldoutAUC-cfg.Tolerance {
 		return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g",
 			cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance)}
 	}
@@ -69,9 +82,9 @@ func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
 		return Verdict{false, fmt.Sprintf("flags %.1f%% of the seed normals, the current model %.1f%% (tolerance %.3g)",
 			100*cand.SeedFPR, 100*cur.SeedFPR, cfg.Tolerance)}
 	}
-	if math.IsNaN(cand.HoldoutAUC) || math.IsNaN(cur.HoldoutAUC) {
-		return Verdict{true, fmt.Sprintf("seed normals: %.1f%% flagged vs %.1f%%; no holdout with both classes yet",
-			100*cand.SeedFPR, 100*cur.SeedFPR)}
+	if !ranks {
+		return Verdict{true, fmt.Sprintf("seed normals: %.1f%% flagged vs %.1f%%; the holdout (%d normal, %d abnormal) is too small to rank yet (%d of each needed)",
+			100*cand.SeedFPR, 100*cur.SeedFPR, cand.HoldoutNormals, cand.HoldoutAbnormals, max(cfg.HoldoutMinPerClass, 1))}
 	}
 	return Verdict{true, fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f, seed normals flagged %.1f%% vs %.1f%%",
 		cand.HoldoutAUC, cur.HoldoutAUC, 100*cand.SeedFPR, 100*cur.SeedFPR)}

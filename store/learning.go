@@ -13,9 +13,9 @@ import (
 
 // Errors of the learning tables.
 var (
-	// ErrHoldoutFrozen is returned by FreezeHoldout when a holdout was
-	// chosen before: it never changes.
-	ErrHoldoutFrozen = errors.New("store: holdout already chosen and frozen")
+	// ErrRoleDecided is returned by RecordLabelRoles for a case whose role
+	// (holdout or training) was decided before: it never changes.
+	ErrRoleDecided = errors.New("role already decided")
 	// ErrUnknownModel means no model version has that name.
 	ErrUnknownModel = errors.New("store: unknown model version")
 )
@@ -62,35 +62,61 @@ func (db *DB) SeedNormals(ctx context.Context) ([]SeedNormal, error) {
 	return out, rows.Err()
 }
 
-// Holdout returns the frozen holdout's instance ids, sorted; empty before
-// one is chosen.
+// Holdout returns the instance ids of the frozen holdout, sorted: the
+// labelled cases whose role was decided as holdout (see RecordLabelRoles).
 func (db *DB) Holdout(ctx context.Context) ([]string, error) {
-	return db.strings(ctx, "holdout", `SELECT instance_id FROM holdout ORDER BY instance_id`)
+	return db.strings(ctx, "holdout", `SELECT instance_id FROM label_roles WHERE role = 'holdout' ORDER BY instance_id`)
 }
 
-// FreezeHoldout records the holdout. It can be done once: afterwards it
-// returns ErrHoldoutFrozen and changes nothing.
-func (db *DB) FreezeHoldout(ctx context.Context, ids []string) error {
+// LabelRoles returns every decided role: true for the holdout, false for
+// training.
+func (db *DB) LabelRoles(ctx context.Context) (map[string]bool, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, role FROM label_roles`)
+	if err != nil {
+		return nil, fmt.Errorf("store: label roles: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id, role string
+		if err := rows.Scan(&id, &role); err != nil {
+			return nil, fmt.Errorf("store: label roles: %w", err)
+		}
+		out[id] = role == "holdout"
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: label roles: %w", err)
+	}
+	return out, nil
+}
+
+// RecordLabelRoles records the roles decided for cases not decided
+// before, all or none. A role is decided once: recording any case again
+// returns ErrRoleDecided and records nothing.
+func (db *DB) RecordLabelRoles(ctx context.Context, holdout, train []string) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM holdout`).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return ErrHoldoutFrozen
-		}
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO holdout (instance_id, chosen_at) VALUES (?, ?)`, id, db.now()); err != nil {
-				return err
+		now := db.now()
+		for _, r := range []struct {
+			role string
+			ids  []string
+		}{{"holdout", holdout}, {"train", train}} {
+			for _, id := range r.ids {
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM label_roles WHERE instance_id = ?`, id).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					return fmt.Errorf("%s: %w", id, ErrRoleDecided)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO label_roles (instance_id, role, decided_at) VALUES (?, ?, ?)`, id, r.role, now); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
-	if errors.Is(err, ErrHoldoutFrozen) {
-		return err
-	}
 	if err != nil {
-		return fmt.Errorf("store: freeze holdout: %w", err)
+		return fmt.Errorf("store: record label roles: %w", err)
 	}
 	return nil
 }

@@ -67,7 +67,11 @@ func (db *DB) Close() error {
 	return db.db.Close()
 }
 
-func (db *DB) migrate(ctx context.Context) error {
+func (db *DB) migrate(ctx context.Context) error { return db.migrateThrough(ctx, "") }
+
+// migrateThrough applies the pending migrations named up to last ("" for
+// all of them).
+func (db *DB) migrateThrough(ctx context.Context, last string) error {
 	if _, err := db.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return err
@@ -78,6 +82,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		if last != "" && name > last {
+			break
+		}
 		if err := db.applyMigration(ctx, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

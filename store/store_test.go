@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -226,5 +229,77 @@ func TestScoredInstancesComponents(t *testing.T) {
 		if len(got) != 1 || got[0].ModelVersion != tc.version || got[0].Score.Components[tc.key] != tc.want || len(got[0].Score.Components) != 1 {
 			t.Errorf("model %s: scored instances %+v", tc.version, got)
 		}
+	}
+}
+
+// A labelled case's role is decided once: recording it again fails and
+// records nothing of that batch.
+func TestLabelRolesDecidedOnce(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	for i, id := range []string{"1.1", "1.2", "1.3"} {
+		if err := db.RecordResult(ctx, result(id, fmt.Sprint(i), "/in/"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.RecordLabelRoles(ctx, []string{"1.2"}, []string{"1.1"}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.RecordLabelRoles(ctx, []string{"1.3"}, []string{"1.2"})
+	if !errors.Is(err, ErrRoleDecided) {
+		t.Fatalf("second decision for 1.2: err = %v, want ErrRoleDecided", err)
+	}
+	roles, err := db.LabelRoles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roles) != 2 || !roles["1.2"] || roles["1.1"] {
+		t.Fatalf("roles = %v, want 1.2 holdout and 1.1 training only", roles)
+	}
+	if h, err := db.Holdout(ctx); err != nil || !slices.Equal(h, []string{"1.2"}) {
+		t.Fatalf("Holdout = %v, %v", h, err)
+	}
+}
+
+// A workspace whose holdout was chosen under the earlier schema keeps it,
+// and its other labelled cases, which may have trained, stay on the
+// training side.
+func TestMigrateHoldoutToLabelRoles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	sdb, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &DB{db: sdb, path: path, Now: time.Now}
+	if err := old.migrateThrough(ctx, "migrations/0003_learning.sql"); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"1.1", "1.2", "1.3"} {
+		if err := old.RecordResult(ctx, result(id, fmt.Sprint(i), "/in/"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"1.1", "1.2"} {
+		if _, err := old.AddLabel(ctx, sentinel.Label{InstanceID: id, Value: "normal", Time: time.Unix(100, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sdb.Exec(`INSERT INTO holdout (instance_id, chosen_at) VALUES ('1.2', '2026-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	sdb.Close()
+
+	db := NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	roles, err := db.LabelRoles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roles) != 2 || !roles["1.2"] || roles["1.1"] {
+		t.Fatalf("migrated roles = %v, want 1.2 holdout, 1.1 training, 1.3 (unlabelled) undecided", roles)
 	}
 }

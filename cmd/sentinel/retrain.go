@@ -45,8 +45,8 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "candidate %s trained on %d normals (%d labelled abnormals for the head and threshold; holdout %d cases%s)\n",
-		res.Candidate.Version, len(res.TrainedIDs), len(res.Plan.Abnormals), len(res.Plan.Holdout), map[bool]string{true: ", chosen now and frozen"}[res.HoldoutChosenNow])
+	fmt.Fprintf(stdout, "candidate %s trained on %d normals (%d labelled abnormals for the head and threshold; frozen holdout %d cases, %d of them new)\n",
+		res.Candidate.Version, len(res.TrainedIDs), len(res.Plan.Abnormals), len(res.Plan.Holdout), res.HoldoutAdded)
 	verdict := "kept, not promoted"
 	if res.Verdict.Promote {
 		verdict = "promoted"

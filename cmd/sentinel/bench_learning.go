@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
@@ -51,7 +52,13 @@ type benchRound struct {
 	TP             int     `json:"tp"`
 	Threshold      float64 `json:"threshold"`
 	HeadWeight     float64 `json:"head_weight"`
-	Seconds        float64 `json:"seconds"`
+	// With --promotion: the frozen holdout's size, and whether this
+	// round's candidate replaced the model in use (the figures above are
+	// always the model in use's) with the verdict's reason.
+	Holdout  int     `json:"holdout,omitempty"`
+	Promoted *bool   `json:"promoted,omitempty"`
+	Verdict  string  `json:"verdict,omitempty"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // benchCase is one image of the benchmark with its true label.
@@ -77,6 +84,7 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	seed := fs.Int64("seed", 1, "random seed of the random strategy and of training")
 	asJSON := fs.Bool("json", false, "print one JSON object per round")
 	withAdmission := fs.Bool("admit", false, "with a query strategy, also run an oracle-free admission cycle before each round's queries, as the running agent does between retraining cycles")
+	promotion := fs.Bool("promotion", false, "run the retraining cycle as the agent does: learning.holdout_fraction of the labels frozen as a holdout that never trains, and a candidate replaces the model in use only if the promotion gate passes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -163,7 +171,7 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 		len(seedCases), *seedSplit, len(pool), *poolSplit, len(eval), *evalSplit, *strategy, *rounds, *perRound, tc.InputSize, tc.Epochs)
 
 	sim := &learningSim{ctx: ctx, tc: tc, opt: opt, seed: seedCases, pool: pool, eval: eval,
-		labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}}
+		labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}, promotion: *promotion, roles: map[string]bool{}}
 	var all []benchRound
 	for r := 0; r <= *rounds; r++ {
 		start := time.Now()
@@ -198,10 +206,18 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 	}
 	if !*asJSON {
-		fmt.Fprintf(stdout, "%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s\n", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
+		head := fmt.Sprintf("%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
+		if *promotion {
+			head += " holdout promoted"
+		}
+		fmt.Fprintln(stdout, head)
 		for _, r := range all {
-			fmt.Fprintf(stdout, "%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f\n", r.Round, r.Labels, r.Admitted,
+			line := fmt.Sprintf("%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f", r.Round, r.Labels, r.Admitted,
 				r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP, r.DetectorROCAUC, r.HeadWeight)
+			if r.Promoted != nil {
+				line += fmt.Sprintf(" %-7d %-8v %s", r.Holdout, *r.Promoted, r.Verdict)
+			}
+			fmt.Fprintln(stdout, line)
 		}
 	}
 	return nil
@@ -222,10 +238,19 @@ type learningSim struct {
 	labelled map[string]string
 	admitted map[string]bool
 	streak   map[string]int
+	// promotion runs the agent's holdout and promotion gate; roles are the
+	// labelled cases' decided sides (true: holdout).
+	promotion bool
+	roles     map[string]bool
 }
 
-// scoreAll scores cases with the current model, two at a time.
+// scoreAll scores cases with the model in use, two at a time.
 func (s *learningSim) scoreAll(cs []benchCase) ([]sentinel.Score, error) {
+	return scoreWith(s.model, cs)
+}
+
+// scoreWith scores cases with m, two at a time.
+func scoreWith(m *detector.Model, cs []benchCase) ([]sentinel.Score, error) {
 	out := make([]sentinel.Score, len(cs))
 	errs := make([]error, len(cs))
 	var wg sync.WaitGroup
@@ -235,7 +260,7 @@ func (s *learningSim) scoreAll(cs []benchCase) ([]sentinel.Score, error) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				out[i], errs[i] = s.model.Score(cs[i].img)
+				out[i], errs[i] = m.Score(cs[i].img)
 			}
 		}()
 	}
@@ -323,6 +348,10 @@ func (s *learningSim) admit() error {
 
 // trainAndEvaluate retrains on the plan's normals, fits the head and
 // threshold on the labels gathered, and evaluates on the evaluation split.
+// With promotion, it first decides the new labels' sides (holdout or
+// training) as the agent does, and the candidate replaces the model in use
+// only if the promotion gate passes; the evaluation split is always scored
+// by the model in use.
 func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	var row benchRound
 	var seedIDs, admitted []string
@@ -337,7 +366,23 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 			admitted = append(admitted, c.id)
 		}
 	}
-	plan := learn.PlanTraining(seedIDs, s.labelled, admitted, nil)
+	var holdout []string
+	if s.promotion {
+		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.opt.Holdout)
+		for _, id := range hold {
+			s.roles[id] = true
+		}
+		for _, id := range train {
+			s.roles[id] = false
+		}
+		for id, in := range s.roles {
+			if in {
+				holdout = append(holdout, id)
+			}
+		}
+		slices.Sort(holdout)
+	}
+	plan := learn.PlanTraining(seedIDs, s.labelled, admitted, holdout)
 	imgs := make([]sentinel.Image, len(plan.Normals))
 	for i, id := range plan.Normals {
 		imgs[i] = byID[id].img
@@ -350,7 +395,6 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	if err != nil {
 		return row, err
 	}
-	s.model = m
 	// The labelled cases, and the seed normals the detector held out: a
 	// seed normal is verified normal, and a held-out one's scores are fair.
 	trained := learn.TrainedOn(plan.Normals, m.HeldOut())
@@ -358,7 +402,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	for _, id := range slices.Concat(plan.LabelledNormals, plan.Abnormals, learn.HeldOutSeeds(seedIDs, plan.Normals, m.HeldOut())) {
 		lab = append(lab, byID[id])
 	}
-	labScores, err := s.scoreAll(lab)
+	labScores, err := scoreWith(m, lab)
 	if err != nil {
 		return row, err
 	}
@@ -367,7 +411,28 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: learn.HeadInput(labScores[i].Components, c.emb),
 			Abnormal: s.labelled[c.id] == learn.Abnormal, DetTrained: trained[c.id]}
 	}
-	s.comb = learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
+	comb := learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
+	promote := true
+	if s.promotion {
+		cand, err := s.evaluate(m, comb, plan.Holdout, byID)
+		if err != nil {
+			return row, err
+		}
+		var cur *learn.Evaluation
+		if s.model != nil {
+			ev, err := s.evaluate(s.model, s.comb, plan.Holdout, byID)
+			if err != nil {
+				return row, err
+			}
+			cur = &ev
+		}
+		v := learn.Promote(cand, cur, s.opt.Promotion)
+		promote = v.Promote
+		row.Holdout, row.Promoted, row.Verdict = len(plan.Holdout), &promote, v.Reason
+	}
+	if promote {
+		s.model, s.comb = m, comb
+	}
 	evScores, err := s.scoreAll(s.eval)
 	if err != nil {
 		return row, err
@@ -387,7 +452,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 			admNormal++
 		}
 	}
-	row = benchRound{Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
+	row = benchRound{Holdout: row.Holdout, Promoted: row.Promoted, Verdict: row.Verdict, Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
 		AdmittedNormal: math.NaN(), TrainNormals: len(plan.Normals),
 		ROCAUC: learn.AUROC(scores, positive), PRAUC: learn.PRAUC(scores, positive), DetectorROCAUC: learn.AUROC(det, positive),
 		Precision: conf.Precision(), Recall: conf.Recall(), F1: conf.F1(), FP: conf.FP, TP: conf.TP,
@@ -398,4 +463,28 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 		row.AdmittedNormal = 1
 	}
 	return row, nil
+}
+
+// evaluate is the agent's promotion evaluation: m with comb on the frozen
+// holdout and on every seed normal.
+func (s *learningSim) evaluate(m *detector.Model, comb *learn.Combiner, holdout map[string]string, byID map[string]benchCase) (learn.Evaluation, error) {
+	ids := slices.Sorted(maps.Keys(holdout))
+	cs := make([]benchCase, 0, len(ids)+len(s.seed))
+	for _, id := range ids {
+		cs = append(cs, byID[id])
+	}
+	cs = append(cs, s.seed...)
+	scores, err := scoreWith(m, cs)
+	if err != nil {
+		return learn.Evaluation{}, err
+	}
+	combined := make([]float64, len(cs))
+	for i, c := range cs {
+		combined[i] = comb.Score(scores[i].Value, learn.HeadInput(scores[i].Components, c.emb))
+	}
+	abnormal := make([]bool, len(ids))
+	for i, id := range ids {
+		abnormal[i] = holdout[id] == learn.Abnormal
+	}
+	return learn.Evaluate(combined[:len(ids)], abnormal, combined[len(ids):], comb.Threshold), nil
 }

@@ -17,36 +17,13 @@ import (
 // budget of new labels, admitted cases are counted apart from the labels
 // and the normal set grows by both, and the JSON rows carry the figures.
 func TestBenchLearningPhantoms(t *testing.T) {
-	data := t.TempDir()
-	rng := rand.New(rand.NewPCG(3, 4))
-	var rows []string
-	add := func(n int, kind phantom.Kind, split, finding string) {
-		for _, f := range writePhantomPNGs(t, data, rng, n, kind, split) {
-			rows = append(rows, f+","+finding+","+split)
-		}
-	}
-	add(16, phantom.Normal, "seed", "normal")
-	add(14, phantom.Normal, "pool", "normal")
-	add(10, phantom.Nodule, "pool", "nodule")
-	add(6, phantom.Normal, "dev", "normal")
-	add(6, phantom.Nodule, "dev", "nodule")
-	labels := filepath.Join(data, "labels.csv")
-	if err := os.WriteFile(labels, []byte("file,finding,split\n"+strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data, labels := phantomLabels(t)
 	out, errOut, code := sentinelCmd(t, "bench", "learning", "--workspace", t.TempDir(), "--labels", labels, "--images", data,
 		"--rounds", "2", "--per-round", "6", "--strategy", "hybrid", "--admit", "--epochs", "3", "--input", "32", "--json")
 	if code != exitOK {
 		t.Fatalf("bench learning exited %d: %s", code, errOut)
 	}
-	var got []benchRound
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var r benchRound
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		got = append(got, r)
-	}
+	got := benchRows(t, out)
 	if len(got) != 3 {
 		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
 	}
@@ -67,4 +44,78 @@ func TestBenchLearningPhantoms(t *testing.T) {
 	if got[0].Admitted != 0 || got[1].Admitted != 0 || got[2].Admitted == 0 {
 		t.Errorf("admitted %d, %d, %d cases by rounds 0, 1, 2", got[0].Admitted, got[1].Admitted, got[2].Admitted)
 	}
+}
+
+// TestBenchLearningPromotion runs the benchmark with the agent's holdout
+// and promotion gate: each round's verdict is reported, the holdout grows
+// with the labels, and its cases never train.
+func TestBenchLearningPromotion(t *testing.T) {
+	data, labels := phantomLabels(t)
+	out, errOut, code := sentinelCmd(t, "bench", "learning", "--workspace", t.TempDir(), "--labels", labels, "--images", data,
+		"--rounds", "2", "--per-round", "10", "--strategy", "random", "--promotion", "--epochs", "3", "--input", "32", "--json")
+	if code != exitOK {
+		t.Fatalf("bench learning exited %d: %s", code, errOut)
+	}
+	got := benchRows(t, out)
+	if len(got) != 3 {
+		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
+	}
+	for i, r := range got {
+		if r.Promoted == nil || r.Verdict == "" {
+			t.Fatalf("row %d: no promotion verdict: %+v", i, r)
+		}
+		// The labels that train are the labelled normals among the
+		// training normals (beside the 16 seed normals) and the abnormals
+		// the head learns from: every label but the holdout's.
+		if train := r.TrainNormals - 16 + r.Abnormals; train != r.Labels-r.Holdout {
+			t.Errorf("row %d: %d labels train, want %d labels less a holdout of %d", i, train, r.Labels, r.Holdout)
+		}
+	}
+	if !*got[0].Promoted || got[0].Holdout != 0 {
+		t.Errorf("round 0: promoted %v with a holdout of %d", *got[0].Promoted, got[0].Holdout)
+	}
+	// A fifth of each class's labels, rounded, per class: 10 labels hold
+	// out 1 to 3, 20 labels 3 to 5.
+	if h1, h2 := got[1].Holdout, got[2].Holdout; h1 < 1 || h1 > 3 || h2 < 3 || h2 > 5 {
+		t.Errorf("holdout of %d after 10 labels and %d after 20", h1, h2)
+	}
+}
+
+// phantomLabels writes phantom PNGs and their labels file (seed normals, a
+// pool of normals and nodules, an evaluation split) and returns the folder
+// and the file.
+func phantomLabels(t *testing.T) (data, labels string) {
+	t.Helper()
+	data = t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var rows []string
+	add := func(n int, kind phantom.Kind, split, finding string) {
+		for _, f := range writePhantomPNGs(t, data, rng, n, kind, split) {
+			rows = append(rows, f+","+finding+","+split)
+		}
+	}
+	add(16, phantom.Normal, "seed", "normal")
+	add(14, phantom.Normal, "pool", "normal")
+	add(10, phantom.Nodule, "pool", "nodule")
+	add(6, phantom.Normal, "dev", "normal")
+	add(6, phantom.Nodule, "dev", "nodule")
+	labels = filepath.Join(data, "labels.csv")
+	if err := os.WriteFile(labels, []byte("file,finding,split\n"+strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data, labels
+}
+
+// benchRows parses the JSON rows bench learning prints.
+func benchRows(t *testing.T, out string) []benchRound {
+	t.Helper()
+	var got []benchRound
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r benchRound
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got = append(got, r)
+	}
+	return got
 }

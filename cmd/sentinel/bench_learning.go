@@ -55,10 +55,13 @@ type benchRound struct {
 	// With --promotion: the frozen holdout's size, and whether this
 	// round's candidate replaced the model in use (the figures above are
 	// always the model in use's) with the verdict's reason.
-	Holdout  int     `json:"holdout,omitempty"`
-	Promoted *bool   `json:"promoted,omitempty"`
-	Verdict  string  `json:"verdict,omitempty"`
-	Seconds  float64 `json:"seconds"`
+	Holdout  int    `json:"holdout,omitempty"`
+	Promoted *bool  `json:"promoted,omitempty"`
+	Verdict  string `json:"verdict,omitempty"`
+	// CandidateROCAUC is the candidate's ROC-AUC on the evaluation split,
+	// promoted or not: it audits the gate and steers nothing.
+	CandidateROCAUC *float64 `json:"candidate_roc_auc,omitempty"`
+	Seconds         float64  `json:"seconds"`
 }
 
 // benchCase is one image of the benchmark with its true label.
@@ -208,14 +211,18 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if !*asJSON {
 		head := fmt.Sprintf("%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
 		if *promotion {
-			head += " holdout promoted"
+			head += " holdout promoted cand_auc verdict"
 		}
 		fmt.Fprintln(stdout, head)
 		for _, r := range all {
 			line := fmt.Sprintf("%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f", r.Round, r.Labels, r.Admitted,
 				r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP, r.DetectorROCAUC, r.HeadWeight)
 			if r.Promoted != nil {
-				line += fmt.Sprintf(" %-7d %-8v %s", r.Holdout, *r.Promoted, r.Verdict)
+				cand := r.ROCAUC
+				if r.CandidateROCAUC != nil {
+					cand = *r.CandidateROCAUC
+				}
+				line += fmt.Sprintf(" %-7d %-8v %-8.4f %s", r.Holdout, *r.Promoted, cand, r.Verdict)
 			}
 			fmt.Fprintln(stdout, line)
 		}
@@ -433,6 +440,13 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	if promote {
 		s.model, s.comb = m, comb
 	}
+	if s.promotion && !promote {
+		auc, err := s.evalAUC(m, comb)
+		if err != nil {
+			return row, err
+		}
+		row.CandidateROCAUC = &auc
+	}
 	evScores, err := s.scoreAll(s.eval)
 	if err != nil {
 		return row, err
@@ -452,7 +466,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 			admNormal++
 		}
 	}
-	row = benchRound{Holdout: row.Holdout, Promoted: row.Promoted, Verdict: row.Verdict, Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
+	row = benchRound{Holdout: row.Holdout, Promoted: row.Promoted, Verdict: row.Verdict, CandidateROCAUC: row.CandidateROCAUC, Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
 		AdmittedNormal: math.NaN(), TrainNormals: len(plan.Normals),
 		ROCAUC: learn.AUROC(scores, positive), PRAUC: learn.PRAUC(scores, positive), DetectorROCAUC: learn.AUROC(det, positive),
 		Precision: conf.Precision(), Recall: conf.Recall(), F1: conf.F1(), FP: conf.FP, TP: conf.TP,
@@ -487,4 +501,19 @@ func (s *learningSim) evaluate(m *detector.Model, comb *learn.Combiner, holdout 
 		abnormal[i] = holdout[id] == learn.Abnormal
 	}
 	return learn.Evaluate(combined[:len(ids)], abnormal, combined[len(ids):], comb.Threshold), nil
+}
+
+// evalAUC is the ROC-AUC of m with comb on the evaluation split.
+func (s *learningSim) evalAUC(m *detector.Model, comb *learn.Combiner) (float64, error) {
+	sc, err := scoreWith(m, s.eval)
+	if err != nil {
+		return 0, err
+	}
+	v := make([]float64, len(s.eval))
+	pos := make([]bool, len(s.eval))
+	for i, c := range s.eval {
+		v[i] = comb.Score(sc[i].Value, learn.HeadInput(sc[i].Components, c.emb))
+		pos[i] = c.abnormal
+	}
+	return learn.AUROC(v, pos), nil
 }

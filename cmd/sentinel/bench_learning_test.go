@@ -64,6 +64,11 @@ func TestBenchLearningPromotion(t *testing.T) {
 		if r.Promoted == nil || r.Verdict == "" {
 			t.Fatalf("row %d: no promotion verdict: %+v", i, r)
 		}
+		// A rejected candidate's own figure is reported beside the model
+		// kept in use.
+		if (r.CandidateROCAUC != nil) == *r.Promoted {
+			t.Errorf("row %d: promoted %v, candidate ROC-AUC %v", i, *r.Promoted, r.CandidateROCAUC)
+		}
 		// The labels that train are the labelled normals among the
 		// training normals (beside the 16 seed normals) and the abnormals
 		// the head learns from: every label but the holdout's.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -246,11 +247,24 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 		return res, err
 	}
 	resolved := learn.ResolveAll(labels)
+	seeds, err := db.SeedNormals(ctx)
+	if err != nil {
+		return res, err
+	}
+	if len(seeds) == 0 {
+		return res, errors.New("retrain: the workspace records no seed normals: run 'sentinel retrain --normals DIR' once, or train with 'sentinel train'")
+	}
+	// A seed normal always trains, labelled or not: every model so far
+	// has trained on it, so it could not judge them fairly.
+	toDecide := maps.Clone(resolved)
+	for _, s := range seeds {
+		delete(toDecide, s.InstanceID)
+	}
 	roles, err := db.LabelRoles(ctx)
 	if err != nil {
 		return res, err
 	}
-	newHoldout, newTrain := learn.AssignHoldout(roles, resolved, opt.Holdout)
+	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, opt.Holdout)
 	if err := db.RecordLabelRoles(ctx, newHoldout, newTrain); err != nil {
 		return res, err
 	}
@@ -258,13 +272,6 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	holdout, err := db.Holdout(ctx)
 	if err != nil {
 		return res, err
-	}
-	seeds, err := db.SeedNormals(ctx)
-	if err != nil {
-		return res, err
-	}
-	if len(seeds) == 0 {
-		return res, errors.New("retrain: the workspace records no seed normals: run 'sentinel retrain --normals DIR' once, or train with 'sentinel train'")
 	}
 	adm, err := db.Admissions(ctx, store.AdmissionAdmitted)
 	if err != nil {

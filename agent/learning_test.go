@@ -228,6 +228,44 @@ func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
 	}
 }
 
+// A seed normal that is also labelled keeps training and never joins the
+// holdout: every model so far trained on it.
+func TestLabelledSeedNeverHeldOut(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 10, 10)
+	var seeds []store.SeedNormal
+	for _, id := range ids("n", 0, 10) {
+		seeds = append(seeds, store.SeedNormal{InstanceID: id, Path: "/data/" + id + ".png"})
+	}
+	if err := f.db.AddSeedNormals(ctx, seeds); err != nil {
+		t.Fatal(err)
+	}
+	f.label(t, "dr-a", append(ids("n", 0, 10), ids("a", 0, 10)...)...)
+	res, err := Retrain(ctx, f.db, f.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := f.db.Holdout(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A quarter of the ten abnormals, and none of the seeds.
+	if len(hold) != 3 || res.HoldoutAdded != 3 {
+		t.Fatalf("holdout %v (%d added), want three abnormals", hold, res.HoldoutAdded)
+	}
+	for _, id := range hold {
+		if !strings.HasPrefix(id, "a") {
+			t.Fatalf("seed normal %s in the holdout %v", id, hold)
+		}
+	}
+	trained := f.trained[len(f.trained)-1]
+	for _, id := range ids("n", 0, 10) {
+		if !slices.Contains(trained, id) {
+			t.Fatalf("labelled seed normal %s not trained on: %v", id, trained)
+		}
+	}
+}
+
 // An admission is undone when a reader later labels the case abnormal, and
 // the case stops training.
 func TestAdmissionUndoneByContradictingLabel(t *testing.T) {

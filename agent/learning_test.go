@@ -151,6 +151,21 @@ func (f *learnFixture) label(t *testing.T, reader string, ids ...string) ImportR
 	return rep
 }
 
+// retrain runs a retraining cycle and returns its result and the holdout
+// after it.
+func (f *learnFixture) retrain(t *testing.T) (RetrainResult, []string) {
+	t.Helper()
+	res, err := Retrain(context.Background(), f.db, f.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := f.db.Holdout(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, hold
+}
+
 func ids(prefix string, from, to int) []string {
 	var out []string
 	for i := from; i < to; i++ {
@@ -170,14 +185,7 @@ func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
 	everTrained := map[string]bool{}
 	for cycle := range 4 {
 		f.label(t, "dr-a", append(ids("n", cycle*7, cycle*7+7), ids("a", cycle*7, cycle*7+7)...)...)
-		res, err := Retrain(ctx, f.db, f.opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hold, err := f.db.Holdout(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, hold := f.retrain(t)
 		// A quarter of each class's labels, rounded: 7 labels give 2.
 		if want := 2 * int(math.Round(0.25*float64((cycle+1)*7))); len(hold) != want {
 			t.Fatalf("cycle %d: holdout %v with %d labels, want %d cases", cycle, hold, (cycle+1)*14, want)
@@ -241,14 +249,7 @@ func TestLabelledSeedNeverHeldOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.label(t, "dr-a", append(ids("n", 0, 10), ids("a", 0, 10)...)...)
-	res, err := Retrain(ctx, f.db, f.opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hold, err := f.db.Holdout(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, hold := f.retrain(t)
 	// A quarter of the ten abnormals, and none of the seeds.
 	if len(hold) != 3 || res.HoldoutAdded != 3 {
 		t.Fatalf("holdout %v (%d added), want three abnormals", hold, res.HoldoutAdded)

@@ -17,16 +17,7 @@ import (
 // budget of new labels, admitted cases are counted apart from the labels
 // and the normal set grows by both, and the JSON rows carry the figures.
 func TestBenchLearningPhantoms(t *testing.T) {
-	data, labels := phantomLabels(t)
-	out, errOut, code := sentinelCmd(t, "bench", "learning", "--workspace", t.TempDir(), "--labels", labels, "--images", data,
-		"--rounds", "2", "--per-round", "6", "--strategy", "hybrid", "--admit", "--epochs", "3", "--input", "32", "--json")
-	if code != exitOK {
-		t.Fatalf("bench learning exited %d: %s", code, errOut)
-	}
-	got := benchRows(t, out)
-	if len(got) != 3 {
-		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
-	}
+	got := benchPhantoms(t, "--per-round", "6", "--strategy", "hybrid", "--admit")
 	for i, r := range got {
 		if r.Round != i || r.Labels != 6*i || r.Strategy != "hybrid+admission" {
 			t.Errorf("row %d: round %d, %d labels, strategy %q", i, r.Round, r.Labels, r.Strategy)
@@ -50,16 +41,7 @@ func TestBenchLearningPhantoms(t *testing.T) {
 // and promotion gate: each round's verdict is reported, the holdout grows
 // with the labels, and its cases never train.
 func TestBenchLearningPromotion(t *testing.T) {
-	data, labels := phantomLabels(t)
-	out, errOut, code := sentinelCmd(t, "bench", "learning", "--workspace", t.TempDir(), "--labels", labels, "--images", data,
-		"--rounds", "2", "--per-round", "10", "--strategy", "random", "--promotion", "--epochs", "3", "--input", "32", "--json")
-	if code != exitOK {
-		t.Fatalf("bench learning exited %d: %s", code, errOut)
-	}
-	got := benchRows(t, out)
-	if len(got) != 3 {
-		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
-	}
+	got := benchPhantoms(t, "--per-round", "10", "--strategy", "random", "--promotion")
 	for i, r := range got {
 		if r.Promoted == nil || r.Verdict == "" {
 			t.Fatalf("row %d: no promotion verdict: %+v", i, r)
@@ -86,12 +68,12 @@ func TestBenchLearningPromotion(t *testing.T) {
 	}
 }
 
-// phantomLabels writes phantom PNGs and their labels file (seed normals, a
-// pool of normals and nodules, an evaluation split) and returns the folder
-// and the file.
-func phantomLabels(t *testing.T) (data, labels string) {
+// benchPhantoms runs two rounds of bench learning with the given flags on
+// phantom PNGs (16 seed normals, a pool of 14 normals and 10 nodules, an
+// evaluation split of 6 and 6) and returns its JSON rows, one per round.
+func benchPhantoms(t *testing.T, flags ...string) []benchRound {
 	t.Helper()
-	data = t.TempDir()
+	data := t.TempDir()
 	rng := rand.New(rand.NewPCG(3, 4))
 	var rows []string
 	add := func(n int, kind phantom.Kind, split, finding string) {
@@ -104,16 +86,16 @@ func phantomLabels(t *testing.T) (data, labels string) {
 	add(10, phantom.Nodule, "pool", "nodule")
 	add(6, phantom.Normal, "dev", "normal")
 	add(6, phantom.Nodule, "dev", "nodule")
-	labels = filepath.Join(data, "labels.csv")
+	labels := filepath.Join(data, "labels.csv")
 	if err := os.WriteFile(labels, []byte("file,finding,split\n"+strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return data, labels
-}
-
-// benchRows parses the JSON rows bench learning prints.
-func benchRows(t *testing.T, out string) []benchRound {
-	t.Helper()
+	args := append([]string{"bench", "learning", "--workspace", t.TempDir(), "--labels", labels, "--images", data,
+		"--rounds", "2", "--epochs", "3", "--input", "32", "--json"}, flags...)
+	out, errOut, code := sentinelCmd(t, args...)
+	if code != exitOK {
+		t.Fatalf("bench learning exited %d: %s", code, errOut)
+	}
 	var got []benchRound
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var r benchRound
@@ -121,6 +103,9 @@ func benchRows(t *testing.T, out string) []benchRound {
 			t.Fatalf("line %q: %v", line, err)
 		}
 		got = append(got, r)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
 	}
 	return got
 }

@@ -148,8 +148,11 @@ type Query struct {
 	InstanceID string
 	Strategy   string
 	Reason     string
-	State      string
-	CreatedAt  time.Time
+	// Random says the case was drawn at random rather than chosen for
+	// being informative (see learn.Pick.Random).
+	Random    bool
+	State     string
+	CreatedAt time.Time
 }
 
 // TrainingRun records one training of a model.

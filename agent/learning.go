@@ -264,7 +264,15 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	if err != nil {
 		return res, err
 	}
-	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, opt.Holdout)
+	queries, err := db.Queries(ctx, "")
+	if err != nil {
+		return res, err
+	}
+	random := map[string]bool{}
+	for _, q := range queries {
+		random[q.InstanceID] = q.Random
+	}
+	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, random, opt.Holdout)
 	if err := db.RecordLabelRoles(ctx, newHoldout, newTrain); err != nil {
 		return res, err
 	}

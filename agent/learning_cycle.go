@@ -142,7 +142,7 @@ func NewQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryO
 			return nil, err
 		}
 		for _, p := range picks {
-			if _, err := db.AddQuery(ctx, sentinel.Query{InstanceID: p.InstanceID, Strategy: string(p.Strategy), Reason: p.Reason}); err != nil {
+			if _, err := db.AddQuery(ctx, sentinel.Query{InstanceID: p.InstanceID, Strategy: string(p.Strategy), Reason: p.Reason, Random: p.Random}); err != nil {
 				return nil, err
 			}
 		}

@@ -267,6 +267,29 @@ func TestLabelledSeedNeverHeldOut(t *testing.T) {
 	}
 }
 
+// The cases asked about at random fill the holdout before those chosen
+// for being informative.
+func TestHoldoutPrefersRandomQueries(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 8, 8)
+	var picked []string
+	for i, id := range append(ids("n", 0, 8), ids("a", 0, 8)...) {
+		random := i%4 == 0 // n00, n04, a00, a04
+		if random {
+			picked = append(picked, id)
+		}
+		if _, err := f.db.AddQuery(ctx, sentinel.Query{InstanceID: id, Strategy: "hybrid", Reason: "test", Random: random}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.label(t, "dr-a", append(ids("n", 0, 8), ids("a", 0, 8)...)...)
+	_, hold := f.retrain(t)
+	// A quarter of eight is two of each class: the two drawn at random.
+	if !slices.Equal(hold, []string{"a00", "a04", "n00", "n04"}) {
+		t.Fatalf("holdout %v, want the random draws %v", hold, picked)
+	}
+}
+
 // An admission is undone when a reader later labels the case abnormal, and
 // the case stops training.
 func TestAdmissionUndoneByContradictingLabel(t *testing.T) {
@@ -449,6 +472,20 @@ func TestQueriesNeverAskTwiceAndRetrainDue(t *testing.T) {
 	}
 	if len(asked) != 20 {
 		t.Fatalf("%d distinct cases asked", len(asked))
+	}
+	// Hybrid draws a third of each round at random, and the queries say so.
+	qs, _ := f.db.Queries(ctx, "")
+	var random int
+	for _, q := range qs {
+		if q.Random != strings.HasPrefix(q.Reason, "drawn at random") {
+			t.Fatalf("query %+v: drawn at random %v", q, q.Random)
+		}
+		if q.Random {
+			random++
+		}
+	}
+	if random == 0 || random == len(qs) {
+		t.Fatalf("%d of %d hybrid queries drawn at random", random, len(qs))
 	}
 	p := RetrainPolicy{EveryLabels: 3}
 	if due, _ := RetrainDue(ctx, f.db, p); due {

@@ -216,7 +216,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 			decided[id] = false
 		}
 	}
-	hold, train := AssignHoldout(decided, resolved, cfg)
+	hold, train := AssignHoldout(decided, resolved, nil, cfg)
 	if len(hold) != 4 || len(hold)+len(train) != 20 {
 		t.Fatalf("20 labels: holdout %v, training %v", hold, train)
 	}
@@ -231,11 +231,11 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 	if hn != 2 || ha != 2 {
 		t.Fatalf("holdout %v not stratified: %d normal, %d abnormal", hold, hn, ha)
 	}
-	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
+	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, nil, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
 		t.Fatalf("not reproducible: %v then %v", hold, h2)
 	}
 	record(hold, train)
-	if h, tr := AssignHoldout(decided, resolved, cfg); len(h)+len(tr) != 0 {
+	if h, tr := AssignHoldout(decided, resolved, nil, cfg); len(h)+len(tr) != 0 {
 		t.Fatalf("decided cases decided again: %v %v", h, tr)
 	}
 	// Twenty more labels: the holdout grows to a fifth of forty, the old
@@ -248,7 +248,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 		resolved[fmt.Sprintf("c%02d", i)] = v
 	}
 	resolved[train[0]] = Abnormal
-	more, moreTrain := AssignHoldout(decided, resolved, cfg)
+	more, moreTrain := AssignHoldout(decided, resolved, nil, cfg)
 	for _, id := range slices.Concat(more, moreTrain) {
 		if _, ok := decided[id]; ok {
 			t.Fatalf("case %s decided twice", id)
@@ -273,6 +273,39 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 	}
 	if len(plan.Holdout) != len(all) {
 		t.Fatalf("plan holdout %v", plan.Holdout)
+	}
+}
+
+// Cases drawn at random fill the holdout before the cases a strategy chose,
+// class by class.
+func TestHoldoutTakesRandomDrawsFirst(t *testing.T) {
+	resolved := map[string]string{}
+	random := map[string]bool{}
+	for i := range 20 {
+		id := fmt.Sprintf("c%02d", i)
+		resolved[id] = Normal
+		if i%2 == 1 {
+			resolved[id] = Abnormal
+		}
+		random[id] = i%4 < 2 // five normals and five abnormals drawn at random
+	}
+	cfg := HoldoutConfig{Fraction: 0.4, Seed: 1}
+	hold, train := AssignHoldout(map[string]bool{}, resolved, random, cfg)
+	if len(hold) != 8 || len(train) != 12 {
+		t.Fatalf("holdout %v, training %v", hold, train)
+	}
+	var fromRandom int
+	for _, id := range hold {
+		if random[id] {
+			fromRandom++
+		}
+	}
+	// Four of each class, all from the five of each drawn at random.
+	if fromRandom != 8 {
+		t.Fatalf("holdout %v: %d of 8 drawn at random, want all", hold, fromRandom)
+	}
+	if same, _ := AssignHoldout(map[string]bool{}, resolved, nil, cfg); slices.Equal(same, hold) {
+		t.Fatalf("holdout %v chosen without regard to the random draws too", hold)
 	}
 }
 

@@ -24,11 +24,15 @@ type HoldoutConfig struct {
 // (the leak MONAI Label users report in #1752), yet the holdout grows with
 // the labels instead of staying the handful there were when it was first
 // chosen. Within each class (by resolved label), the undecided cases are
-// taken in a seeded order fixed by their ids, and each joins the holdout
-// while that keeps the class's holdout at or below Fraction of its decided
-// cases (rounded), so the holdout is stratified at Fraction however the
-// labels arrive. It returns the new holdout and training decisions, sorted.
-func AssignHoldout(decided map[string]bool, resolved map[string]string, cfg HoldoutConfig) (holdout, train []string) {
+// taken in a seeded order fixed by their ids, those drawn at random first
+// (random: see Pick.Random), and the first of them join the holdout until
+// it holds Fraction of the class's decided cases (rounded), so the holdout
+// is stratified at Fraction however the labels arrive. The
+// cases drawn at random are representative of the unlabelled cases, where
+// those a strategy chose near the threshold are not, so they judge models
+// more fairly, and the informative ones stay to train. It returns the new
+// holdout and training decisions, sorted.
+func AssignHoldout(decided map[string]bool, resolved map[string]string, random map[string]bool, cfg HoldoutConfig) (holdout, train []string) {
 	type tally struct{ hold, all int }
 	count := map[string]*tally{Normal: {}, Abnormal: {}}
 	undecided := map[string][]string{}
@@ -52,17 +56,23 @@ func AssignHoldout(decided map[string]bool, resolved map[string]string, cfg Hold
 		for _, id := range ids {
 			keys[id] = holdoutKey(cfg.Seed, id)
 		}
-		slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(keys[a], keys[b]) })
-		c := count[cls]
-		for _, id := range ids {
-			c.all++
-			if cfg.Fraction > 0 && float64(c.hold+1) <= math.Round(cfg.Fraction*float64(c.all)) {
-				c.hold++
-				holdout = append(holdout, id)
-			} else {
-				train = append(train, id)
+		slices.SortStableFunc(ids, func(a, b string) int {
+			if random[a] != random[b] {
+				if random[a] {
+					return -1
+				}
+				return 1
 			}
+			return cmp.Compare(keys[a], keys[b])
+		})
+		c := count[cls]
+		take := 0
+		if cfg.Fraction > 0 {
+			take = max(0, int(math.Round(cfg.Fraction*float64(c.all+len(ids))))-c.hold)
 		}
+		take = min(take, len(ids))
+		holdout = append(holdout, ids[:take]...)
+		train = append(train, ids[take:]...)
 	}
 	slices.Sort(holdout)
 	slices.Sort(train)

@@ -54,6 +54,11 @@ type Pick struct {
 	InstanceID string
 	Strategy   Strategy
 	Reason     string
+	// Random says the case was drawn uniformly at random (by Random, or
+	// by Hybrid for exploration from outside its shortlist), so that its
+	// label is representative rather than chosen for being informative:
+	// such cases fill the holdout first (see AssignHoldout).
+	Random bool
 }
 
 // SelectOptions says how many cases to pick and how.
@@ -107,7 +112,7 @@ func Select(cases []Case, opt SelectOptions) ([]Pick, error) {
 		rng.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
 		out := make([]Pick, n)
 		for i := range n {
-			out[i] = Pick{cs[i].InstanceID, Random, "drawn at random"}
+			out[i] = Pick{cs[i].InstanceID, Random, "drawn at random", true}
 		}
 		return out, nil
 	case Boundary:
@@ -121,7 +126,7 @@ func Select(cases []Case, opt SelectOptions) ([]Pick, error) {
 		idx := kCenter(cs, allIndices(len(cs)), opt.Anchors, n)
 		out := make([]Pick, len(idx))
 		for i, j := range idx {
-			out[i] = Pick{cs[j].InstanceID, Diverse, fmt.Sprintf("far from every case already known (k-center pick %d)", i+1)}
+			out[i] = Pick{InstanceID: cs[j].InstanceID, Strategy: Diverse, Reason: fmt.Sprintf("far from every case already known (k-center pick %d)", i+1)}
 		}
 		return out, nil
 	case Hybrid, "":
@@ -162,7 +167,7 @@ func byBoundary(cs []Case, n int, st Strategy, prefix string) []Pick {
 	out := make([]Pick, n)
 	for i, j := range order[:n] {
 		c := cs[j]
-		out[i] = Pick{c.InstanceID, st, fmt.Sprintf("%sscore %.4g is %.3g from the threshold %.4g", prefix, c.Score, math.Abs(c.Score-c.Threshold), c.Threshold)}
+		out[i] = Pick{InstanceID: c.InstanceID, Strategy: st, Reason: fmt.Sprintf("%sscore %.4g is %.3g from the threshold %.4g", prefix, c.Score, math.Abs(c.Score-c.Threshold), c.Threshold)}
 	}
 	return out
 }
@@ -172,7 +177,7 @@ func byUncertainty(cs []Case, n int) []Pick {
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(uncertaintyOf(cs[b]), uncertaintyOf(cs[a])) })
 	out := make([]Pick, n)
 	for i, j := range order[:n] {
-		out[i] = Pick{cs[j].InstanceID, Uncertainty, fmt.Sprintf("SWAG uncertainty %.4g, rank %d of %d", uncertaintyOf(cs[j]), i+1, len(cs))}
+		out[i] = Pick{InstanceID: cs[j].InstanceID, Strategy: Uncertainty, Reason: fmt.Sprintf("SWAG uncertainty %.4g, rank %d of %d", uncertaintyOf(cs[j]), i+1, len(cs))}
 	}
 	return out
 }
@@ -219,7 +224,7 @@ func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
 		if withU {
 			r += fmt.Sprintf(", uncertainty rank %d (%.4g)", uRank[j]+1, uncertaintyOf(c))
 		}
-		out[i] = Pick{c.InstanceID, Hybrid, r + fmt.Sprintf("; diverse pick %d from a shortlist of %d", i+1, len(short))}
+		out[i] = Pick{InstanceID: c.InstanceID, Strategy: Hybrid, Reason: r + fmt.Sprintf("; diverse pick %d from a shortlist of %d", i+1, len(short))}
 	}
 	if nr == 0 {
 		return out
@@ -249,7 +254,7 @@ func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
 	rng := rand.New(rand.NewSource(opt.Seed))
 	rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
 	for i, j := range rest[:min(nr, len(rest))] {
-		out = append(out, Pick{cs[j].InstanceID, Hybrid, fmt.Sprintf("drawn at random for exploration (%d of %d)", i+1, nr)})
+		out = append(out, Pick{cs[j].InstanceID, Hybrid, fmt.Sprintf("drawn at random for exploration (%d of %d)", i+1, nr), true})
 	}
 	return out
 }

@@ -60,9 +60,9 @@ func (db *DB) Labels(ctx context.Context, instanceID string) ([]sentinel.Label, 
 func (db *DB) AddQuery(ctx context.Context, q sentinel.Query) (bool, error) {
 	var added bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO queries (instance_id, strategy, reason, state, created_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`,
-			q.InstanceID, q.Strategy, q.Reason, sentinel.QueryOpen, db.now())
+		res, err := tx.ExecContext(ctx, `INSERT INTO queries (instance_id, strategy, reason, drawn_at_random, state, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`,
+			q.InstanceID, q.Strategy, q.Reason, q.Random, sentinel.QueryOpen, db.now())
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func (db *DB) AddQuery(ctx context.Context, q sentinel.Query) (bool, error) {
 // Queries returns the queries in the given state (all when state is empty),
 // oldest first.
 func (db *DB) Queries(ctx context.Context, state string) ([]sentinel.Query, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT id, instance_id, strategy, reason, state, created_at
+	rows, err := db.db.QueryContext(ctx, `SELECT id, instance_id, strategy, reason, drawn_at_random, state, created_at
 		FROM queries WHERE ? = '' OR state = ? ORDER BY id`, state, state)
 	if err != nil {
 		return nil, fmt.Errorf("store: queries: %w", err)
@@ -89,7 +89,7 @@ func (db *DB) Queries(ctx context.Context, state string) ([]sentinel.Query, erro
 	for rows.Next() {
 		var q sentinel.Query
 		var t string
-		if err := rows.Scan(&q.ID, &q.InstanceID, &q.Strategy, &q.Reason, &q.State, &t); err != nil {
+		if err := rows.Scan(&q.ID, &q.InstanceID, &q.Strategy, &q.Reason, &q.Random, &q.State, &t); err != nil {
 			return nil, fmt.Errorf("store: queries: %w", err)
 		}
 		q.CreatedAt = parseTime(t)

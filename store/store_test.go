@@ -177,7 +177,7 @@ func TestLabelsAndQueries(t *testing.T) {
 	if err := db.RecordResult(ctx, result("1.1", "aa", "/in/a")); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := db.AddQuery(ctx, sentinel.Query{InstanceID: "1.1", Strategy: "boundary", Reason: "near threshold"}); err != nil || !ok {
+	if ok, err := db.AddQuery(ctx, sentinel.Query{InstanceID: "1.1", Strategy: "hybrid", Reason: "drawn at random for exploration", Random: true}); err != nil || !ok {
 		t.Fatalf("AddQuery = %v, %v", ok, err)
 	}
 	if ok, _ := db.AddQuery(ctx, sentinel.Query{InstanceID: "1.1", Strategy: "random"}); ok {
@@ -198,7 +198,7 @@ func TestLabelsAndQueries(t *testing.T) {
 		t.Fatalf("labels = %+v", labels)
 	}
 	qs, _ := db.Queries(ctx, sentinel.QueryAnswered)
-	if len(qs) != 1 {
+	if len(qs) != 1 || !qs[0].Random || qs[0].Strategy != "hybrid" {
 		t.Fatalf("answered queries = %+v", qs)
 	}
 }
@@ -262,8 +262,8 @@ func TestLabelRolesDecidedOnce(t *testing.T) {
 }
 
 // A workspace whose holdout was chosen under the earlier schema keeps it,
-// and its other labelled cases, which may have trained, stay on the
-// training side.
+// its other labelled cases, which may have trained, stay on the training
+// side, and its queries drawn at random are marked so.
 func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
@@ -288,6 +288,11 @@ func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	if _, err := sdb.Exec(`INSERT INTO holdout (instance_id, chosen_at) VALUES ('1.2', '2026-01-01T00:00:00Z')`); err != nil {
 		t.Fatal(err)
 	}
+	for _, q := range [][3]string{{"1.1", "random", "drawn at random"}, {"1.2", "hybrid", "boundary rank 1"}, {"1.3", "hybrid", "drawn at random for exploration (1 of 3)"}} {
+		if _, err := sdb.Exec(`INSERT INTO queries (instance_id, strategy, reason, state, created_at) VALUES (?, ?, ?, 'open', '2026-01-01T00:00:00Z')`, q[0], q[1], q[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sdb.Close()
 
 	db := NewDB(path)
@@ -301,5 +306,18 @@ func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	}
 	if len(roles) != 2 || !roles["1.2"] || roles["1.1"] {
 		t.Fatalf("migrated roles = %v, want 1.2 holdout, 1.1 training, 1.3 (unlabelled) undecided", roles)
+	}
+	qs, err := db.Queries(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var random []string
+	for _, q := range qs {
+		if q.Random {
+			random = append(random, q.InstanceID)
+		}
+	}
+	if !slices.Equal(random, []string{"1.1", "1.3"}) {
+		t.Fatalf("queries drawn at random after the migration: %v, want 1.1 and 1.3", random)
 	}
 }

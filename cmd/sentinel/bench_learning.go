@@ -174,7 +174,7 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 		len(seedCases), *seedSplit, len(pool), *poolSplit, len(eval), *evalSplit, *strategy, *rounds, *perRound, tc.InputSize, tc.Epochs)
 
 	sim := &learningSim{ctx: ctx, tc: tc, opt: opt, seed: seedCases, pool: pool, eval: eval,
-		labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}, promotion: *promotion, roles: map[string]bool{}}
+		labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}, promotion: *promotion, roles: map[string]bool{}, random: map[string]bool{}}
 	var all []benchRound
 	for r := 0; r <= *rounds; r++ {
 		start := time.Now()
@@ -249,6 +249,8 @@ type learningSim struct {
 	// labelled cases' decided sides (true: holdout).
 	promotion bool
 	roles     map[string]bool
+	// random holds the cases drawn at random (learn.Pick.Random).
+	random map[string]bool
 }
 
 // scoreAll scores cases with the model in use, two at a time.
@@ -322,6 +324,7 @@ func (s *learningSim) query(st learn.Strategy, n int, seed int64) error {
 		truth[c.id] = c.abnormal
 	}
 	for _, p := range picks {
+		s.random[p.InstanceID] = p.Random
 		if truth[p.InstanceID] {
 			s.labelled[p.InstanceID] = learn.Abnormal
 		} else {
@@ -375,7 +378,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	}
 	var holdout []string
 	if s.promotion {
-		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.opt.Holdout)
+		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.random, s.opt.Holdout)
 		for _, id := range hold {
 			s.roles[id] = true
 		}

@@ -26,6 +26,9 @@ import (
 //	SENTINEL_TUNE_PIXEL=cxr8 SENTINEL_TUNE_TRAIN=seed SENTINEL_TUNE_EVAL=dev go test -run TestTunePixel -v ./detector/
 //
 // SENTINEL_TUNE_SIZE sets the input size (default 64) and
+// SENTINEL_TUNE_K the number of nearest patches averaged (default 1),
+// SENTINEL_TUNE_RADIUS, when set, compares each patch only with the
+// normals' patches within that many grid positions of its own, and
 // SENTINEL_TUNE_PATCHES the settings as size/stride/local triples, e.g.
 // "8/8/0,4/4/1".
 func TestTunePixel(t *testing.T) {
@@ -42,6 +45,13 @@ func TestTunePixel(t *testing.T) {
 		side = v
 	}
 	patches := "8/8/0,8/8/1,8/4/0,4/4/0,4/4/1"
+	k, radius := 1, -1
+	if v, err := strconv.Atoi(os.Getenv("SENTINEL_TUNE_K")); err == nil {
+		k = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("SENTINEL_TUNE_RADIUS")); err == nil {
+		radius = v
+	}
 	if v := os.Getenv("SENTINEL_TUNE_PATCHES"); v != "" {
 		patches = v
 	}
@@ -111,7 +121,13 @@ func TestTunePixel(t *testing.T) {
 		fracs := []float64{1, 0.5, 0.2, 0.05, 0}
 		patchScores := func(xs [][]float32) [][]float64 {
 			out := make([][]float64, len(xs))
-			eachIndex(len(xs), func(i int) { out[i], _ = b.scores(xs[i], side, 1) })
+			eachIndex(len(xs), func(i int) {
+				if radius >= 0 {
+					out[i] = localPatchScores(normals, xs[i], side, size, stride, local == 1, radius)
+				} else {
+					out[i], _ = b.scores(xs[i], side, k)
+				}
+			})
 			return out
 		}
 		pc, pe := patchScores(calib), patchScores(ev)
@@ -125,8 +141,8 @@ func TestTunePixel(t *testing.T) {
 			}
 			c, e := agg(pc), agg(pe)
 			z := zOn(c, e)
-			line := fmt.Sprintf("pixel %d/%d local %d (%d patches) top %.2f: AUROC %.3f; + nearest",
-				size, stride, local, b.n, f, auroc(split(e)))
+			line := fmt.Sprintf("pixel %d/%d local %d k %d radius %d (%d patches) top %.2f: AUROC %.3f; + nearest",
+				size, stride, local, k, radius, b.n, f, auroc(split(e)))
 			for _, w := range []float64{0.25, 0.5, 0.75} {
 				v := make([]float64, len(z))
 				for i := range v {
@@ -137,6 +153,33 @@ func TestTunePixel(t *testing.T) {
 			t.Log(line)
 		}
 	}
+}
+
+// localPatchScores scores each patch of x by its distance to the nearest
+// patch of the normals within radius grid positions of its own position.
+func localPatchScores(normals [][]float32, x []float32, side, size, stride int, local bool, radius int) []float64 {
+	g, d := pixelGrid(side, size, stride), size*size
+	q := pixelPatches(x, side, size, stride, local)
+	bank := make([][]float32, len(normals))
+	for i, n := range normals {
+		bank[i] = pixelPatches(n, side, size, stride, local)
+	}
+	out := make([]float64, g*g)
+	for py := range g {
+		for px := range g {
+			qp := q[(py*g+px)*d : (py*g+px+1)*d]
+			best := math.Inf(1)
+			for by := max(0, py-radius); by <= min(g-1, py+radius); by++ {
+				for bx := max(0, px-radius); bx <= min(g-1, px+radius); bx++ {
+					for _, b := range bank {
+						best = min(best, float64(sqDist(qp, b[(by*g+bx)*d:(by*g+bx+1)*d])))
+					}
+				}
+			}
+			out[py*g+px] = math.Sqrt(best)
+		}
+	}
+	return out
 }
 
 // eachIndex calls f for 0..n−1 on two goroutines.

@@ -203,12 +203,12 @@ type RetrainResult struct {
 
 // Retrain runs one retraining cycle: it resolves the labels, decides for
 // each newly labelled case, once and for good, whether it joins the frozen
-// holdout or training (see learn.AssignHoldout), trains a candidate on the seed,
-// labelled and admitted normals (never the holdout), fits the supervised
-// head and threshold on the training labels, evaluates the candidate and
-// the current model on the holdout and the seed normals, and promotes the
-// candidate only if it is not worse. Every version is kept with its
-// metrics. A promoted model rescores the unlabelled cases.
+// holdout or training (see learn.AssignHoldout), trains a candidate on the
+// seed, labelled and admitted normals (never the holdout), fits the
+// supervised head and threshold on the training labels, evaluates the
+// candidate and the current model on the holdout and the seed normals, and
+// promotes the candidate only if it is not worse. Every version is kept
+// with its metrics. A promoted model rescores the unlabelled cases.
 func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
 	var res RetrainResult
 	log := opt.log()

@@ -24,11 +24,11 @@ type HoldoutConfig struct {
 // (the leak MONAI Label users report in #1752), yet the holdout grows with
 // the labels instead of staying the handful there were when it was first
 // chosen. Within each class (by resolved label), the undecided cases are
-// taken in a seeded order fixed by their ids, those drawn at random first
-// (random: see Pick.Random), and the first of them join the holdout until
-// it holds Fraction of the class's decided cases (rounded), so the holdout
-// is stratified at Fraction however the labels arrive. The
-// cases drawn at random are representative of the unlabelled cases, where
+// taken those drawn at random first (random: see Pick.Random), each group
+// in a seeded order fixed by the ids, and the first of them join the
+// holdout until it holds Fraction of the class's decided cases (rounded),
+// so the holdout is stratified at Fraction however the labels arrive.
+// Cases drawn at random are representative of the unlabelled cases, where
 // those a strategy chose near the threshold are not, so they judge models
 // more fairly, and the informative ones stay to train. It returns the new
 // holdout and training decisions, sorted.

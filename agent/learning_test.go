@@ -193,6 +193,10 @@ func TestRetrainNeverTrainsOnHoldout(t *testing.T) {
 		if res.HoldoutAdded != len(hold)-len(prev) {
 			t.Fatalf("cycle %d: HoldoutAdded %d, holdout grew from %d to %d", cycle, res.HoldoutAdded, len(prev), len(hold))
 		}
+		// The model's record says how many cases judged it.
+		if m := res.Candidate.Metrics; int(m["holdout_normals"]+m["holdout_abnormals"]) != len(hold) {
+			t.Fatalf("cycle %d: model metrics %v, holdout of %d", cycle, m, len(hold))
+		}
 		for _, id := range prev {
 			if !slices.Contains(hold, id) {
 				t.Fatalf("cycle %d: holdout case %s left the holdout", cycle, id)

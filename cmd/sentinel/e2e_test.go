@@ -272,7 +272,8 @@ func TestIngestSharedCXR8(t *testing.T) {
 		t.Errorf("train did not use the 120 seed normals: %s", errOut)
 	}
 	dicomDir := filepath.Join(data, "dicom")
-	out, errOut, code = sentinelCmd(t, "ingest", "--workspace", ws, dicomDir)
+	// The folder before the flags, as the README writes it.
+	out, errOut, code = sentinelCmd(t, "ingest", dicomDir, "--workspace", ws)
 	if code != 0 {
 		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
 	}

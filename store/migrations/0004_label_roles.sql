@@ -18,10 +18,3 @@ INSERT INTO label_roles (instance_id, role, decided_at)
 	SELECT DISTINCT instance_id, 'train', strftime('%Y-%m-%dT%H:%M:%SZ', 'now') FROM labels
 	WHERE instance_id NOT IN (SELECT instance_id FROM holdout);
 DROP TABLE holdout;
-
--- Whether a query's case was drawn at random (the random strategy, or the
--- hybrid's exploration share) rather than chosen for being informative:
--- such cases fill the holdout first, so that it is representative.
-ALTER TABLE queries ADD COLUMN drawn_at_random INTEGER NOT NULL DEFAULT 0;
-UPDATE queries SET drawn_at_random = 1
-	WHERE strategy = 'random' OR reason LIKE 'drawn at random%';

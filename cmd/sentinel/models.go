@@ -83,7 +83,8 @@ func describe(note string, m map[string]float64) string {
 	sort.Strings(keys)
 	var parts []string
 	for _, k := range keys {
-		if k == "seed_fpr" || k == "train_normals" || k == "labelled_abnormals" {
+		switch k {
+		case "seed_fpr", "train_normals", "labelled_abnormals", "holdout_normals", "holdout_abnormals":
 			parts = append(parts, fmt.Sprintf("%s=%.4g", k, m[k]))
 		}
 	}

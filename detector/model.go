@@ -273,9 +273,9 @@ func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.
 // scores the memory bank, so that the memory's share varies too). The
 // decision is "uncertain" when the value is within UncertainMargin of the
 // threshold or the uncertainty exceeds the calibrated limit, otherwise
-// "abnormal" above the threshold and "normal" at or below it. The heatmap blends the error map and the patch-distance map,
-// each divided by its 99th percentile on the held-out normals, clipped to
-// [0, 1].
+// "abnormal" above the threshold and "normal" at or below it. The heatmap
+// blends the error map and the patch-distance map, each divided by its
+// 99th percentile on the held-out normals, clipped to [0, 1].
 func (m *Model) Score(img sentinel.Image) (sentinel.Score, error) {
 	x, err := prepareImage(img, m.arch.InputSize)
 	if err != nil {

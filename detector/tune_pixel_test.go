@@ -118,12 +118,18 @@ func TestTunePixel(t *testing.T) {
 			t.Fatalf("bad patch setting %q: %v", p, err)
 		}
 		b := newPixelBank(normals, side, size, stride, local == 1)
+		var byPos [][]float32 // each normal's patches, for the search by position
+		if radius >= 0 {
+			for _, n := range normals {
+				byPos = append(byPos, pixelPatches(n, side, size, stride, local == 1))
+			}
+		}
 		fracs := []float64{1, 0.5, 0.2, 0.05, 0}
 		patchScores := func(xs [][]float32) [][]float64 {
 			out := make([][]float64, len(xs))
 			eachIndex(len(xs), func(i int) {
 				if radius >= 0 {
-					out[i] = localPatchScores(normals, xs[i], side, size, stride, local == 1, radius)
+					out[i] = localPatchScores(byPos, xs[i], side, size, stride, local == 1, radius)
 				} else {
 					out[i], _ = b.scores(xs[i], side, k)
 				}
@@ -156,14 +162,11 @@ func TestTunePixel(t *testing.T) {
 }
 
 // localPatchScores scores each patch of x by its distance to the nearest
-// patch of the normals within radius grid positions of its own position.
-func localPatchScores(normals [][]float32, x []float32, side, size, stride int, local bool, radius int) []float64 {
+// patch of the normals (bank: each normal's patches, as pixelPatches cuts
+// them) within radius grid positions of its own position.
+func localPatchScores(bank [][]float32, x []float32, side, size, stride int, local bool, radius int) []float64 {
 	g, d := pixelGrid(side, size, stride), size*size
 	q := pixelPatches(x, side, size, stride, local)
-	bank := make([][]float32, len(normals))
-	for i, n := range normals {
-		bank[i] = pixelPatches(n, side, size, stride, local)
-	}
 	out := make([]float64, g*g)
 	for py := range g {
 		for px := range g {

@@ -348,32 +348,9 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		}
 		deal(posIdx)
 		deal(negIdx)
-		zh := make([]float64, len(labelled))
-		for f := range k {
-			var neg, pos [][]float32
-			for i, l := range labelled {
-				switch {
-				case fold[i] == f:
-				case l.Abnormal:
-					pos = append(pos, l.Embedding)
-				default:
-					neg = append(neg, l.Embedding)
-				}
-			}
-			h, err := FitHead(neg, pos, cfg)
-			if err != nil {
-				return 0, nil, false
-			}
-			logits := make([]float64, len(neg))
-			for i, x := range neg {
-				logits[i] = h.Logit(x)
-			}
-			lm, ls := meanSD(logits)
-			for i, l := range labelled {
-				if fold[i] == f {
-					zh[i] = (h.Logit(l.Embedding) - lm) / ls
-				}
-			}
+		zh, err := outOfFold(labelled, fold, k, cfg)
+		if err != nil {
+			return 0, nil, false
 		}
 		zhs[r] = zh
 		for wi, w := range headWeights {
@@ -397,6 +374,40 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		}
 	}
 	return bestW, scores, true
+}
+
+// outOfFold scores each labelled case by a head fitted on the cases of the
+// other k−1 folds (fold[i] is case i's fold), its logit standardised by
+// that head's logits over its own training normals.
+func outOfFold(labelled []Labelled, fold []int, k int, cfg HeadConfig) ([]float64, error) {
+	zh := make([]float64, len(labelled))
+	for f := range k {
+		var neg, pos [][]float32
+		for i, l := range labelled {
+			switch {
+			case fold[i] == f:
+			case l.Abnormal:
+				pos = append(pos, l.Embedding)
+			default:
+				neg = append(neg, l.Embedding)
+			}
+		}
+		h, err := FitHead(neg, pos, cfg)
+		if err != nil {
+			return nil, err
+		}
+		logits := make([]float64, len(neg))
+		for i, x := range neg {
+			logits[i] = h.Logit(x)
+		}
+		lm, ls := meanSD(logits)
+		for i, l := range labelled {
+			if fold[i] == f {
+				zh[i] = (h.Logit(l.Embedding) - lm) / ls
+			}
+		}
+	}
+	return zh, nil
 }
 
 // fair returns the indices of the labelled cases whose detector score is

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -422,7 +421,10 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 			Abnormal: s.labelled[c.id] == learn.Abnormal, DetTrained: trained[c.id]}
 	}
 	comb := learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
-	promote := true
+	positive := make([]bool, len(s.eval))
+	for i, c := range s.eval {
+		positive[i] = c.abnormal
+	}
 	if s.promotion {
 		cand, err := s.evaluate(m, comb, plan.Holdout, byID)
 		if err != nil {
@@ -437,30 +439,22 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 			cur = &ev
 		}
 		v := learn.Promote(cand, cur, s.opt.Promotion)
-		promote = v.Promote
-		row.Holdout, row.Promoted, row.Verdict = len(plan.Holdout), &promote, v.Reason
+		row.Holdout, row.Promoted, row.Verdict = len(plan.Holdout), &v.Promote, v.Reason
+		if !v.Promote {
+			scores, _, err := combinedScores(m, comb, s.eval)
+			if err != nil {
+				return row, err
+			}
+			auc := learn.AUROC(scores, positive)
+			row.CandidateROCAUC = &auc
+		}
 	}
-	if promote {
+	if row.Promoted == nil || *row.Promoted {
 		s.model, s.comb = m, comb
 	}
-	if s.promotion && !promote {
-		auc, err := s.evalAUC(m, comb)
-		if err != nil {
-			return row, err
-		}
-		row.CandidateROCAUC = &auc
-	}
-	evScores, err := s.scoreAll(s.eval)
+	scores, det, err := combinedScores(s.model, s.comb, s.eval)
 	if err != nil {
 		return row, err
-	}
-	scores := make([]float64, len(s.eval))
-	det := make([]float64, len(s.eval))
-	positive := make([]bool, len(s.eval))
-	for i, c := range s.eval {
-		scores[i] = s.comb.Score(evScores[i].Value, learn.HeadInput(evScores[i].Components, c.emb))
-		det[i] = evScores[i].Value
-		positive[i] = c.abnormal
 	}
 	conf := learn.ConfusionAt(scores, positive, s.comb.Threshold)
 	var admNormal int
@@ -469,11 +463,11 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 			admNormal++
 		}
 	}
-	row = benchRound{Holdout: row.Holdout, Promoted: row.Promoted, Verdict: row.Verdict, CandidateROCAUC: row.CandidateROCAUC, Labels: len(s.labelled), Abnormals: len(plan.Abnormals), Admitted: len(admitted),
-		AdmittedNormal: math.NaN(), TrainNormals: len(plan.Normals),
-		ROCAUC: learn.AUROC(scores, positive), PRAUC: learn.PRAUC(scores, positive), DetectorROCAUC: learn.AUROC(det, positive),
-		Precision: conf.Precision(), Recall: conf.Recall(), F1: conf.F1(), FP: conf.FP, TP: conf.TP,
-		Threshold: s.comb.Threshold, HeadWeight: s.comb.Weight}
+	row.Labels, row.Abnormals, row.Admitted = len(s.labelled), len(plan.Abnormals), len(admitted)
+	row.TrainNormals = len(plan.Normals)
+	row.ROCAUC, row.PRAUC, row.DetectorROCAUC = learn.AUROC(scores, positive), learn.PRAUC(scores, positive), learn.AUROC(det, positive)
+	row.Precision, row.Recall, row.F1, row.FP, row.TP = conf.Precision(), conf.Recall(), conf.F1(), conf.FP, conf.TP
+	row.Threshold, row.HeadWeight = s.comb.Threshold, s.comb.Weight
 	if len(admitted) > 0 {
 		row.AdmittedNormal = float64(admNormal) / float64(len(admitted))
 	} else {
@@ -487,36 +481,30 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 func (s *learningSim) evaluate(m *detector.Model, comb *learn.Combiner, holdout map[string]string, byID map[string]benchCase) (learn.Evaluation, error) {
 	ids := slices.Sorted(maps.Keys(holdout))
 	cs := make([]benchCase, 0, len(ids)+len(s.seed))
-	for _, id := range ids {
+	abnormal := make([]bool, len(ids))
+	for i, id := range ids {
 		cs = append(cs, byID[id])
+		abnormal[i] = holdout[id] == learn.Abnormal
 	}
 	cs = append(cs, s.seed...)
-	scores, err := scoreWith(m, cs)
+	scores, _, err := combinedScores(m, comb, cs)
 	if err != nil {
 		return learn.Evaluation{}, err
 	}
-	combined := make([]float64, len(cs))
-	for i, c := range cs {
-		combined[i] = comb.Score(scores[i].Value, learn.HeadInput(scores[i].Components, c.emb))
-	}
-	abnormal := make([]bool, len(ids))
-	for i, id := range ids {
-		abnormal[i] = holdout[id] == learn.Abnormal
-	}
-	return learn.Evaluate(combined[:len(ids)], abnormal, combined[len(ids):], comb.Threshold), nil
+	return learn.Evaluate(scores[:len(ids)], abnormal, scores[len(ids):], comb.Threshold), nil
 }
 
-// evalAUC is the ROC-AUC of m with comb on the evaluation split.
-func (s *learningSim) evalAUC(m *detector.Model, comb *learn.Combiner) (float64, error) {
-	sc, err := scoreWith(m, s.eval)
+// combinedScores scores cs with m and comb: each case's combined score
+// and the detector's own.
+func combinedScores(m *detector.Model, comb *learn.Combiner, cs []benchCase) (combined, det []float64, err error) {
+	sc, err := scoreWith(m, cs)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	v := make([]float64, len(s.eval))
-	pos := make([]bool, len(s.eval))
-	for i, c := range s.eval {
-		v[i] = comb.Score(sc[i].Value, learn.HeadInput(sc[i].Components, c.emb))
-		pos[i] = c.abnormal
+	combined, det = make([]float64, len(cs)), make([]float64, len(cs))
+	for i, c := range cs {
+		combined[i] = comb.Score(sc[i].Value, learn.HeadInput(sc[i].Components, c.emb))
+		det[i] = sc[i].Value
 	}
-	return learn.AUROC(v, pos), nil
+	return combined, det, nil
 }

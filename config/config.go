@@ -100,6 +100,10 @@ type Detector struct {
 	HoldoutFraction float64 `toml:"holdout_fraction"`
 	TargetFPR       float64 `toml:"target_fpr"`
 	UncertainMargin float64 `toml:"uncertain_margin"`
+	// NormalQuantile: a score is "normal" only at or below this quantile
+	// of the held-out normals' scores; above it and not above the
+	// threshold it is "uncertain" (1 leaves no such band).
+	NormalQuantile float64 `toml:"normal_quantile"`
 	// UncertainQuantile: a score whose SWAG uncertainty exceeds this
 	// quantile of the held-out normals' is "uncertain" (1 disables).
 	UncertainQuantile float64 `toml:"uncertain_quantile"`
@@ -241,7 +245,8 @@ func Default() Config {
 			Seed:            1,
 			HoldoutFraction: 0.2,
 			TargetFPR:       0.05,
-			UncertainMargin: 0.25,
+			UncertainMargin: 0,
+			NormalQuantile:  0.8,
 
 			UncertainQuantile: 0.9,
 			SWAGEpochs:        10,
@@ -373,6 +378,8 @@ func (c Config) Validate() error {
 		return bad("detector.target_fpr", "must be in (0, 1), got %g", d.TargetFPR)
 	case !(d.UncertainMargin >= 0 && d.UncertainMargin < 1):
 		return bad("detector.uncertain_margin", "must be in [0, 1), got %g", d.UncertainMargin)
+	case !(d.NormalQuantile > 0 && d.NormalQuantile <= 1):
+		return bad("detector.normal_quantile", "must be in (0, 1], got %g", d.NormalQuantile)
 	case !(d.UncertainQuantile > 0 && d.UncertainQuantile <= 1):
 		return bad("detector.uncertain_quantile", "must be in (0, 1], got %g", d.UncertainQuantile)
 	case d.SWAGEpochs < 1:

@@ -44,6 +44,12 @@ type TrainConfig struct {
 	// score's decision is "uncertain": |score−threshold| < margin, in the
 	// units of the fused score (standard deviations of held-out normals).
 	UncertainMargin float64
+	// NormalQuantile sets how typical a score must be to be decided
+	// "normal": at or below this quantile of the held-out normals' scores.
+	// A score above it but not above the threshold is "uncertain": more
+	// unusual than most normals, not unusual enough to flag. 1, or any
+	// value at or above 1−TargetFPR, leaves no such band.
+	NormalQuantile float64
 	// UncertainQuantile sets when the SWAG uncertainty alone makes a
 	// decision "uncertain": above this quantile of the held-out normals'
 	// uncertainties. 1 turns the rule off.
@@ -184,7 +190,8 @@ func DefaultTrainConfig() TrainConfig {
 		Seed:            1,
 		HoldoutFraction: 0.2,
 		TargetFPR:       0.05,
-		UncertainMargin: 0.25,
+		UncertainMargin: 0,
+		NormalQuantile:  0.8,
 		Channels:        []int{8, 16, 32},
 
 		UncertainQuantile: 0.9,
@@ -229,6 +236,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("invalid TargetFPR %v: want within [0, 1)", c.TargetFPR)
 	case !(c.UncertainMargin >= 0 && c.UncertainMargin < 1):
 		return fmt.Errorf("invalid UncertainMargin %v: want within [0, 1)", c.UncertainMargin)
+	case !(c.NormalQuantile > 0 && c.NormalQuantile <= 1):
+		return fmt.Errorf("invalid NormalQuantile %v: want within (0, 1]", c.NormalQuantile)
 	}
 	if err := c.architecture().Validate(); err != nil {
 		return fmt.Errorf("invalid InputSize or Channels: %w", err)
@@ -308,6 +317,7 @@ type savedConfig struct {
 	HoldoutFraction float64 `json:"holdout_fraction"`
 	TargetFPR       float64 `json:"target_fpr"`
 	UncertainMargin float64 `json:"uncertain_margin"`
+	NormalQuantile  float64 `json:"normal_quantile,omitempty"`
 	Channels        []int   `json:"channels"`
 
 	UncertainQuantile float64 `json:"uncertain_quantile"`
@@ -346,6 +356,7 @@ func (c TrainConfig) saved() savedConfig {
 		HoldoutFraction:   c.HoldoutFraction,
 		TargetFPR:         c.TargetFPR,
 		UncertainMargin:   c.UncertainMargin,
+		NormalQuantile:    c.NormalQuantile,
 		Channels:          slices.Clone(c.Channels),
 		UncertainQuantile: c.UncertainQuantile,
 		SWAGEpochs:        c.SWAGEpochs,
@@ -384,6 +395,7 @@ func (s savedConfig) config() TrainConfig {
 		HoldoutFraction:   s.HoldoutFraction,
 		TargetFPR:         s.TargetFPR,
 		UncertainMargin:   s.UncertainMargin,
+		NormalQuantile:    s.normalQuantile(),
 		Channels:          slices.Clone(s.Channels),
 		UncertainQuantile: s.UncertainQuantile,
 		SWAGEpochs:        s.SWAGEpochs,
@@ -410,4 +422,13 @@ func (s savedConfig) config() TrainConfig {
 		TextureWeight:     s.TextureWeight,
 		SampledMemory:     s.SampledMemory,
 	}
+}
+
+// normalQuantile is the saved NormalQuantile; files before format 6 have
+// none, and decided without the band (1).
+func (s savedConfig) normalQuantile() float64 {
+	if s.NormalQuantile == 0 {
+		return 1
+	}
+	return s.NormalQuantile
 }

@@ -50,8 +50,11 @@ const (
 	// to the uncertainty (sampled_memory in the header; an older file reads
 	// with it off, its uncertainty the reconstruction's spread alone) and
 	// the shift-tolerant nearest-normal distance (nearest_shift; an older
-	// file reads with 0, the unshifted distance).
-	FormatVersion = 5
+	// file reads with 0, the unshifted distance). Version 6 added the
+	// band below the threshold where a score is "uncertain" rather than
+	// "normal" (normal_quantile in the configuration, normal_limit in the
+	// calibration); an older file reads without it, deciding as before.
+	FormatVersion = 6
 
 	// maxFileSize bounds what Load reads. Models of the largest architecture
 	// allowed are far smaller.
@@ -470,6 +473,8 @@ func (h *fileHeader) check() error {
 		return fmt.Errorf("uncertain margin %v", c.UncertainMargin)
 	case !finite(c.UncertaintyLimit) || c.UncertaintyLimit < 0:
 		return fmt.Errorf("uncertainty limit %v", c.UncertaintyLimit)
+	case c.NormalLimit != nil && !finite(*c.NormalLimit):
+		return fmt.Errorf("normal limit %v", *c.NormalLimit)
 	case !finite(c.ReconMean) || !finite(c.MemoryMean) || !(c.ReconStd > 0) || !(c.MemoryStd > 0) || !finite(c.ReconStd) || !finite(c.MemoryStd):
 		return fmt.Errorf("standardisation %v±%v, %v±%v", c.ReconMean, c.ReconStd, c.MemoryMean, c.MemoryStd)
 	case !finite(c.ReconMapP99) || c.ReconMapP99 < 0 || !finite(c.MemoryMapP99) || c.MemoryMapP99 < 0:

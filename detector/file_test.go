@@ -423,3 +423,42 @@ func TestLoadVersion4(t *testing.T) {
 		t.Error("a version 4 file loaded with sampled memory on")
 	}
 }
+
+func TestLoadVersion5(t *testing.T) {
+	valid, _ := savedShared(t)
+	shared := sharedModel(t)
+	if shared.calib.NormalLimit == nil {
+		t.Fatal("the shared model has no normal limit; the test needs one")
+	}
+	edited := editHeader(t, valid, func(h map[string]any) {
+		cfg := h["train_config"].(map[string]any)
+		cal := h["calibration"].(map[string]any)
+		if _, ok := cfg["normal_quantile"]; !ok {
+			t.Fatal("the header has no normal_quantile field")
+		}
+		if _, ok := cal["normal_limit"]; !ok {
+			t.Fatal("the header has no normal_limit field")
+		}
+		delete(cfg, "normal_quantile")
+		delete(cal, "normal_limit")
+	})
+	hdr, tensors := fileParts(t, edited)
+	m, err := unmarshal(assemble(5, hdr, tensors))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.calib.NormalLimit != nil || m.TrainConfig().NormalQuantile != 1 {
+		t.Errorf("a version 5 file loaded with normal limit %v and quantile %v, want none and 1", m.calib.NormalLimit, m.TrainConfig().NormalQuantile)
+	}
+	// Every score the band would have made uncertain is decided as before
+	// it existed.
+	lim := *shared.calib.NormalLimit
+	for _, v := range []float64{lim + 1e-9, (lim + m.calib.Threshold) / 2} {
+		if v > m.calib.Threshold {
+			continue
+		}
+		if got, want := m.calib.decide(v, nil), shared.calib.decide(v, nil); got != sentinel.DecisionNormal || want != sentinel.DecisionUncertain {
+			t.Errorf("score %v: version 5 file decides %s, current model %s; want normal and uncertain", v, got, want)
+		}
+	}
+}

@@ -90,6 +90,10 @@ type calibration struct {
 	Threshold float64 `json:"threshold"`
 	// UncertainMargin is the band around Threshold that is "uncertain".
 	UncertainMargin float64 `json:"uncertain_margin"`
+	// NormalLimit, if set, is the NormalQuantile quantile of Scores: a
+	// score above it and not above Threshold is "uncertain". Files before
+	// format 6, and models with NormalQuantile 1, have none.
+	NormalLimit *float64 `json:"normal_limit,omitempty"`
 	// UncertaintyLimit is the UncertainQuantile quantile of Uncertainties:
 	// a score more uncertain than this is "uncertain".
 	UncertaintyLimit float64 `json:"uncertainty_limit"`
@@ -273,7 +277,10 @@ func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.
 // scores the memory bank, so that the memory's share varies too). The
 // decision is "uncertain" when the value is within UncertainMargin of the
 // threshold or the uncertainty exceeds the calibrated limit, otherwise
-// "abnormal" above the threshold and "normal" at or below it. The heatmap
+// "abnormal" above the threshold, "normal" at or below the NormalQuantile
+// quantile of the held-out normals' scores, and "uncertain" in between: a
+// film more unusual than most normals is not called normal, nor flagged
+// unless it passes the threshold. The heatmap
 // blends the error map and the patch-distance map, each divided by its
 // 99th percentile on the held-out normals, clipped to [0, 1].
 func (m *Model) Score(img sentinel.Image) (sentinel.Score, error) {
@@ -416,16 +423,19 @@ func mean(v []float64) float64 {
 }
 
 // decide turns a score into a decision: uncertain inside the margin around
-// the threshold or when the uncertainty u (if any) exceeds limit, abnormal
-// above the threshold, normal otherwise.
-func decide(value, threshold, margin float64, u *float64, limit float64) sentinel.Decision {
+// the threshold or when the uncertainty u (if any) exceeds the limit,
+// abnormal above the threshold, uncertain above the normal limit (if any),
+// normal otherwise.
+func (c *calibration) decide(value float64, u *float64) sentinel.Decision {
 	switch {
-	case math.Abs(value-threshold) < margin:
+	case math.Abs(value-c.Threshold) < c.UncertainMargin:
 		return sentinel.DecisionUncertain
-	case u != nil && *u > limit:
+	case u != nil && *u > c.UncertaintyLimit:
 		return sentinel.DecisionUncertain
-	case value > threshold:
+	case value > c.Threshold:
 		return sentinel.DecisionAbnormal
+	case c.NormalLimit != nil && value > *c.NormalLimit:
+		return sentinel.DecisionUncertain
 	}
 	return sentinel.DecisionNormal
 }

@@ -292,7 +292,7 @@ func (m *Model) finish(a analysis) sentinel.Score {
 	return sentinel.Score{
 		Value:       value,
 		Threshold:   c.Threshold,
-		Decision:    decide(value, c.Threshold, c.UncertainMargin, u, c.UncertaintyLimit),
+		Decision:    c.decide(value, u),
 		Uncertainty: u,
 		Components:  comps,
 		Heatmap:     h,
@@ -377,7 +377,12 @@ func (m *Model) calibrate(xs [][]float32, cfg TrainConfig) error {
 			m.calib.Uncertainties = append(m.calib.Uncertainties, *s.Uncertainty)
 		}
 	}
-	m.calib.Threshold = quantile(slices.Sorted(slices.Values(m.calib.Scores)), 1-cfg.TargetFPR)
+	sorted := slices.Sorted(slices.Values(m.calib.Scores))
+	m.calib.Threshold = quantile(sorted, 1-cfg.TargetFPR)
+	if cfg.NormalQuantile < 1 {
+		lim := quantile(sorted, cfg.NormalQuantile)
+		m.calib.NormalLimit = &lim
+	}
 	if len(m.normalsStd) > 0 {
 		base := make([]float64, len(xs))
 		for i, x := range xs {

@@ -35,7 +35,7 @@ func TestScoreFields(t *testing.T) {
 		if s.Uncertainty == nil || !(*s.Uncertainty >= 0) {
 			t.Fatalf("image %d: uncertainty %v, want a non-negative value from the SWAG samples", i, s.Uncertainty)
 		}
-		if s.Decision != decide(s.Value, s.Threshold, DefaultTrainConfig().UncertainMargin, s.Uncertainty, cal.UncertaintyLimit) {
+		if s.Decision != cal.decide(s.Value, s.Uncertainty) {
 			t.Errorf("image %d: decision %s for value %v and threshold %v", i, s.Decision, s.Value, s.Threshold)
 		}
 		h := s.Heatmap
@@ -148,28 +148,40 @@ func TestDecide(t *testing.T) {
 	u := func(v float64) *float64 { return &v }
 	tests := []struct {
 		value, threshold, margin float64
+		normal                   *float64
 		u                        *float64
 		limit                    float64
 		want                     sentinel.Decision
 	}{
-		{0.5, 1, 0.25, nil, 0, sentinel.DecisionNormal},
-		{0.75, 1, 0.25, nil, 0, sentinel.DecisionNormal}, // |0.75−1| = 0.25 is not < 0.25
-		{0.8, 1, 0.25, nil, 0, sentinel.DecisionUncertain},
-		{1, 1, 0.25, nil, 0, sentinel.DecisionUncertain},
-		{1.2, 1, 0.25, nil, 0, sentinel.DecisionUncertain},
-		{1.25, 1, 0.25, nil, 0, sentinel.DecisionAbnormal},
-		{-2, -1, 0.25, nil, 0, sentinel.DecisionNormal},
-		{-1.1, -1, 0.25, nil, 0, sentinel.DecisionUncertain},
-		{1, 1, 0, nil, 0, sentinel.DecisionNormal},
-		{1.0001, 1, 0, nil, 0, sentinel.DecisionAbnormal},
-		{3, 1, 0.25, u(0.5), 0.4, sentinel.DecisionUncertain},
-		{3, 1, 0.25, u(0.4), 0.4, sentinel.DecisionAbnormal},
-		{-3, 1, 0.25, u(0.9), 0.4, sentinel.DecisionUncertain},
-		{-3, 1, 0.25, u(0.1), 0.4, sentinel.DecisionNormal},
+		{0.5, 1, 0.25, nil, nil, 0, sentinel.DecisionNormal},
+		{0.75, 1, 0.25, nil, nil, 0, sentinel.DecisionNormal}, // |0.75−1| = 0.25 is not < 0.25
+		{0.8, 1, 0.25, nil, nil, 0, sentinel.DecisionUncertain},
+		{1, 1, 0.25, nil, nil, 0, sentinel.DecisionUncertain},
+		{1.2, 1, 0.25, nil, nil, 0, sentinel.DecisionUncertain},
+		{1.25, 1, 0.25, nil, nil, 0, sentinel.DecisionAbnormal},
+		{-2, -1, 0.25, nil, nil, 0, sentinel.DecisionNormal},
+		{-1.1, -1, 0.25, nil, nil, 0, sentinel.DecisionUncertain},
+		{1, 1, 0, nil, nil, 0, sentinel.DecisionNormal},
+		{1.0001, 1, 0, nil, nil, 0, sentinel.DecisionAbnormal},
+		{3, 1, 0.25, nil, u(0.5), 0.4, sentinel.DecisionUncertain},
+		{3, 1, 0.25, nil, u(0.4), 0.4, sentinel.DecisionAbnormal},
+		{-3, 1, 0.25, nil, u(0.9), 0.4, sentinel.DecisionUncertain},
+		{-3, 1, 0.25, nil, u(0.1), 0.4, sentinel.DecisionNormal},
+		// The band between the normal limit and the threshold.
+		{0.5, 1, 0, u(0.5), nil, 0, sentinel.DecisionNormal},
+		{0.5001, 1, 0, u(0.5), nil, 0, sentinel.DecisionUncertain},
+		{1, 1, 0, u(0.5), nil, 0, sentinel.DecisionUncertain},
+		{1.0001, 1, 0, u(0.5), nil, 0, sentinel.DecisionAbnormal},
+		{-4, 1, 0, u(0.5), u(0.1), 0.4, sentinel.DecisionNormal},
+		{-4, 1, 0, u(0.5), u(0.9), 0.4, sentinel.DecisionUncertain},
+		{0.9, 1, 0, u(1.5), nil, 0, sentinel.DecisionNormal}, // a limit above the threshold leaves no band
+		{1.1, 1, 0, u(1.5), nil, 0, sentinel.DecisionAbnormal},
 	}
 	for _, tt := range tests {
-		if got := decide(tt.value, tt.threshold, tt.margin, tt.u, tt.limit); got != tt.want {
-			t.Errorf("decide(%v, %v, %v, %v, %v) = %s, want %s", tt.value, tt.threshold, tt.margin, tt.u, tt.limit, got, tt.want)
+		c := calibration{Threshold: tt.threshold, UncertainMargin: tt.margin, NormalLimit: tt.normal, UncertaintyLimit: tt.limit}
+		if got := c.decide(tt.value, tt.u); got != tt.want {
+			t.Errorf("decide(%v) with threshold %v, margin %v, normal limit %v, uncertainty %v, limit %v = %s, want %s",
+				tt.value, tt.threshold, tt.margin, tt.normal, tt.u, tt.limit, got, tt.want)
 		}
 	}
 }

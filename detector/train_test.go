@@ -81,6 +81,10 @@ func TestTrainInfo(t *testing.T) {
 	if want := quantile(slices.Sorted(slices.Values(cal)), 1-info.TargetFPR); info.Threshold != want {
 		t.Errorf("threshold %v, want the 95th percentile of calibration scores %v", info.Threshold, want)
 	}
+	q := m.TrainConfig().NormalQuantile
+	if want := quantile(slices.Sorted(slices.Values(cal)), q); q >= 1 || m.calib.NormalLimit == nil || *m.calib.NormalLimit != want {
+		t.Errorf("normal limit %v, want the %v quantile of calibration scores %v", m.calib.NormalLimit, q, want)
+	}
 	if info.Metrics[MetricCalibMean] != mean(cal) || info.Metrics[MetricCalibStd] != stddev(cal) {
 		t.Errorf("calibration metrics %v disagree with scores %v", info.Metrics, cal)
 	}
@@ -158,6 +162,8 @@ func TestTrainRejects(t *testing.T) {
 		{"holdout one", func(c *TrainConfig) { c.HoldoutFraction = 1 }, good, "HoldoutFraction"},
 		{"negative FPR", func(c *TrainConfig) { c.TargetFPR = -0.1 }, good, "TargetFPR"},
 		{"margin one", func(c *TrainConfig) { c.UncertainMargin = 1 }, good, "UncertainMargin"},
+		{"normal quantile zero", func(c *TrainConfig) { c.NormalQuantile = 0 }, good, "NormalQuantile"},
+		{"normal quantile above one", func(c *TrainConfig) { c.NormalQuantile = 1.5 }, good, "NormalQuantile"},
 		{"size not divisible", func(c *TrainConfig) { c.InputSize = 18 }, good, "InputSize"},
 		{"no channels", func(c *TrainConfig) { c.Channels = nil }, good, "Channels"},
 		{"too few images", nil, good[:7], "need at least"},

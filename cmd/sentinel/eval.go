@@ -46,12 +46,18 @@ type evalResult struct {
 	Threshold float64 `json:"threshold"`
 	figures
 	UncertainFraction float64 `json:"uncertain_fraction"`
-	Certain           figures `json:"certain"`
-	Baseline          figures `json:"baseline"`
-	BaselineROCAUC    float64 `json:"baseline_roc_auc"`
-	BaselinePRAUC     float64 `json:"baseline_pr_auc"`
-	BaselineThreshold float64 `json:"baseline_threshold"`
-	ImagesPerSecond   float64 `json:"images_per_second"`
+	// UncertainErrorRate and CertainErrorRate are the shares of the
+	// uncertain cases and of the others that the threshold alone (score
+	// above it: abnormal) gets wrong: an uncertainty that means something
+	// sets aside the cases the threshold gets wrong more often.
+	UncertainErrorRate float64 `json:"uncertain_error_rate"`
+	CertainErrorRate   float64 `json:"certain_error_rate"`
+	Certain            figures `json:"certain"`
+	Baseline           figures `json:"baseline"`
+	BaselineROCAUC     float64 `json:"baseline_roc_auc"`
+	BaselinePRAUC      float64 `json:"baseline_pr_auc"`
+	BaselineThreshold  float64 `json:"baseline_threshold"`
+	ImagesPerSecond    float64 `json:"images_per_second"`
 }
 
 // evalCase is one labelled image and what the model and the baseline said.
@@ -191,8 +197,15 @@ func summarise(m *detector.Model, cases []evalCase) evalResult {
 		ca.Add(c.score.Value > c.score.Threshold, c.abnormal)
 		base = append(base, c.baseline)
 		cb.Add(c.baseline > res.BaselineThreshold, c.abnormal)
+		wrong := (c.score.Value > c.score.Threshold) != c.abnormal
 		if c.score.Decision == sentinel.DecisionUncertain {
+			if wrong {
+				res.UncertainErrorRate++
+			}
 			continue
+		}
+		if wrong {
+			res.CertainErrorRate++
 		}
 		certain = append(certain, c.score.Value)
 		certainPos = append(certainPos, c.abnormal)
@@ -203,6 +216,12 @@ func summarise(m *detector.Model, cases []evalCase) evalResult {
 	res.Baseline = makeFigures(base, allPos, cb)
 	res.BaselineROCAUC, res.BaselinePRAUC = res.Baseline.ROCAUC, res.Baseline.PRAUC
 	res.UncertainFraction = 1 - float64(len(certain))/float64(len(cases))
+	if n := len(cases) - len(certain); n > 0 {
+		res.UncertainErrorRate /= float64(n)
+	}
+	if n := len(certain); n > 0 {
+		res.CertainErrorRate /= float64(n)
+	}
 	return res
 }
 
@@ -233,6 +252,8 @@ func printEval(w io.Writer, r evalResult) {
 	row("baseline (no learning)", r.Baseline)
 	fmt.Fprintf(w, "threshold %.4g (baseline %.4g), both set on held-out normals; uncertain %.1f%% of cases; %.1f images/s\n",
 		r.Threshold, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
+	fmt.Fprintf(w, "wrong at the threshold: %.1f%% of the uncertain cases, %.1f%% of the others\n",
+		100*r.UncertainErrorRate, 100*r.CertainErrorRate)
 }
 
 // writeCases writes one CSV row per case: its file, true label, score,

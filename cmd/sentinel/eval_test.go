@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -123,11 +124,24 @@ func TestEvalPhantoms(t *testing.T) {
 		}
 	}
 	var tp, fp int
+	var unc, uncWrong, cert, certWrong float64
 	for _, r := range recs[1:] {
 		score, err1 := strconv.ParseFloat(r[col["score"]], 64)
 		thr, err2 := strconv.ParseFloat(r[col["threshold"]], 64)
 		if err1 != nil || err2 != nil || thr != res["threshold"].(float64) {
 			t.Fatalf("case row %v: score or threshold unreadable or not the model's", r)
+		}
+		wrong := (score > thr) != (r[col["abnormal"]] == "true")
+		if r[col["decision"]] == "uncertain" {
+			unc++
+			if wrong {
+				uncWrong++
+			}
+		} else {
+			cert++
+			if wrong {
+				certWrong++
+			}
 		}
 		if score > thr {
 			if r[col["abnormal"]] == "true" {
@@ -142,6 +156,17 @@ func TestEvalPhantoms(t *testing.T) {
 	}
 	if float64(tp) != res["tp"].(float64) || float64(fp) != res["fp"].(float64) {
 		t.Errorf("cases file gives TP %d, FP %d; the figures say %v, %v", tp, fp, res["tp"], res["fp"])
+	}
+	rate := func(k, n float64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return k / n
+	}
+	if u, c := rate(uncWrong, unc), rate(certWrong, cert); u != res["uncertain_error_rate"].(float64) || c != res["certain_error_rate"].(float64) ||
+		math.Abs(unc/20-res["uncertain_fraction"].(float64)) > 1e-12 {
+		t.Errorf("cases file gives %v uncertain, wrong at the threshold %v of them and %v of the others; the figures say %v, %v, %v",
+			unc, u, c, res["uncertain_fraction"], res["uncertain_error_rate"], res["certain_error_rate"])
 	}
 	if _, _, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data); code != exitUsage {
 		t.Errorf("eval without --labels exited %d, want %d", code, exitUsage)

@@ -28,6 +28,7 @@ func (e *env) trainConfig() detector.TrainConfig {
 	tc.HoldoutFraction = d.HoldoutFraction
 	tc.TargetFPR = d.TargetFPR
 	tc.UncertainMargin = d.UncertainMargin
+	tc.NormalQuantile = d.NormalQuantile
 	tc.UncertainQuantile = d.UncertainQuantile
 	tc.SWAGEpochs = d.SWAGEpochs
 	tc.SWAGSamples = d.SWAGSamples

@@ -46,6 +46,12 @@ type Instance struct {
 	Rows, Columns int
 	Frames        int
 	Photometric   string
+	// PatientKey stands for the patient without naming them: a keyed hash
+	// of the Patient ID and its issuer, made where the file is read (see
+	// dicomio.Options.PatientKey); "" when the file has no Patient ID or
+	// nothing asked for a key. The Patient ID itself is never kept. The
+	// learning loop keeps a patient's films on one side of its holdout.
+	PatientKey string
 }
 
 // Image is a single-channel image ready for display or scoring: Pix holds

@@ -13,12 +13,14 @@ import (
 )
 
 // LabelRow is one row of a research labels file (columns file, finding,
-// split; others are ignored), as in NIH ChestX-ray8 or PneumoniaMNIST
-// exports.
+// and optionally split and patient; others are ignored), as in NIH
+// ChestX-ray8 or PneumoniaMNIST exports.
 type LabelRow struct {
 	File    string
 	Finding string
 	Split   string
+	// Patient is the row's patient key, "" without a patient column.
+	Patient string
 }
 
 // Normal reports whether the row's finding is "normal"; any other finding
@@ -26,7 +28,7 @@ type LabelRow struct {
 func (r LabelRow) Normal() bool { return strings.EqualFold(r.Finding, "normal") }
 
 // ReadLabels reads a labels CSV with a header naming at least the columns
-// file and finding (split is optional).
+// file and finding (split and patient are optional).
 func ReadLabels(path string) ([]LabelRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -49,6 +51,7 @@ func ReadLabels(path string) ([]LabelRow, error) {
 		return nil, fmt.Errorf("labels %s: header must name the columns file and finding, got %v", path, header)
 	}
 	si, okS := col["split"]
+	pi, okP := col["patient"]
 	var rows []LabelRow
 	for line := 2; ; line++ {
 		rec, err := r.Read()
@@ -58,12 +61,15 @@ func ReadLabels(path string) ([]LabelRow, error) {
 		if err != nil {
 			return nil, fmt.Errorf("labels %s: line %d: %w", path, line, err)
 		}
-		if len(rec) <= max(fi, ci) || (okS && len(rec) <= si) {
+		if len(rec) <= max(fi, ci) || (okS && len(rec) <= si) || (okP && len(rec) <= pi) {
 			return nil, fmt.Errorf("labels %s: line %d: %d columns, want at least %d", path, line, len(rec), len(header))
 		}
 		row := LabelRow{File: rec[fi], Finding: strings.TrimSpace(rec[ci])}
 		if okS {
 			row.Split = strings.TrimSpace(rec[si])
+		}
+		if okP {
+			row.Patient = strings.TrimSpace(rec[pi])
 		}
 		rows = append(rows, row)
 	}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -272,7 +273,30 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	for _, q := range queries {
 		random[q.InstanceID] = q.Random
 	}
-	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, random, opt.Holdout)
+	// A patient's films stay on one side: those of a patient with a seed
+	// film train (every model has trained on that patient), the others
+	// follow their patient (see learn.AssignHoldout).
+	patients, err := db.PatientKeys(ctx)
+	if err != nil {
+		return res, err
+	}
+	seedPatient := map[string]bool{}
+	for _, s := range seeds {
+		for _, k := range []string{s.PatientKey, patients[s.InstanceID]} {
+			if k != "" {
+				seedPatient[k] = true
+			}
+		}
+	}
+	var seedSide []string
+	for _, id := range slices.Sorted(maps.Keys(toDecide)) {
+		if _, ok := roles[id]; !ok && seedPatient[patients[id]] {
+			seedSide = append(seedSide, id)
+			delete(toDecide, id)
+		}
+	}
+	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, random, patients, opt.Holdout)
+	newTrain = append(newTrain, seedSide...)
 	if err := db.RecordLabelRoles(ctx, newHoldout, newTrain); err != nil {
 		return res, err
 	}
@@ -304,7 +328,7 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 			paths[s.InstanceID] = s.Path
 		}
 	}
-	res.Plan = learn.PlanTraining(seedIDs, resolved, admitted, holdout)
+	res.Plan = learn.PlanTraining(seedIDs, resolved, admitted, holdout, patients)
 
 	cur, curInfo, curSide, err := currentModel(ctx, db, opt)
 	if err != nil && !errors.Is(err, sentinel.ErrNoModel) {
@@ -338,7 +362,7 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 		imgs = newImageCache(opt, paths, cand.InputSize())
 	}
 	heldOut := heldOutBy(cand)
-	comb, err := fitCombiner(cand, imgs, res.Plan, learn.TrainedOn(ids, heldOut), learn.HeldOutSeeds(seedIDs, ids, heldOut), opt)
+	comb, err := fitCombiner(cand, imgs, res.Plan, learn.TrainedOn(ids, heldOut), learn.HeldOutSeeds(seedIDs, ids, heldOut), patients, opt)
 	if err != nil {
 		return res, err
 	}
@@ -456,8 +480,8 @@ func heldOutBy(m LearnModel) []int {
 // labels (labelled normals and abnormals outside the holdout) and on the
 // seed normals the candidate held out for calibration (verified normal, and
 // scored fairly); trained names the cases the candidate's detector trained
-// on.
-func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, trained map[string]bool, seedsHeldOut []string, opt LearningOptions) (*learn.Combiner, error) {
+// on, patients their patient keys.
+func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, trained map[string]bool, seedsHeldOut []string, patients map[string]string, opt LearningOptions) (*learn.Combiner, error) {
 	var labelled []learn.Labelled
 	add := func(ids []string, abnormal bool) error {
 		for _, id := range ids {
@@ -470,7 +494,7 @@ func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, traine
 				return err
 			}
 			labelled = append(labelled, learn.Labelled{Det: s.Value, Embedding: learn.HeadInput(s.Components, opt.embed(img)),
-				Abnormal: abnormal, DetTrained: !abnormal && trained[id]})
+				Abnormal: abnormal, DetTrained: !abnormal && trained[id], Patient: patients[id]})
 		}
 		return nil
 	}

@@ -506,3 +506,87 @@ func TestQueriesNeverAskTwiceAndRetrainDue(t *testing.T) {
 		t.Fatal("retrain still due right after retraining")
 	}
 }
+
+// A patient's labelled films land on one side of the holdout: the films of
+// a patient with a seed film train, and a new film of a held-out patient
+// joins the holdout instead of training.
+func TestRetrainKeepsPatientsTogether(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 0, 0)
+	patient := map[string]string{}
+	add := func(id, key string, v float32) {
+		t.Helper()
+		f.value[id] = v
+		patient[id] = key
+		err := f.db.RecordResult(ctx, store.Result{
+			Instance: sentinel.Instance{ID: id, SOPInstanceUID: "2.25." + id, Format: sentinel.FormatDICOM,
+				SourcePath: "/data/" + id + ".png", SHA256: id, PatientKey: key},
+			Score:        sentinel.Score{Value: float64(v), Threshold: 0.5, Decision: sentinel.DecisionNormal},
+			ModelVersion: "m0", ReportPath: "/r/" + id, File: store.File{Path: "/data/" + id + ".png", Size: 1, ModTimeNS: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Twenty patients with a normal and an abnormal film each; seed00's
+	// patient also has two labelled films.
+	for i := range 20 {
+		key := fmt.Sprintf("p%02d", i)
+		add(fmt.Sprintf("n%02d", i), key, 0.1+0.005*float32(i))
+		add(fmt.Sprintf("a%02d", i), key, 0.7+0.005*float32(i))
+	}
+	add("seed00", "ps", 0.1)
+	add("n90", "ps", 0.2)
+	add("a90", "ps", 0.8)
+	// A seed recorded with its patient's key and no instance row.
+	f.value["seed99"] = 0.1
+	if err := f.db.AddSeedNormals(ctx, []store.SeedNormal{{InstanceID: "seed99", Path: "/data/seed99.png", PatientKey: "ps2"}}); err != nil {
+		t.Fatal(err)
+	}
+	add("n91", "ps2", 0.2)
+	add("a91", "ps2", 0.8)
+	// The seed patients' films were drawn at random, so that without the
+	// seed rule they would be first in line for the holdout.
+	for _, id := range []string{"n90", "a90", "n91", "a91"} {
+		if _, err := f.db.AddQuery(ctx, sentinel.Query{InstanceID: id, Strategy: "random", Reason: "drawn at random", Random: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.label(t, "dr-a", slices.Concat(ids("n", 0, 20), ids("a", 0, 20), []string{"n90", "a90", "n91", "a91"})...)
+	_, hold := f.retrain(t)
+	if len(hold) < 6 || len(hold) > 14 {
+		t.Fatalf("holdout %v, want about a quarter of 44 labels", hold)
+	}
+	held := map[string]bool{}
+	for _, id := range hold {
+		held[patient[id]] = true
+	}
+	if held["ps"] || held["ps2"] {
+		t.Fatalf("holdout %v holds a film of a seed normal's patient", hold)
+	}
+	trained := f.trained[len(f.trained)-1]
+	for _, id := range trained {
+		if held[patient[id]] {
+			t.Fatalf("%s trained; its patient %s has films in the holdout %v", id, patient[id], hold)
+		}
+	}
+	for _, id := range slices.Concat(ids("n", 0, 20), ids("a", 0, 20)) {
+		other := "a" + id[1:]
+		if id[0] == 'a' {
+			other = "n" + id[1:]
+		}
+		if slices.Contains(hold, id) != slices.Contains(hold, other) {
+			t.Fatalf("%s and %s of one patient on different sides (holdout %v)", id, other, hold)
+		}
+	}
+	// A new film of a held-out patient joins the holdout.
+	p := patient[hold[0]]
+	add("n50", p, 0.15)
+	f.label(t, "dr-a", "n50")
+	if _, hold2 := f.retrain(t); !slices.Contains(hold2, "n50") {
+		t.Fatalf("a new film of held-out patient %s trains (holdout %v)", p, hold2)
+	}
+	if slices.Contains(f.trained[len(f.trained)-1], "n50") {
+		t.Fatal("a held-out patient's new film trained")
+	}
+}

@@ -56,9 +56,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 // Default limits.
@@ -79,6 +81,10 @@ type Options struct {
 	// MaxFileBytes caps the size of the file read; 0 means the default
 	// 2 GiB.
 	MaxFileBytes int64
+	// PatientKey, if set, turns the file's Issuer of Patient ID and Patient
+	// ID into Instance.PatientKey; the ID itself goes no further than this
+	// call. It is not called for a file without a Patient ID.
+	PatientKey func(issuer, id string) string
 }
 
 func (o Options) maxPixels() int64 {
@@ -293,6 +299,12 @@ func openDICOM(data []byte, inst *sentinel.Instance, opt Options) (dicomFile, er
 		f.parsed = true
 		f.header = readHeader(&ds, enc.bo)
 		fillInstance(inst, f.header)
+		if opt.PatientKey != nil {
+			a := attrs{ds: &ds, bo: enc.bo}
+			if id := strings.TrimSpace(a.str(tag.PatientID)); id != "" {
+				inst.PatientKey = opt.PatientKey(strings.TrimSpace(a.str(tag.IssuerOfPatientID)), id)
+			}
+		}
 	}
 	var supported bool
 	f.codec, supported = codecs[ts]

@@ -5,11 +5,14 @@ import (
 	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/internal/phantom"
 )
 
 // seq returns its arguments, for tables of stored values.
@@ -269,5 +272,40 @@ func TestLoadWithoutSOPInstanceUID(t *testing.T) {
 	sum := sha256.Sum256(data)
 	if inst.ID != "sha256:"+hex.EncodeToString(sum[:]) || inst.SOPInstanceUID != uidFromDigest(sum) {
 		t.Errorf("instance %+v", inst)
+	}
+}
+
+// Options.PatientKey keys the instance's patient from its Patient ID and
+// issuer; without the option, or without a Patient ID, there is no key.
+func TestLoadPatientKey(t *testing.T) {
+	dir := t.TempDir()
+	pix := make([]uint16, 16*16)
+	write := func(name, patient string) string {
+		p := filepath.Join(dir, name)
+		meta := phantom.Meta{PatientID: patient, StudyInstanceUID: "2.25.1", SeriesInstanceUID: "2.25.2", SOPInstanceUID: "2.25.3." + name}
+		if err := phantom.WriteDICOM(p, pix, 16, meta); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	withID, without := write("a.dcm", " PAT-0042 "), write("b.dcm", "")
+	var calls []string
+	opt := Options{PatientKey: func(issuer, id string) string {
+		calls = append(calls, issuer+"|"+id)
+		return "key:" + id
+	}}
+	inst, _, err := Load(withID, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.PatientKey != "key:PAT-0042" || !slices.Equal(calls, []string{"|PAT-0042"}) {
+		t.Errorf("patient key %q after calls %v, want key:PAT-0042 from the trimmed ID and no issuer", inst.PatientKey, calls)
+	}
+	if inst, _, err := Load(withID, Options{}); err != nil || inst.PatientKey != "" {
+		t.Errorf("without the option: patient key %q, %v", inst.PatientKey, err)
+	}
+	calls = nil
+	if inst, _, err := Load(without, opt); err != nil || inst.PatientKey != "" || len(calls) != 0 {
+		t.Errorf("no Patient ID: patient key %q, calls %v, %v", inst.PatientKey, calls, err)
 	}
 }

@@ -193,6 +193,11 @@ type Labelled struct {
 	// neither the head nor its weight nor the threshold, which would
 	// otherwise take the detector for better than it is (see fair).
 	DetTrained bool
+	// Patient is the key of the case's patient ("" if unknown): the
+	// cross-validation that weighs the head keeps a patient's cases in one
+	// fold, so that no fold is scored by a head fitted on another film of
+	// the same patient.
+	Patient string
 }
 
 // HeldOutSeeds returns, in the order of heldOut, the seed normals among
@@ -335,19 +340,7 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 	zhs := make([][]float64, cvRepeats)
 	fold := make([]int, len(labelled))
 	for r := range cvRepeats {
-		// The first split deals the labels in their order; the others in
-		// a seeded shuffle of it, so the choice is reproducible.
-		deal := func(idx []int) {
-			order := slices.Clone(idx)
-			if r > 0 {
-				rand.New(rand.NewSource(int64(r))).Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
-			}
-			for j, i := range order {
-				fold[i] = j % k
-			}
-		}
-		deal(posIdx)
-		deal(negIdx)
+		dealFolds(fold, labelled, posIdx, negIdx, k, r)
 		zh, err := outOfFold(labelled, fold, k, cfg)
 		if err != nil {
 			return 0, nil, false
@@ -374,6 +367,35 @@ func cvWeight(labelled []Labelled, detMean, detSD float64, cfg HeadConfig) (floa
 		}
 	}
 	return bestW, scores, true
+}
+
+// dealFolds deals the labelled cases into k folds for repeat r of the
+// cross-validation, each class (posIdx, negIdx) round-robin so that the
+// folds are stratified: repeat 0 in the cases' order, the others in a
+// seeded shuffle of it, so the split is reproducible. A patient's cases
+// share the fold of the first of them dealt.
+func dealFolds(fold []int, labelled []Labelled, posIdx, negIdx []int, k, r int) {
+	var next [2]int
+	patientFold := map[string]int{}
+	deal := func(idx []int, cls int) {
+		order := slices.Clone(idx)
+		if r > 0 {
+			rand.New(rand.NewSource(int64(r))).Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		}
+		for _, i := range order {
+			if p := labelled[i].Patient; p != "" {
+				if f, ok := patientFold[p]; ok {
+					fold[i] = f
+					continue
+				}
+				patientFold[p] = next[cls] % k
+			}
+			fold[i] = next[cls] % k
+			next[cls]++
+		}
+	}
+	deal(posIdx, 1)
+	deal(negIdx, 0)
 }
 
 // outOfFold scores each labelled case by a head fitted on the cases of the

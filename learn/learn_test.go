@@ -216,7 +216,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 			decided[id] = false
 		}
 	}
-	hold, train := AssignHoldout(decided, resolved, nil, cfg)
+	hold, train := AssignHoldout(decided, resolved, nil, nil, cfg)
 	if len(hold) != 4 || len(hold)+len(train) != 20 {
 		t.Fatalf("20 labels: holdout %v, training %v", hold, train)
 	}
@@ -231,11 +231,11 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 	if hn != 2 || ha != 2 {
 		t.Fatalf("holdout %v not stratified: %d normal, %d abnormal", hold, hn, ha)
 	}
-	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, nil, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
+	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
 		t.Fatalf("not reproducible: %v then %v", hold, h2)
 	}
 	record(hold, train)
-	if h, tr := AssignHoldout(decided, resolved, nil, cfg); len(h)+len(tr) != 0 {
+	if h, tr := AssignHoldout(decided, resolved, nil, nil, cfg); len(h)+len(tr) != 0 {
 		t.Fatalf("decided cases decided again: %v %v", h, tr)
 	}
 	// Twenty more labels: the holdout grows to a fifth of forty, the old
@@ -248,7 +248,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 		resolved[fmt.Sprintf("c%02d", i)] = v
 	}
 	resolved[train[0]] = Abnormal
-	more, moreTrain := AssignHoldout(decided, resolved, nil, cfg)
+	more, moreTrain := AssignHoldout(decided, resolved, nil, nil, cfg)
 	for _, id := range slices.Concat(more, moreTrain) {
 		if _, ok := decided[id]; ok {
 			t.Fatalf("case %s decided twice", id)
@@ -265,7 +265,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 	if len(all) < 7 || len(all) > 9 || len(decided) != 40 {
 		t.Fatalf("40 labels: holdout %v (%d decided)", all, len(decided))
 	}
-	plan := PlanTraining(append([]string{all[0]}, "seed1"), resolved, []string{all[1], "adm"}, all)
+	plan := PlanTraining(append([]string{all[0]}, "seed1"), resolved, []string{all[1], "adm"}, all, nil)
 	for _, id := range append(append([]string{}, plan.Normals...), plan.Abnormals...) {
 		if slices.Contains(all, id) {
 			t.Fatalf("holdout case %s planned for training: %+v", id, plan)
@@ -290,7 +290,7 @@ func TestHoldoutTakesRandomDrawsFirst(t *testing.T) {
 		random[id] = i%4 < 2 // five normals and five abnormals drawn at random
 	}
 	cfg := HoldoutConfig{Fraction: 0.4, Seed: 1}
-	hold, train := AssignHoldout(map[string]bool{}, resolved, random, cfg)
+	hold, train := AssignHoldout(map[string]bool{}, resolved, random, nil, cfg)
 	if len(hold) != 8 || len(train) != 12 {
 		t.Fatalf("holdout %v, training %v", hold, train)
 	}
@@ -304,7 +304,7 @@ func TestHoldoutTakesRandomDrawsFirst(t *testing.T) {
 	if fromRandom != 8 {
 		t.Fatalf("holdout %v: %d of 8 drawn at random, want all", hold, fromRandom)
 	}
-	if same, _ := AssignHoldout(map[string]bool{}, resolved, nil, cfg); slices.Equal(same, hold) {
+	if same, _ := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); slices.Equal(same, hold) {
 		t.Fatalf("holdout %v chosen without regard to the random draws too", hold)
 	}
 }
@@ -548,5 +548,119 @@ func TestTrainedOn(t *testing.T) {
 	want := map[string]bool{"a": true, "c": true}
 	if !maps.Equal(got, want) {
 		t.Errorf("TrainedOn = %v, want %v", got, want)
+	}
+}
+
+// A patient's films all land on one side of the holdout, new ones follow
+// the patient's side, and a case admitted from a holdout patient does not
+// train.
+func TestHoldoutKeepsPatientsTogether(t *testing.T) {
+	resolved := map[string]string{}
+	group := map[string]string{}
+	for i := range 60 {
+		id := fmt.Sprintf("c%02d", i)
+		resolved[id] = Normal
+		if i%2 == 1 {
+			resolved[id] = Abnormal
+		}
+		group[id] = fmt.Sprintf("p%02d", i/3) // three films a patient, mixed labels
+	}
+	cfg := HoldoutConfig{Fraction: 0.2, Seed: 1}
+	hold, train := AssignHoldout(map[string]bool{}, resolved, nil, group, cfg)
+	if len(hold)+len(train) != 60 {
+		t.Fatalf("holdout %v, training %v", hold, train)
+	}
+	sideOf := map[string]bool{}
+	decided := map[string]bool{}
+	for _, id := range hold {
+		sideOf[group[id]] = true
+		decided[id] = true
+	}
+	for _, id := range train {
+		decided[id] = false
+		if sideOf[group[id]] {
+			t.Fatalf("patient %s has %s training and films in the holdout %v", group[id], id, hold)
+		}
+	}
+	var hn, ha int
+	for _, id := range hold {
+		if resolved[id] == Normal {
+			hn++
+		} else {
+			ha++
+		}
+	}
+	// A fifth of 30 of each class is 6; a patient brings up to two of a class.
+	if hn < 5 || hn > 8 || ha < 5 || ha > 8 {
+		t.Fatalf("holdout %v: %d normal, %d abnormal, want about 6 of each", hold, hn, ha)
+	}
+	// New films of a held-out patient and of a training patient follow
+	// their patient; those of a new patient are decided on their own.
+	hp, tp := group[hold[0]], group[train[0]]
+	resolved["new-h"], group["new-h"] = Normal, hp
+	resolved["new-t"], group["new-t"] = Abnormal, tp
+	resolved["new-n"] = Normal
+	h2, t2 := AssignHoldout(decided, resolved, nil, group, cfg)
+	if !slices.Contains(h2, "new-h") || !slices.Contains(t2, "new-t") || len(h2)+len(t2) != 3 {
+		t.Fatalf("new films: holdout %v, training %v; want new-h held out, new-t training", h2, t2)
+	}
+	// Without patients every case is its own, as before.
+	if h, tr := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); len(h)+len(tr) != 63 || len(h) < 12 || len(h) > 13 {
+		t.Fatalf("without patients: holdout %d, training %d", len(h), len(tr))
+	}
+	group["adm-h"], group["adm-t"] = hp, tp
+	plan := PlanTraining(nil, resolved, []string{"adm-h", "adm-t", "adm"}, hold, group)
+	if slices.Contains(plan.Normals, "adm-h") || !slices.Contains(plan.Normals, "adm-t") || !slices.Contains(plan.Normals, "adm") {
+		t.Fatalf("admitted: normals %v, want adm-t and adm but not adm-h (a held-out patient's)", plan.Normals)
+	}
+}
+
+// The cross-validation keeps a patient's cases in one fold and, without
+// patients, deals each class round-robin.
+func TestFoldsKeepPatientsTogether(t *testing.T) {
+	var labelled []Labelled
+	var pos, neg []int
+	for i := range 40 {
+		l := Labelled{Abnormal: i%2 == 1}
+		if i < 24 {
+			l.Patient = fmt.Sprintf("p%d", i/4)
+		}
+		labelled = append(labelled, l)
+		if l.Abnormal {
+			pos = append(pos, i)
+		} else {
+			neg = append(neg, i)
+		}
+	}
+	fold := make([]int, len(labelled))
+	for r := range 3 {
+		dealFolds(fold, labelled, pos, neg, 5, r)
+		foldOf := map[string]int{}
+		perFold := make([][2]int, 5)
+		for i, l := range labelled {
+			if f, ok := foldOf[l.Patient]; ok && l.Patient != "" && f != fold[i] {
+				t.Fatalf("repeat %d: patient %s in folds %d and %d", r, l.Patient, f, fold[i])
+			}
+			foldOf[l.Patient] = fold[i]
+			cls := 0
+			if l.Abnormal {
+				cls = 1
+			}
+			perFold[fold[i]][cls]++
+		}
+		for f, c := range perFold {
+			if c[0] == 0 || c[1] == 0 {
+				t.Fatalf("repeat %d: fold %d holds %d normals and %d abnormals", r, f, c[0], c[1])
+			}
+		}
+	}
+	for i := range labelled {
+		labelled[i].Patient = ""
+	}
+	dealFolds(fold, labelled, pos, neg, 5, 0)
+	for j, i := range pos {
+		if fold[i] != j%5 {
+			t.Fatalf("without patients, abnormal %d is in fold %d, want %d", j, fold[i], j%5)
+		}
 	}
 }

@@ -23,56 +23,107 @@ type HoldoutConfig struct {
 // holdout, so no retraining reshuffles which cases evaluate the models
 // (the leak MONAI Label users report in #1752), yet the holdout grows with
 // the labels instead of staying the handful there were when it was first
-// chosen. Within each class (by resolved label), the undecided cases are
-// taken those drawn at random first (random: see Pick.Random), each group
-// in a seeded order fixed by the ids, and the first of them join the
-// holdout until it holds Fraction of the class's decided cases (rounded),
-// so the holdout is stratified at Fraction however the labels arrive.
-// Cases drawn at random are representative of the unlabelled cases, where
-// those a strategy chose near the threshold are not, so they judge models
-// more fairly, and the informative ones stay to train. It returns the new
-// holdout and training decisions, sorted.
-func AssignHoldout(decided map[string]bool, resolved map[string]string, random map[string]bool, cfg HoldoutConfig) (holdout, train []string) {
+// chosen.
+//
+// Cases are decided by patient: group maps a case to its patient's key (a
+// case without one is a patient of its own), and all of a patient's cases
+// land on one side, so that a model is never judged on a film of a patient
+// whose other films it trained on. A new case of a patient already in the
+// holdout joins it; one of a patient already training trains. The other
+// patients are taken those with a case drawn at random first (random: see
+// Pick.Random), then in a seeded order fixed by the patient keys, and join
+// the holdout while every class they hold cases of (by resolved label) is
+// short of Fraction of its decided cases (rounded), so the holdout is
+// stratified at Fraction however the labels arrive (give or take one
+// patient's cases). Cases drawn at random are representative of the
+// unlabelled cases, where those a strategy chose near the threshold are
+// not, so they judge models more fairly, and the informative ones stay to
+// train. It returns the new holdout and training decisions, sorted.
+func AssignHoldout(decided map[string]bool, resolved map[string]string, random map[string]bool, group map[string]string, cfg HoldoutConfig) (holdout, train []string) {
+	key := func(id string) string {
+		if g := group[id]; g != "" {
+			return "g:" + g
+		}
+		return "c:" + id
+	}
 	type tally struct{ hold, all int }
 	count := map[string]*tally{Normal: {}, Abnormal: {}}
-	undecided := map[string][]string{}
+	side := map[string]bool{} // a patient's side, from its decided cases; holdout wins
+	sided := map[string]bool{}
+	members := map[string][]string{}
+	var order []string
 	for _, id := range sortedKeys(resolved) {
 		cls := resolved[id]
 		if cls != Normal && cls != Abnormal {
 			continue
 		}
+		g := key(id)
 		if inHoldout, ok := decided[id]; ok {
 			count[cls].all++
 			if inHoldout {
 				count[cls].hold++
 			}
+			side[g] = side[g] || inHoldout
+			sided[g] = true
 			continue
 		}
-		undecided[cls] = append(undecided[cls], id)
+		if members[g] == nil {
+			order = append(order, g)
+		}
+		members[g] = append(members[g], id)
 	}
-	for _, cls := range []string{Normal, Abnormal} {
-		ids := undecided[cls]
-		keys := make(map[string]uint64, len(ids))
-		for _, id := range ids {
-			keys[id] = holdoutKey(cfg.Seed, id)
+	var free []string
+	for _, g := range order {
+		if !sided[g] {
+			free = append(free, g)
+			continue
 		}
-		slices.SortStableFunc(ids, func(a, b string) int {
-			if random[a] != random[b] {
-				if random[a] {
-					return -1
-				}
-				return 1
+		for _, id := range members[g] {
+			count[resolved[id]].all++
+			if side[g] {
+				count[resolved[id]].hold++
+				holdout = append(holdout, id)
+			} else {
+				train = append(train, id)
 			}
-			return cmp.Compare(keys[a], keys[b])
-		})
-		c := count[cls]
-		take := 0
-		if cfg.Fraction > 0 {
-			take = max(0, int(math.Round(cfg.Fraction*float64(c.all+len(ids))))-c.hold)
 		}
-		take = min(take, len(ids))
-		holdout = append(holdout, ids[:take]...)
-		train = append(train, ids[take:]...)
+	}
+	anyRandom := func(g string) bool {
+		return slices.ContainsFunc(members[g], func(id string) bool { return random[id] })
+	}
+	keys := make(map[string]uint64, len(free))
+	for _, g := range free {
+		keys[g] = holdoutKey(cfg.Seed, g[2:])
+		for _, id := range members[g] {
+			count[resolved[id]].all++
+		}
+	}
+	slices.SortStableFunc(free, func(a, b string) int {
+		if ra, rb := anyRandom(a), anyRandom(b); ra != rb {
+			if ra {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(keys[a], keys[b])
+	})
+	short := func(cls string) bool {
+		c := count[cls]
+		return cfg.Fraction > 0 && c.hold < int(math.Round(cfg.Fraction*float64(c.all)))
+	}
+	for _, g := range free {
+		hold := true
+		for _, id := range members[g] {
+			hold = hold && short(resolved[id])
+		}
+		for _, id := range members[g] {
+			if hold {
+				count[resolved[id]].hold++
+				holdout = append(holdout, id)
+			} else {
+				train = append(train, id)
+			}
+		}
 	}
 	slices.Sort(holdout)
 	slices.Sort(train)
@@ -110,13 +161,19 @@ type TrainingPlan struct {
 
 // PlanTraining splits the known cases for one retraining. resolved maps
 // instance ids to their resolved label (see Resolve), holdout is the frozen
-// holdout, admitted the cases admitted without a label. It is the one place
-// that decides what trains, so the holdout exclusion is enforced here.
-func PlanTraining(seed []string, resolved map[string]string, admitted, holdout []string) TrainingPlan {
+// holdout, admitted the cases admitted without a label, and group maps
+// cases to their patient's key (see AssignHoldout): a case admitted from a
+// patient in the holdout does not train either. It is the one place that
+// decides what trains, so the holdout exclusion is enforced here.
+func PlanTraining(seed []string, resolved map[string]string, admitted, holdout []string, group map[string]string) TrainingPlan {
 	hold := map[string]bool{}
+	holdPatient := map[string]bool{}
 	p := TrainingPlan{Holdout: map[string]string{}}
 	for _, id := range holdout {
 		hold[id] = true
+		if g := group[id]; g != "" {
+			holdPatient[g] = true
+		}
 		if v, ok := resolved[id]; ok {
 			p.Holdout[id] = v
 		}
@@ -145,6 +202,9 @@ func PlanTraining(seed []string, resolved map[string]string, admitted, holdout [
 		}
 	}
 	for _, id := range admitted {
+		if g := group[id]; g != "" && holdPatient[g] {
+			continue
+		}
 		addNormal(id)
 	}
 	return p

@@ -92,12 +92,13 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO instances (instance_id, sop_instance_uid,
 			study_instance_uid, series_instance_uid, sop_class_uid, modality, accession_number,
 			transfer_syntax_uid, format, rows, columns, frames, photometric, path, sha256, status,
-			created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			patient_key, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (instance_id) DO NOTHING`,
 			in.ID, in.SOPInstanceUID, in.StudyInstanceUID, in.SeriesInstanceUID, in.SOPClassUID,
 			in.Modality, in.AccessionNumber, in.TransferSyntaxUID, string(in.Format), in.Rows,
-			in.Columns, in.Frames, in.Photometric, in.SourcePath, in.SHA256, InstanceScored, now, now)
+			in.Columns, in.Frames, in.Photometric, in.SourcePath, in.SHA256, InstanceScored,
+			in.PatientKey, now, now)
 		if err != nil {
 			return err
 		}

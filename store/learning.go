@@ -24,6 +24,8 @@ var (
 type SeedNormal struct {
 	InstanceID string
 	Path       string
+	// PatientKey is the patient's key (sentinel.Instance.PatientKey).
+	PatientKey string
 }
 
 // AddSeedNormals records seed normals; ones already recorded are kept as
@@ -31,8 +33,8 @@ type SeedNormal struct {
 func (db *DB) AddSeedNormals(ctx context.Context, seeds []SeedNormal) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		for _, s := range seeds {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO seed_normals (instance_id, path, added_at) VALUES (?, ?, ?)
-				ON CONFLICT (instance_id) DO NOTHING`, s.InstanceID, s.Path, db.now()); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO seed_normals (instance_id, path, patient_key, added_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (instance_id) DO NOTHING`, s.InstanceID, s.Path, s.PatientKey, db.now()); err != nil {
 				return err
 			}
 		}
@@ -46,7 +48,7 @@ func (db *DB) AddSeedNormals(ctx context.Context, seeds []SeedNormal) error {
 
 // SeedNormals returns the recorded seed normals in the order recorded.
 func (db *DB) SeedNormals(ctx context.Context) ([]SeedNormal, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, path FROM seed_normals ORDER BY rowid`)
+	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, path, patient_key FROM seed_normals ORDER BY rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("store: seed normals: %w", err)
 	}
@@ -54,7 +56,7 @@ func (db *DB) SeedNormals(ctx context.Context) ([]SeedNormal, error) {
 	var out []SeedNormal
 	for rows.Next() {
 		var s SeedNormal
-		if err := rows.Scan(&s.InstanceID, &s.Path); err != nil {
+		if err := rows.Scan(&s.InstanceID, &s.Path, &s.PatientKey); err != nil {
 			return nil, fmt.Errorf("store: seed normals: %w", err)
 		}
 		out = append(out, s)

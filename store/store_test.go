@@ -275,8 +275,11 @@ func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	if err := old.migrateThrough(ctx, "migrations/0003_learning.sql"); err != nil {
 		t.Fatal(err)
 	}
+	// The instances as that schema held them (RecordResult writes the
+	// current one).
 	for i, id := range []string{"1.1", "1.2", "1.3"} {
-		if err := old.RecordResult(ctx, result(id, fmt.Sprint(i), "/in/"+id)); err != nil {
+		if _, err := sdb.Exec(`INSERT INTO instances (instance_id, sop_instance_uid, format, path, sha256, status, created_at, updated_at)
+			VALUES (?, ?, 'dicom', ?, ?, 'scored', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`, id, id, "/in/"+id, fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -69,6 +69,8 @@ type benchCase struct {
 	img      sentinel.Image
 	emb      []float32
 	abnormal bool
+	// patient is the labels file's patient key ("" without one).
+	patient string
 }
 
 func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -141,7 +143,7 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 						continue
 					}
 					img = dicomio.Resample(img, tc.InputSize, tc.InputSize)
-					out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal()}
+					out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal(), patient: files[i].Patient}
 				}
 			}()
 		}
@@ -365,19 +367,23 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	var row benchRound
 	var seedIDs, admitted []string
 	byID := map[string]benchCase{}
+	patient := map[string]string{}
 	for _, c := range s.seed {
 		seedIDs = append(seedIDs, c.id)
 		byID[c.id] = c
 	}
 	for _, c := range s.pool {
 		byID[c.id] = c
+		if c.patient != "" {
+			patient[c.id] = c.patient
+		}
 		if s.admitted[c.id] {
 			admitted = append(admitted, c.id)
 		}
 	}
 	var holdout []string
 	if s.promotion {
-		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.random, s.opt.Holdout)
+		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.random, patient, s.opt.Holdout)
 		for _, id := range hold {
 			s.roles[id] = true
 		}
@@ -391,7 +397,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 		}
 		slices.Sort(holdout)
 	}
-	plan := learn.PlanTraining(seedIDs, s.labelled, admitted, holdout)
+	plan := learn.PlanTraining(seedIDs, s.labelled, admitted, holdout, patient)
 	imgs := make([]sentinel.Image, len(plan.Normals))
 	for i, id := range plan.Normals {
 		imgs[i] = byID[id].img
@@ -418,7 +424,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	labelled := make([]learn.Labelled, len(lab))
 	for i, c := range lab {
 		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: learn.HeadInput(labScores[i].Components, c.emb),
-			Abnormal: s.labelled[c.id] == learn.Abnormal, DetTrained: trained[c.id]}
+			Abnormal: s.labelled[c.id] == learn.Abnormal, DetTrained: trained[c.id], Patient: c.patient}
 	}
 	comb := learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
 	positive := make([]bool, len(s.eval))

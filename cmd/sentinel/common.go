@@ -95,6 +95,10 @@ type env struct {
 	cfg   config.Config
 	paths config.Resolved
 	log   *slog.Logger
+	// patientKey is the workspace's patient hash (store.PatientKeyer),
+	// set when the workspace database is opened; until then files are
+	// read without patient keys.
+	patientKey func(issuer, id string) string
 }
 
 // setup loads the configuration, applies the flags and creates the
@@ -144,6 +148,12 @@ func (e *env) openDB() (*store.DB, error) {
 	if err := db.Open(); err != nil {
 		return nil, err
 	}
+	key, err := db.PatientKeyer(context.Background())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.patientKey = key
 	return db, nil
 }
 

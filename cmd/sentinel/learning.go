@@ -44,7 +44,7 @@ func (e *env) recordSeeds(ctx context.Context, db *store.DB, files []string) err
 			e.log.Warn("seed normal skipped", slog.String("path", f), slog.Any("error", err))
 			continue
 		}
-		seeds = append(seeds, store.SeedNormal{InstanceID: inst.ID, Path: f})
+		seeds = append(seeds, store.SeedNormal{InstanceID: inst.ID, Path: f, PatientKey: inst.PatientKey})
 	}
 	return db.AddSeedNormals(ctx, seeds)
 }

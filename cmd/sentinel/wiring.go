@@ -8,11 +8,12 @@ import (
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
-// decoder returns the file decoder with the configured limits.
+// decoder returns the file decoder with the configured limits, which
+// keys each DICOM instance's patient with the workspace's patient hash
+// once the workspace database is open.
 func (e *env) decoder() agent.Decoder {
-	opt := dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels}
 	return func(path string) (sentinel.Instance, sentinel.Image, error) {
-		return dicomio.Load(path, opt)
+		return dicomio.Load(path, dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels, PatientKey: e.patientKey})
 	}
 }
 

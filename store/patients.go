@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// patientSecret names the key of the patient hash in the secrets table.
+const patientSecret = "patient_key"
+
+// PatientKeyer returns the function that turns a Patient ID and its issuer
+// into the instance's patient key: the first 128 bits of HMAC-SHA-256
+// under a random 256-bit key made once per workspace and kept in the
+// database, in hex. The same patient gets the same key within a workspace,
+// and the key cannot be traced back to the ID by trying likely IDs without
+// the workspace's database. The ID itself is never stored.
+func (db *DB) PatientKeyer(ctx context.Context) (func(issuer, id string) string, error) {
+	secret, err := db.secret(ctx, patientSecret)
+	if err != nil {
+		return nil, err
+	}
+	return func(issuer, id string) string {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(issuer))
+		m.Write([]byte{0})
+		m.Write([]byte(id))
+		return hex.EncodeToString(m.Sum(nil)[:16])
+	}, nil
+}
+
+// secret returns the named secret, making a random one of 32 bytes the
+// first time.
+func (db *DB) secret(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&v)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		v = make([]byte, 32)
+		if _, err := rand.Read(v); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO secrets (name, value) VALUES (?, ?)`, name, v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: secret %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// PatientKeys maps each instance with a known patient to its patient key.
+func (db *DB) PatientKeys(ctx context.Context) (map[string]string, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, patient_key FROM instances WHERE patient_key != ''`)
+	if err != nil {
+		return nil, fmt.Errorf("store: patient keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return nil, fmt.Errorf("store: patient keys: %w", err)
+		}
+		out[id] = key
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: patient keys: %w", err)
+	}
+	return out, nil
+}

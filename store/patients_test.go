@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+// The patient hash is stable within a workspace, across reopening, and
+// differs between workspaces, IDs and issuers; the keys recorded with the
+// instances read back, and only those.
+func TestPatientKeys(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db := NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	key, err := db.PatientKeyer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := key("", "12345")
+	if len(a) != 32 || a == "12345" || a != key("", "12345") || a == key("", "12346") || a == key("HOSP-B", "12345") {
+		t.Fatalf("keys %q, %q, %q, %q", a, key("", "12345"), key("", "12346"), key("HOSP-B", "12345"))
+	}
+	r := result("1.1", "aa", "/in/a")
+	r.Instance.PatientKey = a
+	if err := db.RecordResult(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordResult(ctx, result("1.2", "bb", "/in/b")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	again, err := db.PatientKeyer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again("", "12345") != a {
+		t.Fatal("the patient key changed when the workspace was reopened")
+	}
+	keys, err := db.PatientKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys["1.1"] != a {
+		t.Fatalf("patient keys %v, want only 1.1's", keys)
+	}
+	other, err := MustOpenDB(t).PatientKeyer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other("", "12345") == a {
+		t.Fatal("two workspaces key a patient alike")
+	}
+}

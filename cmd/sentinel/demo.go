@@ -135,7 +135,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		c.path = filepath.Join(inbox, c.study[len(c.study)-8:], c.name+".dcm")
 		if err := writePhantom(rng, c.path, *size, c.kind, phantom.Meta{
 			StudyInstanceUID: c.study, SeriesInstanceUID: c.study + ".1", SOPInstanceUID: c.sop,
-			AccessionNumber: fmt.Sprintf("DEMO%04d", i/2), PatientID: "DEMO",
+			AccessionNumber: fmt.Sprintf("DEMO%04d", i/2), PatientID: fmt.Sprintf("DEMO-P%04d", i/2),
 		}); err != nil {
 			return err
 		}
@@ -225,7 +225,8 @@ func writePhantom(rng *rand.Rand, path string, size int, kind phantom.Kind, meta
 		meta.StudyInstanceUID = phantom.NewUID(rng)
 		meta.SeriesInstanceUID = meta.StudyInstanceUID + ".1"
 		meta.SOPInstanceUID = phantom.NewUID(rng)
-		meta.PatientID = "DEMO"
+		// A patient of its own, as the learning loop keys patients.
+		meta.PatientID = "DEMO-" + meta.SOPInstanceUID[len(meta.SOPInstanceUID)-8:]
 	}
 	// Write under a temporary name and rename, as a careful sender does.
 	tmp := path + ".part"

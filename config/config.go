@@ -175,6 +175,10 @@ type Learning struct {
 	// ROC-AUC or its seed false-positive rate is worse than the current
 	// model's by more than this.
 	PromotionTolerance float64 `toml:"promotion_tolerance"`
+	// PromotionSignificance: a lower holdout ROC-AUC refuses a candidate
+	// only if DeLong's paired test also finds it lower at this one-sided
+	// p-value (0: the tolerance alone decides).
+	PromotionSignificance float64 `toml:"promotion_significance"`
 	// AdmitDistanceZ and AdmitUncertaintyZ bound the z-scores against the
 	// seed normals a case must stay within, AdmitConsecutive cycles in a
 	// row, to join the normal set without a label; AdmitMaxPerCycle caps
@@ -265,23 +269,24 @@ func Default() Config {
 			SampledMemory:     false,
 		},
 		Learning: Learning{
-			QueriesPerRound:    25,
-			Strategy:           "hybrid",
-			QueryExpiry:        Duration{14 * 24 * time.Hour},
-			RetrainEveryLabels: 25,
-			RetrainEvery:       Duration{0},
-			HoldoutFraction:    0.2,
-			HoldoutMinPerClass: 10,
-			PromotionTolerance: 0.02,
-			AdmitDistanceZ:     0,
-			AdmitUncertaintyZ:  1,
-			AdmitConsecutive:   2,
-			AdmitMaxPerCycle:   50,
-			HeadMinPerClass:    5,
-			HeadWeightFolds:    5,
-			HeadMaxFPR:         0.2,
-			HeadShrinkage:      20,
-			HeadL2:             1,
+			QueriesPerRound:       25,
+			Strategy:              "hybrid",
+			QueryExpiry:           Duration{14 * 24 * time.Hour},
+			RetrainEveryLabels:    25,
+			RetrainEvery:          Duration{0},
+			HoldoutFraction:       0.2,
+			HoldoutMinPerClass:    10,
+			PromotionTolerance:    0.02,
+			PromotionSignificance: 0.05,
+			AdmitDistanceZ:        0,
+			AdmitUncertaintyZ:     1,
+			AdmitConsecutive:      2,
+			AdmitMaxPerCycle:      50,
+			HeadMinPerClass:       5,
+			HeadWeightFolds:       5,
+			HeadMaxFPR:            0.2,
+			HeadShrinkage:         20,
+			HeadL2:                1,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -427,6 +432,8 @@ func (c Config) Validate() error {
 		return bad("learning.holdout_min_per_class", "must be at least 2, got %d", l.HoldoutMinPerClass)
 	case !(l.PromotionTolerance >= 0 && l.PromotionTolerance < 1):
 		return bad("learning.promotion_tolerance", "must be in [0, 1), got %g", l.PromotionTolerance)
+	case !(l.PromotionSignificance >= 0 && l.PromotionSignificance < 1):
+		return bad("learning.promotion_significance", "must be in [0, 1), got %g", l.PromotionSignificance)
 	case l.AdmitConsecutive < 1:
 		return bad("learning.admit_consecutive", "must be at least 1, got %d", l.AdmitConsecutive)
 	case l.AdmitMaxPerCycle < 0:

@@ -664,3 +664,99 @@ func TestFoldsKeepPatientsTogether(t *testing.T) {
 		}
 	}
 }
+
+// DeLong's standard error of a paired ROC-AUC difference agrees with a
+// bootstrap over the cases, and the difference is the difference of the
+// two ROC-AUCs.
+func TestPairedAUCDiffMatchesBootstrap(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	const n = 60
+	a, b := make([]float64, n), make([]float64, n)
+	pos := make([]bool, n)
+	for i := range n {
+		pos[i] = i%2 == 0
+		shift := 0.0
+		if pos[i] {
+			shift = 1
+		}
+		common := rng.NormFloat64() // the two scorings share most of their noise
+		a[i] = shift + common + 0.5*rng.NormFloat64()
+		b[i] = 0.6*shift + common + 0.5*rng.NormFloat64()
+	}
+	diff, se := PairedAUCDiff(a, b, pos)
+	if want := AUROC(a, pos) - AUROC(b, pos); math.Abs(diff-want) > 1e-12 {
+		t.Fatalf("difference %v, ROC-AUCs differ by %v", diff, want)
+	}
+	var ds []float64
+	for range 2000 {
+		var ba, bb []float64
+		var bp []bool
+		for range n {
+			j := rng.Intn(n)
+			ba, bb, bp = append(ba, a[j]), append(bb, b[j]), append(bp, pos[j])
+		}
+		ds = append(ds, AUROC(ba, bp)-AUROC(bb, bp))
+	}
+	m := mean(ds)
+	var v float64
+	for _, d := range ds {
+		v += (d - m) * (d - m)
+	}
+	boot := math.Sqrt(v / float64(len(ds)-1))
+	if !(se > 0.8*boot && se < 1.25*boot) {
+		t.Fatalf("DeLong standard error %v, bootstrap %v", se, boot)
+	}
+	// The unpaired error would be far larger: the shared noise cancels.
+	_, seA := PairedAUCDiff(a, make([]float64, n), pos)
+	if !(se < seA) {
+		t.Fatalf("paired standard error %v not below one AUC's own %v", se, seA)
+	}
+	if d, s := PairedAUCDiff(a, b, make([]bool, n)); !math.IsNaN(d) || !math.IsNaN(s) {
+		t.Fatalf("one class: %v ± %v, want NaN", d, s)
+	}
+}
+
+// With a significance level, a holdout ROC-AUC lower by more than the
+// tolerance refuses a candidate only when the paired test finds it lower.
+func TestPromoteNeedsSignificance(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	const n = 30
+	pos := make([]bool, n)
+	cur, noisy, reversed := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		pos[i] = i%2 == 1
+		s := rng.NormFloat64()
+		if pos[i] {
+			s += 1.5
+		}
+		cur[i] = s
+		noisy[i] = s + 0.6*rng.NormFloat64()
+		reversed[i] = -s
+	}
+	ev := func(scores []float64) Evaluation {
+		return Evaluate(scores, pos, []float64{0}, 1)
+	}
+	ec, en, er := ev(cur), ev(noisy), ev(reversed)
+	if !(en.HoldoutAUC < ec.HoldoutAUC-0.02) {
+		t.Fatalf("the noisy scoring's ROC-AUC %v is not below the current %v by the tolerance", en.HoldoutAUC, ec.HoldoutAUC)
+	}
+	cfg := PromotionConfig{Tolerance: 0.02, HoldoutMinPerClass: 5, Significance: 0.05}
+	if v := Promote(en, &ec, cfg); !v.Promote || !strings.Contains(v.Reason, "not significantly") {
+		t.Errorf("a little noisier candidate: %+v, want promoted as not significantly worse", v)
+	}
+	if v := Promote(er, &ec, cfg); v.Promote || !strings.Contains(v.Reason, "DeLong p = 0.000") {
+		t.Errorf("a reversed candidate: %+v, want refused", v)
+	}
+	cfg.Significance = 0
+	if v := Promote(en, &ec, cfg); v.Promote {
+		t.Errorf("without the test: %+v, want refused by the tolerance", v)
+	}
+	// Scores of different cases cannot be paired: the tolerance decides.
+	cfg.Significance = 0.05
+	other := en
+	other.HoldoutAbnormal = slices.Clone(pos)
+	other.HoldoutAbnormal[0] = !other.HoldoutAbnormal[0]
+	if v := Promote(other, &ec, cfg); v.Promote {
+		t.Errorf("unpaired holdouts: %+v, want refused by the tolerance", v)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Evaluation is how a model does on the frozen holdout and on the seed
@@ -17,13 +18,18 @@ type Evaluation struct {
 	// SeedFPR is the fraction of seed normals the model calls abnormal.
 	SeedFPR float64 `json:"seed_fpr"`
 	SeedN   int     `json:"seed_n"`
+	// HoldoutScores and HoldoutAbnormal are the holdout cases' scores and
+	// labels, in the holdout's order, so that two models scored on the
+	// same holdout can be compared case by case. They are not saved.
+	HoldoutScores   []float64 `json:"-"`
+	HoldoutAbnormal []bool    `json:"-"`
 }
 
 // Evaluate computes an Evaluation from scores already made: holdout scores
 // with their labels (true is abnormal), seed normals' scores and the
 // model's threshold.
 func Evaluate(holdout []float64, abnormal []bool, seed []float64, threshold float64) Evaluation {
-	e := Evaluation{HoldoutAUC: math.NaN(), SeedN: len(seed)}
+	e := Evaluation{HoldoutAUC: math.NaN(), SeedN: len(seed), HoldoutScores: holdout, HoldoutAbnormal: abnormal}
 	for _, a := range abnormal {
 		if a {
 			e.HoldoutAbnormals++
@@ -50,6 +56,14 @@ type PromotionConfig struct {
 	// normals and two abnormals moves by 0.25 when one pair swaps. Below
 	// it, only the seed normals judge.
 	HoldoutMinPerClass int
+	// Significance, when positive, is the one-sided p-value below which a
+	// candidate's lower holdout ROC-AUC counts as worse: beyond the
+	// tolerance, the paired difference must also be significant by
+	// DeLong's test (PairedAUCDiff) over the same holdout cases. Between
+	// two models scored on a few dozen cases, a ROC-AUC gap of 0.05 is
+	// often a handful of swapped pairs; without the test such noise refuses
+	// good candidates. 0 judges by the tolerance alone.
+	Significance float64
 }
 
 // ranks reports whether e's holdout ROC-AUC is measured over at least min
@@ -74,9 +88,18 @@ func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
 		return Verdict{true, "no current model"}
 	}
 	ranks := cand.ranks(max(cfg.HoldoutMinPerClass, 1)) && cur.ranks(max(cfg.HoldoutMinPerClass, 1))
+	note := ""
 	if ranks && cand.HoldoutAUC < cur.HoldoutAUC-cfg.Tolerance {
-		return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g",
-			cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance)}
+		p, paired := holdoutPValue(cand, *cur)
+		switch {
+		case cfg.Significance <= 0 || !paired:
+			return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g",
+				cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance)}
+		case p < cfg.Significance:
+			return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g (paired DeLong p = %.3f)",
+				cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance, p)}
+		}
+		note = fmt.Sprintf(" (lower, but not significantly: paired DeLong p = %.2f)", p)
 	}
 	if cand.SeedFPR > cur.SeedFPR+cfg.Tolerance {
 		return Verdict{false, fmt.Sprintf("flags %.1f%% of the seed normals, the current model %.1f%% (tolerance %.3g)",
@@ -86,8 +109,29 @@ func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
 		return Verdict{true, fmt.Sprintf("seed normals: %.1f%% flagged vs %.1f%%; the holdout (%d normal, %d abnormal) is too small to rank yet (%d of each needed)",
 			100*cand.SeedFPR, 100*cur.SeedFPR, cand.HoldoutNormals, cand.HoldoutAbnormals, max(cfg.HoldoutMinPerClass, 1))}
 	}
-	return Verdict{true, fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f, seed normals flagged %.1f%% vs %.1f%%",
-		cand.HoldoutAUC, cur.HoldoutAUC, 100*cand.SeedFPR, 100*cur.SeedFPR)}
+	return Verdict{true, fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f%s, seed normals flagged %.1f%% vs %.1f%%",
+		cand.HoldoutAUC, cur.HoldoutAUC, note, 100*cand.SeedFPR, 100*cur.SeedFPR)}
+}
+
+// holdoutPValue is the one-sided p-value of cand's holdout ROC-AUC being
+// below cur's by DeLong's paired test; paired is false when the two were
+// not scored on the same cases.
+func holdoutPValue(cand, cur Evaluation) (p float64, paired bool) {
+	n := len(cand.HoldoutScores)
+	if n == 0 || n != len(cur.HoldoutScores) || n != len(cand.HoldoutAbnormal) || !slices.Equal(cand.HoldoutAbnormal, cur.HoldoutAbnormal) {
+		return math.NaN(), false
+	}
+	diff, se := PairedAUCDiff(cur.HoldoutScores, cand.HoldoutScores, cand.HoldoutAbnormal)
+	switch {
+	case math.IsNaN(se):
+		return math.NaN(), false
+	case se == 0:
+		if diff > 0 {
+			return 0, true
+		}
+		return 1, true
+	}
+	return 0.5 * math.Erfc(diff/se/math.Sqrt2), true
 }
 
 // evaluationJSON is Evaluation with the holdout ROC-AUC null when it
@@ -115,7 +159,7 @@ func (e *Evaluation) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*e = Evaluation{math.NaN(), j.HoldoutNormals, j.HoldoutAbnormals, j.SeedFPR, j.SeedN}
+	*e = Evaluation{HoldoutAUC: math.NaN(), HoldoutNormals: j.HoldoutNormals, HoldoutAbnormals: j.HoldoutAbnormals, SeedFPR: j.SeedFPR, SeedN: j.SeedN}
 	if j.HoldoutAUC != nil {
 		e.HoldoutAUC = *j.HoldoutAUC
 	}

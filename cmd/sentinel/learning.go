@@ -24,7 +24,7 @@ func (e *env) learningOptions() agent.LearningOptions {
 		Holdout:   learn.HoldoutConfig{Fraction: l.HoldoutFraction, Seed: tc.Seed},
 		Head: learn.HeadConfig{L2: l.HeadL2, Iterations: learn.DefaultHeadConfig().Iterations,
 			MinPerClass: l.HeadMinPerClass, Shrinkage: l.HeadShrinkage, WeightFolds: l.HeadWeightFolds, MaxFPR: l.HeadMaxFPR},
-		Promotion: learn.PromotionConfig{Tolerance: l.PromotionTolerance, HoldoutMinPerClass: l.HoldoutMinPerClass},
+		Promotion: learn.PromotionConfig{Tolerance: l.PromotionTolerance, HoldoutMinPerClass: l.HoldoutMinPerClass, Significance: l.PromotionSignificance},
 		Gates: learn.GateConfig{MaxDistanceZ: l.AdmitDistanceZ, MaxUncertaintyZ: l.AdmitUncertaintyZ,
 			Consecutive: l.AdmitConsecutive, MaxPerCycle: l.AdmitMaxPerCycle},
 		TargetFPR: tc.TargetFPR,

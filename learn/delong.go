@@ -1,0 +1,83 @@
+package learn
+
+import "math"
+
+// PairedAUCDiff compares two scorings of the same cases (positive marks
+// the abnormal ones) by DeLong's method (DeLong, DeLong & Clarke-Pearson,
+// Biometrics 1988): it returns ROC-AUC(a) − ROC-AUC(b) and the standard
+// error of that difference, which accounts for both AUCs being measured on
+// the same cases. Ties count one half. Without a case of each class, or
+// with fewer than two of either, the standard error is NaN.
+func PairedAUCDiff(a, b []float64, positive []bool) (diff, se float64) {
+	var pos, neg []int
+	for i, p := range positive {
+		if p {
+			pos = append(pos, i)
+		} else {
+			neg = append(neg, i)
+		}
+	}
+	m, n := len(pos), len(neg)
+	if m == 0 || n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	psi := func(x, y float64) float64 {
+		switch {
+		case x > y:
+			return 1
+		case x == y:
+			return 0.5
+		}
+		return 0
+	}
+	// Structural components: v10[k][i] is how often positive i outranks
+	// the negatives under scoring k, v01[k][j] how often negative j is
+	// outranked by the positives.
+	var v10 [2][]float64
+	var v01 [2][]float64
+	for k, s := range [2][]float64{a, b} {
+		v10[k] = make([]float64, m)
+		v01[k] = make([]float64, n)
+		for i, pi := range pos {
+			for j, nj := range neg {
+				v := psi(s[pi], s[nj])
+				v10[k][i] += v
+				v01[k][j] += v
+			}
+		}
+		for i := range v10[k] {
+			v10[k][i] /= float64(n)
+		}
+		for j := range v01[k] {
+			v01[k][j] /= float64(m)
+		}
+	}
+	auc := func(k int) float64 { return mean(v10[k]) }
+	diff = auc(0) - auc(1)
+	if m < 2 || n < 2 {
+		return diff, math.NaN()
+	}
+	// The variance of the difference of the components, over positives and
+	// over negatives.
+	varDiff := func(v [2][]float64) float64 {
+		d := make([]float64, len(v[0]))
+		for i := range d {
+			d[i] = v[0][i] - v[1][i]
+		}
+		mu := mean(d)
+		var s float64
+		for _, x := range d {
+			s += (x - mu) * (x - mu)
+		}
+		return s / float64(len(d)-1)
+	}
+	return diff, math.Sqrt(varDiff(v10)/float64(m) + varDiff(v01)/float64(n))
+}
+
+func mean(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}

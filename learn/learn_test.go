@@ -197,15 +197,32 @@ func TestPromoteRefusesWorse(t *testing.T) {
 	}
 }
 
-func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
-	resolved := map[string]string{}
-	for i := range 20 {
-		v := Normal
+// alternating labels cases c<from> … c<to−1> into resolved: even ones
+// normal, odd ones abnormal.
+func alternating(resolved map[string]string, from, to int) map[string]string {
+	for i := from; i < to; i++ {
+		resolved[fmt.Sprintf("c%02d", i)] = Normal
 		if i%2 == 1 {
-			v = Abnormal
+			resolved[fmt.Sprintf("c%02d", i)] = Abnormal
 		}
-		resolved[fmt.Sprintf("c%02d", i)] = v
 	}
+	return resolved
+}
+
+// classCounts counts the normals and abnormals among ids.
+func classCounts(ids []string, resolved map[string]string) (normals, abnormals int) {
+	for _, id := range ids {
+		if resolved[id] == Normal {
+			normals++
+		} else {
+			abnormals++
+		}
+	}
+	return normals, abnormals
+}
+
+func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
+	resolved := alternating(map[string]string{}, 0, 20)
 	cfg := HoldoutConfig{Fraction: 0.2, Seed: 1}
 	decided := map[string]bool{}
 	record := func(hold, train []string) {
@@ -220,15 +237,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 	if len(hold) != 4 || len(hold)+len(train) != 20 {
 		t.Fatalf("20 labels: holdout %v, training %v", hold, train)
 	}
-	var hn, ha int
-	for _, id := range hold {
-		if resolved[id] == Normal {
-			hn++
-		} else {
-			ha++
-		}
-	}
-	if hn != 2 || ha != 2 {
+	if hn, ha := classCounts(hold, resolved); hn != 2 || ha != 2 {
 		t.Fatalf("holdout %v not stratified: %d normal, %d abnormal", hold, hn, ha)
 	}
 	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
@@ -240,13 +249,7 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 	}
 	// Twenty more labels: the holdout grows to a fifth of forty, the old
 	// decisions stand, and a decided case's label changing moves nothing.
-	for i := 20; i < 40; i++ {
-		v := Normal
-		if i%2 == 1 {
-			v = Abnormal
-		}
-		resolved[fmt.Sprintf("c%02d", i)] = v
-	}
+	alternating(resolved, 20, 40)
 	resolved[train[0]] = Abnormal
 	more, moreTrain := AssignHoldout(decided, resolved, nil, nil, cfg)
 	for _, id := range slices.Concat(more, moreTrain) {
@@ -279,15 +282,10 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 // Cases drawn at random fill the holdout before the cases a strategy chose,
 // class by class.
 func TestHoldoutTakesRandomDrawsFirst(t *testing.T) {
-	resolved := map[string]string{}
+	resolved := alternating(map[string]string{}, 0, 20)
 	random := map[string]bool{}
 	for i := range 20 {
-		id := fmt.Sprintf("c%02d", i)
-		resolved[id] = Normal
-		if i%2 == 1 {
-			resolved[id] = Abnormal
-		}
-		random[id] = i%4 < 2 // five normals and five abnormals drawn at random
+		random[fmt.Sprintf("c%02d", i)] = i%4 < 2 // five normals and five abnormals drawn at random
 	}
 	cfg := HoldoutConfig{Fraction: 0.4, Seed: 1}
 	hold, train := AssignHoldout(map[string]bool{}, resolved, random, nil, cfg)
@@ -555,15 +553,10 @@ func TestTrainedOn(t *testing.T) {
 // the patient's side, and a case admitted from a holdout patient does not
 // train.
 func TestHoldoutKeepsPatientsTogether(t *testing.T) {
-	resolved := map[string]string{}
+	resolved := alternating(map[string]string{}, 0, 60)
 	group := map[string]string{}
 	for i := range 60 {
-		id := fmt.Sprintf("c%02d", i)
-		resolved[id] = Normal
-		if i%2 == 1 {
-			resolved[id] = Abnormal
-		}
-		group[id] = fmt.Sprintf("p%02d", i/3) // three films a patient, mixed labels
+		group[fmt.Sprintf("c%02d", i)] = fmt.Sprintf("p%02d", i/3) // three films a patient, mixed labels
 	}
 	cfg := HoldoutConfig{Fraction: 0.2, Seed: 1}
 	hold, train := AssignHoldout(map[string]bool{}, resolved, nil, group, cfg)
@@ -582,16 +575,8 @@ func TestHoldoutKeepsPatientsTogether(t *testing.T) {
 			t.Fatalf("patient %s has %s training and films in the holdout %v", group[id], id, hold)
 		}
 	}
-	var hn, ha int
-	for _, id := range hold {
-		if resolved[id] == Normal {
-			hn++
-		} else {
-			ha++
-		}
-	}
 	// A fifth of 30 of each class is 6; a patient brings up to two of a class.
-	if hn < 5 || hn > 8 || ha < 5 || ha > 8 {
+	if hn, ha := classCounts(hold, resolved); hn < 5 || hn > 8 || ha < 5 || ha > 8 {
 		t.Fatalf("holdout %v: %d normal, %d abnormal, want about 6 of each", hold, hn, ha)
 	}
 	// New films of a held-out patient and of a training patient follow

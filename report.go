@@ -28,7 +28,9 @@ type Report struct {
 	ModelVersion      string             `json:"model_version"`
 	Score             float64            `json:"score"`
 	Threshold         float64            `json:"threshold"`
+	NormalLimit       *float64           `json:"normal_limit,omitempty"`
 	Decision          Decision           `json:"decision"`
+	DecisionReason    string             `json:"decision_reason,omitempty"`
 	Uncertainty       *float64           `json:"uncertainty"`
 	Components        map[string]float64 `json:"components,omitempty"`
 	Heatmap           string             `json:"heatmap,omitempty"`

@@ -100,7 +100,13 @@ type Score struct {
 	Value float64
 	// Threshold is the calibrated decision threshold the value is compared to.
 	Threshold float64
-	Decision  Decision
+	// NormalLimit, if set, is the value at or below which the decision is
+	// normal; between it and Threshold the decision is uncertain. Nil when
+	// the model calls normal anything at or below the threshold.
+	NormalLimit *float64
+	Decision    Decision
+	// Reason says in words which rule made the decision.
+	Reason string
 	// Uncertainty is the epistemic uncertainty of Value, or nil when the
 	// model cannot estimate one.
 	Uncertainty *float64

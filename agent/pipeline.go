@@ -161,7 +161,9 @@ func NewReport(inst sentinel.Instance, score sentinel.Score, modelVersion string
 		ModelVersion:      modelVersion,
 		Score:             score.Value,
 		Threshold:         score.Threshold,
+		NormalLimit:       score.NormalLimit,
 		Decision:          score.Decision,
+		DecisionReason:    score.Reason,
 		Uncertainty:       score.Uncertainty,
 		Components:        score.Components,
 	}

@@ -427,17 +427,25 @@ func mean(v []float64) float64 {
 // abnormal above the threshold, uncertain above the normal limit (if any),
 // normal otherwise.
 func (c *calibration) decide(value float64, u *float64) sentinel.Decision {
+	d, _ := c.decideWhy(value, u)
+	return d
+}
+
+// decideWhy is decide with the rule that decided, in words.
+func (c *calibration) decideWhy(value float64, u *float64) (sentinel.Decision, string) {
 	switch {
 	case math.Abs(value-c.Threshold) < c.UncertainMargin:
-		return sentinel.DecisionUncertain
+		return sentinel.DecisionUncertain, fmt.Sprintf("score %.3f within %.3g of the threshold %.3f", value, c.UncertainMargin, c.Threshold)
 	case u != nil && *u > c.UncertaintyLimit:
-		return sentinel.DecisionUncertain
+		return sentinel.DecisionUncertain, fmt.Sprintf("SWAG uncertainty %.3g above its limit %.3g", *u, c.UncertaintyLimit)
 	case value > c.Threshold:
-		return sentinel.DecisionAbnormal
+		return sentinel.DecisionAbnormal, fmt.Sprintf("score %.3f above the threshold %.3f", value, c.Threshold)
 	case c.NormalLimit != nil && value > *c.NormalLimit:
-		return sentinel.DecisionUncertain
+		return sentinel.DecisionUncertain, fmt.Sprintf("score %.3f above the normal limit %.3f, not above the threshold %.3f", value, *c.NormalLimit, c.Threshold)
+	case c.NormalLimit != nil && *c.NormalLimit < c.Threshold:
+		return sentinel.DecisionNormal, fmt.Sprintf("score %.3f at or below the normal limit %.3f", value, *c.NormalLimit)
 	}
-	return sentinel.DecisionNormal
+	return sentinel.DecisionNormal, fmt.Sprintf("score %.3f at or below the threshold %.3f", value, c.Threshold)
 }
 
 // weightsDigest returns the SHA-256 of the weights as little-endian float32

@@ -289,10 +289,18 @@ func (m *Model) finish(a analysis) sentinel.Score {
 		}
 		h.Pix[i] = float32(min(max(v/mw, 0), 1))
 	}
+	decision, reason := c.decideWhy(value, u)
+	var limit *float64
+	if c.NormalLimit != nil && *c.NormalLimit < c.Threshold {
+		l := *c.NormalLimit
+		limit = &l
+	}
 	return sentinel.Score{
 		Value:       value,
 		Threshold:   c.Threshold,
-		Decision:    c.decide(value, u),
+		NormalLimit: limit,
+		Decision:    decision,
+		Reason:      reason,
 		Uncertainty: u,
 		Components:  comps,
 		Heatmap:     h,

@@ -35,8 +35,11 @@ func TestScoreFields(t *testing.T) {
 		if s.Uncertainty == nil || !(*s.Uncertainty >= 0) {
 			t.Fatalf("image %d: uncertainty %v, want a non-negative value from the SWAG samples", i, s.Uncertainty)
 		}
-		if s.Decision != cal.decide(s.Value, s.Uncertainty) {
-			t.Errorf("image %d: decision %s for value %v and threshold %v", i, s.Decision, s.Value, s.Threshold)
+		if s.Decision != cal.decide(s.Value, s.Uncertainty) || s.Reason == "" {
+			t.Errorf("image %d: decision %s (%q) for value %v and threshold %v", i, s.Decision, s.Reason, s.Value, s.Threshold)
+		}
+		if s.NormalLimit == nil || cal.NormalLimit == nil || *s.NormalLimit != *cal.NormalLimit {
+			t.Errorf("image %d: normal limit %v, calibrated %v", i, s.NormalLimit, cal.NormalLimit)
 		}
 		h := s.Heatmap
 		if h.Width != testSide || h.Height != testSide || len(h.Pix) != testSide*testSide {
@@ -182,6 +185,26 @@ func TestDecide(t *testing.T) {
 		if got := c.decide(tt.value, tt.u); got != tt.want {
 			t.Errorf("decide(%v) with threshold %v, margin %v, normal limit %v, uncertainty %v, limit %v = %s, want %s",
 				tt.value, tt.threshold, tt.margin, tt.normal, tt.u, tt.limit, got, tt.want)
+		}
+		// The reason names the rule that decided.
+		_, why := c.decideWhy(tt.value, tt.u)
+		var rule string
+		switch {
+		case math.Abs(tt.value-tt.threshold) < tt.margin:
+			rule = "of the threshold"
+		case tt.u != nil && *tt.u > tt.limit:
+			rule = "SWAG uncertainty"
+		case tt.value > tt.threshold:
+			rule = "above the threshold"
+		case tt.normal != nil && *tt.normal < tt.threshold && tt.value > *tt.normal:
+			rule = "above the normal limit"
+		case tt.normal != nil && *tt.normal < tt.threshold:
+			rule = "at or below the normal limit"
+		default:
+			rule = "at or below the threshold"
+		}
+		if !strings.Contains(why, rule) {
+			t.Errorf("decide(%v): reason %q, want it to say %q", tt.value, why, rule)
 		}
 	}
 }

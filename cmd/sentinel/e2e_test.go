@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -220,6 +221,35 @@ func checkWorkspace(t *testing.T, ws string, db *store.DB, valid int) {
 	reports := instanceReports(ws)
 	if len(reports) != valid {
 		t.Errorf("%d report files, want %d", len(reports), valid)
+	}
+	// Each report says why it decided, and its decision agrees with its
+	// score, threshold and normal limit.
+	for _, p := range reports {
+		b, err := os.ReadFile(p)
+		var rep sentinel.Report
+		if err != nil || json.Unmarshal(b, &rep) != nil {
+			t.Fatalf("report %s unreadable: %v", p, err)
+		}
+		switch {
+		case rep.DecisionReason == "" || rep.NormalLimit == nil || !(*rep.NormalLimit < rep.Threshold):
+			t.Errorf("report %s: reason %q, normal limit %v, threshold %v", p, rep.DecisionReason, rep.NormalLimit, rep.Threshold)
+		case rep.Decision == sentinel.DecisionAbnormal && !(rep.Score > rep.Threshold),
+			rep.Decision == sentinel.DecisionNormal && rep.Score > *rep.NormalLimit:
+			t.Errorf("report %s: %s at score %v, normal limit %v, threshold %v", p, rep.Decision, rep.Score, *rep.NormalLimit, rep.Threshold)
+		}
+	}
+	// Every DICOM instance's patient is keyed, and the key is not the ID.
+	keys, err := db.PatientKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != valid {
+		t.Errorf("%d instances with a patient key, want %d", len(keys), valid)
+	}
+	for id, k := range keys {
+		if len(k) != 32 || strings.Contains(k, "DEMO") {
+			t.Errorf("instance %s: patient key %q", id, k)
+		}
 	}
 	reason, err := os.ReadFile(filepath.Join(ws, "quarantine", "broken.dcm.reason.txt"))
 	if err != nil || !strings.Contains(string(reason), "broken.dcm") {

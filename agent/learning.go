@@ -276,18 +276,11 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	// A patient's films stay on one side: those of a patient with a seed
 	// film train (every model has trained on that patient), the others
 	// follow their patient (see learn.AssignHoldout).
-	patients, err := db.PatientKeys(ctx)
+	refs, err := db.Patients(ctx)
 	if err != nil {
 		return res, err
 	}
-	seedPatient := map[string]bool{}
-	for _, s := range seeds {
-		for _, k := range []string{s.PatientKey, patients[s.InstanceID]} {
-			if k != "" {
-				seedPatient[k] = true
-			}
-		}
-	}
+	patients, seedPatient := patientGroups(refs, seeds, opt.log())
 	var seedSide []string
 	for _, id := range slices.Sorted(maps.Keys(toDecide)) {
 		if _, ok := roles[id]; !ok && seedPatient[patients[id]] {
@@ -546,6 +539,68 @@ func evaluate(m LearnModel, comb *learn.Combiner, imgs *imageCache, holdout map[
 		}
 	}
 	return learn.Evaluate(hs, ab, ss, comb.Threshold), nil
+}
+
+// placeholderShare is the share of the workspace's instances above which
+// one patient key is taken for a placeholder (an anonymiser's constant
+// Patient ID) rather than a patient; placeholderMin is the least count for
+// that judgement, since in a small workspace one patient may well have
+// many of the films.
+const (
+	placeholderShare = 0.2
+	placeholderMin   = 20
+)
+
+// patientGroups maps instances to the group that keeps them on one side of
+// the holdout: their patient key ("p:" prefix), or, without a usable key,
+// their study ("s:"), since a study's films are one patient's. A key held
+// by more than placeholderShare of the instances (and more than
+// placeholderMin) is a placeholder, not a patient: grouping by it would put
+// every film on one side, so it is ignored, with a warning. It also returns
+// the groups of the seed normals' patients.
+func patientGroups(refs map[string]store.Patient, seeds []store.SeedNormal, log *slog.Logger) (group map[string]string, seedGroups map[string]bool) {
+	count := map[string]int{}
+	films := len(refs)
+	for _, r := range refs {
+		if r.Key != "" {
+			count[r.Key]++
+		}
+	}
+	for _, s := range seeds {
+		if _, ok := refs[s.InstanceID]; !ok {
+			films++
+			if s.PatientKey != "" {
+				count[s.PatientKey]++
+			}
+		}
+	}
+	limit := max(placeholderMin, int(placeholderShare*float64(films)))
+	for _, k := range slices.Sorted(maps.Keys(count)) {
+		if count[k] > limit {
+			log.Warn("one patient key holds too many of the films to be a patient (an anonymised Patient ID?); those films are grouped by study instead",
+				slog.Int("films", count[k]), slog.Int("of", films))
+		}
+	}
+	usable := func(k string) bool { return k != "" && count[k] <= limit }
+	group = map[string]string{}
+	for id, r := range refs {
+		switch {
+		case usable(r.Key):
+			group[id] = "p:" + r.Key
+		case r.Study != "":
+			group[id] = "s:" + r.Study
+		}
+	}
+	seedGroups = map[string]bool{}
+	for _, s := range seeds {
+		if usable(s.PatientKey) {
+			seedGroups["p:"+s.PatientKey] = true
+		}
+		if g := group[s.InstanceID]; g != "" {
+			seedGroups[g] = true
+		}
+	}
+	return group, seedGroups
 }
 
 func sortedIDs(m map[string]string) []string {

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -588,5 +590,36 @@ func TestRetrainKeepsPatientsTogether(t *testing.T) {
 	}
 	if slices.Contains(f.trained[len(f.trained)-1], "n50") {
 		t.Fatal("a held-out patient's new film trained")
+	}
+}
+
+// A patient key that holds too many of the films is an anonymiser's
+// placeholder: its films are grouped by study instead, with a warning;
+// real keys and films without a key but with a study are grouped as they
+// come.
+func TestPatientGroupsIgnorePlaceholders(t *testing.T) {
+	refs := map[string]store.Patient{}
+	for i := range 40 {
+		refs[fmt.Sprintf("anon%02d", i)] = store.Patient{Key: "ANON", Study: fmt.Sprintf("st%02d", i/2)}
+	}
+	for i := range 6 {
+		refs[fmt.Sprintf("real%d", i)] = store.Patient{Key: fmt.Sprintf("p%d", i/3), Study: fmt.Sprintf("rs%d", i)}
+	}
+	refs["nokey"] = store.Patient{Study: "lone"}
+	seeds := []store.SeedNormal{{InstanceID: "seed0", PatientKey: "p0"}, {InstanceID: "seed1", PatientKey: "ANON"}, {InstanceID: "anon00"}}
+	var logged bytes.Buffer
+	group, seedGroups := patientGroups(refs, seeds, slog.New(slog.NewTextHandler(&logged, nil)))
+	if group["anon00"] != "s:st00" || group["anon00"] != group["anon01"] || group["anon00"] == group["anon02"] {
+		t.Errorf("placeholder films grouped %q, %q, %q; want by study", group["anon00"], group["anon01"], group["anon02"])
+	}
+	if group["real0"] != "p:p0" || group["real0"] != group["real2"] || group["real0"] == group["real3"] || group["nokey"] != "s:lone" {
+		t.Errorf("real patients grouped %q %q %q, no key %q", group["real0"], group["real2"], group["real3"], group["nokey"])
+	}
+	if !strings.Contains(logged.String(), "too many of the films") {
+		t.Errorf("no warning about the placeholder: %q", logged.String())
+	}
+	want := map[string]bool{"p:p0": true, "s:st00": true}
+	if !maps.Equal(seedGroups, want) {
+		t.Errorf("seed groups %v, want %v", seedGroups, want)
 	}
 }

@@ -56,20 +56,28 @@ func (db *DB) secret(ctx context.Context, name string) ([]byte, error) {
 	return v, nil
 }
 
-// PatientKeys maps each instance with a known patient to its patient key.
-func (db *DB) PatientKeys(ctx context.Context) (map[string]string, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, patient_key FROM instances WHERE patient_key != ''`)
+// Patient is what the database knows of an instance's patient: the
+// patient key (sentinel.Instance.PatientKey) and the study.
+type Patient struct {
+	Key, Study string
+}
+
+// Patients maps each instance with a patient key or a study to them.
+func (db *DB) Patients(ctx context.Context) (map[string]Patient, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, patient_key, study_instance_uid FROM instances
+		WHERE patient_key != '' OR study_instance_uid != ''`)
 	if err != nil {
 		return nil, fmt.Errorf("store: patient keys: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]string{}
+	out := map[string]Patient{}
 	for rows.Next() {
-		var id, key string
-		if err := rows.Scan(&id, &key); err != nil {
+		var id string
+		var p Patient
+		if err := rows.Scan(&id, &p.Key, &p.Study); err != nil {
 			return nil, fmt.Errorf("store: patient keys: %w", err)
 		}
-		out[id] = key
+		out[id] = p
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: patient keys: %w", err)

@@ -46,12 +46,12 @@ func TestPatientKeys(t *testing.T) {
 	if again("", "12345") != a {
 		t.Fatal("the patient key changed when the workspace was reopened")
 	}
-	keys, err := db.PatientKeys(ctx)
+	ps, err := db.Patients(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 || keys["1.1"] != a {
-		t.Fatalf("patient keys %v, want only 1.1's", keys)
+	if len(ps) != 2 || ps["1.1"] != (Patient{a, "1.2.3"}) || ps["1.2"] != (Patient{"", "1.2.3"}) {
+		t.Fatalf("patients %v, want 1.1 keyed and both in study 1.2.3", ps)
 	}
 	other, err := MustOpenDB(t).PatientKeyer(ctx)
 	if err != nil {

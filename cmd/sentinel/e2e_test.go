@@ -239,16 +239,16 @@ func checkWorkspace(t *testing.T, ws string, db *store.DB, valid int) {
 		}
 	}
 	// Every DICOM instance's patient is keyed, and the key is not the ID.
-	keys, err := db.PatientKeys(context.Background())
+	patients, err := db.Patients(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != valid {
-		t.Errorf("%d instances with a patient key, want %d", len(keys), valid)
+	if len(patients) != valid {
+		t.Errorf("%d instances with a patient, want %d", len(patients), valid)
 	}
-	for id, k := range keys {
-		if len(k) != 32 || strings.Contains(k, "DEMO") {
-			t.Errorf("instance %s: patient key %q", id, k)
+	for id, p := range patients {
+		if len(p.Key) != 32 || strings.Contains(p.Key, "DEMO") {
+			t.Errorf("instance %s: patient key %q", id, p.Key)
 		}
 	}
 	reason, err := os.ReadFile(filepath.Join(ws, "quarantine", "broken.dcm.reason.txt"))

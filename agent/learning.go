@@ -209,8 +209,18 @@ type RetrainResult struct {
 // supervised head and threshold on the training labels, evaluates the
 // candidate and the current model on the holdout and the seed normals, and
 // promotes the candidate only if it is not worse. Every version is kept
-// with its metrics. A promoted model rescores the unlabelled cases.
-func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
+// with its metrics. A promoted model rescores the unlabelled cases. It
+// holds the workspace's learning lease while it runs, and fails with
+// ErrCycleRunning if another learning cycle holds it.
+func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (res RetrainResult, err error) {
+	err = withLearningLease(ctx, db, opt.log(), func(ctx context.Context) error {
+		res, err = retrainCycle(ctx, db, opt)
+		return err
+	})
+	return res, err
+}
+
+func retrainCycle(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
 	var res RetrainResult
 	log := opt.log()
 	nLabels, err := db.LabelCount(ctx)

@@ -188,8 +188,18 @@ type AdmissionResult struct {
 // AdmitCycle runs one oracle-free admission cycle with the current model:
 // every unlabelled case is measured against the seed normals' scores and
 // uncertainties; those passing both gates in opt.Gates.Consecutive cycles
-// in a row join the normal set. Every gate value is recorded.
-func AdmitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (AdmissionResult, error) {
+// in a row join the normal set. Every gate value is recorded. It holds the
+// workspace's learning lease while it runs, and fails with ErrCycleRunning
+// if another learning cycle holds it.
+func AdmitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (res AdmissionResult, err error) {
+	err = withLearningLease(ctx, db, opt.log(), func(ctx context.Context) error {
+		res, err = admitCycle(ctx, db, opt)
+		return err
+	})
+	return res, err
+}
+
+func admitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (AdmissionResult, error) {
 	var res AdmissionResult
 	m, info, _, err := currentModel(ctx, db, opt)
 	if err != nil {
@@ -284,10 +294,17 @@ func MaybeRetrain(ctx context.Context, db *store.DB, opt LearningOptions, p Retr
 	if err != nil || !due {
 		return false, err
 	}
-	if _, err := AdmitCycle(ctx, db, opt); err != nil && !errors.Is(err, sentinel.ErrNoModel) {
+	if _, err := AdmitCycle(ctx, db, opt); errors.Is(err, ErrCycleRunning) {
+		opt.log().Info("learning cycle skipped", slog.Any("reason", err))
+		return false, nil
+	} else if err != nil && !errors.Is(err, sentinel.ErrNoModel) {
 		return false, err
 	}
 	_, err = Retrain(ctx, db, opt)
+	if errors.Is(err, ErrCycleRunning) {
+		opt.log().Info("learning cycle skipped", slog.Any("reason", err))
+		return false, nil
+	}
 	return err == nil, err
 }
 

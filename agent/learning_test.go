@@ -623,3 +623,36 @@ func TestPatientGroupsIgnorePlaceholders(t *testing.T) {
 		t.Errorf("seed groups %v, want %v", seedGroups, want)
 	}
 }
+
+// While another process holds the workspace's learning lease, a retraining
+// cycle refuses to start and trains nothing, and the agent's hook skips its
+// turn; once the lease is free the cycle runs, and gives the lease back.
+func TestRetrainWaitsForRunningCycle(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 10, 10)
+	f.label(t, "dr-a", append(ids("n", 0, 10), ids("a", 0, 10)...)...)
+	other, err := f.db.Acquire(ctx, learningLease, "other-host pid 7", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Retrain(ctx, f.db, f.opt); !errors.Is(err, ErrCycleRunning) || !strings.Contains(err.Error(), "other-host pid 7") {
+		t.Fatalf("Retrain with the lease held: %v, want ErrCycleRunning naming the holder", err)
+	}
+	if _, err := AdmitCycle(ctx, f.db, f.opt); !errors.Is(err, ErrCycleRunning) {
+		t.Fatalf("AdmitCycle with the lease held: %v, want ErrCycleRunning", err)
+	}
+	if ok, err := MaybeRetrain(ctx, f.db, f.opt, RetrainPolicy{EveryLabels: 1}); ok || err != nil {
+		t.Fatalf("MaybeRetrain with the lease held = %v, %v; want a skipped turn", ok, err)
+	}
+	if len(f.trained) != 0 {
+		t.Fatalf("%d trainings while another cycle held the lease", len(f.trained))
+	}
+	if err := other.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.retrain(t)
+	f.retrain(t) // the first cycle gave the lease back
+	if len(f.trained) != 2 {
+		t.Fatalf("%d trainings after the lease was freed, want 2", len(f.trained))
+	}
+}

@@ -457,7 +457,9 @@ func TestLoadVersion5(t *testing.T) {
 		if v > m.calib.Threshold {
 			continue
 		}
-		if got, want := m.calib.decide(v, nil), shared.calib.decide(v, nil); got != sentinel.DecisionNormal || want != sentinel.DecisionUncertain {
+		got, _ := m.calib.decide(v, nil)
+		want, _ := shared.calib.decide(v, nil)
+		if got != sentinel.DecisionNormal || want != sentinel.DecisionUncertain {
 			t.Errorf("score %v: version 5 file decides %s, current model %s; want normal and uncertain", v, got, want)
 		}
 	}

@@ -280,9 +280,9 @@ func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.
 // "abnormal" above the threshold, "normal" at or below the NormalQuantile
 // quantile of the held-out normals' scores, and "uncertain" in between: a
 // film more unusual than most normals is not called normal, nor flagged
-// unless it passes the threshold. The heatmap
-// blends the error map and the patch-distance map, each divided by its
-// 99th percentile on the held-out normals, clipped to [0, 1].
+// unless it passes the threshold. The heatmap blends the error map and the
+// patch-distance map, each divided by its 99th percentile on the held-out
+// normals, clipped to [0, 1].
 func (m *Model) Score(img sentinel.Image) (sentinel.Score, error) {
 	x, err := prepareImage(img, m.arch.InputSize)
 	if err != nil {
@@ -422,17 +422,23 @@ func mean(v []float64) float64 {
 	return s / float64(len(v))
 }
 
-// decide turns a score into a decision: uncertain inside the margin around
-// the threshold or when the uncertainty u (if any) exceeds the limit,
-// abnormal above the threshold, uncertain above the normal limit (if any),
-// normal otherwise.
-func (c *calibration) decide(value float64, u *float64) sentinel.Decision {
-	d, _ := c.decideWhy(value, u)
-	return d
+// normalLimit returns the score at or below which a decision is normal,
+// when the model has one below the threshold (a limit at or above it
+// leaves no band), and nil otherwise.
+func (c *calibration) normalLimit() *float64 {
+	if c.NormalLimit == nil || *c.NormalLimit >= c.Threshold {
+		return nil
+	}
+	l := *c.NormalLimit
+	return &l
 }
 
-// decideWhy is decide with the rule that decided, in words.
-func (c *calibration) decideWhy(value float64, u *float64) (sentinel.Decision, string) {
+// decide turns a score into a decision, and says in words which rule
+// made it: uncertain inside the margin around the threshold or when the
+// uncertainty u (if any) exceeds the limit, abnormal above the threshold,
+// uncertain above the normal limit (if any), normal otherwise.
+func (c *calibration) decide(value float64, u *float64) (sentinel.Decision, string) {
+	lim := c.normalLimit()
 	switch {
 	case math.Abs(value-c.Threshold) < c.UncertainMargin:
 		return sentinel.DecisionUncertain, fmt.Sprintf("score %.3f within %.3g of the threshold %.3f", value, c.UncertainMargin, c.Threshold)
@@ -440,10 +446,10 @@ func (c *calibration) decideWhy(value float64, u *float64) (sentinel.Decision, s
 		return sentinel.DecisionUncertain, fmt.Sprintf("SWAG uncertainty %.3g above its limit %.3g", *u, c.UncertaintyLimit)
 	case value > c.Threshold:
 		return sentinel.DecisionAbnormal, fmt.Sprintf("score %.3f above the threshold %.3f", value, c.Threshold)
-	case c.NormalLimit != nil && value > *c.NormalLimit:
-		return sentinel.DecisionUncertain, fmt.Sprintf("score %.3f above the normal limit %.3f, not above the threshold %.3f", value, *c.NormalLimit, c.Threshold)
-	case c.NormalLimit != nil && *c.NormalLimit < c.Threshold:
-		return sentinel.DecisionNormal, fmt.Sprintf("score %.3f at or below the normal limit %.3f", value, *c.NormalLimit)
+	case lim != nil && value > *lim:
+		return sentinel.DecisionUncertain, fmt.Sprintf("score %.3f above the normal limit %.3f, not above the threshold %.3f", value, *lim, c.Threshold)
+	case lim != nil:
+		return sentinel.DecisionNormal, fmt.Sprintf("score %.3f at or below the normal limit %.3f", value, *lim)
 	}
 	return sentinel.DecisionNormal, fmt.Sprintf("score %.3f at or below the threshold %.3f", value, c.Threshold)
 }

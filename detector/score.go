@@ -289,16 +289,11 @@ func (m *Model) finish(a analysis) sentinel.Score {
 		}
 		h.Pix[i] = float32(min(max(v/mw, 0), 1))
 	}
-	decision, reason := c.decideWhy(value, u)
-	var limit *float64
-	if c.NormalLimit != nil && *c.NormalLimit < c.Threshold {
-		l := *c.NormalLimit
-		limit = &l
-	}
+	decision, reason := c.decide(value, u)
 	return sentinel.Score{
 		Value:       value,
 		Threshold:   c.Threshold,
-		NormalLimit: limit,
+		NormalLimit: c.normalLimit(),
 		Decision:    decision,
 		Reason:      reason,
 		Uncertainty: u,

@@ -35,7 +35,7 @@ func TestScoreFields(t *testing.T) {
 		if s.Uncertainty == nil || !(*s.Uncertainty >= 0) {
 			t.Fatalf("image %d: uncertainty %v, want a non-negative value from the SWAG samples", i, s.Uncertainty)
 		}
-		if s.Decision != cal.decide(s.Value, s.Uncertainty) || s.Reason == "" {
+		if d, why := cal.decide(s.Value, s.Uncertainty); s.Decision != d || s.Reason != why || s.Reason == "" {
 			t.Errorf("image %d: decision %s (%q) for value %v and threshold %v", i, s.Decision, s.Reason, s.Value, s.Threshold)
 		}
 		if s.NormalLimit == nil || cal.NormalLimit == nil || *s.NormalLimit != *cal.NormalLimit {
@@ -182,12 +182,12 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		c := calibration{Threshold: tt.threshold, UncertainMargin: tt.margin, NormalLimit: tt.normal, UncertaintyLimit: tt.limit}
-		if got := c.decide(tt.value, tt.u); got != tt.want {
+		got, why := c.decide(tt.value, tt.u)
+		if got != tt.want {
 			t.Errorf("decide(%v) with threshold %v, margin %v, normal limit %v, uncertainty %v, limit %v = %s, want %s",
 				tt.value, tt.threshold, tt.margin, tt.normal, tt.u, tt.limit, got, tt.want)
 		}
 		// The reason names the rule that decided.
-		_, why := c.decideWhy(tt.value, tt.u)
 		var rule string
 		switch {
 		case math.Abs(tt.value-tt.threshold) < tt.margin:

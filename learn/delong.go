@@ -52,32 +52,20 @@ func PairedAUCDiff(a, b []float64, positive []bool) (diff, se float64) {
 			v01[k][j] /= float64(m)
 		}
 	}
-	auc := func(k int) float64 { return mean(v10[k]) }
-	diff = auc(0) - auc(1)
+	// The ROC-AUC under scoring k is the mean of v10[k]; the variance of
+	// the difference is that of the components' differences, over the
+	// positives and over the negatives.
+	d10, d01 := make([]float64, m), make([]float64, n)
+	for i := range d10 {
+		d10[i] = v10[0][i] - v10[1][i]
+	}
+	for j := range d01 {
+		d01[j] = v01[0][j] - v01[1][j]
+	}
+	diff, sd10 := meanSD(d10)
+	_, sd01 := meanSD(d01)
 	if m < 2 || n < 2 {
 		return diff, math.NaN()
 	}
-	// The variance of the difference of the components, over positives and
-	// over negatives.
-	varDiff := func(v [2][]float64) float64 {
-		d := make([]float64, len(v[0]))
-		for i := range d {
-			d[i] = v[0][i] - v[1][i]
-		}
-		mu := mean(d)
-		var s float64
-		for _, x := range d {
-			s += (x - mu) * (x - mu)
-		}
-		return s / float64(len(d)-1)
-	}
-	return diff, math.Sqrt(varDiff(v10)/float64(m) + varDiff(v01)/float64(n))
-}
-
-func mean(v []float64) float64 {
-	var s float64
-	for _, x := range v {
-		s += x
-	}
-	return s / float64(len(v))
+	return diff, math.Sqrt(sd10*sd10/float64(m) + sd01*sd01/float64(n))
 }

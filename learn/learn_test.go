@@ -682,12 +682,7 @@ func TestPairedAUCDiffMatchesBootstrap(t *testing.T) {
 		}
 		ds = append(ds, AUROC(ba, bp)-AUROC(bb, bp))
 	}
-	m := mean(ds)
-	var v float64
-	for _, d := range ds {
-		v += (d - m) * (d - m)
-	}
-	boot := math.Sqrt(v / float64(len(ds)-1))
+	_, boot := meanSD(ds)
 	if !(se > 0.8*boot && se < 1.25*boot) {
 		t.Fatalf("DeLong standard error %v, bootstrap %v", se, boot)
 	}

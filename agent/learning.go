@@ -290,16 +290,8 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	if err != nil {
 		return res, err
 	}
-	patients, seedPatient := patientGroups(refs, seeds, opt.log())
-	var seedSide []string
-	for _, id := range slices.Sorted(maps.Keys(toDecide)) {
-		if _, ok := roles[id]; !ok && seedPatient[patients[id]] {
-			seedSide = append(seedSide, id)
-			delete(toDecide, id)
-		}
-	}
-	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, random, patients, opt.Holdout)
-	newTrain = append(newTrain, seedSide...)
+	patients, seedPatients := patientGroups(refs, seeds, opt.log())
+	newHoldout, newTrain := learn.AssignHoldout(roles, toDecide, random, patients, seedPatients, opt.Holdout)
 	if err := db.RecordLabelRoles(ctx, newHoldout, newTrain); err != nil {
 		return res, err
 	}

@@ -233,25 +233,25 @@ func TestHoldoutFrozenAndNeverPlanned(t *testing.T) {
 			decided[id] = false
 		}
 	}
-	hold, train := AssignHoldout(decided, resolved, nil, nil, cfg)
+	hold, train := AssignHoldout(decided, resolved, nil, nil, nil, cfg)
 	if len(hold) != 4 || len(hold)+len(train) != 20 {
 		t.Fatalf("20 labels: holdout %v, training %v", hold, train)
 	}
 	if hn, ha := classCounts(hold, resolved); hn != 2 || ha != 2 {
 		t.Fatalf("holdout %v not stratified: %d normal, %d abnormal", hold, hn, ha)
 	}
-	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
+	if h2, t2 := AssignHoldout(map[string]bool{}, resolved, nil, nil, nil, cfg); !slices.Equal(h2, hold) || !slices.Equal(t2, train) {
 		t.Fatalf("not reproducible: %v then %v", hold, h2)
 	}
 	record(hold, train)
-	if h, tr := AssignHoldout(decided, resolved, nil, nil, cfg); len(h)+len(tr) != 0 {
+	if h, tr := AssignHoldout(decided, resolved, nil, nil, nil, cfg); len(h)+len(tr) != 0 {
 		t.Fatalf("decided cases decided again: %v %v", h, tr)
 	}
 	// Twenty more labels: the holdout grows to a fifth of forty, the old
 	// decisions stand, and a decided case's label changing moves nothing.
 	alternating(resolved, 20, 40)
 	resolved[train[0]] = Abnormal
-	more, moreTrain := AssignHoldout(decided, resolved, nil, nil, cfg)
+	more, moreTrain := AssignHoldout(decided, resolved, nil, nil, nil, cfg)
 	for _, id := range slices.Concat(more, moreTrain) {
 		if _, ok := decided[id]; ok {
 			t.Fatalf("case %s decided twice", id)
@@ -288,7 +288,7 @@ func TestHoldoutTakesRandomDrawsFirst(t *testing.T) {
 		random[fmt.Sprintf("c%02d", i)] = i%4 < 2 // five normals and five abnormals drawn at random
 	}
 	cfg := HoldoutConfig{Fraction: 0.4, Seed: 1}
-	hold, train := AssignHoldout(map[string]bool{}, resolved, random, nil, cfg)
+	hold, train := AssignHoldout(map[string]bool{}, resolved, random, nil, nil, cfg)
 	if len(hold) != 8 || len(train) != 12 {
 		t.Fatalf("holdout %v, training %v", hold, train)
 	}
@@ -302,7 +302,7 @@ func TestHoldoutTakesRandomDrawsFirst(t *testing.T) {
 	if fromRandom != 8 {
 		t.Fatalf("holdout %v: %d of 8 drawn at random, want all", hold, fromRandom)
 	}
-	if same, _ := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); slices.Equal(same, hold) {
+	if same, _ := AssignHoldout(map[string]bool{}, resolved, nil, nil, nil, cfg); slices.Equal(same, hold) {
 		t.Fatalf("holdout %v chosen without regard to the random draws too", hold)
 	}
 }
@@ -559,7 +559,7 @@ func TestHoldoutKeepsPatientsTogether(t *testing.T) {
 		group[fmt.Sprintf("c%02d", i)] = fmt.Sprintf("p%02d", i/3) // three films a patient, mixed labels
 	}
 	cfg := HoldoutConfig{Fraction: 0.2, Seed: 1}
-	hold, train := AssignHoldout(map[string]bool{}, resolved, nil, group, cfg)
+	hold, train := AssignHoldout(map[string]bool{}, resolved, nil, group, nil, cfg)
 	if len(hold)+len(train) != 60 {
 		t.Fatalf("holdout %v, training %v", hold, train)
 	}
@@ -585,12 +585,25 @@ func TestHoldoutKeepsPatientsTogether(t *testing.T) {
 	resolved["new-h"], group["new-h"] = Normal, hp
 	resolved["new-t"], group["new-t"] = Abnormal, tp
 	resolved["new-n"] = Normal
-	h2, t2 := AssignHoldout(decided, resolved, nil, group, cfg)
+	h2, t2 := AssignHoldout(decided, resolved, nil, group, nil, cfg)
 	if !slices.Contains(h2, "new-h") || !slices.Contains(t2, "new-t") || len(h2)+len(t2) != 3 {
 		t.Fatalf("new films: holdout %v, training %v; want new-h held out, new-t training", h2, t2)
 	}
+	// A film of a patient every model trained on (a seed normal's) trains,
+	// even when drawn at random and the holdout is short (at half the
+	// labels, it is).
+	resolved["new-s"], group["new-s"] = Abnormal, "seedpatient"
+	half := HoldoutConfig{Fraction: 0.5, Seed: 1}
+	h3, t3 := AssignHoldout(decided, resolved, map[string]bool{"new-s": true}, group, map[string]bool{"seedpatient": true}, half)
+	if slices.Contains(h3, "new-s") || !slices.Contains(t3, "new-s") {
+		t.Fatalf("a seed patient's film: holdout %v, training %v; want it training", h3, t3)
+	}
+	if h4, _ := AssignHoldout(decided, resolved, map[string]bool{"new-s": true}, group, nil, half); !slices.Contains(h4, "new-s") {
+		t.Fatalf("without the seed patients, a film drawn at random did not join the short holdout (%v)", h4)
+	}
+	delete(resolved, "new-s")
 	// Without patients every case is its own, as before.
-	if h, tr := AssignHoldout(map[string]bool{}, resolved, nil, nil, cfg); len(h)+len(tr) != 63 || len(h) < 12 || len(h) > 13 {
+	if h, tr := AssignHoldout(map[string]bool{}, resolved, nil, nil, nil, cfg); len(h)+len(tr) != 63 || len(h) < 12 || len(h) > 13 {
 		t.Fatalf("without patients: holdout %d, training %d", len(h), len(tr))
 	}
 	group["adm-h"], group["adm-t"] = hp, tp

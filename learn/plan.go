@@ -29,7 +29,9 @@ type HoldoutConfig struct {
 // case without one is a patient of its own), and all of a patient's cases
 // land on one side, so that a model is never judged on a film of a patient
 // whose other films it trained on. A new case of a patient already in the
-// holdout joins it; one of a patient already training trains. The other
+// holdout joins it; one of a patient already training trains, and so does
+// one of a patient in trained (patient keys as in group, such as the seed
+// normals' patients, whom every model has trained on). The other
 // patients are taken those with a case drawn at random first (random: see
 // Pick.Random), then in a seeded order fixed by the patient keys, and join
 // the holdout while every class they hold cases of (by resolved label) is
@@ -39,7 +41,7 @@ type HoldoutConfig struct {
 // unlabelled cases, where those a strategy chose near the threshold are
 // not, so they judge models more fairly, and the informative ones stay to
 // train. It returns the new holdout and training decisions, sorted.
-func AssignHoldout(decided map[string]bool, resolved map[string]string, random map[string]bool, group map[string]string, cfg HoldoutConfig) (holdout, train []string) {
+func AssignHoldout(decided map[string]bool, resolved map[string]string, random map[string]bool, group map[string]string, trained map[string]bool, cfg HoldoutConfig) (holdout, train []string) {
 	key := func(id string) string {
 		if g := group[id]; g != "" {
 			return "g:" + g
@@ -50,6 +52,9 @@ func AssignHoldout(decided map[string]bool, resolved map[string]string, random m
 	count := map[string]*tally{Normal: {}, Abnormal: {}}
 	side := map[string]bool{} // a patient's side, from its decided cases; holdout wins
 	sided := map[string]bool{}
+	for g := range trained {
+		sided["g:"+g] = true
+	}
 	members := map[string][]string{}
 	var order []string
 	for _, id := range sortedKeys(resolved) {
@@ -63,7 +68,7 @@ func AssignHoldout(decided map[string]bool, resolved map[string]string, random m
 			if inHoldout {
 				count[cls].hold++
 			}
-			side[g] = side[g] || inHoldout
+			side[g] = (side[g] || inHoldout) && !trained[group[id]]
 			sided[g] = true
 			continue
 		}

@@ -383,7 +383,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	}
 	var holdout []string
 	if s.promotion {
-		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.random, patient, s.opt.Holdout)
+		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.random, patient, nil, s.opt.Holdout)
 		for _, id := range hold {
 			s.roles[id] = true
 		}

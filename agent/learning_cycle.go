@@ -294,13 +294,12 @@ func MaybeRetrain(ctx context.Context, db *store.DB, opt LearningOptions, p Retr
 	if err != nil || !due {
 		return false, err
 	}
-	if _, err := AdmitCycle(ctx, db, opt); errors.Is(err, ErrCycleRunning) {
-		opt.log().Info("learning cycle skipped", slog.Any("reason", err))
-		return false, nil
-	} else if err != nil && !errors.Is(err, sentinel.ErrNoModel) {
-		return false, err
+	// Another cycle running on the workspace is no error: this turn is
+	// skipped, and the next one finds the work still due.
+	_, err = AdmitCycle(ctx, db, opt)
+	if err == nil || errors.Is(err, sentinel.ErrNoModel) {
+		_, err = Retrain(ctx, db, opt)
 	}
-	_, err = Retrain(ctx, db, opt)
 	if errors.Is(err, ErrCycleRunning) {
 		opt.log().Info("learning cycle skipped", slog.Any("reason", err))
 		return false, nil

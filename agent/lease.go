@@ -52,8 +52,10 @@ func withLearningLease(ctx context.Context, db *store.DB, log *slog.Logger, fn f
 			select {
 			case <-done:
 				return
+			case <-ctx.Done():
+				return // the cycle is stopping anyway
 			case <-t.C:
-				if err := lease.Renew(ctx); err != nil {
+				if err := lease.Renew(ctx); err != nil && ctx.Err() == nil {
 					log.Error("learning lease lost; stopping the cycle", slog.Any("error", err))
 					cancel(err)
 					return

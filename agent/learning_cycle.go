@@ -137,7 +137,14 @@ func NewQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryO
 				return nil, err
 			}
 		}
-		picks, err := learn.Select(cases, learn.SelectOptions{Strategy: q.Strategy, N: q.N, Seed: q.Seed, Exclude: queried, Anchors: anchors})
+		group, busy, err := queryGroups(ctx, db, opt)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cases {
+			cases[i].Group = group[cases[i].InstanceID]
+		}
+		picks, err := learn.Select(cases, learn.SelectOptions{Strategy: q.Strategy, N: q.N, Seed: q.Seed, Exclude: queried, Anchors: anchors, Busy: busy})
 		if err != nil {
 			return nil, err
 		}
@@ -148,6 +155,32 @@ func NewQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryO
 		}
 	}
 	return db.Worklist(ctx)
+}
+
+// queryGroups returns each instance's patient group (see patientGroups)
+// and the groups that have an open query: a round asks about one film per
+// patient, and a patient waiting for an answer is not asked again.
+func queryGroups(ctx context.Context, db *store.DB, opt LearningOptions) (group map[string]string, busy map[string]bool, err error) {
+	refs, err := db.Patients(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	seeds, err := db.SeedNormals(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	group, _ = patientGroups(refs, seeds, opt.log())
+	open, err := db.Queries(ctx, sentinel.QueryOpen)
+	if err != nil {
+		return nil, nil, err
+	}
+	busy = map[string]bool{}
+	for _, q := range open {
+		if g := group[q.InstanceID]; g != "" {
+			busy[g] = true
+		}
+	}
+	return group, busy, nil
 }
 
 // labelledEmbeddings embeds the labelled instances, the cases the diverse

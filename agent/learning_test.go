@@ -509,6 +509,71 @@ func TestQueriesNeverAskTwiceAndRetrainDue(t *testing.T) {
 	}
 }
 
+// addFilm records a scored DICOM film of the patient with the given key.
+func (f *learnFixture) addFilm(t *testing.T, id, key string, v float32) {
+	t.Helper()
+	f.value[id] = v
+	err := f.db.RecordResult(context.Background(), store.Result{
+		Instance: sentinel.Instance{ID: id, SOPInstanceUID: "2.25." + id, Format: sentinel.FormatDICOM,
+			SourcePath: "/data/" + id + ".png", SHA256: id, PatientKey: key},
+		Score:        sentinel.Score{Value: float64(v), Threshold: 0.5, Decision: sentinel.DecisionNormal},
+		ModelVersion: "m0", ReportPath: "/r/" + id, File: store.File{Path: "/data/" + id + ".png", Size: 1, ModTimeNS: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A round of queries asks about one film per patient, and a patient with
+// an open query is not asked about again until it is answered.
+func TestQueriesOnePerPatient(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 0, 0)
+	patient := map[string]string{}
+	// Six patients with three films each, the three close in score.
+	for p := range 6 {
+		for k := range 3 {
+			id := fmt.Sprintf("f%d%d", p, k)
+			patient[id] = fmt.Sprintf("p%d", p)
+			f.addFilm(t, id, patient[id], 0.3+0.05*float32(p)+0.001*float32(k))
+		}
+	}
+	if _, err := Retrain(ctx, f.db, f.opt); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []learn.Strategy{learn.Boundary, learn.Random} {
+		rows, err := NewQueries(ctx, f.db, f.opt, QueryOptions{N: 4, Strategy: st, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := map[string]int{}
+		for _, r := range rows {
+			open[patient[r.InstanceID]]++
+		}
+		for p, n := range open {
+			if n > 1 {
+				t.Fatalf("%s: %d open queries for patient %s: %+v", st, n, p, rows)
+			}
+		}
+		if st == learn.Boundary && len(rows) != 4 {
+			t.Fatalf("boundary asked %d, want 4", len(rows))
+		}
+		if st == learn.Random && len(rows) != 6 {
+			t.Fatalf("after random: %d open, want one per patient (6)", len(rows))
+		}
+	}
+	// Answering a patient's query frees the patient for the next round.
+	rows, _ := f.db.Worklist(ctx)
+	f.label(t, "dr-a", rows[0].InstanceID)
+	rows, err := NewQueries(ctx, f.db, f.opt, QueryOptions{N: 4, Strategy: learn.Boundary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 6 {
+		t.Fatalf("%d open after answering one, want 6", len(rows))
+	}
+}
+
 // A patient's labelled films land on one side of the holdout: the films of
 // a patient with a seed film train, and a new film of a held-out patient
 // joins the holdout instead of training.
@@ -518,17 +583,8 @@ func TestRetrainKeepsPatientsTogether(t *testing.T) {
 	patient := map[string]string{}
 	add := func(id, key string, v float32) {
 		t.Helper()
-		f.value[id] = v
 		patient[id] = key
-		err := f.db.RecordResult(ctx, store.Result{
-			Instance: sentinel.Instance{ID: id, SOPInstanceUID: "2.25." + id, Format: sentinel.FormatDICOM,
-				SourcePath: "/data/" + id + ".png", SHA256: id, PatientKey: key},
-			Score:        sentinel.Score{Value: float64(v), Threshold: 0.5, Decision: sentinel.DecisionNormal},
-			ModelVersion: "m0", ReportPath: "/r/" + id, File: store.File{Path: "/data/" + id + ".png", Size: 1, ModTimeNS: 1},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		f.addFilm(t, id, key, v)
 	}
 	// Twenty patients with a normal and an abnormal film each; seed00's
 	// patient also has two labelled films.

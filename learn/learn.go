@@ -26,6 +26,12 @@ type Case struct {
 	// Embedding places the case in a feature space where near-identical
 	// images are close; see Embedder.
 	Embedding []float32
+	// Group is the patient the case belongs to (or its study when the
+	// patient is unknown); "" is a group of its own. Select asks about one
+	// film of a group at a time: a radiologist answers for the patient,
+	// and a second film of the same patient in a round mostly asks the
+	// same question again.
+	Group string
 }
 
 // Embedder maps an image to a feature vector in which near-identical images

@@ -116,6 +116,55 @@ func TestSelectNeverTwice(t *testing.T) {
 	}
 }
 
+// A round asks about one film per patient, and none of a patient who has
+// an open query, whatever the strategy.
+func TestSelectOnePerPatient(t *testing.T) {
+	cs := testCases()
+	for i := range cs {
+		cs[i].Group = fmt.Sprintf("p%d", (i+1)/2) // a, then bc, de, ..., jk, ...
+	}
+	cs[19].Group = "" // a case without a patient is a group of its own
+	busy := map[string]bool{"p1": true}
+	for _, st := range Strategies {
+		picks, err := Select(cs, SelectOptions{Strategy: st, N: 8, Seed: 3, Busy: busy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(picks) != 8 {
+			t.Errorf("%s: %d picks", st, len(picks))
+		}
+		seen := map[string]bool{}
+		for _, p := range picks {
+			g := cs[p.InstanceID[0]-'a'].Group
+			if g == "p1" || (g != "" && seen[g]) {
+				t.Errorf("%s picked %s of patient %s in %+v", st, p.InstanceID, g, picks)
+			}
+			seen[g] = true
+		}
+	}
+	// k (score 10) sits on the threshold; j (9) is next and shares its
+	// patient, so the second pick is l (11).
+	b, _ := Select(cs, SelectOptions{Strategy: Boundary, N: 2})
+	if b[0].InstanceID != "k" || b[1].InstanceID != "l" {
+		t.Errorf("boundary picked %+v", b)
+	}
+	for i := range cs {
+		cs[i].Group = ""
+	}
+	if b, _ = Select(cs, SelectOptions{Strategy: Boundary, N: 2}); b[1].InstanceID != "j" {
+		t.Errorf("without patients, boundary picked %+v", b)
+	}
+	// Every patient busy or taken: fewer picks, not a repeat.
+	for i := range cs {
+		cs[i].Group = "p"
+	}
+	for _, st := range Strategies {
+		if picks, _ := Select(cs, SelectOptions{Strategy: st, N: 4, Seed: 1}); len(picks) != 1 {
+			t.Errorf("%s: %d picks from one patient", st, len(picks))
+		}
+	}
+}
+
 func TestDiverseSpreads(t *testing.T) {
 	// Ten near-identical cases and two distinct ones: a diverse pick of
 	// three takes at most one of the near-identical.

@@ -79,6 +79,52 @@ type SelectOptions struct {
 	// Explore is the share of Hybrid's budget drawn at random from the cases
 	// it did not shortlist (0 means the default, 1/3; negative means none).
 	Explore float64
+	// Busy holds the groups (see Case.Group) that already have an open
+	// query: none of their cases is picked until it is answered or expires.
+	Busy map[string]bool
+}
+
+// groups enforces one pick per group: a case is free while no case of its
+// group has been picked and its group is not busy.
+type groups struct {
+	of    []string
+	taken map[string]bool
+}
+
+func newGroups(cs []Case, busy map[string]bool) *groups {
+	g := &groups{of: make([]string, len(cs)), taken: map[string]bool{}}
+	for i, c := range cs {
+		g.of[i] = c.Group
+	}
+	for k, b := range busy {
+		if b && k != "" {
+			g.taken[k] = true
+		}
+	}
+	return g
+}
+
+func (g *groups) free(i int) bool { return g.of[i] == "" || !g.taken[g.of[i]] }
+
+func (g *groups) take(i int) {
+	if g.of[i] != "" {
+		g.taken[g.of[i]] = true
+	}
+}
+
+// first takes up to n free cases in the given order.
+func (g *groups) first(order []int, n int) []int {
+	var out []int
+	for _, i := range order {
+		if len(out) == n {
+			break
+		}
+		if g.free(i) {
+			g.take(i)
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // defaultExplore is Hybrid's default random share. Picks near the
@@ -89,7 +135,8 @@ type SelectOptions struct {
 const defaultExplore = 1.0 / 3
 
 // Select picks up to opt.N cases to ask about. Cases in opt.Exclude and
-// duplicate instance ids are never picked.
+// duplicate instance ids are never picked, nor two cases of one group, nor
+// a case of a group in opt.Busy.
 func Select(cases []Case, opt SelectOptions) ([]Pick, error) {
 	if opt.N <= 0 {
 		return nil, nil
@@ -106,31 +153,33 @@ func Select(cases []Case, opt SelectOptions) ([]Pick, error) {
 	// A deterministic base order, so that ties break the same way each run.
 	slices.SortFunc(cs, func(a, b Case) int { return cmp.Compare(a.InstanceID, b.InstanceID) })
 	n := min(opt.N, len(cs))
+	g := newGroups(cs, opt.Busy)
 	switch opt.Strategy {
 	case Random:
+		order := allIndices(len(cs))
 		rng := rand.New(rand.NewSource(opt.Seed))
-		rng.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
-		out := make([]Pick, n)
-		for i := range n {
-			out[i] = Pick{cs[i].InstanceID, Random, "drawn at random", true}
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		var out []Pick
+		for _, i := range g.first(order, n) {
+			out = append(out, Pick{cs[i].InstanceID, Random, "drawn at random", true})
 		}
 		return out, nil
 	case Boundary:
-		return byBoundary(cs, n, Boundary, ""), nil
+		return byBoundary(cs, n, g, Boundary, ""), nil
 	case Uncertainty:
 		if !anyUncertainty(cs) {
-			return byBoundary(cs, n, Uncertainty, "no SWAG uncertainty available; "), nil
+			return byBoundary(cs, n, g, Uncertainty, "no SWAG uncertainty available; "), nil
 		}
-		return byUncertainty(cs, n), nil
+		return byUncertainty(cs, n, g), nil
 	case Diverse:
-		idx := kCenter(cs, allIndices(len(cs)), opt.Anchors, n)
+		idx := kCenter(cs, allIndices(len(cs)), opt.Anchors, n, g)
 		out := make([]Pick, len(idx))
 		for i, j := range idx {
 			out[i] = Pick{InstanceID: cs[j].InstanceID, Strategy: Diverse, Reason: fmt.Sprintf("far from every case already known (k-center pick %d)", i+1)}
 		}
 		return out, nil
 	case Hybrid, "":
-		return hybrid(cs, n, opt), nil
+		return hybrid(cs, n, g, opt), nil
 	}
 	return nil, fmt.Errorf("unknown query strategy %q", opt.Strategy)
 }
@@ -159,25 +208,31 @@ func uncertaintyOf(c Case) float64 {
 	return *c.Uncertainty
 }
 
-func byBoundary(cs []Case, n int, st Strategy, prefix string) []Pick {
+func byBoundary(cs []Case, n int, g *groups, st Strategy, prefix string) []Pick {
 	order := allIndices(len(cs))
 	slices.SortStableFunc(order, func(a, b int) int {
 		return cmp.Compare(math.Abs(cs[a].Score-cs[a].Threshold), math.Abs(cs[b].Score-cs[b].Threshold))
 	})
-	out := make([]Pick, n)
-	for i, j := range order[:n] {
+	picked := g.first(order, n)
+	out := make([]Pick, len(picked))
+	for i, j := range picked {
 		c := cs[j]
 		out[i] = Pick{InstanceID: c.InstanceID, Strategy: st, Reason: fmt.Sprintf("%sscore %.4g is %.3g from the threshold %.4g", prefix, c.Score, math.Abs(c.Score-c.Threshold), c.Threshold)}
 	}
 	return out
 }
 
-func byUncertainty(cs []Case, n int) []Pick {
+func byUncertainty(cs []Case, n int, g *groups) []Pick {
 	order := allIndices(len(cs))
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(uncertaintyOf(cs[b]), uncertaintyOf(cs[a])) })
-	out := make([]Pick, n)
-	for i, j := range order[:n] {
-		out[i] = Pick{InstanceID: cs[j].InstanceID, Strategy: Uncertainty, Reason: fmt.Sprintf("SWAG uncertainty %.4g, rank %d of %d", uncertaintyOf(cs[j]), i+1, len(cs))}
+	rank := make([]int, len(cs))
+	for r, j := range order {
+		rank[j] = r
+	}
+	picked := g.first(order, n)
+	out := make([]Pick, len(picked))
+	for i, j := range picked {
+		out[i] = Pick{InstanceID: cs[j].InstanceID, Strategy: Uncertainty, Reason: fmt.Sprintf("SWAG uncertainty %.4g, rank %d of %d", uncertaintyOf(cs[j]), rank[j]+1, len(cs))}
 	}
 	return out
 }
@@ -186,8 +241,9 @@ func byUncertainty(cs []Case, n int) []Pick {
 // known), shortlists the best ShortlistFactor·m by the sum of the two
 // ranks, and picks m of them by k-center so that they differ, where m is
 // n less the exploration share, which it draws at random from the cases
-// outside the shortlist.
-func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
+// outside the shortlist. The shortlist holds the best-ranked free case of
+// each group, so that its diverse picks differ in patient too.
+func hybrid(cs []Case, n int, g *groups, opt SelectOptions) []Pick {
 	explore := opt.Explore
 	if explore == 0 {
 		explore = defaultExplore
@@ -215,8 +271,18 @@ func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
 	if f <= 0 {
 		f = 4
 	}
-	short := order[:min(len(order), f*n)]
-	picked := kCenter(cs, short, opt.Anchors, n)
+	var short []int
+	inList := map[string]bool{}
+	for _, j := range order {
+		if len(short) == f*n {
+			break
+		}
+		if k := g.of[j]; g.free(j) && (k == "" || !inList[k]) {
+			inList[k] = true
+			short = append(short, j)
+		}
+	}
+	picked := kCenter(cs, short, opt.Anchors, n, g)
 	out := make([]Pick, len(picked))
 	for i, j := range picked {
 		c := cs[j]
@@ -235,7 +301,7 @@ func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
 	}
 	var rest []int
 	for j := range cs {
-		if !inShort[j] {
+		if !inShort[j] && g.free(j) {
 			rest = append(rest, j)
 		}
 	}
@@ -246,14 +312,14 @@ func hybrid(cs []Case, n int, opt SelectOptions) []Pick {
 			took[j] = true
 		}
 		for j := range cs {
-			if !took[j] {
+			if !took[j] && g.free(j) {
 				rest = append(rest, j)
 			}
 		}
 	}
 	rng := rand.New(rand.NewSource(opt.Seed))
 	rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
-	for i, j := range rest[:min(nr, len(rest))] {
+	for i, j := range g.first(rest, nr) {
 		out = append(out, Pick{cs[j].InstanceID, Hybrid, fmt.Sprintf("drawn at random for exploration (%d of %d)", i+1, nr), true})
 	}
 	return out
@@ -274,8 +340,9 @@ func rankBy(cs []Case, key func(Case) float64) []int {
 // farthest from everything picked so far and from the anchors. Without
 // anchors it starts from the first candidate (the most informative for
 // Hybrid). Cases without an embedding count as infinitely far, so they are
-// picked in candidate order.
-func kCenter(cs []Case, cand []int, anchors [][]float32, n int) []int {
+// picked in candidate order. Only free cases (see groups) are picked, and
+// fewer than n when too few are free.
+func kCenter(cs []Case, cand []int, anchors [][]float32, n int, g *groups) []int {
 	n = min(n, len(cand))
 	dist := make([]float64, len(cand))
 	for k, i := range cand {
@@ -291,12 +358,16 @@ func kCenter(cs []Case, cand []int, anchors [][]float32, n int) []int {
 	out := make([]int, 0, n)
 	for len(out) < n {
 		best := -1
-		for k := range cand {
-			if !used[k] && (best < 0 || dist[k] > dist[best]) {
+		for k, i := range cand {
+			if !used[k] && g.free(i) && (best < 0 || dist[k] > dist[best]) {
 				best = k
 			}
 		}
+		if best < 0 {
+			break
+		}
 		used[best] = true
+		g.take(cand[best])
 		out = append(out, cand[best])
 		e := cs[cand[best]].Embedding
 		if len(e) == 0 {

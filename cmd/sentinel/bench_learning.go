@@ -308,7 +308,7 @@ func (s *learningSim) query(st learn.Strategy, n int, seed int64) error {
 	cases := make([]learn.Case, len(un))
 	for i, c := range un {
 		cases[i] = learn.Case{InstanceID: c.id, Score: s.comb.Score(scores[i].Value, learn.HeadInput(scores[i].Components, c.emb)), Threshold: s.comb.Threshold,
-			Uncertainty: scores[i].Uncertainty, Embedding: c.emb}
+			Uncertainty: scores[i].Uncertainty, Embedding: c.emb, Group: c.patient}
 	}
 	var anchors [][]float32
 	for _, c := range s.pool {

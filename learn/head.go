@@ -88,29 +88,80 @@ func FitHead(normals, abnormals [][]float32, cfg HeadConfig) (*Head, error) {
 	}
 	// Each class weighs half, whatever the counts.
 	wNeg, wPos := 0.5/float64(len(normals)), 0.5/float64(len(abnormals))
+	weight := func(i int) float64 {
+		if i >= len(normals) {
+			return wPos
+		}
+		return wNeg
+	}
+	// Nesterov's accelerated gradient with the step 1/L, L the gradient's
+	// Lipschitz constant. A fixed step diverges along the leading
+	// direction of correlated inputs (neighbouring thumbnail cells), and
+	// then the ridge penalty no longer sets the solution.
+	step := 1 / (0.25*(topEigen(z, weight)+1) + cfg.L2/n)
 	grad := make([]float64, d)
-	lr := 0.5
-	for range max(cfg.Iterations, 1) {
+	prev := make([]float64, d)
+	look := make([]float64, d)
+	var prevB float64
+	for k := range max(cfg.Iterations, 1) {
+		mom := float64(k) / float64(k+3)
+		for j := range look {
+			look[j] = h.W[j] + mom*(h.W[j]-prev[j])
+		}
+		lookB := h.B + mom*(h.B-prevB)
 		clear(grad)
 		var gb float64
 		for i, zi := range z {
-			y, w := 0.0, wNeg
+			y := 0.0
 			if i >= len(normals) {
-				y, w = 1, wPos
+				y = 1
 			}
-			p := sigmoid(dot(h.W, zi) + h.B)
-			g := w * (p - y)
+			g := weight(i) * (sigmoid(dot(look, zi)+lookB) - y)
 			gb += g
 			for j, v := range zi {
 				grad[j] += g * v
 			}
 		}
+		copy(prev, h.W)
+		prevB = h.B
 		for j := range h.W {
-			h.W[j] -= lr * (grad[j] + cfg.L2*h.W[j]/n)
+			h.W[j] = look[j] - step*(grad[j]+cfg.L2*look[j]/n)
 		}
-		h.B -= lr * gb
+		h.B = lookB - step*gb
 	}
 	return h, nil
+}
+
+// topEigen returns the largest eigenvalue of Σ weight(i)·z_i z_iᵀ, by power
+// iteration.
+func topEigen(z [][]float64, weight func(int) float64) float64 {
+	if len(z) == 0 {
+		return 0
+	}
+	v := make([]float64, len(z[0]))
+	for j := range v {
+		v[j] = 1
+	}
+	next := make([]float64, len(v))
+	var lambda float64
+	for range 50 {
+		clear(next)
+		for i, zi := range z {
+			a := weight(i) * dot(v, zi)
+			for j, x := range zi {
+				next[j] += a * x
+			}
+		}
+		norm := math.Sqrt(dot(next, next))
+		if norm == 0 {
+			return 0
+		}
+		lambda = norm / math.Sqrt(dot(v, v))
+		for j := range v {
+			v[j] = next[j] / norm
+		}
+	}
+	return lambda
 }
 
 func (h *Head) standardise(x []float32) []float64 {

@@ -85,3 +85,55 @@ func TestHeldOutSeeds(t *testing.T) {
 		t.Errorf("held-out seeds %v, want [s3 s1]", got)
 	}
 }
+
+// The head reaches the ridge solution also when its inputs are strongly
+// correlated (neighbouring thumbnail cells) and the penalty is large: the
+// penalised loss's gradient vanishes at the fitted weights.
+func TestFitHeadConverges(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	var normals, abnormals [][]float32
+	for i := range 60 {
+		ab := i%2 == 1
+		base := rng.NormFloat64()
+		if ab {
+			base += 1
+		}
+		x := make([]float32, 80)
+		for j := range x {
+			x[j] = float32(base + 0.1*rng.NormFloat64())
+		}
+		if ab {
+			abnormals = append(abnormals, x)
+		} else {
+			normals = append(normals, x)
+		}
+	}
+	for _, l2 := range []float64{30, 100} {
+		cfg := HeadConfig{L2: l2, Iterations: 300, MinPerClass: 5}
+		h, err := FitHead(normals, abnormals, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := float64(len(normals) + len(abnormals))
+		grad := make([]float64, len(h.W))
+		var gb float64
+		for c, xs := range [][][]float32{normals, abnormals} {
+			for _, x := range xs {
+				z := h.standardise(x)
+				g := 0.5 / float64(len(xs)) * (sigmoid(dot(h.W, z)+h.B) - float64(c))
+				gb += g
+				for j, v := range z {
+					grad[j] += g * v
+				}
+			}
+		}
+		var norm float64
+		for j := range grad {
+			g := grad[j] + l2*h.W[j]/n
+			norm += g * g
+		}
+		if norm = math.Sqrt(norm + gb*gb); norm > 1e-4 {
+			t.Errorf("L2 %v: the penalised loss's gradient is %.3g at the fitted head", l2, norm)
+		}
+	}
+}

@@ -286,7 +286,7 @@ func Default() Config {
 			HeadWeightFolds:       5,
 			HeadMaxFPR:            0.2,
 			HeadShrinkage:         20,
-			HeadL2:                1,
+			HeadL2:                100,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

@@ -37,7 +37,7 @@ type HeadConfig struct {
 // DefaultHeadConfig is the head used unless the configuration says
 // otherwise.
 func DefaultHeadConfig() HeadConfig {
-	return HeadConfig{L2: 1, Iterations: 300, MinPerClass: 5, Shrinkage: 20, WeightFolds: 5, MaxFPR: 0.2}
+	return HeadConfig{L2: 100, Iterations: 300, MinPerClass: 5, Shrinkage: 20, WeightFolds: 5, MaxFPR: 0.2}
 }
 
 // Head is a class-balanced, L2-regularised logistic regression over

@@ -212,12 +212,8 @@ type RetrainResult struct {
 // with its metrics. A promoted model rescores the unlabelled cases. It
 // holds the workspace's learning lease while it runs, and fails with
 // ErrCycleRunning if another learning cycle holds it.
-func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (res RetrainResult, err error) {
-	err = withLearningLease(ctx, db, opt.log(), func(ctx context.Context) error {
-		res, err = retrainCycle(ctx, db, opt)
-		return err
-	})
-	return res, err
+func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
+	return leased(ctx, db, opt, retrainCycle)
 }
 
 func retrainCycle(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {

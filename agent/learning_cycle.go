@@ -224,12 +224,8 @@ type AdmissionResult struct {
 // in a row join the normal set. Every gate value is recorded. It holds the
 // workspace's learning lease while it runs, and fails with ErrCycleRunning
 // if another learning cycle holds it.
-func AdmitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (res AdmissionResult, err error) {
-	err = withLearningLease(ctx, db, opt.log(), func(ctx context.Context) error {
-		res, err = admitCycle(ctx, db, opt)
-		return err
-	})
-	return res, err
+func AdmitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (AdmissionResult, error) {
+	return leased(ctx, db, opt, admitCycle)
 }
 
 func admitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (AdmissionResult, error) {

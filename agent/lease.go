@@ -70,3 +70,13 @@ func withLearningLease(ctx context.Context, db *store.DB, log *slog.Logger, fn f
 	}
 	return err
 }
+
+// leased runs one learning cycle under the workspace's learning lease (see
+// withLearningLease).
+func leased[T any](ctx context.Context, db *store.DB, opt LearningOptions, cycle func(context.Context, *store.DB, LearningOptions) (T, error)) (res T, err error) {
+	err = withLearningLease(ctx, db, opt.log(), func(ctx context.Context) error {
+		res, err = cycle(ctx, db, opt)
+		return err
+	})
+	return res, err
+}

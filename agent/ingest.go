@@ -3,7 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
-	"sync"
+
+	"github.com/sentinel-pacs/sentinel/internal/parallel"
 )
 
 // Summary counts the outcomes of an ingest pass by status.
@@ -19,28 +20,13 @@ func (a *Agent) IngestDir(ctx context.Context, dir string) (Summary, []Outcome, 
 		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
 
-	work := make(chan int)
 	outcomes := make([]Outcome, len(paths))
-	var wg sync.WaitGroup
-	for i := 0; i < a.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				outcomes[i] = a.handle(ctx, paths[i])
-			}
-		}()
-	}
-feed:
-	for i := range paths {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
+	// A file's trouble is its outcome, not an error; cancellation is
+	// reported below.
+	_, _ = parallel.Each(ctx, len(paths), a.cfg.Workers, func(i int) error {
+		outcomes[i] = a.handle(ctx, paths[i])
+		return nil
+	})
 	sum := Summary{}
 	var done []Outcome
 	for _, o := range outcomes {

@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/detector"
+	"github.com/sentinel-pacs/sentinel/internal/parallel"
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
@@ -74,32 +74,15 @@ func Train(ctx context.Context, db *store.DB, opt TrainOptions) (sentinel.ModelI
 func loadImages(ctx context.Context, opt TrainOptions, log *slog.Logger) ([]sentinel.Image, error) {
 	size := opt.Detector.InputSize
 	imgs := make([]sentinel.Image, len(opt.Files))
-	errs := make([]error, len(opt.Files))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < max(1, opt.Workers); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				_, img, err := opt.Decode(opt.Files[i])
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				imgs[i] = opt.Resample(img, size, size)
-			}
-		}()
-	}
-	for i := range opt.Files {
-		if ctx.Err() != nil {
-			break
+	errs, err := parallel.Each(ctx, len(opt.Files), opt.Workers, func(i int) error {
+		_, img, err := opt.Decode(opt.Files[i])
+		if err != nil {
+			return err
 		}
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		imgs[i] = opt.Resample(img, size, size)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	var out []sentinel.Image

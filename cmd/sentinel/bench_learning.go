@@ -8,13 +8,13 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/detector"
 	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/internal/parallel"
 	"github.com/sentinel-pacs/sentinel/learn"
 )
 
@@ -129,35 +129,19 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 			return nil, fmt.Errorf("bench learning: no rows in split %q of %s", split, *labelsPath)
 		}
 		out := make([]benchCase, len(files))
-		errs := make([]error, len(files))
-		var wg sync.WaitGroup
-		work := make(chan int)
-		for range max(1, e.cfg.Ingest.Workers) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					_, img, err := dicomio.Load(filepath.Join(*imagesDir, files[i].File), dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels})
-					if err != nil {
-						errs[i] = err
-						continue
-					}
-					img = dicomio.Resample(img, tc.InputSize, tc.InputSize)
-					out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal(), patient: files[i].Patient}
-				}
-			}()
-		}
-		for i := range files {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		for _, err := range errs {
+		errs, err := parallel.Each(ctx, len(files), e.cfg.Ingest.Workers, func(i int) error {
+			_, img, err := dicomio.Load(filepath.Join(*imagesDir, files[i].File), dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels})
 			if err != nil {
-				return nil, err
+				return err
 			}
+			img = dicomio.Resample(img, tc.InputSize, tc.InputSize)
+			out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal(), patient: files[i].Patient}
+			return nil
+		})
+		if err == nil {
+			err = parallel.First(errs)
 		}
-		return out, nil
+		return out, err
 	}
 	seedCases, err := load(*seedSplit, true)
 	if err != nil {
@@ -262,29 +246,14 @@ func (s *learningSim) scoreAll(cs []benchCase) ([]sentinel.Score, error) {
 // scoreWith scores cases with m, two at a time.
 func scoreWith(m *detector.Model, cs []benchCase) ([]sentinel.Score, error) {
 	out := make([]sentinel.Score, len(cs))
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				out[i], errs[i] = m.Score(cs[i].img)
-			}
-		}()
+	errs, err := parallel.Each(context.Background(), len(cs), 2, func(i int) (err error) {
+		out[i], err = m.Score(cs[i].img)
+		return err
+	})
+	if err == nil {
+		err = parallel.First(errs)
 	}
-	for i := range cs {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // unlabelled returns the pool cases neither labelled nor admitted.

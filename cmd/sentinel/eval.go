@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -18,6 +17,7 @@ import (
 	"github.com/sentinel-pacs/sentinel/detector"
 	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/internal/metrics"
+	"github.com/sentinel-pacs/sentinel/internal/parallel"
 )
 
 // figures are the evaluation figures of one scorer on one set of cases.
@@ -135,46 +135,26 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // the evaluation: figures over a silently smaller set would mislead.
 func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode agent.Decoder, workers int) error {
 	side := m.InputSize()
-	work := make(chan int)
-	errs := make([]error, len(cases))
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				c := &cases[i]
-				_, img, err := decode(c.path)
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				img = dicomio.Resample(img, side, side)
-				if c.score, err = m.Score(img); err != nil {
-					errs[i] = fmt.Errorf("%s: %w", c.path, err)
-					continue
-				}
-				if c.baseline, err = m.BaselineScore(img); err != nil {
-					errs[i] = fmt.Errorf("%s: %w", c.path, err)
-				}
-			}
-		}()
-	}
-	for i := range cases {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for _, err := range errs {
+	errs, err := parallel.Each(ctx, len(cases), workers, func(i int) error {
+		c := &cases[i]
+		_, img, err := decode(c.path)
 		if err != nil {
-			return fmt.Errorf("eval: %w", err)
+			return err
 		}
+		img = dicomio.Resample(img, side, side)
+		if c.score, err = m.Score(img); err != nil {
+			return fmt.Errorf("%s: %w", c.path, err)
+		}
+		if c.baseline, err = m.BaselineScore(img); err != nil {
+			return fmt.Errorf("%s: %w", c.path, err)
+		}
+		return nil
+	})
+	if err == nil {
+		err = parallel.First(errs)
+	}
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,45 @@
+// Package parallel runs independent tasks, such as decoding or scoring a
+// list of images, on a few goroutines.
+package parallel
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Each runs f(i) for every i in [0, n) on up to workers goroutines (at
+// least one), each taking the next index when it finishes one, and returns
+// each task's error by index (nil for the tasks that succeeded). Once ctx
+// is done no further task starts, and Each returns ctx's error.
+func Each(ctx context.Context, n, workers int, f func(i int) error) ([]error, error) {
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(max(1, workers), max(1, n)) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				errs[i] = f(i)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return errs, err
+	}
+	return errs, nil
+}
+
+// First returns the first non-nil error of errs, in index order.
+func First(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -15,7 +15,9 @@ import (
 // candidates returns the cases the loop may still ask about or admit: the
 // scored instances with no label, not in the holdout, not a seed and not
 // admitted, each scored by m (rescored and stored when the stored score is
-// by another model) and combined with the model's head.
+// by another model) and combined with the model's head, with the head's
+// logit when the model has a head it trusts. The second result holds the
+// cases' own detector scores, in the same order.
 func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.ModelInfo, opt LearningOptions, withEmbeddings bool) ([]learn.Case, []float64, error) {
 	labels, err := db.AllLabels(ctx)
 	if err != nil {
@@ -63,6 +65,7 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 	}
 	imgs := newImageCache(opt, paths, m.InputSize())
 	var cases []learn.Case
+	var det []float64
 	for _, s := range scored {
 		if skip[s.InstanceID] {
 			continue
@@ -86,10 +89,16 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 				}
 			}
 		}
-		cases = append(cases, learn.Case{InstanceID: s.InstanceID, Score: comb.Score(sc.Value, learn.HeadInput(sc.Components, emb)),
-			Threshold: comb.Threshold, Uncertainty: sc.Uncertainty, Embedding: emb})
+		in := learn.HeadInput(sc.Components, emb)
+		c := learn.Case{InstanceID: s.InstanceID, Score: comb.Score(sc.Value, in),
+			Threshold: comb.Threshold, Uncertainty: sc.Uncertainty, Embedding: emb}
+		if l, ok := comb.HeadLogit(in); ok {
+			c.HeadLogit = &l
+		}
+		cases = append(cases, c)
+		det = append(det, sc.Value)
 	}
-	return cases, nil, nil
+	return cases, det, nil
 }
 
 // QueryOptions says how many cases to ask about and how.
@@ -250,12 +259,18 @@ func admitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (Admissi
 		return res, errors.New("admission: the model holds fewer than two calibration normals")
 	}
 	stats := learn.NewSeedStats(cs, m.CalibrationUncertainties())
-	// The gates work on the detector's own score, not the head's blend: the
-	// paper's distance gate is against the seed normals' distances.
-	noHead := opt
-	cases, _, err := candidatesRaw(ctx, db, m, info, noHead)
+	// The distance gate works on the detector's own score, not the head's
+	// blend: the paper's gate is against the seed normals' distances. The
+	// head, once labels have fitted one, is a gate of its own.
+	if !opt.Gates.HeadGate {
+		info.Path = "" // no sidecar, no head: the images need not be read
+	}
+	cases, det, err := candidates(ctx, db, m, info, opt, false)
 	if err != nil {
 		return res, err
+	}
+	for i := range cases {
+		cases[i].Score = det[i]
 	}
 	nLabels, _ := db.LabelCount(ctx)
 	cycle, err := db.StartCycle(ctx, store.CycleAdmission, nLabels)
@@ -266,7 +281,7 @@ func admitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (Admissi
 	checks := make([]store.GateCheck, len(cases))
 	for i, c := range cases {
 		results[i] = learn.Gate(c, stats, opt.Gates)
-		checks[i] = store.GateCheck{InstanceID: c.InstanceID, DistanceZ: results[i].DistanceZ, UncertaintyZ: results[i].UncertaintyZ, Pass: results[i].Pass}
+		checks[i] = gateCheck(results[i])
 		if results[i].Pass {
 			res.Passed++
 		}
@@ -278,7 +293,7 @@ func admitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (Admissi
 	next, admit := learn.Admissions(results, streaks, opt.Gates)
 	adm := make([]store.GateCheck, len(admit))
 	for i, a := range admit {
-		adm[i] = store.GateCheck{InstanceID: a.InstanceID, DistanceZ: a.DistanceZ, UncertaintyZ: a.UncertaintyZ, Pass: true}
+		adm[i] = gateCheck(a)
 	}
 	if err := db.RecordAdmissionCycle(ctx, cycle, info.Version, checks, next, adm); err != nil {
 		return res, err
@@ -289,19 +304,9 @@ func admitCycle(ctx context.Context, db *store.DB, opt LearningOptions) (Admissi
 	return res, err
 }
 
-// candidatesRaw is candidates with the detector's own score (no head).
-func candidatesRaw(ctx context.Context, db *store.DB, m LearnModel, info sentinel.ModelInfo, opt LearningOptions) ([]learn.Case, []float64, error) {
-	info.Path = "" // no sidecar: the plain standardised score is monotone in the detector's
-	cases, _, err := candidates(ctx, db, m, info, opt, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Undo the standardisation so the gates see the detector's own units.
-	comb := learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
-	for i := range cases {
-		cases[i].Score = cases[i].Score*comb.DetSD + comb.DetMean
-	}
-	return cases, nil, nil
+// gateCheck is the store's record of a gate result.
+func gateCheck(r learn.GateResult) store.GateCheck {
+	return store.GateCheck{InstanceID: r.InstanceID, DistanceZ: r.DistanceZ, UncertaintyZ: r.UncertaintyZ, HeadLogit: r.HeadLogit, Pass: r.Pass}
 }
 
 // RetrainPolicy says when the agent retrains by itself.

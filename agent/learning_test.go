@@ -712,3 +712,72 @@ func TestRetrainWaitsForRunningCycle(t *testing.T) {
 		t.Fatalf("%d trainings after the lease was freed, want 2", len(f.trained))
 	}
 }
+
+// markerEmbedder embeds an image as its second pixel: a feature the
+// detector of the learning fixture does not read, which labels can teach
+// the head.
+type markerEmbedder struct{}
+
+func (markerEmbedder) Embed(img sentinel.Image) []float32 { return []float32{img.Pix[1]} }
+
+// Once labels have taught the head what the detector misses, a case the
+// head calls abnormal is not admitted however normal the detector finds it,
+// and every gate check and admission records the head's logit.
+func TestAdmissionHeadGate(t *testing.T) {
+	for _, gate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("head_gate=%v", gate), func(t *testing.T) {
+			ctx := context.Background()
+			f := newLearnFixture(t, 24, 12)
+			// Half the abnormals look normal to the detector; all carry a
+			// marker in the second pixel, and so do the unlabelled x cases.
+			marked := func(id string) bool { return strings.HasPrefix(id, "a") || strings.HasPrefix(id, "x") }
+			for i := range 6 {
+				f.value[fmt.Sprintf("a%02d", i)] = 0.12 + 0.005*float32(i)
+			}
+			for i := range 4 {
+				f.addFilm(t, fmt.Sprintf("x%02d", i), "", 0.13+0.005*float32(i))
+			}
+			decode := f.opt.Decode
+			f.opt.Decode = func(path string) (sentinel.Instance, sentinel.Image, error) {
+				inst, img, err := decode(path)
+				if err == nil && marked(strings.TrimSuffix(filepath.Base(path), ".png")) {
+					img.Pix[1] = 1
+				}
+				return inst, img, err
+			}
+			f.opt.Embedder = markerEmbedder{}
+			f.opt.Gates.HeadGate = gate
+			f.label(t, "dr-a", append(ids("n", 0, 14), ids("a", 0, 12)...)...)
+			res, _ := f.retrain(t)
+			if !res.Verdict.Promote {
+				t.Fatalf("retrain not promoted: %+v", res)
+			}
+			for range 2 {
+				if _, err := AdmitCycle(ctx, f.db, f.opt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			adm, err := f.db.Admissions(ctx, store.AdmissionAdmitted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, a := range adm {
+				got = append(got, a.InstanceID)
+				if (a.HeadLogit != nil) != gate {
+					t.Errorf("admission %s head logit %v with the gate %v", a.InstanceID, a.HeadLogit, gate)
+				}
+				if a.HeadLogit != nil && *a.HeadLogit > 0 {
+					t.Errorf("admitted %s with head logit %.3g", a.InstanceID, *a.HeadLogit)
+				}
+			}
+			if !slices.Contains(got, "n20") {
+				t.Fatalf("unlabelled normal n20 not admitted: %v", got)
+			}
+			xs := slices.ContainsFunc(got, func(id string) bool { return strings.HasPrefix(id, "x") })
+			if xs == gate {
+				t.Fatalf("with the head gate %v, admitted %v", gate, got)
+			}
+		})
+	}
+}

@@ -187,6 +187,9 @@ type Learning struct {
 	AdmitUncertaintyZ float64 `toml:"admit_uncertainty_z"`
 	AdmitConsecutive  int     `toml:"admit_consecutive"`
 	AdmitMaxPerCycle  int     `toml:"admit_max_per_cycle"`
+	// AdmitHeadGate adds a third admission gate once labels have fitted a
+	// supervised head the model trusts: the head must call the case normal.
+	AdmitHeadGate bool `toml:"admit_head_gate"`
 	// HeadMinPerClass labelled normals and abnormals are needed before the
 	// supervised head is fitted; HeadWeightFolds-fold cross-validation on
 	// the training labels chooses its weight in the combined score when
@@ -282,6 +285,7 @@ func Default() Config {
 			AdmitUncertaintyZ:     1,
 			AdmitConsecutive:      2,
 			AdmitMaxPerCycle:      50,
+			AdmitHeadGate:         true,
 			HeadMinPerClass:       5,
 			HeadWeightFolds:       5,
 			HeadMaxFPR:            0.2,

@@ -20,6 +20,11 @@ type GateConfig struct {
 	// MaxPerCycle caps the admissions of one cycle (0: no cap), so one
 	// drifted cycle cannot flood the normal set.
 	MaxPerCycle int
+	// HeadGate adds a third gate once radiologists' labels have fitted a
+	// supervised head the model in use trusts: the head must call the case
+	// normal (Case.HeadLogit ≤ 0). Without such a head only the two gates
+	// of the method apply.
+	HeadGate bool
 }
 
 // SeedStats are the mean and sample standard deviation of the seed
@@ -74,7 +79,10 @@ type GateResult struct {
 	DistanceZ  float64
 	// UncertaintyZ is nil when the uncertainty gate could not be applied.
 	UncertaintyZ *float64
-	Pass         bool
+	// HeadLogit is the head gate's value, nil when that gate was not
+	// applied.
+	HeadLogit *float64
+	Pass      bool
 }
 
 // Gate measures c against the seed normals.
@@ -89,6 +97,11 @@ func Gate(c Case, s SeedStats, cfg GateConfig) GateResult {
 		// The seed has uncertainties but this case has none: it cannot be
 		// shown to be within the bound, so it does not pass.
 		r.Pass = false
+	}
+	if cfg.HeadGate && c.HeadLogit != nil && !math.IsNaN(*c.HeadLogit) {
+		l := *c.HeadLogit
+		r.HeadLogit = &l
+		r.Pass = r.Pass && l <= 0
 	}
 	return r
 }
@@ -133,8 +146,14 @@ func sortByDistance(rs []GateResult) {
 
 // Reason describes a gate result for the admissions record.
 func (r GateResult) Reason() string {
+	s := fmt.Sprintf("distance z %.3g", r.DistanceZ)
 	if r.UncertaintyZ == nil {
-		return fmt.Sprintf("distance z %.3g (no uncertainty gate)", r.DistanceZ)
+		s += " (no uncertainty gate)"
+	} else {
+		s += fmt.Sprintf(", uncertainty z %.3g", *r.UncertaintyZ)
 	}
-	return fmt.Sprintf("distance z %.3g, uncertainty z %.3g", r.DistanceZ, *r.UncertaintyZ)
+	if r.HeadLogit != nil {
+		s += fmt.Sprintf(", head logit %.3g", *r.HeadLogit)
+	}
+	return s
 }

@@ -220,14 +220,24 @@ const HeadInputDetector = "detector-features+embedding"
 // Score combines a detector score and the case's head input (HeadInput).
 func (c *Combiner) Score(det float64, emb []float32) float64 {
 	z := (det - c.DetMean) / c.DetSD
-	if c.Head == nil || c.Weight == 0 {
+	l, ok := c.HeadLogit(emb)
+	if !ok {
 		return z
+	}
+	zh := (l - c.LogitMean) / c.LogitSD
+	return (1-c.Weight)*z + c.Weight*zh
+}
+
+// HeadLogit returns the head's logit for a case's head input (HeadInput),
+// and false when the combiner has no head or gives it no weight.
+func (c *Combiner) HeadLogit(emb []float32) (float64, bool) {
+	if c == nil || c.Head == nil || c.Weight == 0 {
+		return 0, false
 	}
 	if c.Input == "" && len(emb) > len(c.Head.Mean) {
 		emb = emb[len(emb)-len(c.Head.Mean):]
 	}
-	zh := (c.Head.Logit(emb) - c.LogitMean) / c.LogitSD
-	return (1-c.Weight)*z + c.Weight*zh
+	return c.Head.Logit(emb), true
 }
 
 // Labelled is a training case for the combiner: its detector score (from

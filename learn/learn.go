@@ -32,6 +32,10 @@ type Case struct {
 	// and a second film of the same patient in a round mostly asks the
 	// same question again.
 	Group string
+	// HeadLogit is the supervised head's logit for the case (positive:
+	// abnormal), nil when the model in use has no head it trusts (no
+	// labels yet, or a head weighed at zero). Admission's head gate reads it.
+	HeadLogit *float64
 }
 
 // Embedder maps an image to a feature vector in which near-identical images

@@ -214,6 +214,33 @@ func TestAdmissionNeedsTwoConsecutivePasses(t *testing.T) {
 	}
 }
 
+func TestHeadGate(t *testing.T) {
+	stats := NewSeedStats([]float64{1, 2, 3}, []float64{0.1, 0.2, 0.3})
+	cfg := GateConfig{MaxDistanceZ: 0.5, MaxUncertaintyZ: 0.5, Consecutive: 2, HeadGate: true}
+	c := Case{InstanceID: "a", Score: 2, Uncertainty: u(0.2)}
+	// Without a head the two gates of the method decide alone.
+	if r := Gate(c, stats, cfg); !r.Pass || r.HeadLogit != nil {
+		t.Fatalf("no head: %+v", r)
+	}
+	c.HeadLogit = u(-0.3)
+	if r := Gate(c, stats, cfg); !r.Pass || r.HeadLogit == nil || *r.HeadLogit != -0.3 {
+		t.Fatalf("head calls it normal: %+v", r)
+	}
+	c.HeadLogit = u(0.4)
+	r := Gate(c, stats, cfg)
+	if r.Pass {
+		t.Fatalf("head calls it abnormal, but it passed: %+v", r)
+	}
+	if !strings.Contains(r.Reason(), "head logit 0.4") {
+		t.Errorf("reason %q does not give the head's logit", r.Reason())
+	}
+	// The gate is off: the logit neither blocks nor is recorded.
+	cfg.HeadGate = false
+	if r := Gate(c, stats, cfg); !r.Pass || r.HeadLogit != nil {
+		t.Fatalf("head gate off: %+v", r)
+	}
+}
+
 func TestPromoteRefusesWorse(t *testing.T) {
 	ev := func(auc, fpr float64, normals, abnormals int) Evaluation {
 		return Evaluation{HoldoutAUC: auc, SeedFPR: fpr, HoldoutNormals: normals, HoldoutAbnormals: abnormals}

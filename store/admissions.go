@@ -22,7 +22,9 @@ type GateCheck struct {
 	InstanceID   string
 	DistanceZ    float64
 	UncertaintyZ *float64
-	Pass         bool
+	// HeadLogit is the head gate's value, nil when it was not applied.
+	HeadLogit *float64
+	Pass      bool
 }
 
 // Admission is a case admitted to the normal set without a label.
@@ -32,6 +34,7 @@ type Admission struct {
 	ModelVersion string
 	DistanceZ    float64
 	UncertaintyZ *float64
+	HeadLogit    *float64
 	State        string
 	AdmittedAt   time.Time
 	UndoneAt     time.Time
@@ -67,8 +70,8 @@ func (db *DB) RecordAdmissionCycle(ctx context.Context, cycle int64, modelVersio
 		now := db.now()
 		for _, c := range checks {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gate_checks (cycle, instance_id, model_version, distance_z,
-				uncertainty_z, pass, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				cycle, c.InstanceID, modelVersion, c.DistanceZ, c.UncertaintyZ, c.Pass, now); err != nil {
+				uncertainty_z, head_logit, pass, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				cycle, c.InstanceID, modelVersion, c.DistanceZ, c.UncertaintyZ, c.HeadLogit, c.Pass, now); err != nil {
 				return err
 			}
 		}
@@ -83,8 +86,8 @@ func (db *DB) RecordAdmissionCycle(ctx context.Context, cycle int64, modelVersio
 		}
 		for _, a := range admit {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO admissions (instance_id, cycle, model_version, distance_z,
-				uncertainty_z, state, admitted_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`,
-				a.InstanceID, cycle, modelVersion, a.DistanceZ, a.UncertaintyZ, AdmissionAdmitted, now); err != nil {
+				uncertainty_z, head_logit, state, admitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`,
+				a.InstanceID, cycle, modelVersion, a.DistanceZ, a.UncertaintyZ, a.HeadLogit, AdmissionAdmitted, now); err != nil {
 				return err
 			}
 		}
@@ -99,7 +102,7 @@ func (db *DB) RecordAdmissionCycle(ctx context.Context, cycle int64, modelVersio
 // Admissions returns the admissions in the given state (all when empty),
 // oldest first.
 func (db *DB) Admissions(ctx context.Context, state string) ([]Admission, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, cycle, model_version, distance_z, uncertainty_z,
+	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, cycle, model_version, distance_z, uncertainty_z, head_logit,
 		state, admitted_at, undone_at, undo_reason FROM admissions WHERE ? = '' OR state = ? ORDER BY cycle, instance_id`,
 		state, state)
 	if err != nil {
@@ -109,14 +112,12 @@ func (db *DB) Admissions(ctx context.Context, state string) ([]Admission, error)
 	var out []Admission
 	for rows.Next() {
 		var a Admission
-		var u sql.NullFloat64
+		var u, h sql.NullFloat64
 		var at, undone string
-		if err := rows.Scan(&a.InstanceID, &a.Cycle, &a.ModelVersion, &a.DistanceZ, &u, &a.State, &at, &undone, &a.UndoReason); err != nil {
+		if err := rows.Scan(&a.InstanceID, &a.Cycle, &a.ModelVersion, &a.DistanceZ, &u, &h, &a.State, &at, &undone, &a.UndoReason); err != nil {
 			return nil, fmt.Errorf("store: admissions: %w", err)
 		}
-		if u.Valid {
-			a.UncertaintyZ = &u.Float64
-		}
+		a.UncertaintyZ, a.HeadLogit = nullable(u), nullable(h)
 		a.AdmittedAt, a.UndoneAt = parseTime(at), parseTime(undone)
 		out = append(out, a)
 	}

@@ -270,9 +270,7 @@ func (db *DB) Worklist(ctx context.Context) ([]WorklistRow, error) {
 			&w.AccessionNumber, &w.Score, &u, &w.ModelVersion, &w.HeatmapPath, &w.Strategy, &w.Reason, &t); err != nil {
 			return nil, fmt.Errorf("store: worklist: %w", err)
 		}
-		if u.Valid {
-			w.Uncertainty = &u.Float64
-		}
+		w.Uncertainty = nullable(u)
 		w.CreatedAt = parseTime(t)
 		out = append(out, w)
 	}
@@ -319,9 +317,7 @@ func (db *DB) ScoredInstances(ctx context.Context, modelVersion string) ([]Score
 			}
 		}
 		s.Score.Decision = sentinel.Decision(dec)
-		if u.Valid {
-			s.Score.Uncertainty = &u.Float64
-		}
+		s.Score.Uncertainty = nullable(u)
 		out = append(out, s)
 	}
 	return out, rows.Err()

@@ -75,10 +75,7 @@ func (db *DB) StudyInstances(ctx context.Context, study string) ([]StudyInstance
 			&si.Score, &si.Threshold, &si.Decision, &unc, &si.ReportPath, &at); err != nil {
 			return nil, fmt.Errorf("store: study %s: %w", study, err)
 		}
-		if unc.Valid {
-			v := unc.Float64
-			si.Uncertainty = &v
-		}
+		si.Uncertainty = nullable(unc)
 		si.ScoredAt = parseTime(at)
 		out = append(out, si)
 	}

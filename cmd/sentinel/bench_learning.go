@@ -316,7 +316,11 @@ func (s *learningSim) admit() error {
 	}
 	results := make([]learn.GateResult, len(un))
 	for i, c := range un {
-		results[i] = learn.Gate(learn.Case{InstanceID: c.id, Score: scores[i].Value, Uncertainty: scores[i].Uncertainty}, stats, s.opt.Gates)
+		lc := learn.Case{InstanceID: c.id, Score: scores[i].Value, Uncertainty: scores[i].Uncertainty}
+		if l, ok := s.comb.HeadLogit(learn.HeadInput(scores[i].Components, c.emb)); ok {
+			lc.HeadLogit = &l
+		}
+		results[i] = learn.Gate(lc, stats, s.opt.Gates)
 	}
 	var admit []learn.GateResult
 	s.streak, admit = learn.Admissions(results, s.streak, s.opt.Gates)

@@ -42,7 +42,7 @@ type Admission struct {
 }
 
 // GateStreaks returns, per case, how many admission cycles in a row it
-// has passed both gates, up to the last cycle.
+// has passed the gates, up to the last cycle.
 func (db *DB) GateStreaks(ctx context.Context) (map[string]int, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, streak FROM gate_streaks`)
 	if err != nil {

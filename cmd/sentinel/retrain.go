@@ -73,7 +73,7 @@ func runAdmit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "admission cycle %d: %d unlabelled cases checked, %d passed both gates, %d admitted\n",
+	fmt.Fprintf(stdout, "admission cycle %d: %d unlabelled cases checked, %d passed the gates, %d admitted\n",
 		res.Cycle, res.Checked, res.Passed, len(res.Admitted))
 	for _, a := range res.Admitted {
 		fmt.Fprintf(stdout, "admitted %s: %s\n", a.InstanceID, a.Reason())

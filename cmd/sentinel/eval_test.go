@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -102,15 +101,7 @@ func TestEvalPhantoms(t *testing.T) {
 	if _, errOut, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data, "--labels", labels, "--split", "dev", "--json", "--cases", casesCSV); code != exitOK {
 		t.Fatalf("eval --cases exited %d: %s", code, errOut)
 	}
-	f, err := os.Open(casesCSV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSV(t, casesCSV)
 	if len(recs) != 21 {
 		t.Fatalf("cases file has %d rows, want a header and 20", len(recs))
 	}

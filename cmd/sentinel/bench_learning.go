@@ -129,7 +129,7 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 			return nil, fmt.Errorf("bench learning: no rows in split %q of %s", split, *labelsPath)
 		}
 		out := make([]benchCase, len(files))
-		errs, err := parallel.Each(ctx, len(files), e.cfg.Ingest.Workers, func(i int) error {
+		err := parallel.All(ctx, len(files), e.cfg.Ingest.Workers, func(i int) error {
 			_, img, err := dicomio.Load(filepath.Join(*imagesDir, files[i].File), dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels})
 			if err != nil {
 				return err
@@ -138,9 +138,6 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 			out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal(), patient: files[i].Patient}
 			return nil
 		})
-		if err == nil {
-			err = parallel.First(errs)
-		}
 		return out, err
 	}
 	seedCases, err := load(*seedSplit, true)
@@ -240,19 +237,16 @@ type learningSim struct {
 
 // scoreAll scores cases with the model in use, two at a time.
 func (s *learningSim) scoreAll(cs []benchCase) ([]sentinel.Score, error) {
-	return scoreWith(s.model, cs)
+	return scoreWith(s.ctx, s.model, cs)
 }
 
 // scoreWith scores cases with m, two at a time.
-func scoreWith(m *detector.Model, cs []benchCase) ([]sentinel.Score, error) {
+func scoreWith(ctx context.Context, m *detector.Model, cs []benchCase) ([]sentinel.Score, error) {
 	out := make([]sentinel.Score, len(cs))
-	errs, err := parallel.Each(context.Background(), len(cs), 2, func(i int) (err error) {
+	err := parallel.All(ctx, len(cs), 2, func(i int) (err error) {
 		out[i], err = m.Score(cs[i].img)
 		return err
 	})
-	if err == nil {
-		err = parallel.First(errs)
-	}
 	return out, err
 }
 
@@ -390,7 +384,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	for _, id := range slices.Concat(plan.LabelledNormals, plan.Abnormals, learn.HeldOutSeeds(seedIDs, plan.Normals, m.HeldOut())) {
 		lab = append(lab, byID[id])
 	}
-	labScores, err := scoreWith(m, lab)
+	labScores, err := scoreWith(s.ctx, m, lab)
 	if err != nil {
 		return row, err
 	}
@@ -420,7 +414,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 		v := learn.Promote(cand, cur, s.opt.Promotion)
 		row.Holdout, row.Promoted, row.Verdict = len(plan.Holdout), &v.Promote, v.Reason
 		if !v.Promote {
-			scores, _, err := combinedScores(m, comb, s.eval)
+			scores, _, err := combinedScores(s.ctx, m, comb, s.eval)
 			if err != nil {
 				return row, err
 			}
@@ -431,7 +425,7 @@ func (s *learningSim) trainAndEvaluate() (benchRound, error) {
 	if row.Promoted == nil || *row.Promoted {
 		s.model, s.comb = m, comb
 	}
-	scores, det, err := combinedScores(s.model, s.comb, s.eval)
+	scores, det, err := combinedScores(s.ctx, s.model, s.comb, s.eval)
 	if err != nil {
 		return row, err
 	}
@@ -466,7 +460,7 @@ func (s *learningSim) evaluate(m *detector.Model, comb *learn.Combiner, holdout 
 		abnormal[i] = holdout[id] == learn.Abnormal
 	}
 	cs = append(cs, s.seed...)
-	scores, _, err := combinedScores(m, comb, cs)
+	scores, _, err := combinedScores(s.ctx, m, comb, cs)
 	if err != nil {
 		return learn.Evaluation{}, err
 	}
@@ -475,8 +469,8 @@ func (s *learningSim) evaluate(m *detector.Model, comb *learn.Combiner, holdout 
 
 // combinedScores scores cs with m and comb: each case's combined score
 // and the detector's own.
-func combinedScores(m *detector.Model, comb *learn.Combiner, cs []benchCase) (combined, det []float64, err error) {
-	sc, err := scoreWith(m, cs)
+func combinedScores(ctx context.Context, m *detector.Model, comb *learn.Combiner, cs []benchCase) (combined, det []float64, err error) {
+	sc, err := scoreWith(ctx, m, cs)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -135,7 +135,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // the evaluation: figures over a silently smaller set would mislead.
 func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode agent.Decoder, workers int) error {
 	side := m.InputSize()
-	errs, err := parallel.Each(ctx, len(cases), workers, func(i int) error {
+	err := parallel.All(ctx, len(cases), workers, func(i int) error {
 		c := &cases[i]
 		_, img, err := decode(c.path)
 		if err != nil {
@@ -150,9 +150,6 @@ func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode
 		}
 		return nil
 	})
-	if err == nil {
-		err = parallel.First(errs)
-	}
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}

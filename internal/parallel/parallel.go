@@ -34,6 +34,16 @@ func Each(ctx context.Context, n, workers int, f func(i int) error) ([]error, er
 	return errs, nil
 }
 
+// All runs f as Each does and returns ctx's error, or else the first task
+// error in index order: for work where any failure fails the whole.
+func All(ctx context.Context, n, workers int, f func(i int) error) error {
+	errs, err := Each(ctx, n, workers, f)
+	if err != nil {
+		return err
+	}
+	return First(errs)
+}
+
 // First returns the first non-nil error of errs, in index order.
 func First(errs []error) error {
 	for _, err := range errs {

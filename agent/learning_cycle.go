@@ -72,7 +72,7 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 		}
 		sc := s.Score
 		var emb []float32
-		needImage := withEmbeddings || comb.Head != nil || s.ModelVersion != info.Version
+		needImage := withEmbeddings || comb.UsesHead() || s.ModelVersion != info.Version
 		if needImage {
 			img, err := imgs.get(s.InstanceID)
 			if err != nil {

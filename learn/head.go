@@ -228,10 +228,14 @@ func (c *Combiner) Score(det float64, emb []float32) float64 {
 	return (1-c.Weight)*z + c.Weight*zh
 }
 
+// UsesHead reports whether the combiner has a head and gives it weight:
+// only then does a case's head input matter.
+func (c *Combiner) UsesHead() bool { return c != nil && c.Head != nil && c.Weight != 0 }
+
 // HeadLogit returns the head's logit for a case's head input (HeadInput),
-// and false when the combiner has no head or gives it no weight.
+// and false when the combiner does not use a head (UsesHead).
 func (c *Combiner) HeadLogit(emb []float32) (float64, bool) {
-	if c == nil || c.Head == nil || c.Weight == 0 {
+	if !c.UsesHead() {
 		return 0, false
 	}
 	if c.Input == "" && len(emb) > len(c.Head.Mean) {

@@ -109,6 +109,8 @@ func (o *LearningOptions) image(path string, side int) (string, sentinel.Image, 
 
 // ImportReport says what a labels import did.
 type ImportReport struct {
+	// Rows counts the file's rows; Added and Unchanged count labels, which
+	// a row naming a study gives each of its instances.
 	Rows, Added, Unchanged int
 	// Undone lists the admissions a label contradicted.
 	Undone []string
@@ -116,10 +118,13 @@ type ImportReport struct {
 	Errors []learn.RowError
 }
 
-// ImportLabels matches each row's key to an instance and stores its label.
-// Re-importing the same rows changes nothing. Rows whose key is unknown or
-// ambiguous are reported by line and the others still import. After the
-// import, any admission the resolved labels now contradict is undone.
+// ImportLabels matches each row's key to an instance and stores its label;
+// a row that names a study (learn.LabelRow.StudyLevel) labels every
+// instance of the study the workspace holds. Re-importing the same rows
+// changes nothing (and labels a study's late instances). Rows whose key is
+// unknown, or names one image but matches several, are reported by line and
+// the others still import. After the import, any admission the resolved
+// labels now contradict is undone.
 func ImportLabels(ctx context.Context, db *store.DB, rows []learn.LabelRow, bad []learn.RowError, source string) (ImportReport, error) {
 	rep := ImportReport{Rows: len(rows) + len(bad), Errors: bad}
 	for _, r := range rows {
@@ -127,24 +132,26 @@ func ImportLabels(ctx context.Context, db *store.DB, rows []learn.LabelRow, bad 
 		if err != nil {
 			return rep, err
 		}
-		switch len(ids) {
-		case 0:
+		switch {
+		case len(ids) == 0:
 			rep.Errors = append(rep.Errors, learn.RowError{Line: r.Line, Err: fmt.Errorf("%w: no instance with %s %q", learn.ErrUnknownKey, r.Key, r.KeyValue)})
 			continue
-		case 1:
-		default:
+		case len(ids) > 1 && !r.StudyLevel():
 			rep.Errors = append(rep.Errors, learn.RowError{Line: r.Line, Err: fmt.Errorf("%w: %s %q matches %d instances", learn.ErrAmbiguous, r.Key, r.KeyValue, len(ids))})
 			continue
 		}
-		added, err := db.AddLabel(ctx, sentinel.Label{InstanceID: ids[0], Value: r.Value, Finding: r.Finding,
-			Reader: r.Reader, Time: r.Time, Source: source})
-		if err != nil {
-			return rep, err
-		}
-		if added {
-			rep.Added++
-		} else {
-			rep.Unchanged++
+		// A study's reading labels each of its images.
+		for _, id := range ids {
+			added, err := db.AddLabel(ctx, sentinel.Label{InstanceID: id, Value: r.Value, Finding: r.Finding,
+				Reader: r.Reader, Time: r.Time, Source: source})
+			if err != nil {
+				return rep, err
+			}
+			if added {
+				rep.Added++
+			} else {
+				rep.Unchanged++
+			}
 		}
 	}
 	sortRowErrors(rep.Errors)

@@ -416,6 +416,71 @@ func TestImportLabelsIdempotentAndReportsBadRows(t *testing.T) {
 	}
 }
 
+// A row naming a study (by accession number or Study Instance UID) labels
+// every image of it, once: a re-import changes nothing, and labels an image
+// of the study that arrived since. A study the workspace does not hold is
+// an unknown key, by line.
+func TestImportLabelsByStudy(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 0, 0)
+	film := func(id, study, accession string) {
+		t.Helper()
+		err := f.db.RecordResult(ctx, store.Result{Instance: sentinel.Instance{ID: id, SOPInstanceUID: "2.25." + id,
+			StudyInstanceUID: study, AccessionNumber: accession, Format: sentinel.FormatDICOM, SourcePath: "/in/" + id + ".dcm", SHA256: id},
+			ModelVersion: "m0", File: store.File{Path: "/in/" + id + ".dcm", Size: 1, ModTimeNS: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	film("pa1", "1.2.1", "ACC1")
+	film("lat1", "1.2.1", "ACC1")
+	film("pa2", "1.2.2", "ACC2")
+	film("pa3", "1.2.3", "")
+	in := strings.Join([]string{
+		"accession_number,study_instance_uid,label,reader,time",
+		"ACC1,,abnormal: pneumonia,dr-a,2026-01-02", // 2: pa1 and lat1
+		",1.2.3,normal,dr-a,2026-01-02",             // 3: pa3
+		"ACC9,,normal,dr-a,2026-01-02",              // 4: unknown
+	}, "\n")
+	imp := func() ImportReport {
+		t.Helper()
+		rows, bad, err := learn.ParseLabels(strings.NewReader(in), "csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := ImportLabels(ctx, f.db, rows, bad, "ris.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := imp()
+	if rep.Rows != 3 || rep.Added != 3 || len(rep.Errors) != 1 || rep.Errors[0].Line != 4 || !errors.Is(rep.Errors[0], learn.ErrUnknownKey) {
+		t.Fatalf("import = %+v", rep)
+	}
+	labels, err := f.db.AllLabels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for id, ls := range labels {
+		for _, l := range ls {
+			got[id] += l.Value + "/" + l.Finding
+		}
+	}
+	want := map[string]string{"pa1": "abnormal/pneumonia", "lat1": "abnormal/pneumonia", "pa3": "normal/"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("labels %v, want %v", got, want)
+	}
+	if rep := imp(); rep.Added != 0 || rep.Unchanged != 3 {
+		t.Fatalf("re-import = %+v", rep)
+	}
+	film("lat3", "1.2.3", "")
+	if rep := imp(); rep.Added != 1 || rep.Unchanged != 3 {
+		t.Fatalf("re-import after a late film = %+v", rep)
+	}
+}
+
 func TestPromotionRefusesWorseThenRollback(t *testing.T) {
 	ctx := context.Background()
 	f := newLearnFixture(t, 30, 30)

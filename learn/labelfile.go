@@ -18,7 +18,8 @@ type LabelRow struct {
 	// object starts on).
 	Line int
 	// Key names the column identifying the case (sop_instance_uid,
-	// instance_id or file) and KeyValue its value.
+	// instance_id or file) or the study (accession_number or
+	// study_instance_uid, see StudyLevel), and KeyValue its value.
 	Key, KeyValue string
 	Value         string
 	Finding       string
@@ -37,7 +38,7 @@ func (e RowError) Unwrap() error { return e.Err }
 
 // Errors a labels row can have.
 var (
-	ErrNoKey      = errors.New("no key: give sop_instance_uid, instance_id or file")
+	ErrNoKey      = errors.New("no key: give sop_instance_uid, instance_id, file, accession_number or study_instance_uid")
 	ErrBadLabel   = errors.New("bad label: want normal or abnormal")
 	ErrBadTime    = errors.New("bad time: want RFC 3339 (2026-01-02T15:04:05Z) or a date (2026-01-02)")
 	ErrNoReader   = errors.New("no reader")
@@ -46,12 +47,21 @@ var (
 	ErrAmbiguous  = errors.New("key matches several cases")
 )
 
-// Key columns, in the order they are preferred when a row has several.
-var keyColumns = []string{"sop_instance_uid", "instance_id", "file"}
+// Key columns, in the order they are preferred when a row has several: an
+// image's own key before its study's.
+var keyColumns = []string{"sop_instance_uid", "instance_id", "file", "accession_number", "study_instance_uid"}
+
+// StudyLevel reports whether the row names a study (by accession number or
+// Study Instance UID) rather than one image: its label is a reading of the
+// whole study and applies to every image of it.
+func (r LabelRow) StudyLevel() bool {
+	return r.Key == "accession_number" || r.Key == "study_instance_uid"
+}
 
 // ParseLabels reads a labels file in CSV (with a header) or JSON (an array
 // of objects, or one object per line) with the columns sop_instance_uid,
-// instance_id or file (the key; the first non-empty one counts), label
+// instance_id, file, accession_number or study_instance_uid (the key; the
+// first non-empty one in that order counts), label
 // ("normal" or "abnormal"; "abnormal: finding" or "abnormal/finding" also
 // sets the finding), finding (optional), reader and time. A row that is
 // malformed is returned as a RowError with its line and the rest are still

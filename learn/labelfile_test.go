@@ -96,3 +96,38 @@ func TestParseLabelsJSON(t *testing.T) {
 		t.Fatalf("jsonl: rows %d, bad %v, err %v", len(rows), bad, err)
 	}
 }
+
+// A row may name a study by accession number or Study Instance UID; an
+// image's own key, when the row has one too, comes first.
+func TestParseLabelsStudyKeys(t *testing.T) {
+	in := strings.Join([]string{
+		"file,accession_number,study_instance_uid,label,reader,time",
+		",ACC1,,abnormal: pneumonia,dr-a,2026-01-02",  // 2 by accession
+		",,1.2.840.9,normal,dr-a,2026-01-02",          // 3 by study
+		"a.png,ACC1,1.2.840.9,normal,dr-a,2026-01-02", // 4 the image's key wins
+		",ACC2,1.2.840.8,normal,dr-a,2026-01-02",      // 5 accession before study
+	}, "\n") + "\n"
+	rows, bad, err := ParseLabels(strings.NewReader(in), "csv")
+	if err != nil || len(bad) != 0 {
+		t.Fatal(err, bad)
+	}
+	want := []struct {
+		key, value string
+		study      bool
+	}{{"accession_number", "ACC1", true}, {"study_instance_uid", "1.2.840.9", true}, {"file", "a.png", false}, {"accession_number", "ACC2", true}}
+	if len(rows) != len(want) {
+		t.Fatalf("rows = %+v", rows)
+	}
+	for i, w := range want {
+		if r := rows[i]; r.Key != w.key || r.KeyValue != w.value || r.StudyLevel() != w.study {
+			t.Errorf("row %d = %s %q study %v, want %s %q study %v", r.Line, r.Key, r.KeyValue, r.StudyLevel(), w.key, w.value, w.study)
+		}
+	}
+	if rows[0].Finding != "pneumonia" {
+		t.Errorf("finding = %q", rows[0].Finding)
+	}
+	// A header with only a study key is a labels file.
+	if _, _, err := ParseLabels(strings.NewReader("accession_number,label,reader,time\n"), "csv"); err != nil {
+		t.Errorf("accession-only header: %v", err)
+	}
+}

@@ -153,17 +153,20 @@ func (db *DB) LabelCount(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Instance keys a label file may use.
+// Instance and study keys a label file may use.
 const (
-	KeySOPInstanceUID = "sop_instance_uid"
-	KeyInstanceID     = "instance_id"
-	KeyFile           = "file"
+	KeySOPInstanceUID   = "sop_instance_uid"
+	KeyInstanceID       = "instance_id"
+	KeyFile             = "file"
+	KeyAccessionNumber  = "accession_number"
+	KeyStudyInstanceUID = "study_instance_uid"
 )
 
 // FindInstances returns the ids of the instances a label key names: by SOP
 // Instance UID, by instance id, or by file (the source path, or its last
-// element when value has no folder). Several ids mean the key is
-// ambiguous.
+// element when value has no folder), where several ids mean the key is
+// ambiguous; or every instance of a study, by accession number or Study
+// Instance UID.
 func (db *DB) FindInstances(ctx context.Context, key, value string) ([]string, error) {
 	var q string
 	args := []any{value}
@@ -180,6 +183,10 @@ func (db *DB) FindInstances(ctx context.Context, key, value string) ([]string, e
 			UNION ALL SELECT instance_id, path FROM files WHERE instance_id IS NOT NULL)
 			WHERE path = ? OR path LIKE ? ESCAPE '\' ORDER BY instance_id`
 		args = append(args, "%/"+escapeLike(value))
+	case KeyAccessionNumber:
+		q = `SELECT instance_id FROM instances WHERE accession_number = ? ORDER BY instance_id`
+	case KeyStudyInstanceUID:
+		q = `SELECT instance_id FROM instances WHERE study_instance_uid = ? ORDER BY instance_id`
 	default:
 		return nil, fmt.Errorf("store: unknown instance key %q", key)
 	}

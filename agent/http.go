@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +24,8 @@ import (
 //	GET  /metrics             Prometheus metrics
 //	GET  /api/studies         studies, most recent first (?limit=N, default 100)
 //	GET  /api/reports/{uid}   an instance's report, by SOP Instance UID or instance id
+//	GET  /api/queries         the open worklist: the cases radiologists are asked about
+//	POST /api/labels          import radiologists' labels, a labels file as the body (needs the token)
 //	POST /api/rescan          walk the drop folders now (needs the token)
 //
 // Endpoints that change state require "Authorization: Bearer <token>" and
@@ -38,6 +39,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/studies", a.apiStudies)
 	mux.HandleFunc("GET /api/reports/{uid}", a.apiReport)
+	mux.HandleFunc("GET /api/queries", a.apiQueries)
+	mux.HandleFunc("POST /api/labels", a.requireToken(a.apiLabels))
 	mux.HandleFunc("POST /api/rescan", a.requireToken(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case a.rescanC <- struct{}{}:
@@ -85,8 +88,7 @@ func (a *Agent) apiStudies(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "database error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"studies": studies})
+	writeJSON(w, http.StatusOK, map[string]any{"studies": studies})
 }
 
 func (a *Agent) apiReport(w http.ResponseWriter, r *http.Request) {

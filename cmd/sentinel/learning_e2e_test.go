@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sentinel-pacs/sentinel/agent"
 )
 
 // The learning loop as an integrator runs it, command by command with the
@@ -37,7 +39,7 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 	worklist := filepath.Join(t.TempDir(), "worklist.csv")
 	run(0, "queries", "export", "--workspace", ws, "--n", "6", "--out", worklist)
 	rows := readCSV(t, worklist)
-	if !slices.Equal(rows[0], worklistColumns) || len(rows) != 7 {
+	if !slices.Equal(rows[0], agent.WorklistColumns) || len(rows) != 7 {
 		t.Fatalf("worklist: %d rows, header %v", len(rows), rows[0])
 	}
 	for _, r := range rows[1:] {

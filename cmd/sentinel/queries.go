@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/learn"
-	"github.com/sentinel-pacs/sentinel/store"
 )
 
 func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,9 +71,9 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		w = file
 	}
 	if f == "json" {
-		err = writeWorklistJSON(w, rows)
+		err = agent.WriteWorklistJSON(w, agent.Worklist(rows))
 	} else {
-		err = writeWorklistCSV(w, rows)
+		err = agent.WriteWorklistCSV(w, agent.Worklist(rows))
 	}
 	if err != nil {
 		return err
@@ -87,56 +82,4 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "%d open queries written to %s\n", len(rows), *out)
 	}
 	return nil
-}
-
-// worklistColumns are the worklist's columns, in order.
-var worklistColumns = []string{"query_id", "instance_id", "file", "sop_instance_uid", "study_instance_uid",
-	"accession_number", "score", "uncertainty", "model_version", "heatmap", "strategy", "reason", "asked_at"}
-
-type worklistItem struct {
-	QueryID          int64    `json:"query_id"`
-	InstanceID       string   `json:"instance_id"`
-	File             string   `json:"file"`
-	SOPInstanceUID   string   `json:"sop_instance_uid"`
-	StudyInstanceUID string   `json:"study_instance_uid"`
-	AccessionNumber  string   `json:"accession_number"`
-	Score            float64  `json:"score"`
-	Uncertainty      *float64 `json:"uncertainty"`
-	ModelVersion     string   `json:"model_version"`
-	Heatmap          string   `json:"heatmap"`
-	Strategy         string   `json:"strategy"`
-	Reason           string   `json:"reason"`
-	AskedAt          string   `json:"asked_at"`
-}
-
-func item(r store.WorklistRow) worklistItem {
-	return worklistItem{r.QueryID, r.InstanceID, r.SourcePath, r.SOPInstanceUID, r.StudyInstanceUID, r.AccessionNumber,
-		r.Score, r.Uncertainty, r.ModelVersion, r.HeatmapPath, r.Strategy, r.Reason, r.CreatedAt.UTC().Format(time.RFC3339)}
-}
-
-func writeWorklistCSV(w io.Writer, rows []store.WorklistRow) error {
-	cw := csv.NewWriter(w)
-	cw.Write(worklistColumns)
-	for _, r := range rows {
-		it := item(r)
-		u := ""
-		if it.Uncertainty != nil {
-			u = strconv.FormatFloat(*it.Uncertainty, 'g', 6, 64)
-		}
-		cw.Write([]string{strconv.FormatInt(it.QueryID, 10), it.InstanceID, it.File, it.SOPInstanceUID, it.StudyInstanceUID,
-			it.AccessionNumber, strconv.FormatFloat(it.Score, 'g', 6, 64), u, it.ModelVersion, it.Heatmap, it.Strategy,
-			it.Reason, it.AskedAt})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-func writeWorklistJSON(w io.Writer, rows []store.WorklistRow) error {
-	items := make([]worklistItem, len(rows))
-	for i, r := range rows {
-		items[i] = item(r)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(items)
 }

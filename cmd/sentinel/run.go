@@ -30,7 +30,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "watching %v with model %s; reports go to %s (Ctrl-C to stop)\n",
 		e.paths.Inbox, m.Info().Version, e.paths.Reports)
 	if e.cfg.HTTP.Addr != "" {
-		fmt.Fprintf(stdout, "health, metrics and API on http://%s/ (/healthz, /readyz, /metrics, /api/studies)\n", e.cfg.HTTP.Addr)
+		fmt.Fprintf(stdout, "health, metrics and API on http://%s/ (/healthz, /readyz, /metrics, /api/studies, /api/queries)\n", e.cfg.HTTP.Addr)
 	}
 	cfg := e.agentConfig(false, nil)
 	var a *agent.Agent

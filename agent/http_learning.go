@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+
+	"github.com/sentinel-pacs/sentinel/learn"
+)
+
+// maxLabelsBody bounds a labels upload: a year of a busy department's
+// readings is a few megabytes of CSV.
+const maxLabelsBody = 16 << 20
+
+func (a *Agent) apiQueries(w http.ResponseWriter, r *http.Request) {
+	rows, err := a.db.Worklist(r.Context())
+	if err != nil {
+		a.log.Warn("api queries", slog.Any("error", err))
+		http.Error(w, "database error", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queries": Worklist(rows)})
+}
+
+// LabelsResponse is what POST /api/labels answers: what the import did and
+// each rejected row by line.
+type LabelsResponse struct {
+	Rows      int          `json:"rows"`
+	Added     int          `json:"added"`
+	Unchanged int          `json:"unchanged"`
+	Rejected  int          `json:"rejected"`
+	Undone    []string     `json:"undone"`
+	Errors    []LabelError `json:"errors"`
+}
+
+// LabelError is one rejected row of a labels upload.
+type LabelError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// apiLabels imports the labels file in the body, CSV (Content-Type
+// text/csv) or JSON (application/json or application/x-ndjson); without a
+// type, a body starting with [ or { is JSON. The good rows are imported
+// even when others are rejected: 200 when none was, 422 with the rejected
+// rows by line otherwise; 400 when the body is not a labels file at all.
+func (a *Agent) apiLabels(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLabelsBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		http.Error(w, "labels body larger than 16 MiB: split it", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err != nil {
+		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	format, ok := labelsFormat(r.Header.Get("Content-Type"), body)
+	if !ok {
+		http.Error(w, "Content-Type must be text/csv, application/json or application/x-ndjson", http.StatusUnsupportedMediaType)
+		return
+	}
+	rows, bad, err := learn.ParseLabels(bytes.NewReader(body), format)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rep, err := ImportLabels(r.Context(), a.db, rows, bad, "api")
+	if err != nil {
+		a.log.Warn("api labels", slog.Any("error", err))
+		http.Error(w, "database error", http.StatusInternalServerError)
+		return
+	}
+	resp := LabelsResponse{Rows: rep.Rows, Added: rep.Added, Unchanged: rep.Unchanged, Rejected: len(rep.Errors),
+		Undone: rep.Undone, Errors: []LabelError{}}
+	if resp.Undone == nil {
+		resp.Undone = []string{}
+	}
+	for _, e := range rep.Errors {
+		resp.Errors = append(resp.Errors, LabelError{e.Line, e.Err.Error()})
+	}
+	a.log.Info("labels imported over the API", slog.Int("rows", resp.Rows), slog.Int("added", resp.Added),
+		slog.Int("rejected", resp.Rejected), slog.Int("admissions_undone", len(resp.Undone)))
+	code := http.StatusOK
+	if resp.Rejected > 0 {
+		code = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, code, resp)
+}
+
+func labelsFormat(contentType string, body []byte) (string, bool) {
+	if contentType == "" {
+		if t := bytes.TrimSpace(body); len(t) > 0 && (t[0] == '[' || t[0] == '{') {
+			return "json", true
+		}
+		return "csv", true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "", false
+	}
+	switch mt {
+	case "text/csv":
+		return "csv", true
+	case "application/json", "application/x-ndjson":
+		return "json", true
+	}
+	return "", false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

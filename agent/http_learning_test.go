@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/internal/phantom"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// The learning loop over a real loopback server: a viewer reads the open
+// worklist and posts the radiologists' labels back in a batch; good rows
+// import even when others are rejected (by line), a re-post adds nothing,
+// an answered case leaves the worklist, and posting needs the token.
+func TestHTTPWorklistAndLabels(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(uint64(21), 0))
+	a := e.agent()
+	a.cfg.Token = "s3cret"
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+
+	writeDICOM(t, rng, filepath.Join(e.inbox, "a.dcm"), phantom.Meta{SOPInstanceUID: "1.2.9.1", AccessionNumber: "ACC1"})
+	writeDICOM(t, rng, filepath.Join(e.inbox, "b.dcm"), phantom.Meta{SOPInstanceUID: "1.2.9.2", AccessionNumber: "ACC2"})
+	if _, _, err := a.IngestDir(ctx, e.inbox); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := e.db.FindInstances(ctx, store.KeySOPInstanceUID, "1.2.9.1")
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("instance = %v, %v", ids, err)
+	}
+	if _, err := e.db.AddQuery(ctx, sentinel.Query{InstanceID: ids[0], Strategy: "boundary", Reason: "near the threshold"}); err != nil {
+		t.Fatal(err)
+	}
+
+	worklist := func() []WorklistItem {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/api/queries")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct{ Queries []WorklistItem }
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("queries = %d, %v", resp.StatusCode, err)
+		}
+		return got.Queries
+	}
+	if q := worklist(); len(q) != 1 || q[0].SOPInstanceUID != "1.2.9.1" || q[0].AccessionNumber != "ACC1" ||
+		q[0].Reason != "near the threshold" || !strings.HasSuffix(q[0].File, "a.dcm") {
+		t.Fatalf("worklist = %+v", q)
+	}
+
+	post := func(token, contentType, body string) (int, LabelsResponse, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+"/api/labels", strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var lr LabelsResponse
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			if err := json.Unmarshal(b, &lr); err != nil {
+				t.Fatalf("response %q: %v", b, err)
+			}
+		}
+		return resp.StatusCode, lr, string(b)
+	}
+	csvBody := "sop_instance_uid,accession_number,label,reader,time\n" +
+		",ACC1,normal,dr-a,2026-01-02\n" + // 2: by the study's accession number
+		"9.9.9,,normal,dr-a,2026-01-02\n" + // 3: unknown
+		"1.2.9.2,,maybe,dr-a,2026-01-02\n" // 4: bad label
+	if code, _, _ := post("", "text/csv", csvBody); code != 401 {
+		t.Fatalf("labels without the token = %d", code)
+	}
+	if n, _ := e.db.LabelCount(ctx); n != 0 {
+		t.Fatalf("%d labels stored by an unauthorised post", n)
+	}
+	code, lr, body := post("s3cret", "text/csv; charset=utf-8", csvBody)
+	if code != 422 || lr.Rows != 3 || lr.Added != 1 || lr.Rejected != 2 || len(lr.Errors) != 2 ||
+		lr.Errors[0].Line != 3 || !strings.Contains(lr.Errors[0].Error, "unknown case") || lr.Errors[1].Line != 4 {
+		t.Fatalf("post = %d %s", code, body)
+	}
+	if q := worklist(); len(q) != 0 {
+		t.Fatalf("answered case still on the worklist: %+v", q)
+	}
+	// The same good row again, as JSON without a type: nothing new.
+	code, lr, body = post("s3cret", "", `[{"accession_number": "ACC1", "label": "normal", "reader": "dr-a", "time": "2026-01-02"}]`)
+	if code != 200 || lr.Added != 0 || lr.Unchanged != 1 || lr.Rejected != 0 {
+		t.Fatalf("re-post = %d %s", code, body)
+	}
+	if code, _, body := post("s3cret", "application/xml", "<labels/>"); code != 415 {
+		t.Fatalf("xml = %d %s", code, body)
+	}
+	if code, _, body := post("s3cret", "text/csv", "who,what\nx,y\n"); code != 400 || !strings.Contains(body, "header") {
+		t.Fatalf("not a labels file = %d %s", code, body)
+	}
+	if code, _, _ := post("s3cret", "text/csv", strings.Repeat("x", maxLabelsBody+1)); code != 413 {
+		t.Fatalf("oversized body = %d", code)
+	}
+	if n, _ := e.db.LabelCount(ctx); n != 1 {
+		t.Fatalf("%d labels stored, want 1", n)
+	}
+}

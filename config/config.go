@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -188,8 +189,10 @@ type Learning struct {
 	AdmitConsecutive  int     `toml:"admit_consecutive"`
 	AdmitMaxPerCycle  int     `toml:"admit_max_per_cycle"`
 	// AdmitHeadGate adds a third admission gate once labels have fitted a
-	// supervised head the model trusts: the head must call the case normal.
-	AdmitHeadGate bool `toml:"admit_head_gate"`
+	// supervised head the model trusts: the head must call the case normal,
+	// its logit at most AdmitHeadMaxLogit.
+	AdmitHeadGate     bool    `toml:"admit_head_gate"`
+	AdmitHeadMaxLogit float64 `toml:"admit_head_max_logit"`
 	// HeadMinPerClass labelled normals and abnormals are needed before the
 	// supervised head is fitted; HeadWeightFolds-fold cross-validation on
 	// the training labels chooses its weight in the combined score when
@@ -440,6 +443,8 @@ func (c Config) Validate() error {
 		return bad("learning.promotion_significance", "must be in [0, 1), got %g", l.PromotionSignificance)
 	case l.AdmitConsecutive < 1:
 		return bad("learning.admit_consecutive", "must be at least 1, got %d", l.AdmitConsecutive)
+	case math.IsNaN(l.AdmitHeadMaxLogit) || math.IsInf(l.AdmitHeadMaxLogit, 0):
+		return bad("learning.admit_head_max_logit", "must be a finite number, got %v", l.AdmitHeadMaxLogit)
 	case l.AdmitMaxPerCycle < 0:
 		return bad("learning.admit_max_per_cycle", "must not be negative, got %d", l.AdmitMaxPerCycle)
 	case l.HeadMinPerClass < 1:

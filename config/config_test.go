@@ -55,6 +55,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"bad fpr", "[detector]\ntarget_fpr = 1.5\n", "detector.target_fpr"},
 		{"shift too large", "[detector]\ninput_size = 32\nnearest_shift = 8\n", "detector.nearest_shift"},
 		{"negative shift", "[detector]\nnearest_shift = -1\n", "detector.nearest_shift"},
+		{"head bound not finite", "[learning]\nadmit_head_max_logit = nan\n", "learning.admit_head_max_logit"},
 		{"bad log format", "[log]\nformat = \"xml\"\n", "log.format"},
 		{"wrong type", "[ingest]\nworkers = \"two\"\n", "workers"},
 	}

@@ -22,9 +22,11 @@ type GateConfig struct {
 	MaxPerCycle int
 	// HeadGate adds a third gate once radiologists' labels have fitted a
 	// supervised head the model in use trusts: the head must call the case
-	// normal (Case.HeadLogit ≤ 0). Without such a head only the two gates
-	// of the method apply.
-	HeadGate bool
+	// normal, its logit (Case.HeadLogit) at most MaxHeadLogit (0: the
+	// head's own boundary; below 0 admits fewer cases, each more surely
+	// normal). Without such a head only the two gates of the method apply.
+	HeadGate     bool
+	MaxHeadLogit float64
 }
 
 // SeedStats are the mean and sample standard deviation of the seed
@@ -101,7 +103,7 @@ func Gate(c Case, s SeedStats, cfg GateConfig) GateResult {
 	if cfg.HeadGate && c.HeadLogit != nil && !math.IsNaN(*c.HeadLogit) {
 		l := *c.HeadLogit
 		r.HeadLogit = &l
-		r.Pass = r.Pass && l <= 0
+		r.Pass = r.Pass && l <= cfg.MaxHeadLogit
 	}
 	return r
 }

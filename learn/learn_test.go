@@ -234,7 +234,19 @@ func TestHeadGate(t *testing.T) {
 	if !strings.Contains(r.Reason(), "head logit 0.4") {
 		t.Errorf("reason %q does not give the head's logit", r.Reason())
 	}
+	// A stricter bound keeps out what the head only just calls normal; a
+	// looser one lets in what it only just calls abnormal.
+	strict, loose := cfg, cfg
+	strict.MaxHeadLogit, loose.MaxHeadLogit = -1, 0.5
+	if r := Gate(c, stats, loose); !r.Pass {
+		t.Fatalf("logit 0.4 under bound 0.5: %+v", r)
+	}
+	c.HeadLogit = u(-0.3)
+	if r := Gate(c, stats, strict); r.Pass {
+		t.Fatalf("logit -0.3 over bound -1 passed: %+v", r)
+	}
 	// The gate is off: the logit neither blocks nor is recorded.
+	c.HeadLogit = u(0.4)
 	cfg.HeadGate = false
 	if r := Gate(c, stats, cfg); !r.Pass || r.HeadLogit != nil {
 		t.Fatalf("head gate off: %+v", r)

@@ -26,7 +26,7 @@ func (e *env) learningOptions() agent.LearningOptions {
 			MinPerClass: l.HeadMinPerClass, Shrinkage: l.HeadShrinkage, WeightFolds: l.HeadWeightFolds, MaxFPR: l.HeadMaxFPR},
 		Promotion: learn.PromotionConfig{Tolerance: l.PromotionTolerance, HoldoutMinPerClass: l.HoldoutMinPerClass, Significance: l.PromotionSignificance},
 		Gates: learn.GateConfig{MaxDistanceZ: l.AdmitDistanceZ, MaxUncertaintyZ: l.AdmitUncertaintyZ,
-			Consecutive: l.AdmitConsecutive, MaxPerCycle: l.AdmitMaxPerCycle, HeadGate: l.AdmitHeadGate},
+			Consecutive: l.AdmitConsecutive, MaxPerCycle: l.AdmitMaxPerCycle, HeadGate: l.AdmitHeadGate, MaxHeadLogit: l.AdmitHeadMaxLogit},
 		TargetFPR: tc.TargetFPR,
 		Logger:    e.log,
 	}

@@ -76,6 +76,10 @@ type Config struct {
 	// retraining); it may call SetModel.
 	Maintenance      func(context.Context) error
 	MaintenanceEvery time.Duration
+	// ChooseQueries, when set, serves POST /api/queries: it chooses up to n
+	// new cases to ask radiologists about (n = 0: the configured budget)
+	// and returns the open worklist (see NewQueries).
+	ChooseQueries func(ctx context.Context, n int) ([]store.WorklistRow, error)
 }
 
 // Outcome is what became of one file.
@@ -111,6 +115,10 @@ type Agent struct {
 
 	claimMu sync.Mutex
 	claims  map[string]chan struct{}
+
+	// chooseMu lets one POST /api/queries choose a round at a time, so two
+	// at once do not ask for twice the budget.
+	chooseMu sync.Mutex
 
 	ready  atomic.Bool
 	paused atomic.Bool

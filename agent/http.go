@@ -25,6 +25,7 @@ import (
 //	GET  /api/studies         studies, most recent first (?limit=N, default 100)
 //	GET  /api/reports/{uid}   an instance's report, by SOP Instance UID or instance id
 //	GET  /api/queries         the open worklist: the cases radiologists are asked about
+//	POST /api/queries         choose a new round of cases to ask about (?n=N; needs the token)
 //	POST /api/labels          import radiologists' labels, a labels file as the body (needs the token)
 //	POST /api/rescan          walk the drop folders now (needs the token)
 //
@@ -40,6 +41,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/studies", a.apiStudies)
 	mux.HandleFunc("GET /api/reports/{uid}", a.apiReport)
 	mux.HandleFunc("GET /api/queries", a.apiQueries)
+	mux.HandleFunc("POST /api/queries", a.requireToken(a.apiChooseQueries))
 	mux.HandleFunc("POST /api/labels", a.requireToken(a.apiLabels))
 	mux.HandleFunc("POST /api/rescan", a.requireToken(func(w http.ResponseWriter, r *http.Request) {
 		select {

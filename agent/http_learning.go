@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 
+	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/learn"
 )
 
@@ -21,6 +23,37 @@ func (a *Agent) apiQueries(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.log.Warn("api queries", slog.Any("error", err))
 		http.Error(w, "database error", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queries": Worklist(rows)})
+}
+
+// apiChooseQueries chooses a new round of queries (?n=N, default the
+// configured budget) and answers with the open worklist, as GET does.
+func (a *Agent) apiChooseQueries(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.ChooseQueries == nil {
+		http.Error(w, "choosing queries is not configured on this agent", http.StatusNotImplemented)
+		return
+	}
+	n := 0
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			http.Error(w, "n must be between 1 and 1000", http.StatusBadRequest)
+			return
+		}
+	}
+	a.chooseMu.Lock()
+	rows, err := a.cfg.ChooseQueries(r.Context(), n)
+	a.chooseMu.Unlock()
+	switch {
+	case errors.Is(err, sentinel.ErrNoModel):
+		http.Error(w, "no model yet: train one first", http.StatusConflict)
+		return
+	case err != nil:
+		a.log.Warn("api choose queries", slog.Any("error", err))
+		http.Error(w, "choosing queries failed: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"queries": Worklist(rows)})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,5 +118,35 @@ func TestHTTPWorklistAndLabels(t *testing.T) {
 	}
 	if n, _ := e.db.LabelCount(ctx); n != 1 {
 		t.Fatalf("%d labels stored, want 1", n)
+	}
+
+	// Choosing a round needs the learning loop's options, which this agent
+	// was not given; with them, n is checked first.
+	choose := func(query string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+"/api/queries"+query, nil)
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := choose("?n=2"); code != 501 {
+		t.Fatalf("choose without the learning options = %d, want 501", code)
+	}
+	var asked []int
+	a.cfg.ChooseQueries = func(_ context.Context, n int) ([]store.WorklistRow, error) {
+		asked = append(asked, n)
+		return e.db.Worklist(ctx)
+	}
+	for _, q := range []string{"?n=0", "?n=x", "?n=1001"} {
+		if code := choose(q); code != 400 {
+			t.Errorf("choose %s = %d, want 400", q, code)
+		}
+	}
+	if code := choose(""); code != 200 || !slices.Equal(asked, []int{0}) {
+		t.Fatalf("choose with the default budget = %d, asked %v", code, asked)
 	}
 }

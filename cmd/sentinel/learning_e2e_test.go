@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/internal/phantom"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 // The learning loop as an integrator runs it, command by command with the
@@ -121,4 +127,107 @@ func readCSV(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// The learning loop over the running agent's HTTP API, as a viewer plugin
+// drives it: files arrive in the inbox, a round of queries is chosen, the
+// worklist is read, and the radiologists' answers are posted back by
+// accession number.
+func TestLearningOverHTTP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(uint64(12), 0))
+	ws := trainWorkspace(t, rng)
+	port := freePort(t)
+	cfg := filepath.Join(t.TempDir(), "agent.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"500ms\"\npoll_interval = \"50ms\"\n"+
+		"[http]\naddr = \"127.0.0.1:%d\"\ntoken = \"s3cret\"\n", ws, port)), 0o644)
+	inbox := filepath.Join(ws, "inbox")
+	src := t.TempDir()
+	kind := map[string]phantom.Kind{}
+	for i := range 6 {
+		k := []phantom.Kind{phantom.Normal, phantom.Nodule}[i%2]
+		acc := fmt.Sprintf("ACC%d", i)
+		kind[acc] = k
+		p := filepath.Join(src, acc+".dcm")
+		if err := writePhantom(rng, p, 128, k, phantom.Meta{AccessionNumber: acc}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := startAgent(t, "--config", cfg)
+	defer stop()
+	for acc := range kind {
+		if err := copyPath(filepath.Join(src, acc+".dcm"), filepath.Join(inbox, acc+".dcm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := store.NewDB(filepath.Join(ws, "state.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		c, err := db.Counts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Reports == len(kind) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d files reported after 60 s", c.Reports, len(kind))
+		}
+	}
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	do := func(method, path, token, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	worklist := func(b []byte) []agent.WorklistItem {
+		t.Helper()
+		var w struct{ Queries []agent.WorklistItem }
+		if err := json.Unmarshal(b, &w); err != nil {
+			t.Fatalf("worklist %s: %v", b, err)
+		}
+		return w.Queries
+	}
+	if code, _ := do("POST", "/api/queries?n=3", "", ""); code != 401 {
+		t.Fatalf("choosing queries without the token = %d", code)
+	}
+	code, b := do("POST", "/api/queries?n=3", "s3cret", "")
+	chosen := worklist(b)
+	if code != 200 || len(chosen) != 3 {
+		t.Fatalf("choose queries = %d %s", code, b)
+	}
+	code, b = do("GET", "/api/queries", "", "")
+	if open := worklist(b); code != 200 || len(open) != 3 || open[0].SOPInstanceUID != chosen[0].SOPInstanceUID {
+		t.Fatalf("worklist = %d %s", code, b)
+	}
+	var answers []map[string]string
+	for _, q := range chosen {
+		v := "normal"
+		if kind[q.AccessionNumber] == phantom.Nodule {
+			v = "abnormal: nodule"
+		}
+		answers = append(answers, map[string]string{"accession_number": q.AccessionNumber, "label": v,
+			"reader": "dr-b", "time": "2026-11-03T08:00:00Z"})
+	}
+	body, _ := json.Marshal(answers)
+	code, b = do("POST", "/api/labels", "s3cret", string(body))
+	var lr agent.LabelsResponse
+	if err := json.Unmarshal(b, &lr); err != nil || code != 200 || lr.Added != 3 || lr.Rejected != 0 {
+		t.Fatalf("labels = %d %s", code, b)
+	}
+	if code, b = do("GET", "/api/queries", "", ""); len(worklist(b)) != 0 {
+		t.Fatalf("worklist after the answers = %d %s", code, b)
+	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +53,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 			a.SetModel(next)
 			return nil
+		}
+	}
+	if st, err := learn.ParseStrategy(e.cfg.Learning.Strategy); err == nil {
+		opt := e.learningOptions()
+		cfg.ChooseQueries = func(ctx context.Context, n int) ([]store.WorklistRow, error) {
+			if n <= 0 {
+				n = e.cfg.Learning.QueriesPerRound
+			}
+			return agent.NewQueries(ctx, db, opt, agent.QueryOptions{N: n, Strategy: st, Seed: 1,
+				ExpireAfter: e.cfg.Learning.QueryExpiry.Duration})
 		}
 	}
 	a = agent.New(cfg, db, m, e.decoder(), dicomio.Resample)

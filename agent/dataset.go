@@ -101,7 +101,9 @@ func NormalFiles(dir, labelsPath, split string) ([]string, error) {
 
 // ListFiles returns every file under dir that the agent would take, sorted:
 // not hidden or temporary files, DICOMDIR or CSV label files kept beside
-// the images.
+// the images. A symbolic link to a file counts as the file (a research
+// folder is often links into an archive); links to folders are not
+// followed.
 func ListFiles(dir string) ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -114,8 +116,15 @@ func ListFiles(dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if d.Type().IsRegular() && !skipName(d.Name()) && !strings.EqualFold(filepath.Ext(p), ".csv") {
+		if skipName(d.Name()) || strings.EqualFold(filepath.Ext(p), ".csv") {
+			return nil
+		}
+		if d.Type().IsRegular() {
 			out = append(out, p)
+		} else if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				out = append(out, p)
+			}
 		}
 		return nil
 	})

@@ -46,6 +46,9 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	sort.Strings(keys)
 	fmt.Fprint(stdout, "summary:")
+	if len(keys) == 0 {
+		fmt.Fprint(stdout, " no files to take")
+	}
 	for _, k := range keys {
 		fmt.Fprintf(stdout, " %s=%d", k, sum[k])
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -240,6 +241,13 @@ func TestHTTPAPI(t *testing.T) {
 	code, body = get("/api/reports/" + files[0].InstanceID)
 	if code != 200 || !strings.Contains(body, files[0].InstanceID) {
 		t.Fatalf("report = %d %s", code, body)
+	}
+	code, body = get("/api/heatmaps/" + files[0].InstanceID)
+	if _, err := png.Decode(strings.NewReader(body)); code != 200 || err != nil {
+		t.Fatalf("heatmap = %d, %v", code, err)
+	}
+	if code, _ := get("/api/heatmaps/9.9.9"); code != 404 {
+		t.Fatalf("heatmap of an unknown instance = %d, want 404", code)
 	}
 	if code, _ := get("/api/reports/..%2F..%2Fetc%2Fpasswd"); code != 404 {
 		t.Fatalf("hostile report id = %d, want 404", code)

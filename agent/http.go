@@ -24,6 +24,7 @@ import (
 //	GET  /metrics             Prometheus metrics
 //	GET  /api/studies         studies, most recent first (?limit=N, default 100)
 //	GET  /api/reports/{uid}   an instance's report, by SOP Instance UID or instance id
+//	GET  /api/heatmaps/{uid}  the report's heatmap (PNG)
 //	GET  /api/queries         the open worklist: the cases radiologists are asked about
 //	POST /api/queries         choose a new round of cases to ask about (?n=N; needs the token)
 //	POST /api/labels          import radiologists' labels, a labels file as the body (needs the token)
@@ -40,6 +41,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/studies", a.apiStudies)
 	mux.HandleFunc("GET /api/reports/{uid}", a.apiReport)
+	mux.HandleFunc("GET /api/heatmaps/{uid}", a.apiHeatmap)
 	mux.HandleFunc("GET /api/queries", a.apiQueries)
 	mux.HandleFunc("POST /api/queries", a.requireToken(a.apiChooseQueries))
 	mux.HandleFunc("POST /api/labels", a.requireToken(a.apiLabels))
@@ -93,25 +95,34 @@ func (a *Agent) apiStudies(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"studies": studies})
 }
 
-func (a *Agent) apiReport(w http.ResponseWriter, r *http.Request) {
+func (a *Agent) apiReport(w http.ResponseWriter, r *http.Request) { a.serveReportFile(w, r, false) }
+
+func (a *Agent) apiHeatmap(w http.ResponseWriter, r *http.Request) { a.serveReportFile(w, r, true) }
+
+// serveReportFile sends an instance's latest report (JSON) or its heatmap
+// (PNG). The path comes from the database, never from the request.
+func (a *Agent) serveReportFile(w http.ResponseWriter, r *http.Request, heatmap bool) {
 	uid := r.PathValue("uid")
-	path, ok, err := a.db.ReportPath(r.Context(), uid)
+	report, hm, ok, err := a.db.ReportPaths(r.Context(), uid)
 	if err != nil {
 		a.log.Warn("api report", slog.Any("error", err))
 		http.Error(w, "database error", http.StatusInternalServerError)
 		return
 	}
-	if !ok {
-		http.Error(w, "no report for that instance", http.StatusNotFound)
+	path, kind, ctype := report, "report", "application/json"
+	if heatmap {
+		path, kind, ctype = hm, "heatmap", "image/png"
+	}
+	if !ok || path == "" {
+		http.Error(w, "no "+kind+" for that instance", http.StatusNotFound)
 		return
 	}
-	// The path comes from the database, never from the request.
 	b, err := os.ReadFile(path)
 	if err != nil {
-		http.Error(w, "report file unreadable", http.StatusInternalServerError)
+		http.Error(w, kind+" file unreadable", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", ctype)
 	w.Write(b)
 }
 

@@ -151,17 +151,17 @@ func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
 	return out, rows.Err()
 }
 
-// ReportPath returns the path of an instance's report, looked up by
-// instance id or SOP Instance UID.
-func (db *DB) ReportPath(ctx context.Context, uid string) (string, bool, error) {
-	var p string
-	err := db.db.QueryRowContext(ctx, `SELECT r.path FROM reports r JOIN instances i ON i.instance_id = r.instance_id
-		WHERE i.instance_id = ? OR i.sop_instance_uid = ? ORDER BY r.id DESC LIMIT 1`, uid, uid).Scan(&p)
+// ReportPaths returns the paths of an instance's latest report and its
+// heatmap (empty when it has none), looked up by instance id or SOP
+// Instance UID.
+func (db *DB) ReportPaths(ctx context.Context, uid string) (report, heatmap string, ok bool, err error) {
+	err = db.db.QueryRowContext(ctx, `SELECT r.path, r.heatmap_path FROM reports r JOIN instances i ON i.instance_id = r.instance_id
+		WHERE i.instance_id = ? OR i.sop_instance_uid = ? ORDER BY r.id DESC LIMIT 1`, uid, uid).Scan(&report, &heatmap)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("store: report %s: %w", uid, err)
+		return "", "", false, fmt.Errorf("store: report %s: %w", uid, err)
 	}
-	return p, true, nil
+	return report, heatmap, true, nil
 }

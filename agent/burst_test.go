@@ -253,16 +253,9 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("hostile report id = %d, want 404", code)
 	}
 	post := func(token string) int {
-		req, _ := http.NewRequest("POST", srv.URL+"/api/rescan", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		t.Helper()
+		code, _, _ := httpDo(t, "POST", srv.URL+"/api/rescan", token, "", "")
+		return code
 	}
 	if code := post(""); code != 401 {
 		t.Fatalf("rescan without token = %d", code)

@@ -63,26 +63,14 @@ func TestHTTPWorklistAndLabels(t *testing.T) {
 
 	post := func(token, contentType, body string) (int, LabelsResponse, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", srv.URL+"/api/labels", strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		code, header, b := httpDo(t, "POST", srv.URL+"/api/labels", token, contentType, body)
 		var lr LabelsResponse
-		if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if strings.HasPrefix(header.Get("Content-Type"), "application/json") {
 			if err := json.Unmarshal(b, &lr); err != nil {
 				t.Fatalf("response %q: %v", b, err)
 			}
 		}
-		return resp.StatusCode, lr, string(b)
+		return code, lr, string(b)
 	}
 	csvBody := "sop_instance_uid,accession_number,label,reader,time\n" +
 		",ACC1,normal,dr-a,2026-01-02\n" + // 2: by the study's accession number
@@ -124,14 +112,8 @@ func TestHTTPWorklistAndLabels(t *testing.T) {
 	// was not given; with them, n is checked first.
 	choose := func(query string) int {
 		t.Helper()
-		req, _ := http.NewRequest("POST", srv.URL+"/api/queries"+query, nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _, _ := httpDo(t, "POST", srv.URL+"/api/queries"+query, "s3cret", "", "")
+		return code
 	}
 	if code := choose("?n=2"); code != 501 {
 		t.Fatalf("choose without the learning options = %d, want 501", code)
@@ -149,4 +131,30 @@ func TestHTTPWorklistAndLabels(t *testing.T) {
 	if code := choose(""); code != 200 || !slices.Equal(asked, []int{0}) {
 		t.Fatalf("choose with the default budget = %d, asked %v", code, asked)
 	}
+}
+
+// httpDo sends a request with an optional bearer token and content type
+// and returns the status, the headers and the body.
+func httpDo(t *testing.T, method, url, token, contentType, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
 }

@@ -309,28 +309,62 @@ func gateCheck(r learn.GateResult) store.GateCheck {
 	return store.GateCheck{InstanceID: r.InstanceID, DistanceZ: r.DistanceZ, UncertaintyZ: r.UncertaintyZ, HeadLogit: r.HeadLogit, Pass: r.Pass}
 }
 
-// RetrainPolicy says when the agent retrains by itself.
+// RetrainPolicy says when the agent learns by itself.
 type RetrainPolicy struct {
 	// EveryLabels retrains once this many labels arrived since the last
 	// retraining (0: never on labels).
 	EveryLabels int
+	// EveryAdmissions retrains once this many cases were admitted since
+	// the last retraining (0: never on admissions).
+	EveryAdmissions int
 	// Every retrains when the last retraining is older than this and at
 	// least one label or admission arrived since (0: never on a schedule).
 	Every time.Duration
-	Now   func() time.Time
+	// AdmitEvery runs an oracle-free admission cycle when the last one is
+	// older than this (0: only just before a retraining).
+	AdmitEvery time.Duration
+	Now        func() time.Time
 }
 
-// MaybeRetrain is the hook the running agent calls periodically (and after
-// a labels import): it runs an admission cycle and then a retraining cycle
-// when the policy says one is due. It reports whether it retrained.
+func (p RetrainPolicy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// MaybeRetrain is the hook the running agent calls periodically: it runs
+// an admission cycle when the policy's admission schedule says one is due,
+// and an admission cycle followed by a retraining cycle when a retraining
+// is due. It reports whether it retrained. Another learning cycle running
+// on the workspace is no error: the turn is skipped, and the next one finds
+// the work still due.
 func MaybeRetrain(ctx context.Context, db *store.DB, opt LearningOptions, p RetrainPolicy) (bool, error) {
+	admitDue, err := AdmissionDue(ctx, db, p)
+	if err != nil {
+		return false, err
+	}
+	if admitDue {
+		res, err := AdmitCycle(ctx, db, opt)
+		switch {
+		case errors.Is(err, ErrCycleRunning):
+			opt.log().Info("learning cycle skipped", slog.Any("reason", err))
+			return false, nil
+		case errors.Is(err, sentinel.ErrNoModel):
+		case err != nil:
+			return false, err
+		default:
+			opt.log().Info("admission cycle done", slog.Int64("cycle", res.Cycle), slog.Int("checked", res.Checked),
+				slog.Int("passed", res.Passed), slog.Int("admitted", len(res.Admitted)))
+		}
+	}
 	due, err := RetrainDue(ctx, db, p)
 	if err != nil || !due {
 		return false, err
 	}
-	// Another cycle running on the workspace is no error: this turn is
-	// skipped, and the next one finds the work still due.
-	_, err = AdmitCycle(ctx, db, opt)
+	if !admitDue {
+		_, err = AdmitCycle(ctx, db, opt)
+	}
 	if err == nil || errors.Is(err, sentinel.ErrNoModel) {
 		_, err = Retrain(ctx, db, opt)
 	}
@@ -341,8 +375,21 @@ func MaybeRetrain(ctx context.Context, db *store.DB, opt LearningOptions, p Retr
 	return err == nil, err
 }
 
-// RetrainDue applies the policy to the labels stored and the last
-// retraining.
+// AdmissionDue reports whether the policy's admission schedule calls for
+// an admission cycle now.
+func AdmissionDue(ctx context.Context, db *store.DB, p RetrainPolicy) (bool, error) {
+	if p.AdmitEvery <= 0 {
+		return false, nil
+	}
+	last, ok, err := db.LastCycle(ctx, store.CycleAdmission)
+	if err != nil {
+		return false, err
+	}
+	return !ok || p.now().Sub(last.FinishedAt) >= p.AdmitEvery, nil
+}
+
+// RetrainDue applies the policy to the labels and admissions stored since
+// the last retraining.
 func RetrainDue(ctx context.Context, db *store.DB, p RetrainPolicy) (bool, error) {
 	n, err := db.LabelCount(ctx)
 	if err != nil {
@@ -352,18 +399,18 @@ func RetrainDue(ctx context.Context, db *store.DB, p RetrainPolicy) (bool, error
 	if err != nil {
 		return false, err
 	}
-	since := n - last.LabelsAtStart
-	if p.EveryLabels > 0 && since >= p.EveryLabels {
-		return true, nil
+	labels := n - last.LabelsAtStart
+	admitted, err := db.AdmittedAfterCycle(ctx, last.ID)
+	if err != nil {
+		return false, err
 	}
-	if p.Every > 0 && since > 0 {
-		now := time.Now
-		if p.Now != nil {
-			now = p.Now
-		}
-		if !ok || now().Sub(last.FinishedAt) >= p.Every {
-			return true, nil
-		}
+	switch {
+	case p.EveryLabels > 0 && labels >= p.EveryLabels:
+		return true, nil
+	case p.EveryAdmissions > 0 && admitted >= p.EveryAdmissions:
+		return true, nil
+	case p.Every > 0 && labels+admitted > 0:
+		return !ok || p.now().Sub(last.FinishedAt) >= p.Every, nil
 	}
 	return false, nil
 }

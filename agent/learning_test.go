@@ -846,3 +846,56 @@ func TestAdmissionHeadGate(t *testing.T) {
 		})
 	}
 }
+
+// The running agent's schedule: an admission cycle when the last one is
+// older than AdmitEvery, and a retraining once EveryAdmissions cases have
+// been admitted since the last one; admissions counted by one retraining
+// do not start another.
+func TestMaybeRetrainAdmitsOnSchedule(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 10, 0)
+	now := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	f.db.Now = clock
+	f.retrain(t)
+	admissionCycle := func() int64 {
+		t.Helper()
+		c, _, err := f.db.LastCycle(ctx, store.CycleAdmission)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	p := RetrainPolicy{AdmitEvery: time.Hour, EveryAdmissions: 3, Now: clock}
+	step := func(advance time.Duration) bool {
+		t.Helper()
+		now = now.Add(advance)
+		ok, err := MaybeRetrain(ctx, f.db, f.opt, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if step(0) || admissionCycle() == 0 {
+		t.Fatalf("first turn: want an admission cycle (none ever ran) and no retraining; cycle %d", admissionCycle())
+	}
+	first, trained := admissionCycle(), len(f.trained)
+	if step(30*time.Minute) || admissionCycle() != first {
+		t.Fatal("an admission cycle ran before AdmitEvery had passed")
+	}
+	if !step(31*time.Minute) || admissionCycle() == first || len(f.trained) != trained+1 {
+		t.Fatalf("second admission cycle: want cases admitted and a retraining (%d trainings, were %d)", len(f.trained), trained)
+	}
+	if adm, _ := f.db.Admissions(ctx, store.AdmissionAdmitted); len(adm) < 3 {
+		t.Fatalf("%d admitted, want at least 3", len(adm))
+	}
+	if step(time.Minute) {
+		t.Fatal("retrained again on admissions the last retraining already counted")
+	}
+	// Without a schedule, no admission cycle runs on its own.
+	p.AdmitEvery = 0
+	last := admissionCycle()
+	if step(24*time.Hour) || admissionCycle() != last {
+		t.Fatal("admission cycle ran with AdmitEvery = 0")
+	}
+}

@@ -163,9 +163,15 @@ type Learning struct {
 	// RetrainEveryLabels retrains automatically once this many labels have
 	// arrived since the last retraining (0 disables).
 	RetrainEveryLabels int `toml:"retrain_every_labels"`
+	// RetrainEveryAdmissions retrains automatically once this many cases
+	// have been admitted since the last retraining (0 disables).
+	RetrainEveryAdmissions int `toml:"retrain_every_admissions"`
 	// RetrainEvery retrains on this schedule when anything new arrived
 	// ("0s" disables).
 	RetrainEvery Duration `toml:"retrain_every"`
+	// AdmitEvery runs an oracle-free admission cycle on this schedule in
+	// the running agent ("0s": only just before a retraining).
+	AdmitEvery Duration `toml:"admit_every"`
 	// HoldoutFraction of the labelled cases of each class is frozen as the
 	// holdout: each case's side is decided once, the first retraining cycle
 	// after its label, and never changes. The holdout's ROC-AUC judges a
@@ -275,25 +281,27 @@ func Default() Config {
 			SampledMemory:     false,
 		},
 		Learning: Learning{
-			QueriesPerRound:       25,
-			Strategy:              "hybrid",
-			QueryExpiry:           Duration{14 * 24 * time.Hour},
-			RetrainEveryLabels:    25,
-			RetrainEvery:          Duration{0},
-			HoldoutFraction:       0.2,
-			HoldoutMinPerClass:    10,
-			PromotionTolerance:    0.02,
-			PromotionSignificance: 0.05,
-			AdmitDistanceZ:        0,
-			AdmitUncertaintyZ:     1,
-			AdmitConsecutive:      2,
-			AdmitMaxPerCycle:      50,
-			AdmitHeadGate:         true,
-			HeadMinPerClass:       5,
-			HeadWeightFolds:       5,
-			HeadMaxFPR:            0.2,
-			HeadShrinkage:         20,
-			HeadL2:                100,
+			QueriesPerRound:        25,
+			Strategy:               "hybrid",
+			QueryExpiry:            Duration{14 * 24 * time.Hour},
+			RetrainEveryLabels:     25,
+			RetrainEvery:           Duration{0},
+			RetrainEveryAdmissions: 50,
+			AdmitEvery:             Duration{0},
+			HoldoutFraction:        0.2,
+			HoldoutMinPerClass:     10,
+			PromotionTolerance:     0.02,
+			PromotionSignificance:  0.05,
+			AdmitDistanceZ:         0,
+			AdmitUncertaintyZ:      1,
+			AdmitConsecutive:       2,
+			AdmitMaxPerCycle:       50,
+			AdmitHeadGate:          true,
+			HeadMinPerClass:        5,
+			HeadWeightFolds:        5,
+			HeadMaxFPR:             0.2,
+			HeadShrinkage:          20,
+			HeadL2:                 100,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -433,6 +441,10 @@ func (c Config) Validate() error {
 		return bad("learning.retrain_every_labels", "must not be negative, got %d", l.RetrainEveryLabels)
 	case l.RetrainEvery.Duration < 0:
 		return bad("learning.retrain_every", "must not be negative, got %s", l.RetrainEvery)
+	case l.RetrainEveryAdmissions < 0:
+		return bad("learning.retrain_every_admissions", "must not be negative, got %d", l.RetrainEveryAdmissions)
+	case l.AdmitEvery.Duration < 0:
+		return bad("learning.admit_every", "must not be negative, got %s", l.AdmitEvery)
 	case !(l.HoldoutFraction > 0 && l.HoldoutFraction < 1):
 		return bad("learning.holdout_fraction", "must be in (0, 1), got %g", l.HoldoutFraction)
 	case l.HoldoutMinPerClass < 2:

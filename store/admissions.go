@@ -99,6 +99,17 @@ func (db *DB) RecordAdmissionCycle(ctx context.Context, cycle int64, modelVersio
 	return nil
 }
 
+// AdmittedAfterCycle counts the standing admissions made by cycles after
+// the given one (0: all of them).
+func (db *DB) AdmittedAfterCycle(ctx context.Context, cycle int64) (int, error) {
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM admissions WHERE state = ? AND cycle > ?`,
+		AdmissionAdmitted, cycle).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: admissions after cycle %d: %w", cycle, err)
+	}
+	return n, nil
+}
+
 // Admissions returns the admissions in the given state (all when empty),
 // oldest first.
 func (db *DB) Admissions(ctx context.Context, state string) ([]Admission, error) {

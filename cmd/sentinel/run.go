@@ -36,10 +36,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := e.agentConfig(false, nil)
 	var a *agent.Agent
-	policy := agent.RetrainPolicy{EveryLabels: e.cfg.Learning.RetrainEveryLabels, Every: e.cfg.Learning.RetrainEvery.Duration}
-	if policy.EveryLabels > 0 || policy.Every > 0 {
-		// Automatic retraining: checked every minute; a promoted model
-		// replaces the running one for the files that follow.
+	l := e.cfg.Learning
+	policy := agent.RetrainPolicy{EveryLabels: l.RetrainEveryLabels, EveryAdmissions: l.RetrainEveryAdmissions,
+		Every: l.RetrainEvery.Duration, AdmitEvery: l.AdmitEvery.Duration}
+	if policy.EveryLabels > 0 || policy.EveryAdmissions > 0 || policy.Every > 0 || policy.AdmitEvery > 0 {
+		// Automatic admission and retraining: checked every minute; a
+		// promoted model replaces the running one for the files that
+		// follow.
 		opt := e.learningOptions()
 		cfg.MaintenanceEvery = time.Minute
 		cfg.Maintenance = func(ctx context.Context) error {

@@ -197,8 +197,17 @@ func TestAgentEndToEnd(t *testing.T) {
 	early := filepath.Join(e.inbox, "early.dcm")
 	writeDICOM(t, rng, early, phantom.Meta{})
 
+	// So must a link to a file kept elsewhere (an export tool's way of
+	// dropping without copying).
+	target := filepath.Join(t.TempDir(), "kept.dcm")
+	writeDICOM(t, rng, target, phantom.Meta{})
+	linked := filepath.Join(e.inbox, "linked.dcm")
+	if err := os.Symlink(target, linked); err != nil {
+		t.Fatal(err)
+	}
+
 	stop := e.start()
-	valid := []string{early}
+	valid := []string{early, linked}
 	for i := 0; i < 3; i++ {
 		p := filepath.Join(e.inbox, "study", "sub", "img"+string(rune('a'+i))+".dcm")
 		writeDICOM(t, rng, p, phantom.Meta{})
@@ -253,6 +262,9 @@ func TestAgentEndToEnd(t *testing.T) {
 		if st := e.statusOf(p); st != store.FileDone {
 			t.Errorf("%s: status %q, want done", p, st)
 		}
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the linked file's target: %v", err)
 	}
 	if e.decodedSizes[slow] != int64(len(slowBytes)) {
 		t.Errorf("slow file decoded at %d bytes, complete is %d", e.decodedSizes[slow], len(slowBytes))

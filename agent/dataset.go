@@ -116,15 +116,8 @@ func ListFiles(dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if skipName(d.Name()) || strings.EqualFold(filepath.Ext(p), ".csv") {
-			return nil
-		}
-		if d.Type().IsRegular() {
+		if !skipName(d.Name()) && !strings.EqualFold(filepath.Ext(p), ".csv") && isFile(p, d) {
 			out = append(out, p)
-		} else if d.Type()&fs.ModeSymlink != 0 {
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				out = append(out, p)
-			}
 		}
 		return nil
 	})
@@ -133,4 +126,18 @@ func ListFiles(dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// isFile reports whether a walked entry is a regular file or a symbolic
+// link to one, as the agent takes both (the watcher's events see through
+// links too).
+func isFile(p string, d fs.DirEntry) bool {
+	if d.Type().IsRegular() {
+		return true
+	}
+	if d.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

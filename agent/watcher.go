@@ -131,7 +131,7 @@ func (w *watcher) walk(ctx context.Context, root string, found chan<- string) {
 			}
 			return nil
 		}
-		if d.Type().IsRegular() && !skipName(d.Name()) {
+		if !skipName(d.Name()) && isFile(p, d) {
 			send(ctx, found, p)
 		}
 		return nil

@@ -221,6 +221,7 @@ type Counts struct {
 	Instances  int
 	Scores     int
 	Reports    int
+	// ByDecision counts instances by the decision they were reported with.
 	ByDecision map[string]int
 }
 
@@ -231,7 +232,10 @@ func (db *DB) Counts(ctx context.Context) (Counts, error) {
 	if err := groupCount(ctx, db.db, `SELECT status, COUNT(*) FROM files GROUP BY status`, c.Files); err != nil {
 		return c, fmt.Errorf("store: counts: %w", err)
 	}
-	if err := groupCount(ctx, db.db, `SELECT decision, COUNT(*) FROM scores GROUP BY decision`, c.ByDecision); err != nil {
+	// The decision each instance was reported with: its first score (a
+	// newer model's rescoring for the learning loop writes no report).
+	if err := groupCount(ctx, db.db, `SELECT decision, COUNT(*) FROM scores
+		WHERE id IN (SELECT MIN(id) FROM scores GROUP BY instance_id) GROUP BY decision`, c.ByDecision); err != nil {
 		return c, fmt.Errorf("store: counts: %w", err)
 	}
 	for q, dst := range map[string]*int{

@@ -213,9 +213,14 @@ func TestScoredInstancesComponents(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := 0.2
-	if err := db.SaveScore(ctx, "1.1", "ae-2", sentinel.Score{Value: 3, Threshold: 1, Decision: sentinel.DecisionAbnormal,
+	if err := db.SaveScore(ctx, "1.1", "ae-2", sentinel.Score{Value: 3, Threshold: 1, Decision: sentinel.DecisionNormal,
 		Uncertainty: &u, Components: map[string]float64{"memory_z": 1.5}}); err != nil {
 		t.Fatal(err)
+	}
+	// Counts tells the decision the instance was reported with, not the
+	// learning loop's rescoring.
+	if c, err := db.Counts(ctx); err != nil || c.Scores != 2 || len(c.ByDecision) != 1 || c.ByDecision[string(sentinel.DecisionAbnormal)] != 1 {
+		t.Errorf("counts = %+v, %v; want one instance, abnormal", c, err)
 	}
 	for _, tc := range []struct {
 		version string

@@ -102,6 +102,14 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 			t.Fatalf("admit: %s", out)
 		}
 	}
+	// status says where the loop stands.
+	out, _ = run(0, "status", "--workspace", ws)
+	for _, want := range []string{"learning   0 open queries; 20 labels on 20 cases (10 abnormal,", "readers: 1;",
+		"last retrain cycle", "last admission cycle"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
 	first := models[0].Model.Version
 	if out, _ = run(0, "models", "rollback", "--workspace", ws, first); !strings.Contains(out, "model "+first+" is current again") {
 		t.Fatalf("rollback: %s", out)

@@ -8,6 +8,8 @@ import (
 	"sort"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +49,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "instances  %d scored, %d reports\n", c.Instances, c.Reports)
 	fmt.Fprintf(stdout, "files     %s\n", joinCounts(c.Files))
 	fmt.Fprintf(stdout, "decisions %s\n", joinCounts(c.ByDecision))
+	if err := printLearning(ctx, stdout, db); err != nil {
+		return err
+	}
 	fails, err := db.RecentFailures(ctx, 5)
 	if err != nil {
 		return err
@@ -74,4 +79,56 @@ func joinCounts(m map[string]int) string {
 		s += fmt.Sprintf(" %s=%d", k, m[k])
 	}
 	return s
+}
+
+// printLearning says where the learning loop stands: the worklist, the
+// labels, the admissions and the last cycles.
+func printLearning(ctx context.Context, w io.Writer, db *store.DB) error {
+	open, err := db.Queries(ctx, sentinel.QueryOpen)
+	if err != nil {
+		return err
+	}
+	labels, err := db.AllLabels(ctx)
+	if err != nil {
+		return err
+	}
+	adm, err := db.Admissions(ctx, "")
+	if err != nil {
+		return err
+	}
+	holdout, err := db.Holdout(ctx)
+	if err != nil {
+		return err
+	}
+	readers, n := map[string]bool{}, 0
+	for _, ls := range labels {
+		for _, l := range ls {
+			readers[l.Reader] = true
+			n++
+		}
+	}
+	abnormal := 0
+	for _, v := range learn.ResolveAll(labels) {
+		if v == learn.Abnormal {
+			abnormal++
+		}
+	}
+	undone := 0
+	for _, a := range adm {
+		if a.State == store.AdmissionUndone {
+			undone++
+		}
+	}
+	fmt.Fprintf(w, "learning   %d open queries; %d labels on %d cases (%d abnormal, %d in the holdout), readers: %d; %d admitted (%d undone)\n",
+		len(open), n, len(labels), abnormal, len(holdout), len(readers), len(adm)-undone, undone)
+	for _, kind := range []string{store.CycleRetrain, store.CycleAdmission} {
+		c, ok, err := db.LastCycle(ctx, kind)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Fprintf(w, "  last %s cycle %s: %s\n", kind, c.FinishedAt.Local().Format("2006-01-02 15:04"), c.Reason)
+		}
+	}
+	return nil
 }

@@ -217,10 +217,10 @@ func (db *DB) RecentFailures(ctx context.Context, n int) ([]File, error) {
 
 // Counts summarises the database for `sentinel status`.
 type Counts struct {
-	Files      map[string]int // by file status
-	Instances  int
-	Scores     int
-	Reports    int
+	Files     map[string]int // by file status
+	Instances int
+	Scores    int
+	Reports   int
 	// ByDecision counts instances by the decision they were reported with.
 	ByDecision map[string]int
 }

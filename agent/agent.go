@@ -64,6 +64,9 @@ type Config struct {
 	HTTPAddr string
 	// Token guards the endpoints that change state; empty disables them.
 	Token string
+	// ReadToken, when set, is required (or Token) by the read API under
+	// /api/; health and metrics stay open.
+	ReadToken string
 	// CopyToQuarantine copies failed files to quarantine instead of moving
 	// them, leaving the source untouched (used when ingesting a folder that
 	// the agent does not own).

@@ -31,7 +31,8 @@ import (
 //	POST /api/rescan          walk the drop folders now (needs the token)
 //
 // Endpoints that change state require "Authorization: Bearer <token>" and
-// are disabled when no token is configured.
+// are disabled when no token is configured. When a read token is
+// configured, the GET endpoints under /api/ require it (or the token).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -39,10 +40,10 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/studies", a.apiStudies)
-	mux.HandleFunc("GET /api/reports/{uid}", a.apiReport)
-	mux.HandleFunc("GET /api/heatmaps/{uid}", a.apiHeatmap)
-	mux.HandleFunc("GET /api/queries", a.apiQueries)
+	mux.HandleFunc("GET /api/studies", a.requireReader(a.apiStudies))
+	mux.HandleFunc("GET /api/reports/{uid}", a.requireReader(a.apiReport))
+	mux.HandleFunc("GET /api/heatmaps/{uid}", a.requireReader(a.apiHeatmap))
+	mux.HandleFunc("GET /api/queries", a.requireReader(a.apiQueries))
 	mux.HandleFunc("POST /api/queries", a.requireToken(a.apiChooseQueries))
 	mux.HandleFunc("POST /api/labels", a.requireToken(a.apiLabels))
 	mux.HandleFunc("POST /api/rescan", a.requireToken(func(w http.ResponseWriter, r *http.Request) {
@@ -132,14 +133,35 @@ func (a *Agent) requireToken(next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "disabled: no API token configured", http.StatusForbidden)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sentinel"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		if !bearer(r, a.cfg.Token) {
+			unauthorized(w)
 			return
 		}
 		next(w, r)
 	}
+}
+
+// requireReader guards the read API when a read token is configured.
+func (a *Agent) requireReader(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.ReadToken != "" && !bearer(r, a.cfg.ReadToken) && !bearer(r, a.cfg.Token) {
+			unauthorized(w)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// bearer reports whether the request carries "Authorization: Bearer
+// token" for a non-empty token, compared in constant time.
+func bearer(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sentinel"`)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
 }
 
 // serveHTTP starts the HTTP server when an address is configured and

@@ -158,3 +158,35 @@ func httpDo(t *testing.T, method, url, token, contentType, body string) (int, ht
 	}
 	return resp.StatusCode, resp.Header, b
 }
+
+// With a read token, the read API needs it (or the write token); health
+// and metrics stay open, and the write token still guards the posts.
+func TestHTTPReadToken(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.agent()
+	a.cfg.Token, a.cfg.ReadToken = "s3cret", "r3ad"
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/healthz", "", 200},
+		{"GET", "/metrics", "", 200},
+		{"GET", "/api/queries", "", 401},
+		{"GET", "/api/queries", "wrong", 401},
+		{"GET", "/api/queries", "r3ad", 200},
+		{"GET", "/api/queries", "s3cret", 200},
+		{"GET", "/api/studies", "", 401},
+		{"GET", "/api/studies", "r3ad", 200},
+		{"GET", "/api/reports/1.2.3", "", 401},
+		{"GET", "/api/reports/1.2.3", "r3ad", 404},
+		{"GET", "/api/heatmaps/1.2.3", "", 401},
+		{"POST", "/api/labels", "r3ad", 401},
+		{"POST", "/api/rescan", "r3ad", 401},
+	} {
+		if code, _, _ := httpDo(t, tc.method, srv.URL+tc.path, tc.token, "", ""); code != tc.want {
+			t.Errorf("%s %s with %q = %d, want %d", tc.method, tc.path, tc.token, code, tc.want)
+		}
+	}
+}

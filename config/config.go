@@ -41,6 +41,9 @@ type HTTP struct {
 	Addr string `toml:"addr"`
 	// Token guards the endpoints that change state; empty disables them.
 	Token string `toml:"token"`
+	// ReadToken, when set, guards the read API (/api/...), which names
+	// instances, studies and accession numbers; Token is accepted too.
+	ReadToken string `toml:"read_token"`
 }
 
 // Paths locates the agent's folders and database.

@@ -76,6 +76,7 @@ func (e *env) agentConfig(copyToQuarantine bool, on func(agent.Outcome)) agent.C
 		MaxRetryDelay:    in.MaxRetryDelay.Duration,
 		HTTPAddr:         e.cfg.HTTP.Addr,
 		Token:            e.cfg.HTTP.Token,
+		ReadToken:        e.cfg.HTTP.ReadToken,
 		CopyToQuarantine: copyToQuarantine,
 		Logger:           e.log,
 		OnOutcome:        on,

@@ -51,6 +51,9 @@ func (a *Agent) apiChooseQueries(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, sentinel.ErrNoModel):
 		http.Error(w, "no model yet: train one first", http.StatusConflict)
 		return
+	case errors.Is(err, ErrRoundRunning):
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
 	case err != nil:
 		a.log.Warn("api choose queries", slog.Any("error", err))
 		http.Error(w, "choosing queries failed: "+err.Error(), http.StatusInternalServerError)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -130,6 +131,12 @@ func TestHTTPWorklistAndLabels(t *testing.T) {
 	}
 	if code := choose(""); code != 200 || !slices.Equal(asked, []int{0}) {
 		t.Fatalf("choose with the default budget = %d, asked %v", code, asked)
+	}
+	a.cfg.ChooseQueries = func(context.Context, int) ([]store.WorklistRow, error) {
+		return nil, fmt.Errorf("%w: held by x", ErrRoundRunning)
+	}
+	if code := choose("?n=3"); code != 409 {
+		t.Fatalf("choose while another round is chosen = %d, want 409", code)
 	}
 }
 

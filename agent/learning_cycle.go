@@ -114,7 +114,9 @@ type QueryOptions struct {
 // NewQueries chooses up to q.N new cases to ask radiologists about with
 // the current model, records each query with its strategy and reason, and
 // returns the open worklist. A case is never queried twice: every case
-// ever queried, labelled, admitted or in the holdout is excluded.
+// ever queried, labelled, admitted or in the holdout is excluded. A round
+// holds the workspace's queries lease, and fails with ErrRoundRunning while
+// another round is being chosen.
 func NewQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryOptions) ([]store.WorklistRow, error) {
 	if q.ExpireAfter > 0 {
 		now := time.Now
@@ -126,44 +128,55 @@ func NewQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryO
 		}
 	}
 	if q.N > 0 {
-		m, info, _, err := currentModel(ctx, db, opt)
+		err := withLease(ctx, db, queriesLease, ErrRoundRunning, opt.log(), func(ctx context.Context) error {
+			return chooseQueries(ctx, db, opt, q)
+		})
 		if err != nil {
 			return nil, err
-		}
-		withEmb := q.Strategy == learn.Diverse || q.Strategy == learn.Hybrid
-		cases, _, err := candidates(ctx, db, m, info, opt, withEmb)
-		if err != nil {
-			return nil, err
-		}
-		queried, err := db.QueriedIDs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var anchors [][]float32
-		if withEmb {
-			anchors, err = labelledEmbeddings(ctx, db, opt, m.InputSize())
-			if err != nil {
-				return nil, err
-			}
-		}
-		group, busy, err := queryGroups(ctx, db, opt)
-		if err != nil {
-			return nil, err
-		}
-		for i := range cases {
-			cases[i].Group = group[cases[i].InstanceID]
-		}
-		picks, err := learn.Select(cases, learn.SelectOptions{Strategy: q.Strategy, N: q.N, Seed: q.Seed, Exclude: queried, Anchors: anchors, Busy: busy})
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range picks {
-			if _, err := db.AddQuery(ctx, sentinel.Query{InstanceID: p.InstanceID, Strategy: string(p.Strategy), Reason: p.Reason, Random: p.Random}); err != nil {
-				return nil, err
-			}
 		}
 	}
 	return db.Worklist(ctx)
+}
+
+// chooseQueries picks and records one round of q.N queries.
+func chooseQueries(ctx context.Context, db *store.DB, opt LearningOptions, q QueryOptions) error {
+	m, info, _, err := currentModel(ctx, db, opt)
+	if err != nil {
+		return err
+	}
+	withEmb := q.Strategy == learn.Diverse || q.Strategy == learn.Hybrid
+	cases, _, err := candidates(ctx, db, m, info, opt, withEmb)
+	if err != nil {
+		return err
+	}
+	queried, err := db.QueriedIDs(ctx)
+	if err != nil {
+		return err
+	}
+	var anchors [][]float32
+	if withEmb {
+		anchors, err = labelledEmbeddings(ctx, db, opt, m.InputSize())
+		if err != nil {
+			return err
+		}
+	}
+	group, busy, err := queryGroups(ctx, db, opt)
+	if err != nil {
+		return err
+	}
+	for i := range cases {
+		cases[i].Group = group[cases[i].InstanceID]
+	}
+	picks, err := learn.Select(cases, learn.SelectOptions{Strategy: q.Strategy, N: q.N, Seed: q.Seed, Exclude: queried, Anchors: anchors, Busy: busy})
+	if err != nil {
+		return err
+	}
+	for _, p := range picks {
+		if _, err := db.AddQuery(ctx, sentinel.Query{InstanceID: p.InstanceID, Strategy: string(p.Strategy), Reason: p.Reason, Random: p.Random}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // queryGroups returns each instance's patient group (see patientGroups)

@@ -765,6 +765,24 @@ func TestRetrainWaitsForRunningCycle(t *testing.T) {
 	if ok, err := MaybeRetrain(ctx, f.db, f.opt, RetrainPolicy{EveryLabels: 1}); ok || err != nil {
 		t.Fatalf("MaybeRetrain with the lease held = %v, %v; want a skipped turn", ok, err)
 	}
+	// Choosing queries holds a lease of its own: a learning cycle does not
+	// stop it, another round does, and the worklist can still be read.
+	if _, err := NewQueries(ctx, f.db, f.opt, QueryOptions{N: 1, Strategy: learn.Random, Seed: 1}); errors.Is(err, ErrRoundRunning) || errors.Is(err, ErrCycleRunning) {
+		t.Fatalf("NewQueries during a learning cycle: %v", err)
+	}
+	round, err := f.db.Acquire(ctx, queriesLease, "other-host pid 8", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewQueries(ctx, f.db, f.opt, QueryOptions{N: 1, Strategy: learn.Random, Seed: 1}); !errors.Is(err, ErrRoundRunning) || !strings.Contains(err.Error(), "other-host pid 8") {
+		t.Fatalf("NewQueries with the queries lease held: %v, want ErrRoundRunning naming the holder", err)
+	}
+	if _, err := NewQueries(ctx, f.db, f.opt, QueryOptions{}); err != nil {
+		t.Fatalf("reading the worklist with the queries lease held: %v", err)
+	}
+	if err := round.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if len(f.trained) != 0 {
 		t.Fatalf("%d trainings while another cycle held the lease", len(f.trained))
 	}

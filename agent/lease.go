@@ -16,28 +16,36 @@ import (
 // is running on the workspace, in this process or another.
 var ErrCycleRunning = errors.New("another learning cycle is running on this workspace")
 
-// learningLease names the lease a learning cycle holds, and leaseTTL is how
-// long the lease lasts unless renewed: a cycle renews it every third of
-// that, and a cycle whose process died frees it when it runs out.
+// ErrRoundRunning means another round of queries is being chosen on the
+// workspace, in this process or another.
+var ErrRoundRunning = errors.New("another round of queries is being chosen on this workspace")
+
+// learningLease names the lease a learning cycle holds, queriesLease the
+// one a round of queries holds, and leaseTTL is how long a lease lasts
+// unless renewed: its holder renews it every third of that, and a holder
+// whose process died frees it when it runs out.
 const (
 	learningLease = "learning"
+	queriesLease  = "queries"
 	leaseTTL      = 10 * time.Minute
 )
 
 // leaseSeq tells apart the cycles of one process.
 var leaseSeq atomic.Int64
 
-// withLearningLease runs fn holding the workspace's learning lease, so
-// that two retraining or admission cycles never run at once (two cycles
-// would train two candidates and promote both, the second over the first).
-// It fails with ErrCycleRunning, saying who holds the lease, if another
-// cycle does. fn's context is cancelled if the lease is lost.
-func withLearningLease(ctx context.Context, db *store.DB, log *slog.Logger, fn func(context.Context) error) error {
+// withLease runs fn holding the workspace's lease of that name: the
+// learning lease, so that two retraining or admission cycles never run at
+// once (two cycles would train two candidates and promote both, the second
+// over the first), or the queries lease, so that two rounds chosen at once
+// do not ask for twice the budget. It fails with busy, saying who holds the
+// lease, if another holder has it. fn's context is cancelled if the lease
+// is lost.
+func withLease(ctx context.Context, db *store.DB, name string, busy error, log *slog.Logger, fn func(context.Context) error) error {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s pid %d cycle %d", host, os.Getpid(), leaseSeq.Add(1))
-	lease, err := db.Acquire(ctx, learningLease, holder, leaseTTL)
+	lease, err := db.Acquire(ctx, name, holder, leaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
-		return fmt.Errorf("%w: %w", ErrCycleRunning, err)
+		return fmt.Errorf("%w: %w", busy, err)
 	}
 	if err != nil {
 		return err
@@ -56,7 +64,7 @@ func withLearningLease(ctx context.Context, db *store.DB, log *slog.Logger, fn f
 				return // the cycle is stopping anyway
 			case <-t.C:
 				if err := lease.Renew(ctx); err != nil && ctx.Err() == nil {
-					log.Error("learning lease lost; stopping the cycle", slog.Any("error", err))
+					log.Error("lease lost; stopping", slog.String("lease", name), slog.Any("error", err))
 					cancel(err)
 					return
 				}
@@ -72,9 +80,9 @@ func withLearningLease(ctx context.Context, db *store.DB, log *slog.Logger, fn f
 }
 
 // leased runs one learning cycle under the workspace's learning lease (see
-// withLearningLease).
+// withLease).
 func leased[T any](ctx context.Context, db *store.DB, opt LearningOptions, cycle func(context.Context, *store.DB, LearningOptions) (T, error)) (res T, err error) {
-	err = withLearningLease(ctx, db, opt.log(), func(ctx context.Context) error {
+	err = withLease(ctx, db, learningLease, ErrCycleRunning, opt.log(), func(ctx context.Context) error {
 		res, err = cycle(ctx, db, opt)
 		return err
 	})

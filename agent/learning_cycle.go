@@ -70,7 +70,9 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 		if skip[s.InstanceID] {
 			continue
 		}
-		sc := s.Score
+		// The detector's own score: the agent stores what its reports
+		// said, which a learned model combined with its head.
+		sc := detectorScore(s.Score)
 		var emb []float32
 		needImage := withEmbeddings || comb.UsesHead() || s.ModelVersion != info.Version
 		if needImage {

@@ -25,6 +25,7 @@ import (
 type learnModel struct {
 	version string
 	bad     bool
+	path    string // where Load found it
 }
 
 func (m *learnModel) Score(img sentinel.Image) (sentinel.Score, error) {
@@ -35,7 +36,7 @@ func (m *learnModel) Score(img sentinel.Image) (sentinel.Score, error) {
 	return sentinel.Score{Value: v, Threshold: 0.5}, nil
 }
 func (m *learnModel) Info() sentinel.ModelInfo {
-	return sentinel.ModelInfo{Version: m.version, Kind: "fake", CreatedAt: time.Now()}
+	return sentinel.ModelInfo{Version: m.version, Kind: "fake", CreatedAt: time.Now(), Path: m.path}
 }
 func (m *learnModel) InputSize() int                      { return 8 }
 func (m *learnModel) CalibrationScores() []float64        { return []float64{0.1, 0.15, 0.2, 0.25, 0.3} }
@@ -119,7 +120,11 @@ func newLearnFixture(t *testing.T, normals, abnormals int) *learnFixture {
 			if err != nil {
 				return nil, err
 			}
-			return f.models[string(b)], nil
+			m := f.models[string(b)]
+			if m != nil {
+				m.path = path
+			}
+			return m, nil
 		},
 		Holdout:   learn.HoldoutConfig{Fraction: 0.25, Seed: 1},
 		Head:      learn.DefaultHeadConfig(),
@@ -915,5 +920,80 @@ func TestMaybeRetrainAdmitsOnSchedule(t *testing.T) {
 	last := admissionCycle()
 	if step(24*time.Hour) || admissionCycle() != last {
 		t.Fatal("admission cycle ran with AdmitEvery = 0")
+	}
+}
+
+// A model a retraining cycle saved scores as it was evaluated and
+// promoted: the detector's score combined with the head, against the
+// recalibrated threshold, the detector's own score kept as a component. A
+// model with nothing saved beside it scores as the detector alone, and a
+// damaged sidecar is an error, not a silent fallback.
+func TestWithLearningScoresAsPromoted(t *testing.T) {
+	ctx := context.Background()
+	f := newLearnFixture(t, 30, 30)
+	f.label(t, "dr-a", append(ids("n", 0, 20), ids("a", 0, 20)...)...)
+	res, _ := f.retrain(t)
+	if !res.Verdict.Promote {
+		t.Fatalf("verdict %+v", res.Verdict)
+	}
+	m, info, _, err := currentModel(ctx, f.db, f.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := readSidecar(info.Path)
+	if err != nil || sc.Combiner == nil {
+		t.Fatalf("sidecar: %+v, %v", sc, err)
+	}
+	s, err := WithLearning(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == Scorer(m) {
+		t.Fatal("WithLearning returned the bare detector for a model with a combiner")
+	}
+	var abnormal, normal int
+	for _, v := range []float32{0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95} {
+		img := sentinel.NewImage(8, 8)
+		for i := range img.Pix {
+			img.Pix[i] = v
+		}
+		got, err := s.Score(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := m.Score(img)
+		want := sc.Combiner.Score(raw.Value, learn.HeadInput(raw.Components, learn.Thumbnail{Side: 16}.Embed(img)))
+		if got.Value != want || got.Threshold != sc.Combiner.Threshold || got.Components[ComponentDetector] != raw.Value {
+			t.Fatalf("value %v: score %+v, want combined %v, threshold %v, detector %v", v, got, want, sc.Combiner.Threshold, raw.Value)
+		}
+		if (got.Decision == sentinel.DecisionAbnormal) != (got.Value > got.Threshold) || got.Reason == "" {
+			t.Fatalf("value %v: decision %s (%s) at %v against %v", v, got.Decision, got.Reason, got.Value, got.Threshold)
+		}
+		if got.Decision == sentinel.DecisionAbnormal {
+			abnormal++
+		} else {
+			normal++
+		}
+		// The learning loop reads a stored learned score back as the
+		// detector's.
+		if d := detectorScore(got); d.Value != raw.Value {
+			t.Fatalf("detectorScore = %v, want %v", d.Value, raw.Value)
+		}
+	}
+	if abnormal == 0 || normal == 0 {
+		t.Fatalf("%d abnormal, %d normal: the threshold separates nothing", abnormal, normal)
+	}
+
+	// No sidecar: the detector alone.
+	bare := &learnModel{version: "bare", path: filepath.Join(t.TempDir(), "bare.model")}
+	if s, err := WithLearning(bare, nil); err != nil || s != Scorer(bare) {
+		t.Fatalf("no sidecar: %v, %v", s, err)
+	}
+	// A damaged one: an error that names the model.
+	if err := os.WriteFile(sidecarPath(bare.path), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WithLearning(bare, nil); err == nil || !strings.Contains(err.Error(), "bare") {
+		t.Fatalf("damaged sidecar: %v", err)
 	}
 }

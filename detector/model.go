@@ -258,6 +258,12 @@ func (m *Model) HeldOut() []int { return slices.Clone(m.heldOut) }
 // held-out normals (empty when the model draws no SWAG samples).
 func (m *Model) CalibrationUncertainties() []float64 { return slices.Clone(m.calib.Uncertainties) }
 
+// UncertaintyLimit is the SWAG uncertainty above which the model decides
+// "uncertain" whatever the score, and false when it gives no uncertainty.
+func (m *Model) UncertaintyLimit() (float64, bool) {
+	return m.calib.UncertaintyLimit, len(m.calib.Uncertainties) > 0
+}
+
 // MemoryBankSize returns the number of patches in the memory bank and the
 // number of features per patch.
 func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.bankDim }

@@ -175,10 +175,20 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// openForScoring loads the current model and opens the database, recording
-// the model as the one in use.
-func (e *env) openForScoring(ctx context.Context) (*detector.Model, *store.DB, error) {
+// loadScorer loads the current model as the reports use it: with the head
+// and threshold the learning loop fitted, when it has them.
+func (e *env) loadScorer() (agent.Scorer, error) {
 	m, err := e.loadModel()
+	if err != nil {
+		return nil, err
+	}
+	return agent.WithLearning(m, e.learningOptions().Embedder)
+}
+
+// openForScoring loads the current model (see loadScorer) and opens the
+// database, recording the model as the one in use.
+func (e *env) openForScoring(ctx context.Context) (agent.Scorer, *store.DB, error) {
+	m, err := e.loadScorer()
 	if err != nil {
 		return nil, nil, err
 	}

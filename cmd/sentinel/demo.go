@@ -99,7 +99,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "    model %s trained in %s; threshold %.5g (set for %.0f%% false positives on %d held-out normals)\n",
 		info.Version, time.Since(trainStart).Round(100*time.Millisecond), info.Threshold, 100*info.TargetFPR, info.CalibImages)
-	m, err := e.loadModel()
+	m, err := e.loadScorer()
 	if err != nil {
 		return err
 	}

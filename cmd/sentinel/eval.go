@@ -95,6 +95,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The score the reports give: with the head and threshold the
+	// learning loop fitted, when the model has them.
+	s, err := agent.WithLearning(m, e.learningOptions().Embedder)
+	if err != nil {
+		return err
+	}
 	rows, err := agent.ReadLabels(*labels)
 	if err != nil {
 		return err
@@ -109,7 +115,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("eval: labels %s have no rows in split %q", *labels, *split)
 	}
 	start := time.Now()
-	if err := scoreCases(ctx, m, cases, e.decoder(), max(1, e.cfg.Ingest.Workers)); err != nil {
+	if err := scoreCases(ctx, m, s, cases, e.decoder(), max(1, e.cfg.Ingest.Workers)); err != nil {
 		return err
 	}
 	res := summarise(m, cases)
@@ -133,7 +139,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // scoreCases decodes, resamples and scores every case with the model and
 // the baseline on workers goroutines. Any file that cannot be read fails
 // the evaluation: figures over a silently smaller set would mislead.
-func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode agent.Decoder, workers int) error {
+func scoreCases(ctx context.Context, m *detector.Model, s agent.Scorer, cases []evalCase, decode agent.Decoder, workers int) error {
 	side := m.InputSize()
 	err := parallel.All(ctx, len(cases), workers, func(i int) error {
 		c := &cases[i]
@@ -142,7 +148,7 @@ func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode
 			return err
 		}
 		img = dicomio.Resample(img, side, side)
-		if c.score, err = m.Score(img); err != nil {
+		if c.score, err = s.Score(img); err != nil {
 			return fmt.Errorf("%s: %w", c.path, err)
 		}
 		if c.baseline, err = m.BaselineScore(img); err != nil {
@@ -160,6 +166,9 @@ func scoreCases(ctx context.Context, m *detector.Model, cases []evalCase, decode
 // the model's calibration on held-out normals, never from these labels.
 func summarise(m *detector.Model, cases []evalCase) evalResult {
 	res := evalResult{Threshold: m.Info().Threshold, BaselineThreshold: m.BaselineThreshold()}
+	if len(cases) > 0 {
+		res.Threshold = cases[0].score.Threshold // a learned model's, when it has one
+	}
 	var all, certain, base []float64
 	var allPos, certainPos []bool
 	var ca, cc, cb metrics.Confusion

@@ -121,7 +121,38 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 			t.Fatalf("after rolling back to %s: %s", first, out)
 		}
 	}
+
+	// The retrained model scores as it was evaluated, with the head and
+	// threshold the labels fitted, and says so in its components; the
+	// first model, trained on normals alone, scores as the detector.
+	scoreComponents := func() map[string]float64 {
+		t.Helper()
+		out, _ := run(0, "score", "--workspace", ws, files[0])
+		var rep struct {
+			Score      float64            `json:"score"`
+			Threshold  float64            `json:"threshold"`
+			Decision   string             `json:"decision"`
+			Components map[string]float64 `json:"components"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("score: %v\n%s", err, out)
+		}
+		if (rep.Decision == "abnormal") != (rep.Score > rep.Threshold) {
+			t.Fatalf("score: decision %s at %v against %v", rep.Decision, rep.Score, rep.Threshold)
+		}
+		return rep.Components
+	}
+	if c := scoreComponents(); len(c) == 0 || has(c, "detector_score") {
+		t.Fatalf("first model's components %v: want the detector's alone", c)
+	}
+	second := models[1].Model.Version
+	run(0, "models", "rollback", "--workspace", ws, second)
+	if c := scoreComponents(); !has(c, "detector_score") {
+		t.Fatalf("retrained model's components %v: want detector_score", c)
+	}
 }
+
+func has(m map[string]float64, k string) bool { _, ok := m[k]; return ok }
 
 func readCSV(t *testing.T, path string) [][]string {
 	t.Helper()

@@ -50,7 +50,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if err != nil || !retrained {
 				return err
 			}
-			next, err := e.loadModel()
+			next, err := e.loadScorer()
 			if err != nil {
 				return err
 			}

@@ -25,7 +25,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	m, err := e.loadModel()
+	m, err := e.loadScorer()
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/learn"
+)
+
+// Components a learned score adds to the detector's (none ends in "_z",
+// so the head never reads them back as detector features).
+const (
+	// ComponentDetector is the detector's own score, before the head.
+	ComponentDetector = "detector_score"
+	// ComponentHeadLogit and ComponentHeadWeight are the supervised head's
+	// logit for the case and its share of the combined score.
+	ComponentHeadLogit  = "head_logit"
+	ComponentHeadWeight = "head_weight"
+)
+
+// learnedScorer scores as the learning loop evaluated and promoted the
+// model: the detector's score combined with the supervised head the
+// radiologists' labels fitted, judged against the threshold they
+// recalibrated.
+type learnedScorer struct {
+	Scorer
+	comb  *learn.Combiner
+	embed func(sentinel.Image) []float32
+	// uLimit is the detector's SWAG-uncertainty limit, if it has one.
+	uLimit *float64
+}
+
+// WithLearning returns m scoring with what a retraining cycle saved beside
+// it (its supervised head and recalibrated threshold), so that the reports
+// decide as the promotion gate measured; m itself when the model has none
+// (a model from `sentinel train`). embedder is the learning loop's (nil:
+// the default thumbnail).
+func WithLearning(m Scorer, embedder learn.Embedder) (Scorer, error) {
+	info := m.Info()
+	if info.Path == "" {
+		return m, nil
+	}
+	sc, err := readSidecar(info.Path)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && sc.Combiner == nil) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", info.Version, err)
+	}
+	if !(sc.Combiner.DetSD > 0) {
+		return nil, fmt.Errorf("model %s: %s: detector spread %v", info.Version, sidecarPath(info.Path), sc.Combiner.DetSD)
+	}
+	opt := LearningOptions{Embedder: embedder}
+	s := &learnedScorer{Scorer: m, comb: sc.Combiner, embed: opt.embed}
+	if l, ok := m.(interface{ UncertaintyLimit() (float64, bool) }); ok {
+		if v, ok := l.UncertaintyLimit(); ok {
+			s.uLimit = &v
+		}
+	}
+	return s, nil
+}
+
+// Score combines the detector's score of img (at the model's input size)
+// with the head. The decision keeps the detector's rules, moved to the
+// combined score: uncertain when the SWAG uncertainty is above its limit;
+// abnormal above the threshold; uncertain in the band below it that the
+// detector's normal limit sets (as wide, in standard deviations of the
+// seed normals' scores); normal below.
+func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
+	raw, err := s.Scorer.Score(img)
+	if err != nil {
+		return raw, err
+	}
+	in := learn.HeadInput(raw.Components, s.embed(img))
+	out := raw
+	out.Components = maps.Clone(raw.Components)
+	if out.Components == nil {
+		out.Components = map[string]float64{}
+	}
+	out.Components[ComponentDetector] = raw.Value
+	if l, ok := s.comb.HeadLogit(in); ok {
+		out.Components[ComponentHeadLogit] = l
+		out.Components[ComponentHeadWeight] = s.comb.Weight
+	}
+	v, t := s.comb.Score(raw.Value, in), s.comb.Threshold
+	out.Value, out.Threshold, out.NormalLimit = v, t, nil
+	if raw.NormalLimit != nil && *raw.NormalLimit < raw.Threshold {
+		l := t - (raw.Threshold-*raw.NormalLimit)/s.comb.DetSD
+		out.NormalLimit = &l
+	}
+	what := "combined score"
+	if s.comb.UsesHead() {
+		what = fmt.Sprintf("combined score (detector and the radiologists' head, weight %.2f)", s.comb.Weight)
+	}
+	lim := out.NormalLimit
+	switch u := raw.Uncertainty; {
+	case s.uLimit != nil && u != nil && *u > *s.uLimit:
+		out.Decision, out.Reason = sentinel.DecisionUncertain, fmt.Sprintf("SWAG uncertainty %.3g above its limit %.3g", *u, *s.uLimit)
+	case v > t:
+		out.Decision, out.Reason = sentinel.DecisionAbnormal, fmt.Sprintf("%s %.3f above the threshold %.3f", what, v, t)
+	case lim != nil && v > *lim:
+		out.Decision, out.Reason = sentinel.DecisionUncertain, fmt.Sprintf("%s %.3f above the normal limit %.3f, not above the threshold %.3f", what, v, *lim, t)
+	case lim != nil:
+		out.Decision, out.Reason = sentinel.DecisionNormal, fmt.Sprintf("%s %.3f at or below the normal limit %.3f", what, v, *lim)
+	default:
+		out.Decision, out.Reason = sentinel.DecisionNormal, fmt.Sprintf("%s %.3f at or below the threshold %.3f", what, v, t)
+	}
+	return out, nil
+}
+
+// detectorScore returns the detector's own score from a stored score: a
+// learned score keeps it as a component.
+func detectorScore(s sentinel.Score) sentinel.Score {
+	if v, ok := s.Components[ComponentDetector]; ok {
+		s.Value = v
+	}
+	return s
+}

@@ -111,6 +111,9 @@ func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
 	return out, nil
 }
 
+// ThresholdSource says how the learning loop set the threshold.
+func (s *learnedScorer) ThresholdSource() string { return s.comb.ThresholdSource }
+
 // detectorScore returns the detector's own score from a stored score: a
 // learned score keeps it as a component.
 func detectorScore(s sentinel.Score) sentinel.Score {

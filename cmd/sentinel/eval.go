@@ -44,6 +44,9 @@ type evalResult struct {
 	Normal    int     `json:"normal"`
 	Abnormal  int     `json:"abnormal"`
 	Threshold float64 `json:"threshold"`
+	// ThresholdSource says how a retrained model's threshold was set (on
+	// its combined score); empty for a detector's, set on held-out normals.
+	ThresholdSource string `json:"threshold_source,omitempty"`
 	figures
 	UncertainFraction float64 `json:"uncertain_fraction"`
 	// UncertainErrorRate and CertainErrorRate are the shares of the
@@ -75,6 +78,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	split := fs.String("split", "", "evaluate only this split's rows (e.g. dev)")
 	modelPath := fs.String("model", "", "model `file` to evaluate instead of the workspace's current model")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	detectorOnly := fs.Bool("detector-only", false, "score with the detector alone, without the head and threshold a retraining fitted (as reports were before it)")
 	casesOut := fs.String("cases", "", "also write one CSV row per case (file, label, score, uncertainty, decision, components) to this `file`")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -97,9 +101,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// The score the reports give: with the head and threshold the
 	// learning loop fitted, when the model has them.
-	s, err := agent.WithLearning(m, e.learningOptions().Embedder)
-	if err != nil {
-		return err
+	var s agent.Scorer = m
+	if !*detectorOnly {
+		if s, err = agent.WithLearning(m, e.learningOptions().Embedder); err != nil {
+			return err
+		}
 	}
 	rows, err := agent.ReadLabels(*labels)
 	if err != nil {
@@ -126,6 +132,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	res.ImagesPerSecond = float64(len(cases)) / time.Since(start).Seconds()
 	res.Model = m.Info().Version
+	if ts, ok := s.(interface{ ThresholdSource() string }); ok {
+		res.ThresholdSource = ts.ThresholdSource()
+	}
 	res.Labels, res.Split = *labels, *split
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -236,8 +245,13 @@ func printEval(w io.Writer, r evalResult) {
 	row("model", r.figures)
 	row("model, not uncertain", r.Certain)
 	row("baseline (no learning)", r.Baseline)
-	fmt.Fprintf(w, "threshold %.4g (baseline %.4g), both set on held-out normals; uncertain %.1f%% of cases; %.1f images/s\n",
-		r.Threshold, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
+	if r.ThresholdSource != "" {
+		fmt.Fprintf(w, "threshold %.4g on the combined score, set by the learning loop on %s (baseline %.4g, set on held-out normals); uncertain %.1f%% of cases; %.1f images/s\n",
+			r.Threshold, r.ThresholdSource, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
+	} else {
+		fmt.Fprintf(w, "threshold %.4g (baseline %.4g), both set on held-out normals; uncertain %.1f%% of cases; %.1f images/s\n",
+			r.Threshold, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
+	}
 	fmt.Fprintf(w, "wrong at the threshold: %.1f%% of the uncertain cases, %.1f%% of the others\n",
 		100*r.UncertainErrorRate, 100*r.CertainErrorRate)
 }

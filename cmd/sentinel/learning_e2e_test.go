@@ -150,6 +150,28 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 	if c := scoreComponents(); !has(c, "detector_score") {
 		t.Fatalf("retrained model's components %v: want detector_score", c)
 	}
+	// eval measures what the reports say, and the detector alone on asking.
+	evalLabels := filepath.Join(t.TempDir(), "eval.csv")
+	var eb strings.Builder
+	eb.WriteString("file,finding\n")
+	for _, f := range files {
+		eb.WriteString(filepath.Base(f) + "," + strings.SplitN(filepath.Base(f), "-", 2)[0] + "\n")
+	}
+	os.WriteFile(evalLabels, []byte(eb.String()), 0o644)
+	for _, detectorOnly := range []bool{false, true} {
+		args := []string{"eval", "--workspace", ws, "--data", pool, "--labels", evalLabels, "--json"}
+		if detectorOnly {
+			args = append(args, "--detector-only")
+		}
+		out, _ := run(0, args...)
+		var res struct {
+			Normal, Abnormal int
+			Source           string `json:"threshold_source"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || res.Normal != 10 || res.Abnormal != 10 || (res.Source == "") != detectorOnly {
+			t.Fatalf("eval (detector only %v): %v\n%s", detectorOnly, err, out)
+		}
+	}
 }
 
 func has(m map[string]float64, k string) bool { _, ok := m[k]; return ok }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/internal/metrics"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
+	"github.com/sentinel-pacs/sentinel/learn"
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
@@ -70,7 +72,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// 1. Synthetic normals, written as real DICOM files.
 	trainDir := filepath.Join(e.cfg.Workspace, "train-normals")
-	fmt.Fprintf(stdout, "1/4 writing %d synthetic normal chest radiographs (DICOM, %dx%d) to %s\n", *normals, *size, *size, trainDir)
+	fmt.Fprintf(stdout, "1/5 writing %d synthetic normal chest radiographs (DICOM, %dx%d) to %s\n", *normals, *size, *size, trainDir)
 	var files []string
 	for i := 0; i < *normals; i++ {
 		p := filepath.Join(trainDir, fmt.Sprintf("normal-%03d.dcm", i))
@@ -88,13 +90,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer db.Close()
 	tc := e.trainConfig()
 	tc.Progress = progressPrinter(stderr)
-	fmt.Fprintf(stdout, "2/4 training the autoencoder (%d epochs at %dx%d)\n", tc.Epochs, tc.InputSize, tc.InputSize)
+	fmt.Fprintf(stdout, "2/5 training the autoencoder (%d epochs at %dx%d)\n", tc.Epochs, tc.InputSize, tc.InputSize)
 	trainStart := time.Now()
 	info, err := agent.Train(ctx, db, agent.TrainOptions{
 		Files: files, ModelsDir: e.paths.Models, Detector: tc,
 		Decode: e.decoder(), Resample: dicomio.Resample, Workers: 2, Logger: e.log,
 	})
 	if err != nil {
+		return err
+	}
+	if err := e.recordSeeds(ctx, db, files); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "    model %s trained in %s; threshold %.5g (set for %.0f%% false positives on %d held-out normals)\n",
@@ -126,7 +131,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- a.Run(runCtx) }()
 	inbox := e.paths.Inbox[0]
-	fmt.Fprintf(stdout, "3/4 agent watching %s; dropping %d studies (%d images), a copy of one image and a broken file\n",
+	fmt.Fprintf(stdout, "3/5 agent watching %s; dropping %d studies (%d images), a copy of one image and a broken file\n",
 		inbox, *studies, len(cases))
 	dropStart := time.Now()
 	var dropped []string
@@ -183,7 +188,91 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := <-agentDone; err != nil {
 		return err
 	}
-	return printDemo(stdout, e, db, cases, outcomes, dup, broken, latency, time.Since(start))
+	if err := printDemo(stdout, e, db, cases, outcomes, dup, broken, latency); err != nil {
+		return err
+	}
+	if err := demoLearning(ctx, stdout, e, db, cases, *seed); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nDone in %s. Look at:\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(stdout, "  reports (JSON + heatmap PNG)  %s\n", e.paths.Reports)
+	fmt.Fprintf(stdout, "  quarantined files            %s\n", e.paths.Quarantine)
+	fmt.Fprintf(stdout, "  the worklist and answers     %s, %s\n", filepath.Join(e.cfg.Workspace, "worklist.csv"), filepath.Join(e.cfg.Workspace, "answers.csv"))
+	fmt.Fprintf(stdout, "  state                        sentinel status --workspace %s\n", e.cfg.Workspace)
+	fmt.Fprintf(stdout, "  keep watching the inbox      sentinel run --workspace %s\n", e.cfg.Workspace)
+	return nil
+}
+
+// demoLearning runs the learning loop once on the demo's cases: a worklist
+// of the cases the model would most like a radiologist to read, the
+// answers of a stand-in radiologist who reads every study (by accession
+// number, as a RIS reports), and a retraining that is promoted only if it
+// is not worse.
+func demoLearning(ctx context.Context, w io.Writer, e *env, db *store.DB, cases []demoCase, seed int64) error {
+	opt := e.learningOptions()
+	opt.Logger = e.log
+	rows, err := agent.NewQueries(ctx, db, opt, agent.QueryOptions{N: 4, Strategy: learn.Hybrid, Seed: seed})
+	if err != nil {
+		return err
+	}
+	worklist := filepath.Join(e.cfg.Workspace, "worklist.csv")
+	if err := writeFileWith(worklist, func(f io.Writer) error { return agent.WriteWorklistCSV(f, agent.Worklist(rows)) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n5/5 learning from a radiologist: %d cases on the worklist (%s)\n", len(rows), worklist)
+	for _, r := range rows {
+		fmt.Fprintf(w, "    accession %s: %s\n", r.AccessionNumber, r.Reason)
+	}
+	// The stand-in radiologist answers every study, asked about or not: a
+	// study is abnormal when any of its films is.
+	abnormal := map[string]bool{}
+	var order []string
+	for i, c := range cases {
+		acc := fmt.Sprintf("DEMO%04d", i/2)
+		if _, ok := abnormal[acc]; !ok {
+			order = append(order, acc)
+		}
+		abnormal[acc] = abnormal[acc] || c.kind != "normal"
+	}
+	var b bytes.Buffer
+	b.WriteString("accession_number,label,reader,time\n")
+	now := time.Now().UTC().Format(time.RFC3339)
+	for _, acc := range order {
+		v := "normal"
+		if abnormal[acc] {
+			v = "abnormal"
+		}
+		fmt.Fprintf(&b, "%s,%s,demo-radiologist,%s\n", acc, v, now)
+	}
+	answers := filepath.Join(e.cfg.Workspace, "answers.csv")
+	if err := os.WriteFile(answers, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	parsed, bad, err := learn.ParseLabels(bytes.NewReader(b.Bytes()), "csv")
+	if err != nil {
+		return err
+	}
+	rep, err := agent.ImportLabels(ctx, db, parsed, bad, filepath.Base(answers))
+	if err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("demo: answers: %v", rep.Errors[0])
+	}
+	fmt.Fprintf(w, "    answers for %d studies by accession number (%s): %d labels, one per film\n", rep.Rows, answers, rep.Added)
+	res, err := agent.Retrain(ctx, db, opt)
+	if err != nil {
+		return err
+	}
+	verdict := "rejected"
+	if res.Verdict.Promote {
+		verdict = "promoted"
+	}
+	fmt.Fprintf(w, "    retrained: model %s %s (%s)\n", res.Candidate.Version, verdict, res.Verdict.Reason)
+	if res.Verdict.Promote {
+		fmt.Fprintf(w, "    its reports now combine the detector with what the labels taught (docs/learning.md)\n")
+	}
+	return nil
 }
 
 func allReported(st []store.StudySummary, n int) bool {
@@ -279,8 +368,8 @@ func resetDemoWorkspace(ws string) error {
 }
 
 func printDemo(w io.Writer, e *env, db *store.DB, cases []demoCase, outcomes map[string]agent.Outcome,
-	dup, broken string, latency, total time.Duration) error {
-	fmt.Fprintf(w, "4/4 results (all %d files handled %s after the first drop)\n\n", len(cases)+2, latency.Round(100*time.Millisecond))
+	dup, broken string, latency time.Duration) error {
+	fmt.Fprintf(w, "4/5 results (all %d files handled %s after the first drop)\n\n", len(cases)+2, latency.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\ttruth\tscore\tdecision\treport")
 	var scores []float64
@@ -338,10 +427,5 @@ func printDemo(w io.Writer, e *env, db *store.DB, cases []demoCase, outcomes map
 		}
 	}
 	fmt.Fprintf(w, "study reports: %d studies, %d flagged abnormal or uncertain (reports/<study>/study.json)\n", len(st), flagged)
-	fmt.Fprintf(w, "\nDone in %s. Look at:\n", total.Round(100*time.Millisecond))
-	fmt.Fprintf(w, "  reports (JSON + heatmap PNG)  %s\n", e.paths.Reports)
-	fmt.Fprintf(w, "  quarantined files            %s\n", e.paths.Quarantine)
-	fmt.Fprintf(w, "  state                        sentinel status --workspace %s\n", e.cfg.Workspace)
-	fmt.Fprintf(w, "  keep watching the inbox      sentinel run --workspace %s\n", e.cfg.Workspace)
 	return nil
 }

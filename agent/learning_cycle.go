@@ -63,6 +63,11 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 	} else {
 		comb = learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
 	}
+	// A rescoring is stored as the model's reports would give it.
+	reporter, err := WithLearning(m, opt.Embedder)
+	if err != nil {
+		return nil, nil, err
+	}
 	imgs := newImageCache(opt, paths, m.InputSize())
 	var cases []learn.Case
 	var det []float64
@@ -83,12 +88,14 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 			}
 			emb = opt.embed(img)
 			if s.ModelVersion != info.Version {
-				if sc, err = m.Score(img); err != nil {
+				stored, err := reporter.Score(img)
+				if err != nil {
 					return nil, nil, err
 				}
-				if err := db.SaveScore(ctx, s.InstanceID, info.Version, sc); err != nil {
+				if err := db.SaveScore(ctx, s.InstanceID, info.Version, stored); err != nil {
 					return nil, nil, err
 				}
+				sc = detectorScore(stored)
 			}
 		}
 		in := learn.HeadInput(sc.Components, emb)

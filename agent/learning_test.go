@@ -983,6 +983,30 @@ func TestWithLearningScoresAsPromoted(t *testing.T) {
 	if abnormal == 0 || normal == 0 {
 		t.Fatalf("%d abnormal, %d normal: the threshold separates nothing", abnormal, normal)
 	}
+	// The loop's own rescoring stores what the reports would say, and the
+	// gates still read the detector's score.
+	res2, err := AdmitCycle(ctx, f.db, f.opt)
+	if err != nil || res2.Checked == 0 {
+		t.Fatalf("admission cycle: %+v, %v", res2, err)
+	}
+	rescored, err := f.db.ScoredInstances(ctx, info.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rescored {
+		if r.ModelVersion != info.Version {
+			continue
+		}
+		n++
+		d, ok := r.Score.Components[ComponentDetector]
+		if !ok || d != float64(f.value[r.InstanceID]) || r.Score.Threshold != sc.Combiner.Threshold {
+			t.Fatalf("rescored %s: %+v, want the learned score of detector value %v", r.InstanceID, r.Score, f.value[r.InstanceID])
+		}
+	}
+	if n == 0 {
+		t.Fatal("nothing rescored with the promoted model")
+	}
 
 	// No sidecar: the detector alone.
 	bare := &learnModel{version: "bare", path: filepath.Join(t.TempDir(), "bare.model")}

@@ -33,6 +33,23 @@ type learnedScorer struct {
 	uLimit *float64
 }
 
+// LearnedCombiner returns what a retraining cycle saved beside the model
+// file at path (its head and recalibrated threshold), or nil when there is
+// nothing (a model from `sentinel train`).
+func LearnedCombiner(path string) (*learn.Combiner, error) {
+	if path == "" {
+		return nil, nil
+	}
+	sc, err := readSidecar(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sc.Combiner, nil
+}
+
 // WithLearning returns m scoring with what a retraining cycle saved beside
 // it (its supervised head and recalibrated threshold), so that the reports
 // decide as the promotion gate measured; m itself when the model has none
@@ -40,21 +57,18 @@ type learnedScorer struct {
 // the default thumbnail).
 func WithLearning(m Scorer, embedder learn.Embedder) (Scorer, error) {
 	info := m.Info()
-	if info.Path == "" {
-		return m, nil
-	}
-	sc, err := readSidecar(info.Path)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && sc.Combiner == nil) {
-		return m, nil
-	}
+	comb, err := LearnedCombiner(info.Path)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", info.Version, err)
 	}
-	if !(sc.Combiner.DetSD > 0) {
-		return nil, fmt.Errorf("model %s: %s: detector spread %v", info.Version, sidecarPath(info.Path), sc.Combiner.DetSD)
+	if comb == nil {
+		return m, nil
+	}
+	if !(comb.DetSD > 0) {
+		return nil, fmt.Errorf("model %s: %s: detector spread %v", info.Version, sidecarPath(info.Path), comb.DetSD)
 	}
 	opt := LearningOptions{Embedder: embedder}
-	s := &learnedScorer{Scorer: m, comb: sc.Combiner, embed: opt.embed}
+	s := &learnedScorer{Scorer: m, comb: comb, embed: opt.embed}
 	if l, ok := m.(interface{ UncertaintyLimit() (float64, bool) }); ok {
 		if v, ok := l.UncertaintyLimit(); ok {
 			s.uLimit = &v

@@ -150,6 +150,9 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 	if c := scoreComponents(); !has(c, "detector_score") {
 		t.Fatalf("retrained model's components %v: want detector_score", c)
 	}
+	if out, _ := run(0, "status", "--workspace", ws); !strings.Contains(out, "reports use the combined score: head weight") {
+		t.Fatalf("status of a retrained model:\n%s", out)
+	}
 	// eval measures what the reports say, and the detector alone on asking.
 	evalLabels := filepath.Join(t.TempDir(), "eval.csv")
 	var eb strings.Builder

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/learn"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -40,6 +41,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		fmt.Fprintf(stdout, "model      %s (%s, %d training normals, threshold %.6g, created %s)\n",
 			m.Version, m.Kind, m.TrainImages, m.Threshold, m.CreatedAt.Format("2006-01-02 15:04"))
+		comb, err := agent.LearnedCombiner(m.Path)
+		if err != nil {
+			return err
+		}
+		if comb != nil {
+			fmt.Fprintf(stdout, "           reports use the combined score: head weight %.2f, threshold %.4g set on %s\n",
+				comb.Weight, comb.Threshold, comb.ThresholdSource)
+		}
 	}
 	pending, processing, err := db.QueueDepth(ctx)
 	if err != nil {

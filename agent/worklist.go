@@ -13,7 +13,7 @@ import (
 // WorklistColumns are the worklist's CSV columns, in order; the JSON form
 // (WorklistItem) has the same names.
 var WorklistColumns = []string{"query_id", "instance_id", "file", "sop_instance_uid", "study_instance_uid",
-	"accession_number", "score", "uncertainty", "model_version", "heatmap", "strategy", "reason", "asked_at"}
+	"accession_number", "score", "threshold", "decision", "uncertainty", "model_version", "heatmap", "strategy", "reason", "asked_at"}
 
 // WorklistItem is one open query as a worklist gives it to radiologists:
 // what identifies the case in the PACS, what the model made of it and why
@@ -26,6 +26,8 @@ type WorklistItem struct {
 	StudyInstanceUID string   `json:"study_instance_uid"`
 	AccessionNumber  string   `json:"accession_number"`
 	Score            float64  `json:"score"`
+	Threshold        float64  `json:"threshold"`
+	Decision         string   `json:"decision"`
 	Uncertainty      *float64 `json:"uncertainty"`
 	ModelVersion     string   `json:"model_version"`
 	Heatmap          string   `json:"heatmap"`
@@ -39,7 +41,8 @@ func Worklist(rows []store.WorklistRow) []WorklistItem {
 	items := make([]WorklistItem, len(rows))
 	for i, r := range rows {
 		items[i] = WorklistItem{r.QueryID, r.InstanceID, r.SourcePath, r.SOPInstanceUID, r.StudyInstanceUID, r.AccessionNumber,
-			r.Score, r.Uncertainty, r.ModelVersion, r.HeatmapPath, r.Strategy, r.Reason, r.CreatedAt.UTC().Format(time.RFC3339)}
+			r.Score, r.Threshold, r.Decision, r.Uncertainty, r.ModelVersion, r.HeatmapPath, r.Strategy, r.Reason,
+			r.CreatedAt.UTC().Format(time.RFC3339)}
 	}
 	return items
 }
@@ -54,8 +57,8 @@ func WriteWorklistCSV(w io.Writer, items []WorklistItem) error {
 			u = strconv.FormatFloat(*it.Uncertainty, 'g', 6, 64)
 		}
 		cw.Write([]string{strconv.FormatInt(it.QueryID, 10), it.InstanceID, it.File, it.SOPInstanceUID, it.StudyInstanceUID,
-			it.AccessionNumber, strconv.FormatFloat(it.Score, 'g', 6, 64), u, it.ModelVersion, it.Heatmap, it.Strategy,
-			it.Reason, it.AskedAt})
+			it.AccessionNumber, strconv.FormatFloat(it.Score, 'g', 6, 64), strconv.FormatFloat(it.Threshold, 'g', 6, 64),
+			it.Decision, u, it.ModelVersion, it.Heatmap, it.Strategy, it.Reason, it.AskedAt})
 	}
 	cw.Flush()
 	return cw.Error()

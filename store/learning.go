@@ -249,6 +249,9 @@ type WorklistRow struct {
 	Score            float64
 	Uncertainty      *float64
 	ModelVersion     string
+	// Threshold and Decision are the score's, as the model reported it.
+	Threshold        float64
+	Decision         string
 	HeatmapPath      string
 	Strategy, Reason string
 	CreatedAt        time.Time
@@ -259,6 +262,7 @@ type WorklistRow struct {
 func (db *DB) Worklist(ctx context.Context) ([]WorklistRow, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT q.id, q.instance_id, i.path, i.sop_instance_uid,
 		i.study_instance_uid, i.accession_number, COALESCE(s.value, 0), s.uncertainty, COALESCE(s.model_version, ''),
+		COALESCE(s.threshold, 0), COALESCE(s.decision, ''),
 		COALESCE((SELECT heatmap_path FROM reports r WHERE r.instance_id = q.instance_id ORDER BY r.id DESC LIMIT 1), ''),
 		q.strategy, q.reason, q.created_at
 		FROM queries q JOIN instances i ON i.instance_id = q.instance_id
@@ -274,7 +278,7 @@ func (db *DB) Worklist(ctx context.Context) ([]WorklistRow, error) {
 		var u sql.NullFloat64
 		var t string
 		if err := rows.Scan(&w.QueryID, &w.InstanceID, &w.SourcePath, &w.SOPInstanceUID, &w.StudyInstanceUID,
-			&w.AccessionNumber, &w.Score, &u, &w.ModelVersion, &w.HeatmapPath, &w.Strategy, &w.Reason, &t); err != nil {
+			&w.AccessionNumber, &w.Score, &u, &w.ModelVersion, &w.Threshold, &w.Decision, &w.HeatmapPath, &w.Strategy, &w.Reason, &t); err != nil {
 			return nil, fmt.Errorf("store: worklist: %w", err)
 		}
 		w.Uncertainty = nullable(u)

@@ -48,9 +48,11 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 	if !slices.Equal(rows[0], agent.WorklistColumns) || len(rows) != 7 {
 		t.Fatalf("worklist: %d rows, header %v", len(rows), rows[0])
 	}
+	col := func(r []string, name string) string { return r[slices.Index(agent.WorklistColumns, name)] }
 	for _, r := range rows[1:] {
-		if r[2] == "" || r[3] == "" || r[11] == "" {
-			t.Errorf("worklist row without file, SOP Instance UID or reason: %v", r)
+		if col(r, "file") == "" || col(r, "sop_instance_uid") == "" || col(r, "reason") == "" || col(r, "threshold") == "" ||
+			!slices.Contains([]string{"normal", "uncertain", "abnormal"}, col(r, "decision")) {
+			t.Errorf("worklist row without file, SOP Instance UID, reason, threshold or decision: %v", r)
 		}
 	}
 

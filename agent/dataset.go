@@ -141,3 +141,56 @@ func isFile(p string, d fs.DirEntry) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// ReadPatients reads the patient of each file from a CSV whose header names
+// the columns file and patient (a research labels file does), keyed by the
+// file's base name: PNG and JPEG files carry no Patient ID, and without one
+// the learning loop cannot keep a patient's films together. It returns an
+// empty map when the file has no patient column, and an error when one
+// name is given two patients.
+func ReadPatients(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("patients: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("patients %s: header: %w", path, err)
+	}
+	fi, pi := -1, -1
+	for i, h := range header {
+		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
+		case "file":
+			fi = i
+		case "patient":
+			pi = i
+		}
+	}
+	out := map[string]string{}
+	if fi < 0 || pi < 0 {
+		return out, nil
+	}
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("patients %s: line %d: %w", path, line, err)
+		}
+		if len(rec) <= max(fi, pi) {
+			continue
+		}
+		name, p := filepath.Base(strings.TrimSpace(rec[fi])), strings.TrimSpace(rec[pi])
+		if name == "" || p == "" {
+			continue
+		}
+		if q, ok := out[name]; ok && q != p {
+			return nil, fmt.Errorf("patients %s: line %d: %s is given two patients", path, line, name)
+		}
+		out[name] = p
+	}
+}

@@ -99,6 +99,9 @@ type env struct {
 	// set when the workspace database is opened; until then files are
 	// read without patient keys.
 	patientKey func(issuer, id string) string
+	// filePatients gives, by file name, the patient of files that carry no
+	// Patient ID (PNG, JPEG), from a research labels file.
+	filePatients map[string]string
 }
 
 // setup loads the configuration, applies the flags and creates the

@@ -6,11 +6,13 @@ import (
 	"io"
 	"sort"
 
+	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, g := newFlagSet("ingest", "ingest [flags] DIR", stderr)
+	patients := fs.String("patients", "", "`CSV` with columns file and patient (a research labels file will do): the patient of each PNG or JPEG, which carries none, so the learning loop keeps a patient's films together")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -21,6 +23,14 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	e, err := setup(fs, g, stderr)
 	if err != nil {
 		return err
+	}
+	if *patients != "" {
+		if e.filePatients, err = agent.ReadPatients(*patients); err != nil {
+			return err
+		}
+		if len(e.filePatients) == 0 {
+			return usageError{fmt.Sprintf("ingest: %s has no file and patient columns", *patients)}
+		}
 	}
 	m, db, err := e.openForScoring(ctx)
 	if err != nil {

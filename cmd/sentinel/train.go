@@ -43,6 +43,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if *labels != "" {
+		// A labels file with a patient column gives the seed normals their
+		// patients, which PNG and JPEG files do not carry.
+		if e.filePatients, err = agent.ReadPatients(*labels); err != nil {
+			return err
+		}
+	}
 	db, err := e.openDB()
 	if err != nil {
 		return err

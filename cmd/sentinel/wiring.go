@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/detector"
@@ -13,7 +15,13 @@ import (
 // once the workspace database is open.
 func (e *env) decoder() agent.Decoder {
 	return func(path string) (sentinel.Instance, sentinel.Image, error) {
-		return dicomio.Load(path, dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels, PatientKey: e.patientKey})
+		inst, img, err := dicomio.Load(path, dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels, PatientKey: e.patientKey})
+		if err == nil && inst.PatientKey == "" && e.patientKey != nil {
+			if p, ok := e.filePatients[filepath.Base(path)]; ok {
+				inst.PatientKey = e.patientKey("", p)
+			}
+		}
+		return inst, img, err
 	}
 }
 

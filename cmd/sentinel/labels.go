@@ -19,11 +19,11 @@ import (
 var errBadRows = errors.New("some rows were not imported")
 
 func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, err := subcommand(args, "sentinel labels import [--format csv|json] FILE", stderr, "import"); err != nil {
+	if _, err := subcommand(args, "sentinel labels import [--format csv|json] FILE (- for standard input)", stderr, "import"); err != nil {
 		return err
 	}
-	fs, g := newFlagSet("labels import", "labels import [--format csv|json] FILE [flags]", stderr)
-	format := fs.String("format", "", "csv or json (default from the file's extension)")
+	fs, g := newFlagSet("labels import", "labels import [--format csv|json] FILE|- [flags]", stderr)
+	format := fs.String("format", "", "csv or json (default from the file's extension; csv for standard input)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -42,12 +42,18 @@ func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	file, err := os.Open(path)
-	if err != nil {
-		return err
+	// A RIS export can be piped in: FILE "-" is standard input.
+	var in io.Reader = os.Stdin
+	source := "stdin"
+	if path != "-" {
+		file, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		in, source = file, filepath.Base(path)
 	}
-	defer file.Close()
-	rows, bad, err := learn.ParseLabels(file, f)
+	rows, bad, err := learn.ParseLabels(in, f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -56,7 +62,7 @@ func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
-	rep, err := agent.ImportLabels(ctx, db, rows, bad, filepath.Base(path))
+	rep, err := agent.ImportLabels(ctx, db, rows, bad, source)
 	for _, re := range rep.Errors {
 		fmt.Fprintf(stderr, "%s:%d: %v\n", path, re.Line, re.Err)
 	}

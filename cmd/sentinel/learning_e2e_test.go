@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,6 +80,12 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 	if out, _ = run(1, "labels", "import", "--workspace", ws, labels); !strings.Contains(out, "0 labels added, 20 already imported") {
 		t.Fatalf("labels import again: %s", out)
 	}
+	// A RIS export piped in: a second reader agrees on one film.
+	pipe := exec.Command(binary, "labels", "import", "--workspace", ws, "--format", "json", "-")
+	pipe.Stdin = strings.NewReader(`{"file": "` + filepath.Base(files[0]) + `", "label": "normal", "reader": "dr-b", "time": "2026-11-03"}`)
+	if b, err := pipe.CombinedOutput(); err != nil || !strings.Contains(string(b), "1 rows: 1 labels added") {
+		t.Fatalf("labels import from standard input: %v\n%s", err, b)
+	}
 	// Every query is answered: the open worklist is empty.
 	run(0, "queries", "export", "--workspace", ws, "--n", "0", "--out", worklist)
 	if rows := readCSV(t, worklist); len(rows) != 1 {
@@ -106,7 +113,7 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 	}
 	// status says where the loop stands.
 	out, _ = run(0, "status", "--workspace", ws)
-	for _, want := range []string{"learning   0 open queries; 20 labels on 20 cases (10 abnormal,", "readers: 1;",
+	for _, want := range []string{"learning   0 open queries; 21 labels on 20 cases (10 abnormal,", "readers: 2;",
 		"last retrain cycle", "last admission cycle"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

@@ -50,6 +50,18 @@ func LearnedCombiner(path string) (*learn.Combiner, error) {
 	return sc.Combiner, nil
 }
 
+// combinerOf returns the combiner m scores with in the learning loop: the
+// one saved beside its model file at path, or for a model without one
+// (path "" included) its detector score standardised on its calibration
+// normals, thresholded at the target false-positive rate.
+func combinerOf(m LearnModel, path string, opt LearningOptions) (*learn.Combiner, error) {
+	comb, err := LearnedCombiner(path)
+	if err != nil || comb != nil {
+		return comb, err
+	}
+	return learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, nil, opt.Head), nil
+}
+
 // WithLearning returns m scoring with what a retraining cycle saved beside
 // it (its supervised head and recalibrated threshold), so that the reports
 // decide as the promotion gate measured; m itself when the model has none

@@ -370,11 +370,9 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 	}
 	if cur != nil {
 		res.Current = curInfo.Version
-		curComb := &learn.Combiner{}
-		if sc, err := readSidecar(curInfo.Path); err == nil && sc.Combiner != nil {
-			curComb = sc.Combiner
-		} else {
-			curComb = learn.FitCombiner(cur.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
+		curComb, err := combinerOf(cur, curInfo.Path, opt)
+		if err != nil {
+			return res, err
 		}
 		curImgs := imgs
 		if cur.InputSize() != cand.InputSize() {

@@ -57,11 +57,9 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 	for _, s := range scored {
 		paths[s.InstanceID] = s.Path
 	}
-	comb := &learn.Combiner{}
-	if sc, err := readSidecar(info.Path); err == nil && sc.Combiner != nil {
-		comb = sc.Combiner
-	} else {
-		comb = learn.FitCombiner(m.CalibrationScores(), opt.TargetFPR, nil, opt.Head)
+	comb, err := combinerOf(m, info.Path, opt)
+	if err != nil {
+		return nil, nil, err
 	}
 	// A rescoring is stored as the model's reports would give it.
 	reporter, err := WithLearning(m, opt.Embedder)

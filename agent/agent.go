@@ -81,7 +81,8 @@ type Config struct {
 	MaintenanceEvery time.Duration
 	// ChooseQueries, when set, serves POST /api/queries: it chooses up to n
 	// new cases to ask radiologists about (n = 0: the configured budget)
-	// and returns the open worklist (see NewQueries).
+	// and returns the open worklist (see NewQueries, whose lease lets one
+	// round be chosen at a time).
 	ChooseQueries func(ctx context.Context, n int) ([]store.WorklistRow, error)
 }
 
@@ -118,10 +119,6 @@ type Agent struct {
 
 	claimMu sync.Mutex
 	claims  map[string]chan struct{}
-
-	// chooseMu lets one POST /api/queries choose a round at a time, so two
-	// at once do not ask for twice the budget.
-	chooseMu sync.Mutex
 
 	ready  atomic.Bool
 	paused atomic.Bool

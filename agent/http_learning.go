@@ -44,9 +44,9 @@ func (a *Agent) apiChooseQueries(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.chooseMu.Lock()
+	// Two rounds at once cannot ask for twice the budget: the second finds
+	// the queries lease held (ErrRoundRunning).
 	rows, err := a.cfg.ChooseQueries(r.Context(), n)
-	a.chooseMu.Unlock()
 	switch {
 	case errors.Is(err, sentinel.ErrNoModel):
 		http.Error(w, "no model yet: train one first", http.StatusConflict)

@@ -32,6 +32,23 @@ func (e *env) learningOptions() agent.LearningOptions {
 	}
 }
 
+// queryOptions is a round of n new queries (n < 0: learning.queries_per_round)
+// chosen with strategy ("": learning.strategy), as `queries export` and the
+// running agent's POST /api/queries choose them.
+func (e *env) queryOptions(n int, strategy string, seed int64) (agent.QueryOptions, error) {
+	if n < 0 {
+		n = e.cfg.Learning.QueriesPerRound
+	}
+	if strategy == "" {
+		strategy = e.cfg.Learning.Strategy
+	}
+	st, err := learn.ParseStrategy(strategy)
+	if err != nil {
+		return agent.QueryOptions{}, err
+	}
+	return agent.QueryOptions{N: n, Strategy: st, Seed: seed, ExpireAfter: e.cfg.Learning.QueryExpiry.Duration}, nil
+}
+
 // recordSeeds records the normals a model was trained on as the
 // workspace's seed normals, by instance id, for later retraining and the
 // admission gates.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/sentinel-pacs/sentinel/agent"
-	"github.com/sentinel-pacs/sentinel/learn"
 )
 
 func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,13 +40,7 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *n < 0 {
-		*n = e.cfg.Learning.QueriesPerRound
-	}
-	if *strategy == "" {
-		*strategy = e.cfg.Learning.Strategy
-	}
-	st, err := learn.ParseStrategy(*strategy)
+	q, err := e.queryOptions(*n, *strategy, *seed)
 	if err != nil {
 		return usageError{"queries export: " + err.Error()}
 	}
@@ -56,8 +49,7 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
-	rows, err := agent.NewQueries(ctx, db, e.learningOptions(), agent.QueryOptions{N: *n, Strategy: st, Seed: *seed,
-		ExpireAfter: e.cfg.Learning.QueryExpiry.Duration})
+	rows, err := agent.NewQueries(ctx, db, e.learningOptions(), q)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/dicomio"
-	"github.com/sentinel-pacs/sentinel/learn"
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
@@ -36,14 +35,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := e.agentConfig(false, nil)
 	var a *agent.Agent
-	l := e.cfg.Learning
+	l, opt := e.cfg.Learning, e.learningOptions()
 	policy := agent.RetrainPolicy{EveryLabels: l.RetrainEveryLabels, EveryAdmissions: l.RetrainEveryAdmissions,
 		Every: l.RetrainEvery.Duration, AdmitEvery: l.AdmitEvery.Duration}
 	if policy.EveryLabels > 0 || policy.EveryAdmissions > 0 || policy.Every > 0 || policy.AdmitEvery > 0 {
 		// Automatic admission and retraining: checked every minute; a
 		// promoted model replaces the running one for the files that
 		// follow.
-		opt := e.learningOptions()
 		cfg.MaintenanceEvery = time.Minute
 		cfg.Maintenance = func(ctx context.Context) error {
 			retrained, err := agent.MaybeRetrain(ctx, db, opt, policy)
@@ -58,15 +56,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return nil
 		}
 	}
-	if st, err := learn.ParseStrategy(e.cfg.Learning.Strategy); err == nil {
-		opt := e.learningOptions()
-		cfg.ChooseQueries = func(ctx context.Context, n int) ([]store.WorklistRow, error) {
-			if n <= 0 {
-				n = e.cfg.Learning.QueriesPerRound
-			}
-			return agent.NewQueries(ctx, db, opt, agent.QueryOptions{N: n, Strategy: st, Seed: 1,
-				ExpireAfter: e.cfg.Learning.QueryExpiry.Duration})
+	cfg.ChooseQueries = func(ctx context.Context, n int) ([]store.WorklistRow, error) {
+		if n <= 0 {
+			n = -1 // the configured budget
 		}
+		q, err := e.queryOptions(n, "", 1)
+		if err != nil {
+			return nil, err
+		}
+		return agent.NewQueries(ctx, db, opt, q)
 	}
 	a = agent.New(cfg, db, m, e.decoder(), dicomio.Resample)
 	return a.Run(ctx)

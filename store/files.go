@@ -111,8 +111,9 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 			r.Score.Uncertainty, string(comps), now); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at)
-			VALUES (?, ?, ?, ?)`, in.ID, r.ReportPath, r.HeatmapPath, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at,
+			revision, model_version, decision) VALUES (?, ?, ?, ?, 1, ?, ?)`,
+			in.ID, r.ReportPath, r.HeatmapPath, now, r.ModelVersion, string(r.Score.Decision)); err != nil {
 			return err
 		}
 		if in.StudyInstanceUID != "" {
@@ -220,8 +221,12 @@ type Counts struct {
 	Files     map[string]int // by file status
 	Instances int
 	Scores    int
-	Reports   int
-	// ByDecision counts instances by the decision they were reported with.
+	// Reports counts the instances reported; Revised the revisions issued
+	// after an instance's first report.
+	Reports int
+	Revised int
+	// ByDecision counts instances by the decision their latest report
+	// gives.
 	ByDecision map[string]int
 }
 
@@ -232,16 +237,17 @@ func (db *DB) Counts(ctx context.Context) (Counts, error) {
 	if err := groupCount(ctx, db.db, `SELECT status, COUNT(*) FROM files GROUP BY status`, c.Files); err != nil {
 		return c, fmt.Errorf("store: counts: %w", err)
 	}
-	// The decision each instance was reported with: its first score (a
-	// newer model's rescoring for the learning loop writes no report).
-	if err := groupCount(ctx, db.db, `SELECT decision, COUNT(*) FROM scores
-		WHERE id IN (SELECT MIN(id) FROM scores GROUP BY instance_id) GROUP BY decision`, c.ByDecision); err != nil {
+	// The decision each instance's latest report gives (a newer model's
+	// score that changed no decision is stored, but not reported).
+	if err := groupCount(ctx, db.db, `SELECT decision, COUNT(*) FROM reports
+		WHERE id IN (SELECT MAX(id) FROM reports GROUP BY instance_id) GROUP BY decision`, c.ByDecision); err != nil {
 		return c, fmt.Errorf("store: counts: %w", err)
 	}
 	for q, dst := range map[string]*int{
-		`SELECT COUNT(*) FROM instances`: &c.Instances,
-		`SELECT COUNT(*) FROM scores`:    &c.Scores,
-		`SELECT COUNT(*) FROM reports`:   &c.Reports,
+		`SELECT COUNT(*) FROM instances`:                  &c.Instances,
+		`SELECT COUNT(*) FROM scores`:                     &c.Scores,
+		`SELECT COUNT(DISTINCT instance_id) FROM reports`: &c.Reports,
+		`SELECT COUNT(*) FROM reports WHERE revision > 1`: &c.Revised,
 	} {
 		if err := db.db.QueryRowContext(ctx, q).Scan(dst); err != nil {
 			return c, fmt.Errorf("store: counts: %w", err)
@@ -277,20 +283,23 @@ func (db *DB) ScoreCount(ctx context.Context, instanceID string) (int, error) {
 	return n, nil
 }
 
-// ReportRow is one stored report with its score.
+// ReportRow is one stored report with the score it gave.
 type ReportRow struct {
-	InstanceID  string
-	Path        string
-	HeatmapPath string
-	Value       float64
-	Decision    string
+	InstanceID   string
+	Path         string
+	HeatmapPath  string
+	Revision     int
+	ModelVersion string
+	Value        float64
+	Decision     string
 }
 
-// Reports lists every report with its score, in the order they were made.
+// Reports lists every report, each revision of an instance's report in its
+// own row, with the score it gave, in the order they were made.
 func (db *DB) Reports(ctx context.Context) ([]ReportRow, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT r.instance_id, r.path, r.heatmap_path,
-		COALESCE(s.value, 0), COALESCE(s.decision, '') FROM reports r
-		LEFT JOIN scores s ON s.instance_id = r.instance_id ORDER BY r.id`)
+	rows, err := db.db.QueryContext(ctx, `SELECT r.instance_id, r.path, r.heatmap_path, r.revision, r.model_version,
+		COALESCE(s.value, 0), r.decision FROM reports r
+		LEFT JOIN scores s ON s.instance_id = r.instance_id AND s.model_version = r.model_version ORDER BY r.id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: reports: %w", err)
 	}
@@ -298,7 +307,7 @@ func (db *DB) Reports(ctx context.Context) ([]ReportRow, error) {
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		if err := rows.Scan(&r.InstanceID, &r.Path, &r.HeatmapPath, &r.Value, &r.Decision); err != nil {
+		if err := rows.Scan(&r.InstanceID, &r.Path, &r.HeatmapPath, &r.Revision, &r.ModelVersion, &r.Value, &r.Decision); err != nil {
 			return nil, fmt.Errorf("store: reports: %w", err)
 		}
 		out = append(out, r)

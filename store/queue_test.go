@@ -79,7 +79,7 @@ func TestStudyRevisions(t *testing.T) {
 	if err != nil || len(inst) != 2 || inst[0].Decision != "abnormal" || *inst[0].Uncertainty != 0.1 {
 		t.Fatalf("study instances = %+v, %v", inst, err)
 	}
-	if err := db.RecordStudyReport(ctx, "1.2.3", 1, 2, "/r/study.json"); err != nil {
+	if err := db.RecordStudyReport(ctx, "1.2.3", 1, 2, 0, "/r/study.json"); err != nil {
 		t.Fatal(err)
 	}
 	if q, _ := db.QuietStudies(ctx, db.Now()); len(q) != 0 {
@@ -92,7 +92,7 @@ func TestStudyRevisions(t *testing.T) {
 	if q, _ := db.QuietStudies(ctx, db.Now()); len(q) != 1 {
 		t.Fatalf("late instance did not reopen the study: %v", q)
 	}
-	if rev, _ := db.StudyRevision(ctx, "1.2.3"); rev != 1 {
+	if rev, _, _ := db.StudyRevision(ctx, "1.2.3"); rev != 1 {
 		t.Fatalf("revision = %d", rev)
 	}
 	st, err := db.Studies(ctx, 10)

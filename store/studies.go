@@ -33,11 +33,12 @@ type StudySummary struct {
 	WorstDecision    string    `json:"worst_decision"`
 }
 
-// QuietStudies returns the studies with instances not yet in a study report
-// whose last instance arrived at or before cutoff.
+// QuietStudies returns the studies whose last instance arrived at or before
+// cutoff and that have instances not yet in a study report, or an instance
+// report revised since their last one.
 func (db *DB) QuietStudies(ctx context.Context, cutoff time.Time) ([]string, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT study_instance_uid FROM studies
-		WHERE instances > reported_instances AND last_instance_at <= ? ORDER BY last_instance_at`, formatTime(cutoff))
+		WHERE (instances > reported_instances OR stale != 0) AND last_instance_at <= ? ORDER BY last_instance_at`, formatTime(cutoff))
 	if err != nil {
 		return nil, fmt.Errorf("store: quiet studies: %w", err)
 	}
@@ -53,15 +54,16 @@ func (db *DB) QuietStudies(ctx context.Context, cutoff time.Time) ([]string, err
 	return out, rows.Err()
 }
 
-// StudyInstances returns the scored instances of a study with their latest
-// score, in the order they were scored.
+// StudyInstances returns the reported instances of a study, each with the
+// score its latest report gave (a newer model's score that changed no
+// decision is stored, but not reported), in the order they were scored.
 func (db *DB) StudyInstances(ctx context.Context, study string) ([]StudyInstance, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT i.instance_id, i.sop_instance_uid, i.series_instance_uid, i.path,
-		s.model_version, s.value, s.threshold, s.decision, s.uncertainty, COALESCE(r.path, ''), s.created_at
-		FROM instances i JOIN scores s ON s.instance_id = i.instance_id
-		LEFT JOIN reports r ON r.instance_id = i.instance_id
-		WHERE i.study_instance_uid = ? AND s.id = (SELECT MAX(id) FROM scores WHERE instance_id = i.instance_id)
-		ORDER BY s.id`, study)
+		s.model_version, s.value, s.threshold, s.decision, s.uncertainty, r.path, s.created_at
+		FROM instances i JOIN reports r ON r.id = (SELECT MAX(id) FROM reports WHERE instance_id = i.instance_id)
+		JOIN scores s ON s.instance_id = i.instance_id AND s.model_version = r.model_version
+		WHERE i.study_instance_uid = ?
+		ORDER BY (SELECT MIN(id) FROM scores WHERE instance_id = i.instance_id)`, study)
 	if err != nil {
 		return nil, fmt.Errorf("store: study %s: %w", study, err)
 	}
@@ -83,29 +85,31 @@ func (db *DB) StudyInstances(ctx context.Context, study string) ([]StudyInstance
 }
 
 // StudyRevision returns the last study report revision of a study (0 when
-// never reported).
-func (db *DB) StudyRevision(ctx context.Context, study string) (int, error) {
-	var rev int
-	err := db.db.QueryRowContext(ctx, `SELECT revision FROM studies WHERE study_instance_uid = ?`, study).Scan(&rev)
+// never reported) and how many of its instance reports were revised since
+// (see RecordRevision).
+func (db *DB) StudyRevision(ctx context.Context, study string) (rev, revised int, err error) {
+	err = db.db.QueryRowContext(ctx, `SELECT revision, stale FROM studies WHERE study_instance_uid = ?`, study).Scan(&rev, &revised)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: study revision %s: %w", study, err)
+		return 0, 0, fmt.Errorf("store: study revision %s: %w", study, err)
 	}
-	return rev, nil
+	return rev, revised, nil
 }
 
 // RecordStudyReport records revision rev of a study's report, covering the
-// given number of instances.
-func (db *DB) RecordStudyReport(ctx context.Context, study string, rev, instances int, path string) error {
+// given number of instances and the revised instance reports StudyRevision
+// counted before the report was made (revisions recorded since still make
+// the study due again).
+func (db *DB) RecordStudyReport(ctx context.Context, study string, rev, instances, revised int, path string) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO study_reports (study_instance_uid, revision, instances, path, created_at)
 			VALUES (?, ?, ?, ?, ?)`, study, rev, instances, path, db.now()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE studies SET reported_instances = ?, revision = ? WHERE study_instance_uid = ?`,
-			instances, rev, study)
+		_, err := tx.ExecContext(ctx, `UPDATE studies SET reported_instances = ?, revision = ?, stale = MAX(stale - ?, 0)
+			WHERE study_instance_uid = ?`, instances, rev, revised, study)
 		return err
 	})
 	if err != nil {

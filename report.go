@@ -36,6 +36,24 @@ type Report struct {
 	Heatmap           string             `json:"heatmap,omitempty"`
 	Timings           Timings            `json:"timings"`
 	CreatedAt         time.Time          `json:"created_at"`
+	// Revision is 1 for an instance's first report. When a newer model in
+	// use decides otherwise, the report is issued again as the next
+	// revision, which names the one it supersedes and says why.
+	Revision       int        `json:"revision"`
+	Supersedes     *ReportRef `json:"supersedes,omitempty"`
+	RevisionReason string     `json:"revision_reason,omitempty"`
+}
+
+// ReportRef names an earlier revision of an instance's report and what it
+// said.
+type ReportRef struct {
+	Revision     int       `json:"revision"`
+	Report       string    `json:"report"`
+	ModelVersion string    `json:"model_version"`
+	Score        float64   `json:"score"`
+	Threshold    float64   `json:"threshold"`
+	Decision     Decision  `json:"decision"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // StudyReportSchemaVersion is the version of the study report's JSON layout.

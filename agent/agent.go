@@ -84,6 +84,17 @@ type Config struct {
 	// and returns the open worklist (see NewQueries, whose lease lets one
 	// round be chosen at a time).
 	ChooseQueries func(ctx context.Context, n int) ([]store.WorklistRow, error)
+	// ReviseWithin, when positive, has the running agent compare the
+	// reports of instances first reported this recently with every new
+	// model it uses, and issue again those the model decides otherwise
+	// (see ReviseReports).
+	ReviseWithin time.Duration
+	// FollowModel, when set, is asked every ModelCheckEvery (10 s by
+	// default) for the model the models folder names: it returns a Scorer
+	// when that is not the running one (after 'sentinel retrain', 'models
+	// rollback' or 'train' in another process), nil when it is.
+	FollowModel     func(running sentinel.ModelInfo) (Scorer, error)
+	ModelCheckEvery time.Duration
 }
 
 // Outcome is what became of one file.
@@ -126,6 +137,9 @@ type Agent struct {
 	// that it can be changed while the agent runs.
 	floor   atomic.Int64
 	rescanC chan struct{}
+	// reviseC asks for a pass of ReviseReports (at start and after each
+	// change of model).
+	reviseC chan struct{}
 }
 
 // New returns an agent; it does no I/O.
@@ -158,6 +172,10 @@ func New(cfg Config, db *store.DB, model Scorer, decode Decoder, resample Resamp
 		metrics: newMetrics(),
 		claims:  map[string]chan struct{}{},
 		rescanC: make(chan struct{}, 1),
+		reviseC: make(chan struct{}, 1),
+	}
+	if a.cfg.ModelCheckEvery <= 0 {
+		a.cfg.ModelCheckEvery = 10 * time.Second
 	}
 	a.SetModel(model)
 	a.floor.Store(cfg.MinFreeBytes)
@@ -169,12 +187,17 @@ type scorerBox struct{ Scorer }
 
 // SetModel makes m the model used for files processed from now on, as after
 // a retraining cycle promotes a new version. Files already being scored
-// finish with the model they started with.
+// finish with the model they started with. The running agent then compares
+// recent reports with it (see ReviseReports).
 func (a *Agent) SetModel(m Scorer) {
 	if old := a.model.Swap(&scorerBox{m}); old != nil {
 		a.metrics.model.DeleteLabelValues(old.Info().Version)
 	}
 	a.metrics.model.WithLabelValues(m.Info().Version).Set(1)
+	select {
+	case a.reviseC <- struct{}{}:
+	default: // a pass is due already
+	}
 }
 
 func (a *Agent) currentModel() Scorer { return a.model.Load().Scorer }
@@ -229,6 +252,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Maintenance != nil && a.cfg.MaintenanceEvery > 0 {
 		bg.Add(1)
 		go func() { defer bg.Done(); a.maintain(ctx) }()
+	}
+	if a.cfg.FollowModel != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); a.followModel(ctx) }()
+	}
+	if a.cfg.ReviseWithin > 0 {
+		bg.Add(1)
+		go func() { defer bg.Done(); a.revising(ctx) }()
 	}
 
 	t := newTracker(a.cfg.StableFor, time.Now)

@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 // Handler returns the agent's HTTP API:
@@ -25,6 +28,7 @@ import (
 //	GET  /api/studies         studies, most recent first (?limit=N, default 100)
 //	GET  /api/reports/{uid}   an instance's report, by SOP Instance UID or instance id
 //	GET  /api/heatmaps/{uid}  the report's heatmap (PNG)
+//	GET  /api/revisions       reports issued again because a newer model decided otherwise, newest first (?limit=N, default 100)
 //	GET  /api/queries         the open worklist: the cases radiologists are asked about
 //	POST /api/queries         choose a new round of cases to ask about (?n=N; needs the token)
 //	POST /api/labels          import radiologists' labels, a labels file as the body (needs the token)
@@ -43,6 +47,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/studies", a.requireReader(a.apiStudies))
 	mux.HandleFunc("GET /api/reports/{uid}", a.requireReader(a.apiReport))
 	mux.HandleFunc("GET /api/heatmaps/{uid}", a.requireReader(a.apiHeatmap))
+	mux.HandleFunc("GET /api/revisions", a.requireReader(a.apiRevisions))
 	mux.HandleFunc("GET /api/queries", a.requireReader(a.apiQueries))
 	mux.HandleFunc("POST /api/queries", a.requireToken(a.apiChooseQueries))
 	mux.HandleFunc("POST /api/labels", a.requireToken(a.apiLabels))
@@ -78,14 +83,9 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) apiStudies(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			http.Error(w, "limit must be between 1 and 10000", http.StatusBadRequest)
-			return
-		}
-		limit = n
+	limit, ok := limitParam(w, r)
+	if !ok {
+		return
 	}
 	studies, err := a.db.Studies(r.Context(), limit)
 	if err != nil {
@@ -94,6 +94,46 @@ func (a *Agent) apiStudies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"studies": studies})
+}
+
+// apiRevisions lists the revised instance reports, newest first, each with
+// the decision it replaced; "report" is the revision's path relative to the
+// reports folder.
+func (a *Agent) apiRevisions(w http.ResponseWriter, r *http.Request) {
+	limit, ok := limitParam(w, r)
+	if !ok {
+		return
+	}
+	revs, err := a.db.RevisedReports(r.Context(), limit)
+	if err != nil {
+		a.log.Warn("api revisions", slog.Any("error", err))
+		http.Error(w, "database error", http.StatusInternalServerError)
+		return
+	}
+	for i := range revs {
+		if rel, err := filepath.Rel(a.cfg.Reports, revs[i].ReportPath); err == nil {
+			revs[i].ReportPath = filepath.ToSlash(rel)
+		}
+	}
+	if revs == nil {
+		revs = []store.RevisedReport{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revisions": revs})
+}
+
+// limitParam reads ?limit=N (1 to 10000, 100 by default), answering 400
+// itself when it is out of range.
+func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10000 {
+		http.Error(w, "limit must be between 1 and 10000", http.StatusBadRequest)
+		return 0, false
+	}
+	return n, true
 }
 
 func (a *Agent) apiReport(w http.ResponseWriter, r *http.Request) { a.serveReportFile(w, r, false) }

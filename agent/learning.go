@@ -206,7 +206,6 @@ type RetrainResult struct {
 	// HoldoutAdded is how many newly labelled cases joined the holdout in
 	// this cycle.
 	HoldoutAdded int
-	Rescored     int
 }
 
 // Retrain runs one retraining cycle: it resolves the labels, decides for
@@ -216,8 +215,9 @@ type RetrainResult struct {
 // supervised head and threshold on the training labels, evaluates the
 // candidate and the current model on the holdout and the seed normals, and
 // promotes the candidate only if it is not worse. Every version is kept
-// with its metrics. A promoted model rescores the unlabelled cases. It
-// holds the workspace's learning lease while it runs, and fails with
+// with its metrics. A promoted model scores the unlabelled cases again as
+// the loop next needs them (see candidates), and the running agent compares
+// its recent reports with it (Agent.ReviseReports). It holds the workspace's learning lease while it runs, and fails with
 // ErrCycleRunning if another learning cycle holds it.
 func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
 	return leased(ctx, db, opt, retrainCycle)

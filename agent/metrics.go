@@ -23,6 +23,7 @@ type metrics struct {
 	latency    prometheus.Histogram
 	model      *prometheus.GaugeVec
 	paused     prometheus.Gauge
+	revised    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -57,8 +58,11 @@ func newMetrics() *metrics {
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sentinel_ingest_paused", Help: "1 while ingest is paused because free disk space is below the floor.",
 		}),
+		revised: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_reports_revised_total", Help: "Instance reports issued again because a newer model in use decided otherwise, by the decision before and after.",
+		}, []string{"from", "to"}),
 	}
-	m.reg.MustRegister(m.seen, m.handled, m.failed, m.duplicates, m.queue, m.inflight, m.latency, m.model, m.paused,
+	m.reg.MustRegister(m.seen, m.handled, m.failed, m.duplicates, m.queue, m.inflight, m.latency, m.model, m.paused, m.revised,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

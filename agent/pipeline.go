@@ -166,6 +166,7 @@ func NewReport(inst sentinel.Instance, score sentinel.Score, modelVersion string
 		DecisionReason:    score.Reason,
 		Uncertainty:       score.Uncertainty,
 		Components:        score.Components,
+		Revision:          1,
 	}
 }
 

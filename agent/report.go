@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,16 +73,63 @@ func reportPaths(dir string, rep sentinel.Report) (string, string) {
 // atomically, so a reader never sees half a report.
 func writeReport(dir string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, string, error) {
 	jsonPath, heatPath := reportPaths(dir, rep)
+	_, heatPath, err := writeReportAt(jsonPath, heatPath, rep, img, heat, start)
+	if err != nil {
+		return "", "", err
+	}
+	return jsonPath, heatPath, nil
+}
+
+// revisionPaths returns where revision n of an instance's report and its
+// heatmap are kept: <uid>.r<n>.json and <uid>.r<n>.heatmap.png.
+func revisionPaths(dir string, rep sentinel.Report, n int) (string, string) {
+	j, _ := reportPaths(dir, rep)
+	base := strings.TrimSuffix(j, ".json")
+	return fmt.Sprintf("%s.r%d.json", base, n), fmt.Sprintf("%s.r%d.heatmap.png", base, n)
+}
+
+// writeRevision writes revision rep.Revision (2 or more) of an instance's
+// report as <uid>.r<n>.json with its own heatmap, and replaces <uid>.json,
+// the latest report, with the same bytes. The first revision's bytes are
+// kept first as <uid>.r1.json, so every revision stays on disk as written;
+// its heatmap keeps its name. It returns the revision's report and heatmap
+// paths and where the superseded revision now is.
+func writeRevision(dir string, rep sentinel.Report, img, heat sentinel.Image, start time.Time) (report, heatmap, previous string, err error) {
+	latest, _ := reportPaths(dir, rep)
+	previous, _ = revisionPaths(dir, rep, rep.Revision-1)
+	if rep.Revision == 2 && !exists(previous) {
+		if err := copyFile(latest, previous); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", "", "", fmt.Errorf("report %s: keep revision 1: %w", rep.InstanceID, err)
+		}
+	}
+	if rep.Supersedes != nil {
+		rep.Supersedes.Report = filepath.Base(previous)
+	}
+	report, heatmap = revisionPaths(dir, rep, rep.Revision)
+	b, heatmap, err := writeReportAt(report, heatmap, rep, img, heat, start)
+	if err != nil {
+		return "", "", "", err
+	}
+	if err := writeAtomic(latest, b); err != nil {
+		return "", "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	}
+	return report, heatmap, previous, nil
+}
+
+// writeReportAt writes a report to jsonPath and its heatmap, when the score
+// has one, to heatPath, and returns the report's bytes and the heatmap's
+// path ("" without one).
+func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) ([]byte, string, error) {
 	if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
-		return "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+		return nil, "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
 	if len(heat.Pix) > 0 {
 		var buf bytes.Buffer
 		if err := png.Encode(&buf, overlay(img, heat)); err != nil {
-			return "", "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+			return nil, "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(heatPath, buf.Bytes()); err != nil {
-			return "", "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+			return nil, "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		rep.Heatmap = filepath.Base(heatPath)
 	} else {
@@ -90,12 +139,13 @@ func writeReport(dir string, rep sentinel.Report, img sentinel.Image, heat senti
 	rep.Timings.TotalMS = ms(time.Since(start))
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
-		return "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+		return nil, "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
-	if err := writeAtomic(jsonPath, append(b, '\n')); err != nil {
-		return "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	b = append(b, '\n')
+	if err := writeAtomic(jsonPath, b); err != nil {
+		return nil, "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
-	return jsonPath, heatPath, nil
+	return b, heatPath, nil
 }
 
 // overlayMax is the longest side of the heatmap picture.

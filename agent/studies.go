@@ -47,11 +47,13 @@ func (a *Agent) ReportQuietStudies(ctx context.Context, cutoff time.Time) error 
 }
 
 func (a *Agent) reportStudy(ctx context.Context, uid string) error {
-	rows, err := a.db.StudyInstances(ctx, uid)
+	// Read before the instances, so that a revision recorded meanwhile
+	// leaves the study due again.
+	rev, revised, err := a.db.StudyRevision(ctx, uid)
 	if err != nil {
 		return err
 	}
-	rev, err := a.db.StudyRevision(ctx, uid)
+	rows, err := a.db.StudyInstances(ctx, uid)
 	if err != nil {
 		return err
 	}
@@ -98,7 +100,7 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 	if err := writeAtomic(filepath.Join(dir, "study.json"), b); err != nil {
 		return fmt.Errorf("study report %s: %w", uid, err)
 	}
-	if err := a.db.RecordStudyReport(ctx, uid, rep.Revision, len(rows), revPath); err != nil {
+	if err := a.db.RecordStudyReport(ctx, uid, rep.Revision, len(rows), revised, revPath); err != nil {
 		return err
 	}
 	a.log.Info("study reported", slog.String("study", uid), slog.Int("revision", rep.Revision),

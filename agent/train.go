@@ -107,20 +107,30 @@ func loadImages(ctx context.Context, opt TrainOptions, log *slog.Logger) ([]sent
 // LoadCurrentModel loads the model the models folder names as current. With
 // none, the error wraps sentinel.ErrNoModel.
 func LoadCurrentModel(modelsDir string) (*detector.Model, error) {
-	b, err := os.ReadFile(filepath.Join(modelsDir, CurrentModelFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w in %s", sentinel.ErrNoModel, modelsDir)
-	}
+	path, err := CurrentModelPath(modelsDir)
 	if err != nil {
-		return nil, fmt.Errorf("read current model: %w", err)
+		return nil, err
 	}
-	name := strings.TrimSpace(string(b))
-	if name == "" || filepath.Base(name) != name {
-		return nil, fmt.Errorf("%s names %q, which is not a model file in %s", CurrentModelFile, name, modelsDir)
-	}
-	m, err := detector.Load(filepath.Join(modelsDir, name))
+	m, err := detector.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	return m, nil
+}
+
+// CurrentModelPath returns the path of the model file the models folder
+// names as current. With none, the error wraps sentinel.ErrNoModel.
+func CurrentModelPath(modelsDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(modelsDir, CurrentModelFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%w in %s", sentinel.ErrNoModel, modelsDir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read current model: %w", err)
+	}
+	name := strings.TrimSpace(string(b))
+	if name == "" || filepath.Base(name) != name {
+		return "", fmt.Errorf("%s names %q, which is not a model file in %s", CurrentModelFile, name, modelsDir)
+	}
+	return filepath.Join(modelsDir, name), nil
 }

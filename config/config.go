@@ -82,6 +82,11 @@ type Ingest struct {
 	// its study report is written (again, as a new revision, if late
 	// instances arrive).
 	StudyQuiet Duration `toml:"study_quiet"`
+	// ReviseWithin: when the model in use changes, the running agent
+	// compares the reports of the instances first reported this recently
+	// with the new model, and issues again, as a new revision, each one it
+	// decides otherwise; 0 never revises a report.
+	ReviseWithin Duration `toml:"revise_within"`
 	// MinFreeMB pauses ingest while the reports folder's filesystem has less
 	// free space, in MiB; 0 disables the check.
 	MinFreeMB int64 `toml:"min_free_mb"`
@@ -250,6 +255,7 @@ func Default() Config {
 			QueueSize:      64,
 			MaxPixels:      64 << 20,
 			StudyQuiet:     Duration{30 * time.Second},
+			ReviseWithin:   Duration{7 * 24 * time.Hour},
 			MinFreeMB:      512,
 			MaxAttempts:    8,
 			RetryDelay:     Duration{time.Second},
@@ -371,6 +377,8 @@ func (c Config) Validate() error {
 		return bad("ingest.max_pixels", "must be at least 1, got %d", in.MaxPixels)
 	case in.StudyQuiet.Duration < 0:
 		return bad("ingest.study_quiet", "must not be negative, got %s", in.StudyQuiet)
+	case in.ReviseWithin.Duration < 0:
+		return bad("ingest.revise_within", "must not be negative, got %s", in.ReviseWithin)
 	case in.MinFreeMB < 0:
 		return bad("ingest.min_free_mb", "must not be negative, got %d", in.MinFreeMB)
 	case in.MaxAttempts < 1:

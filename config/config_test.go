@@ -51,6 +51,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"bad workers", "[ingest]\nworkers = 0\n", "ingest.workers"},
 		{"bad duration", "[ingest]\nstable_for = \"soon\"\n", "stable_for"},
 		{"negative stable", "[ingest]\nstable_for = \"-1s\"\n", "ingest.stable_for"},
+		{"negative revision window", "[ingest]\nrevise_within = \"-1h\"\n", "ingest.revise_within"},
 		{"bad input size", "[detector]\ninput_size = 30\n", "detector.input_size"},
 		{"bad fpr", "[detector]\ntarget_fpr = 1.5\n", "detector.target_fpr"},
 		{"shift too large", "[detector]\ninput_size = 32\nnearest_shift = 8\n", "detector.nearest_shift"},

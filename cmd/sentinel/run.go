@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
+	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/store"
@@ -55,6 +57,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			a.SetModel(next)
 			return nil
 		}
+	}
+	// A model made current by another process ('sentinel retrain', 'models
+	// rollback', 'train') replaces the running one within seconds.
+	cfg.FollowModel = func(running sentinel.ModelInfo) (agent.Scorer, error) {
+		path, err := agent.CurrentModelPath(e.paths.Models)
+		if err != nil || filepath.Base(path) == filepath.Base(running.Path) {
+			return nil, err
+		}
+		next, err := e.loadScorer()
+		if err != nil {
+			return nil, err
+		}
+		if err := db.SaveModel(ctx, next.Info(), true); err != nil {
+			return nil, err
+		}
+		return next, nil
 	}
 	cfg.ChooseQueries = func(ctx context.Context, n int) ([]store.WorklistRow, error) {
 		if n <= 0 {

@@ -55,11 +55,23 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "queue      %d pending, %d processing\n", pending, processing)
-	fmt.Fprintf(stdout, "instances  %d scored, %d reports\n", c.Instances, c.Reports)
+	fmt.Fprintf(stdout, "instances  %d scored, %d reported; %d reports revised by a newer model\n", c.Instances, c.Reports, c.Revised)
 	fmt.Fprintf(stdout, "files     %s\n", joinCounts(c.Files))
-	fmt.Fprintf(stdout, "decisions %s\n", joinCounts(c.ByDecision))
+	fmt.Fprintf(stdout, "decisions %s (as last reported)\n", joinCounts(c.ByDecision))
 	if err := printLearning(ctx, stdout, db); err != nil {
 		return err
+	}
+	revs, err := db.RevisedReports(ctx, 5)
+	if err != nil {
+		return err
+	}
+	if len(revs) > 0 {
+		fmt.Fprintln(stdout, "recent revisions:")
+		for _, r := range revs {
+			fmt.Fprintf(stdout, "  %s  %s (study %s, accession %q): %s by %s, now %s by %s (revision %d)\n",
+				r.RevisedAt.Format("2006-01-02 15:04:05"), r.SOPInstanceUID, r.StudyInstanceUID, r.AccessionNumber,
+				r.PreviousDecision, r.PreviousModelVersion, r.Decision, r.ModelVersion, r.Revision)
+		}
 	}
 	fails, err := db.RecentFailures(ctx, 5)
 	if err != nil {

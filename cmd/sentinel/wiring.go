@@ -78,6 +78,7 @@ func (e *env) agentConfig(copyToQuarantine bool, on func(agent.Outcome)) agent.C
 		Workers:          in.Workers,
 		QueueSize:        in.QueueSize,
 		StudyQuiet:       in.StudyQuiet.Duration,
+		ReviseWithin:     in.ReviseWithin.Duration,
 		MinFreeBytes:     in.MinFreeMB << 20,
 		MaxAttempts:      in.MaxAttempts,
 		RetryDelay:       in.RetryDelay.Duration,

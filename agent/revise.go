@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// RevisionResult counts what one pass of ReviseReports did.
+type RevisionResult struct {
+	// Checked is how many reports the model in use was compared with.
+	Checked int
+	// Revised is how many of them it decided otherwise, and so issued
+	// again.
+	Revised int
+	// Unreadable is how many instances could not be read again (their
+	// file gone from the archive or the inbox); their reports stand.
+	Unreadable int
+}
+
+// ReviseReports compares every instance first reported within
+// cfg.ReviseWithin, whose latest report another model wrote, with the
+// model in use, and issues the report again, as its next revision, where
+// the model decides otherwise: a case reported normal that the model
+// retrained on the radiologists' labels calls abnormal is reported again,
+// and the study with it. A report whose decision stands is left as it was;
+// the new score is stored, so the next pass need not compute it. The pass
+// stops early when the model changes under it: the next model's own pass
+// takes over.
+func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
+	var res RevisionResult
+	if a.cfg.ReviseWithin <= 0 {
+		return res, nil
+	}
+	model := a.currentModel()
+	info := model.Info()
+	todo, err := a.db.ReportsToRevise(ctx, info.Version, time.Now().Add(-a.cfg.ReviseWithin))
+	if err != nil {
+		return res, err
+	}
+	side := model.InputSize()
+	for _, r := range todo {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if a.currentModel().Info().Version != info.Version {
+			return res, nil
+		}
+		start := time.Now()
+		score := r.Current
+		var img sentinel.Image
+		var decoded, scored time.Time
+		// Without a stored score, or to revise (a stored score has no
+		// heatmap), the image is read and scored again.
+		fresh := score == nil || score.Decision != r.Decision
+		if fresh {
+			_, im, err := a.decode(r.Path)
+			if err != nil {
+				res.Unreadable++
+				a.log.Warn("report not revised: image unreadable", slog.String("instance", r.Instance.ID),
+					slog.String("path", r.Path), slog.Any("error", err))
+				continue
+			}
+			decoded = time.Now()
+			s, err := model.Score(a.resample(im, side, side))
+			if err != nil {
+				return res, fmt.Errorf("revise %s: score: %w", r.Instance.ID, err)
+			}
+			scored = time.Now()
+			img, score = im, &s
+		}
+		res.Checked++
+		if score.Decision == r.Decision {
+			// The report stands; the score is kept so that the next pass
+			// need not compute it.
+			if fresh {
+				if err := a.db.SaveScore(ctx, r.Instance.ID, info.Version, *score); err != nil {
+					return res, err
+				}
+			}
+			continue
+		}
+		rep := NewReport(r.Instance, *score, info.Version)
+		rep.Revision = r.Revision + 1
+		rep.Supersedes = &sentinel.ReportRef{Revision: r.Revision, ModelVersion: r.ModelVersion, Score: r.Score,
+			Threshold: r.Threshold, Decision: r.Decision, CreatedAt: r.ReportedAt}
+		rep.RevisionReason = fmt.Sprintf("model %s, now in use, decides %s where model %s decided %s",
+			info.Version, score.Decision, r.ModelVersion, r.Decision)
+		rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}
+		reportPath, heatmapPath, previous, err := writeRevision(a.cfg.Reports, rep, img, score.Heatmap, start)
+		if err != nil {
+			return res, err
+		}
+		rev := store.Revision{InstanceID: r.Instance.ID, Revision: rep.Revision, ModelVersion: info.Version,
+			Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath}
+		if rep.Revision == 2 && exists(previous) {
+			rev.PreviousPath = previous
+		}
+		err = a.db.RecordRevision(ctx, rev)
+		if errors.Is(err, store.ErrRevised) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		res.Revised++
+		a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()
+		a.log.Info("report revised", slog.String("instance", r.Instance.ID),
+			slog.String("study", r.Instance.StudyInstanceUID), slog.Int("revision", rep.Revision),
+			slog.String("from", string(r.Decision)), slog.String("to", string(score.Decision)),
+			slog.String("model", info.Version), slog.String("previous_model", r.ModelVersion))
+	}
+	return res, nil
+}
+
+// revising runs a pass of ReviseReports at start and after every change of
+// model, until ctx is cancelled.
+func (a *Agent) revising(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.reviseC:
+			res, err := a.ReviseReports(ctx)
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("report revision", slog.Any("error", err))
+			}
+			if res.Checked > 0 || res.Unreadable > 0 {
+				a.log.Info("reports compared with the model in use", slog.String("model", a.currentModel().Info().Version),
+					slog.Int("checked", res.Checked), slog.Int("revised", res.Revised), slog.Int("unreadable", res.Unreadable))
+			}
+		}
+	}
+}
+
+// followModel asks cfg.FollowModel every cfg.ModelCheckEvery for the model
+// the models folder names, and swaps it in when it changed (a retraining,
+// rollback or training run by another process), until ctx is cancelled.
+func (a *Agent) followModel(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ModelCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cur := a.currentModel().Info()
+			next, err := a.cfg.FollowModel(cur)
+			if err != nil {
+				a.log.Warn("model check", slog.Any("error", err))
+				continue
+			}
+			if next != nil && next.Info().Version != cur.Version {
+				a.log.Info("model changed", slog.String("from", cur.Version), slog.String("to", next.Info().Version))
+				a.SetModel(next)
+			}
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/dicomio"
+	"github.com/sentinel-pacs/sentinel/internal/phantom"
+)
+
+// thresholdModel is fakeModel with its own version and threshold, so that
+// a change of model changes some decisions and not others.
+type thresholdModel struct {
+	fakeModel
+	version   string
+	threshold float64
+}
+
+func (m thresholdModel) Score(img sentinel.Image) (sentinel.Score, error) {
+	s, err := m.fakeModel.Score(img)
+	s.Threshold, s.Decision = m.threshold, sentinel.DecisionNormal
+	if s.Value > m.threshold {
+		s.Decision = sentinel.DecisionAbnormal
+	}
+	return s, err
+}
+func (m thresholdModel) Info() sentinel.ModelInfo { return sentinel.ModelInfo{Version: m.version} }
+
+// When the model in use changes, the running agent issues again, as the
+// next revision, exactly the reports the new model decides otherwise, keeps
+// every earlier revision's bytes, reports the study again, and leaves the
+// other reports untouched; a second pass changes nothing, and an instance
+// whose file is gone keeps its report.
+func TestReviseReportsAfterModelChange(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(uint64(11), 0))
+	study := phantom.NewUID(rng)
+	var files []string
+	for i := range 6 {
+		p := filepath.Join(e.inbox, fmt.Sprintf("i%d.dcm", i))
+		writeDICOM(t, rng, p, phantom.Meta{StudyInstanceUID: study})
+		files = append(files, p)
+	}
+	var next atomic.Pointer[thresholdModel]
+	cfg := Config{Inbox: []string{e.inbox}, Reports: e.reports, Quarantine: e.quar,
+		StableFor: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond, StudyQuiet: 100 * time.Millisecond,
+		ReviseWithin: time.Hour, ModelCheckEvery: 50 * time.Millisecond,
+		FollowModel: func(running sentinel.ModelInfo) (Scorer, error) {
+			if m := next.Load(); m != nil && m.version != running.Version {
+				return *m, nil
+			}
+			return nil, nil
+		}}
+	decode := func(p string) (sentinel.Instance, sentinel.Image, error) { return dicomio.Load(p, dicomio.Options{}) }
+	a := New(cfg, e.db, thresholdModel{fakeModel{16}, "a", 2}, decode, dicomio.Resample)
+	ctx := context.Background()
+	for _, p := range files {
+		if o := a.Process(ctx, p); o.Status != "done" {
+			t.Fatalf("%s: %+v", p, o)
+		}
+	}
+	if err := a.ReportQuietStudies(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Model b calls abnormal the brighter half of the films.
+	rows, err := e.db.Reports(ctx)
+	if err != nil || len(rows) != len(files) {
+		t.Fatalf("reports %+v, %v", rows, err)
+	}
+	var values []float64
+	original := map[string][]byte{}
+	for _, r := range rows {
+		values = append(values, r.Value)
+		if original[r.InstanceID], err = os.ReadFile(r.Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(values)
+	b := thresholdModel{fakeModel{16}, "b", (values[2] + values[3]) / 2}
+	flips := map[string]bool{}
+	for _, r := range rows {
+		flips[r.InstanceID] = r.Value > b.threshold
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	next.Store(&b)
+	studyDir := filepath.Join(e.reports, SafeName(study))
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		revs, _ := e.db.RevisedReports(ctx, 0)
+		if _, err := os.Stat(filepath.Join(studyDir, "study.r2.json")); err == nil && len(revs) == 3 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	revs, err := e.db.RevisedReports(ctx, 0)
+	if err != nil || len(revs) != 3 {
+		t.Fatalf("revised reports = %+v, %v; want the 3 films model b calls abnormal", revs, err)
+	}
+	for id, flipped := range flips {
+		latest, _, _, err := e.db.ReportPaths(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Join(studyDir, SafeName(id))
+		cur, err := os.ReadFile(base + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !flipped {
+			if !bytes.Equal(cur, original[id]) || latest != base+".json" || exists(base+".r1.json") {
+				t.Errorf("%s: a report whose decision stands was touched (latest %s)", id, latest)
+			}
+			continue
+		}
+		if r1, err := os.ReadFile(base + ".r1.json"); err != nil || !bytes.Equal(r1, original[id]) {
+			t.Errorf("%s: revision 1 not kept as written: %v", id, err)
+		}
+		r2, err := os.ReadFile(base + ".r2.json")
+		if err != nil || !bytes.Equal(r2, cur) || latest != base+".r2.json" {
+			t.Errorf("%s: revision 2 is not the latest report (%s): %v", id, latest, err)
+		}
+		var rep sentinel.Report
+		if err := json.Unmarshal(cur, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Revision != 2 || rep.ModelVersion != "b" || rep.Decision != sentinel.DecisionAbnormal ||
+			rep.Supersedes == nil || rep.Supersedes.Decision != sentinel.DecisionNormal || rep.Supersedes.ModelVersion != "a" ||
+			rep.Supersedes.Report != SafeName(id)+".r1.json" || rep.RevisionReason == "" {
+			t.Errorf("%s: revised report %+v", id, rep)
+		}
+		if rep.Heatmap != SafeName(id)+".r2.heatmap.png" || !exists(filepath.Join(studyDir, rep.Heatmap)) ||
+			!exists(base+".heatmap.png") {
+			t.Errorf("%s: heatmaps: revision 2 names %q; the first must stay", id, rep.Heatmap)
+		}
+	}
+	var sr sentinel.StudyReport
+	if b, err := os.ReadFile(filepath.Join(studyDir, "study.json")); err != nil || json.Unmarshal(b, &sr) != nil {
+		t.Fatalf("study report: %v", err)
+	}
+	if sr.Revision != 2 || sr.Decision != sentinel.DecisionAbnormal || len(sr.Instances) != len(files) {
+		t.Fatalf("study report after the revisions: revision %d, decision %s, %d instances", sr.Revision, sr.Decision, len(sr.Instances))
+	}
+	for _, in := range sr.Instances {
+		want := "a"
+		if flips[in.SOPInstanceUID] {
+			want = "b"
+		}
+		if in.ModelVersion != want || (want == "b") != strings.HasSuffix(in.Report, ".r2.json") {
+			t.Errorf("study report lists %s by model %s (%s), want the latest report's, by %s", in.SOPInstanceUID, in.ModelVersion, in.Report, want)
+		}
+	}
+
+	// Again with model b: nothing is due but the reports that stand, whose
+	// scores are stored, so no image is read.
+	res, err := a.ReviseReports(ctx)
+	if err != nil || res.Revised != 0 || res.Checked != 3 || res.Unreadable != 0 {
+		t.Fatalf("second pass: %+v, %v", res, err)
+	}
+	// Model c calls every film abnormal; one film that stood is gone.
+	var gone string
+	for id, flipped := range flips {
+		if !flipped && gone == "" {
+			gone = id
+		}
+	}
+	for _, p := range files {
+		if inst, _, err := dicomio.Load(p, dicomio.Options{}); err == nil && inst.ID == gone {
+			os.Remove(p)
+		}
+	}
+	a.SetModel(thresholdModel{fakeModel{16}, "c", -1})
+	res, err = a.ReviseReports(ctx)
+	if err != nil || res.Revised != 2 || res.Unreadable != 1 || res.Checked != 5 {
+		t.Fatalf("pass under model c: %+v, %v; want 2 revised, 1 unreadable, 5 checked", res, err)
+	}
+	if cur, _ := os.ReadFile(filepath.Join(studyDir, SafeName(gone)+".json")); !bytes.Equal(cur, original[gone]) {
+		t.Errorf("the report of a film that cannot be read again changed")
+	}
+	// Off: nothing is compared.
+	a.cfg.ReviseWithin = 0
+	a.SetModel(thresholdModel{fakeModel{16}, "d", 2})
+	if res, err := a.ReviseReports(ctx); err != nil || res != (RevisionResult{}) {
+		t.Fatalf("with revise_within 0: %+v, %v", res, err)
+	}
+}

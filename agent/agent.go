@@ -306,16 +306,23 @@ loop:
 
 // maintain runs the maintenance hook on its schedule until ctx ends.
 func (a *Agent) maintain(ctx context.Context) {
-	t := time.NewTicker(a.cfg.MaintenanceEvery)
+	every(ctx, a.cfg.MaintenanceEvery, func() {
+		if err := a.cfg.Maintenance(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("maintenance", slog.Any("error", err))
+		}
+	})
+}
+
+// every calls fn every period until ctx is cancelled.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.cfg.Maintenance(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("maintenance", slog.Any("error", err))
-			}
+			fn()
 		}
 	}
 }

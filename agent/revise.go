@@ -142,23 +142,16 @@ func (a *Agent) revising(ctx context.Context) {
 // the models folder names, and swaps it in when it changed (a retraining,
 // rollback or training run by another process), until ctx is cancelled.
 func (a *Agent) followModel(ctx context.Context) {
-	t := time.NewTicker(a.cfg.ModelCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	every(ctx, a.cfg.ModelCheckEvery, func() {
+		cur := a.currentModel().Info()
+		next, err := a.cfg.FollowModel(cur)
+		if err != nil {
+			a.log.Warn("model check", slog.Any("error", err))
 			return
-		case <-t.C:
-			cur := a.currentModel().Info()
-			next, err := a.cfg.FollowModel(cur)
-			if err != nil {
-				a.log.Warn("model check", slog.Any("error", err))
-				continue
-			}
-			if next != nil && next.Info().Version != cur.Version {
-				a.log.Info("model changed", slog.String("from", cur.Version), slog.String("to", next.Info().Version))
-				a.SetModel(next)
-			}
 		}
-	}
+		if next != nil && next.Info().Version != cur.Version {
+			a.log.Info("model changed", slog.String("from", cur.Version), slog.String("to", next.Info().Version))
+			a.SetModel(next)
+		}
+	})
 }

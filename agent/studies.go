@@ -15,19 +15,12 @@ import (
 // reportStudies writes a study report for every study that has been quiet
 // for StudyQuiet, until ctx is cancelled.
 func (a *Agent) reportStudies(ctx context.Context) {
-	every := min(max(a.cfg.StudyQuiet/4, 100*time.Millisecond), 5*time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := a.ReportQuietStudies(ctx, time.Now().Add(-a.cfg.StudyQuiet)); err != nil {
-				a.log.Warn("study reports", slog.Any("error", err))
-			}
+	period := min(max(a.cfg.StudyQuiet/4, 100*time.Millisecond), 5*time.Second)
+	every(ctx, period, func() {
+		if err := a.ReportQuietStudies(ctx, time.Now().Add(-a.cfg.StudyQuiet)); err != nil {
+			a.log.Warn("study reports", slog.Any("error", err))
 		}
-	}
+	})
 }
 
 // ReportQuietStudies writes the next revision of the report of every study

@@ -194,6 +194,11 @@ func (a *Agent) SetModel(m Scorer) {
 		a.metrics.model.DeleteLabelValues(old.Info().Version)
 	}
 	a.metrics.model.WithLabelValues(m.Info().Version).Set(1)
+	a.requestRevision()
+}
+
+// requestRevision asks the running agent for a pass of ReviseReports.
+func (a *Agent) requestRevision() {
 	select {
 	case a.reviseC <- struct{}{}:
 	default: // a pass is due already

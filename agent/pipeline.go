@@ -96,6 +96,11 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		return Outcome{Path: path, Status: StatusRetry, InstanceID: inst.ID, Err: err}
 	}
 	a.archive(ctx, file)
+	if a.currentModel().Info().Version != info.Version {
+		// The model changed while this file was scored, perhaps after the
+		// pass that compares reports with the new model: another pass.
+		a.requestRevision()
+	}
 	return Outcome{Path: path, Status: store.FileDone, InstanceID: inst.ID, ReportPath: reportPath, Score: &score}
 }
 

@@ -202,3 +202,57 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 		t.Fatalf("with revise_within 0: %+v, %v", res, err)
 	}
 }
+
+// gatedModel says when a Score starts, on entered, and holds it until gate
+// is closed.
+type gatedModel struct {
+	thresholdModel
+	entered, gate chan struct{}
+}
+
+func (m gatedModel) Score(img sentinel.Image) (sentinel.Score, error) {
+	m.entered <- struct{}{}
+	<-m.gate
+	return m.thresholdModel.Score(img)
+}
+
+// A file scored by the old model while the model changes is reported after
+// the pass that compared reports with the new one: it gets a pass of its
+// own.
+func TestReviseReportsOfFilesInFlight(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(uint64(12), 0))
+	p := filepath.Join(e.inbox, "a.dcm")
+	writeDICOM(t, rng, p, phantom.Meta{})
+	decode := func(p string) (sentinel.Instance, sentinel.Image, error) { return dicomio.Load(p, dicomio.Options{}) }
+	old := gatedModel{thresholdModel{fakeModel{16}, "a", 2}, make(chan struct{}, 1), make(chan struct{})}
+	a := New(Config{Reports: e.reports, Quarantine: e.quar, ReviseWithin: time.Hour}, e.db, old, decode, dicomio.Resample)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	<-a.reviseC // the pass New asked for: there is nothing to compare yet
+	processed := make(chan Outcome, 1)
+	go func() { processed <- a.Process(ctx, p) }()
+	go a.revising(ctx)
+	<-old.entered
+	a.SetModel(thresholdModel{fakeModel{16}, "b", -1})
+	// The new model's pass finds nothing: the file is still being scored.
+	for len(a.reviseC) > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if revs, _ := e.db.RevisedReports(ctx, 0); len(revs) != 0 {
+		t.Fatalf("revised before the file was reported: %+v", revs)
+	}
+	close(old.gate)
+	if o := <-processed; o.Status != "done" || o.Score.Decision != sentinel.DecisionNormal {
+		t.Fatalf("file scored by the old model: %+v", o)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if revs, _ := e.db.RevisedReports(ctx, 0); len(revs) == 1 && revs[0].ModelVersion == "b" {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the report of the file in flight was never compared with the new model")
+}

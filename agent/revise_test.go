@@ -100,8 +100,9 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 	studyDir := filepath.Join(e.reports, SafeName(study))
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		// Every revision recorded, and a study report made since.
 		revs, _ := e.db.RevisedReports(ctx, 0)
-		if _, err := os.Stat(filepath.Join(studyDir, "study.r2.json")); err == nil && len(revs) == 3 {
+		if rev, pending, _ := e.db.StudyRevision(ctx, study); rev >= 2 && pending == 0 && len(revs) == 3 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -156,7 +157,7 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(studyDir, "study.json")); err != nil || json.Unmarshal(b, &sr) != nil {
 		t.Fatalf("study report: %v", err)
 	}
-	if sr.Revision != 2 || sr.Decision != sentinel.DecisionAbnormal || len(sr.Instances) != len(files) {
+	if sr.Revision < 2 || sr.Decision != sentinel.DecisionAbnormal || len(sr.Instances) != len(files) {
 		t.Fatalf("study report after the revisions: revision %d, decision %s, %d instances", sr.Revision, sr.Decision, len(sr.Instances))
 	}
 	for _, in := range sr.Instances {

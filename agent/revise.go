@@ -126,13 +126,15 @@ func (a *Agent) revising(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.reviseC:
+			start := time.Now()
 			res, err := a.ReviseReports(ctx)
 			if err != nil && ctx.Err() == nil {
 				a.log.Warn("report revision", slog.Any("error", err))
 			}
 			if res.Checked > 0 || res.Unreadable > 0 {
 				a.log.Info("reports compared with the model in use", slog.String("model", a.currentModel().Info().Version),
-					slog.Int("checked", res.Checked), slog.Int("revised", res.Revised), slog.Int("unreadable", res.Unreadable))
+					slog.Int("checked", res.Checked), slog.Int("revised", res.Revised), slog.Int("unreadable", res.Unreadable),
+					slog.Duration("elapsed", time.Since(start)))
 			}
 		}
 	}

@@ -191,7 +191,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := printDemo(stdout, e, db, cases, outcomes, dup, broken, latency); err != nil {
 		return err
 	}
-	if err := demoLearning(ctx, stdout, e, db, cases, *seed); err != nil {
+	if err := demoLearning(ctx, stdout, e, db, a, cases, *seed); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nDone in %s. Look at:\n", time.Since(start).Round(100*time.Millisecond))
@@ -207,8 +207,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // of the cases the model would most like a radiologist to read, the
 // answers of a stand-in radiologist who reads every study (by accession
 // number, as a RIS reports), and a retraining that is promoted only if it
-// is not worse.
-func demoLearning(ctx context.Context, w io.Writer, e *env, db *store.DB, cases []demoCase, seed int64) error {
+// is not worse; a promoted model then revises the reports it decides
+// otherwise, as the running agent does.
+func demoLearning(ctx context.Context, w io.Writer, e *env, db *store.DB, a *agent.Agent, cases []demoCase, seed int64) error {
 	opt := e.learningOptions()
 	opt.Logger = e.log
 	rows, err := agent.NewQueries(ctx, db, opt, agent.QueryOptions{N: 4, Strategy: learn.Hybrid, Seed: seed})
@@ -269,9 +270,24 @@ func demoLearning(ctx context.Context, w io.Writer, e *env, db *store.DB, cases 
 		verdict = "promoted"
 	}
 	fmt.Fprintf(w, "    retrained: model %s %s (%s)\n", res.Candidate.Version, verdict, res.Verdict.Reason)
-	if res.Verdict.Promote {
-		fmt.Fprintf(w, "    its reports now combine the detector with what the labels taught (docs/learning.md)\n")
+	if !res.Verdict.Promote {
+		return nil
 	}
+	fmt.Fprintf(w, "    its reports now combine the detector with what the labels taught (docs/learning.md)\n")
+	next, err := e.loadScorer()
+	if err != nil {
+		return err
+	}
+	a.SetModel(next)
+	rv, err := a.ReviseReports(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.ReportQuietStudies(ctx, time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "    the new model compared with the %d earlier reports: %d decided otherwise and issued again as revision 2 (<uid>.r2.json), the others stand\n",
+		rv.Checked, rv.Revised)
 	return nil
 }
 

@@ -19,7 +19,8 @@ type RevisionResult struct {
 	// again.
 	Revised int
 	// Unreadable is how many instances could not be read again (their
-	// file gone from the archive or the inbox); their reports stand.
+	// file gone from the archive or the inbox, or replaced by other
+	// bytes); their reports stand.
 	Unreadable int
 }
 
@@ -59,7 +60,12 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 		// heatmap), the image is read and scored again.
 		fresh := score == nil || score.Decision != r.Decision
 		if fresh {
-			_, im, err := a.decode(r.Path)
+			inst, im, err := a.decode(r.Path)
+			if err == nil && inst.SHA256 != r.Instance.SHA256 {
+				// Another file now has the path: it must not speak for
+				// the instance reported.
+				err = fmt.Errorf("%s changed since it was reported (sha256 %s, reported %s)", r.Path, inst.SHA256, r.Instance.SHA256)
+			}
 			if err != nil {
 				res.Unreadable++
 				a.log.Warn("report not revised: image unreadable", slog.String("instance", r.Instance.ID),

@@ -120,7 +120,7 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 		}
 	}
 	first := models[0].Model.Version
-	if out, _ = run(0, "models", "rollback", "--workspace", ws, first); !strings.Contains(out, "model "+first+" is current again") {
+	if out, _ = run(0, "models", "rollback", "--workspace", ws, first); !strings.Contains(out, "model "+first+" is current again") || !strings.Contains(out, "each report of the last 7 days") {
 		t.Fatalf("rollback: %s", out)
 	}
 	out, _ = run(0, "models", "list", "--workspace", ws, "--json")

@@ -39,6 +39,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		fmt.Fprintf(stdout, "model %s is current again (%s)\n", info.Version, info.Path)
+		printRevisionNote(stdout, e)
 		return nil
 	}
 	vs, err := db.ModelVersions(ctx)

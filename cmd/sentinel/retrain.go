@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel/agent"
 )
@@ -52,7 +53,24 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		verdict = "promoted"
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", verdict, res.Verdict.Reason)
+	if res.Verdict.Promote {
+		printRevisionNote(stdout, e)
+	}
 	return nil
+}
+
+// printRevisionNote says what happens to earlier reports once a model is
+// made current.
+func printRevisionNote(w io.Writer, e *env) {
+	win := e.cfg.Ingest.ReviseWithin.Duration
+	if win <= 0 {
+		return
+	}
+	span := win.String()
+	if win%(24*time.Hour) == 0 {
+		span = fmt.Sprintf("%d days", win/(24*time.Hour))
+	}
+	fmt.Fprintf(w, "the running agent (or the next 'sentinel run') takes it up, and issues again each report of the last %s it decides otherwise\n", span)
 }
 
 func runAdmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {

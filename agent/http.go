@@ -26,8 +26,8 @@ import (
 //	GET  /readyz              the first scan is done, the database answers and ingest is not paused
 //	GET  /metrics             Prometheus metrics
 //	GET  /api/studies         studies, most recent first (?limit=N, default 100)
-//	GET  /api/reports/{uid}   an instance's report, by SOP Instance UID or instance id
-//	GET  /api/heatmaps/{uid}  the report's heatmap (PNG)
+//	GET  /api/reports/{uid}   an instance's latest report, by SOP Instance UID or instance id (?revision=N: that revision)
+//	GET  /api/heatmaps/{uid}  the report's heatmap (PNG; ?revision=N as for the report)
 //	GET  /api/revisions       reports issued again because a newer model decided otherwise, newest first (?limit=N, default 100)
 //	GET  /api/queries         the open worklist: the cases radiologists are asked about
 //	POST /api/queries         choose a new round of cases to ask about (?n=N; needs the token)
@@ -141,10 +141,20 @@ func (a *Agent) apiReport(w http.ResponseWriter, r *http.Request) { a.serveRepor
 func (a *Agent) apiHeatmap(w http.ResponseWriter, r *http.Request) { a.serveReportFile(w, r, true) }
 
 // serveReportFile sends an instance's latest report (JSON) or its heatmap
-// (PNG). The path comes from the database, never from the request.
+// (PNG), or those of the revision asked for. The path comes from the
+// database, never from the request.
 func (a *Agent) serveReportFile(w http.ResponseWriter, r *http.Request, heatmap bool) {
 	uid := r.PathValue("uid")
-	report, hm, ok, err := a.db.ReportPaths(r.Context(), uid)
+	revision := 0
+	if v := r.URL.Query().Get("revision"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			http.Error(w, "revision must be a positive integer", http.StatusBadRequest)
+			return
+		}
+		revision = n
+	}
+	report, hm, ok, err := a.db.ReportPaths(r.Context(), uid, revision)
 	if err != nil {
 		a.log.Warn("api report", slog.Any("error", err))
 		http.Error(w, "database error", http.StatusInternalServerError)

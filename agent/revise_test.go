@@ -117,7 +117,7 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 		t.Fatalf("revised reports = %+v, %v; want the 3 films model b calls abnormal", revs, err)
 	}
 	for id, flipped := range flips {
-		latest, _, _, err := e.db.ReportPaths(ctx, id)
+		latest, _, _, err := e.db.ReportPaths(ctx, id, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

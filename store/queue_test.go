@@ -99,10 +99,10 @@ func TestStudyRevisions(t *testing.T) {
 	if err != nil || len(st) != 1 || st[0].Instances != 3 || st[0].WorstDecision != "abnormal" || st[0].MaxScore != 2 {
 		t.Fatalf("studies = %+v, %v", st, err)
 	}
-	if p, _, ok, err := db.ReportPaths(ctx, "1.2"); err != nil || !ok || p != "/r/1.2.json" {
+	if p, _, ok, err := db.ReportPaths(ctx, "1.2", 0); err != nil || !ok || p != "/r/1.2.json" {
 		t.Fatalf("report path = %q %v %v", p, ok, err)
 	}
-	if _, _, ok, err := db.ReportPaths(ctx, "9.9"); err != nil || ok {
+	if _, _, ok, err := db.ReportPaths(ctx, "9.9", 0); err != nil || ok {
 		t.Fatalf("unknown instance's report: %v %v", ok, err)
 	}
 }

@@ -88,8 +88,14 @@ func TestMigrateReportsKeepWhatWasReported(t *testing.T) {
 	if len(rows) != 2 || rows[0].Path != "/r/9/1.1.r1.json" || rows[1].Revision != 2 || rows[1].Decision != "abnormal" {
 		t.Fatalf("reports after the revision = %+v", rows)
 	}
-	if p, _, _, _ := db.ReportPaths(ctx, "1.1"); p != "/r/9/1.1.r2.json" {
+	if p, _, _, _ := db.ReportPaths(ctx, "1.1", 0); p != "/r/9/1.1.r2.json" {
 		t.Fatalf("latest report = %s, want revision 2", p)
+	}
+	if p, _, _, _ := db.ReportPaths(ctx, "1.1", 1); p != "/r/9/1.1.r1.json" {
+		t.Fatalf("revision 1 = %s, want where it is kept now", p)
+	}
+	if _, _, ok, _ := db.ReportPaths(ctx, "1.1", 3); ok {
+		t.Fatal("revision 3 found before it was made")
 	}
 	revs, err := db.RevisedReports(ctx, 0)
 	if err != nil || len(revs) != 1 || revs[0].PreviousDecision != "normal" || revs[0].PreviousModelVersion != "a" || revs[0].Decision != "abnormal" {

@@ -155,12 +155,13 @@ func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
 	return out, rows.Err()
 }
 
-// ReportPaths returns the paths of an instance's latest report and its
-// heatmap (empty when it has none), looked up by instance id or SOP
-// Instance UID.
-func (db *DB) ReportPaths(ctx context.Context, uid string) (report, heatmap string, ok bool, err error) {
+// ReportPaths returns the paths of an instance's report and its heatmap
+// (empty when it has none), looked up by instance id or SOP Instance UID:
+// the given revision's, or with revision 0 the latest.
+func (db *DB) ReportPaths(ctx context.Context, uid string, revision int) (report, heatmap string, ok bool, err error) {
 	err = db.db.QueryRowContext(ctx, `SELECT r.path, r.heatmap_path FROM reports r JOIN instances i ON i.instance_id = r.instance_id
-		WHERE i.instance_id = ? OR i.sop_instance_uid = ? ORDER BY r.id DESC LIMIT 1`, uid, uid).Scan(&report, &heatmap)
+		WHERE (i.instance_id = ? OR i.sop_instance_uid = ?) AND (? = 0 OR r.revision = ?)
+		ORDER BY r.id DESC LIMIT 1`, uid, uid, revision, revision).Scan(&report, &heatmap)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", false, nil
 	}

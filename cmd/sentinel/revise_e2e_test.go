@@ -116,6 +116,19 @@ func TestRunFollowsModelAndRevisesReports(t *testing.T) {
 	if err := json.Unmarshal([]byte(httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/api/revisions", port))), &api); err != nil {
 		t.Fatal(err)
 	}
+	// Each revision of a revised report, and its heatmap, over HTTP.
+	api1, api2 := map[string]string{}, map[string]string{}
+	for _, r := range api.Revisions {
+		base := fmt.Sprintf("http://127.0.0.1:%d/api/", port)
+		api1[r.InstanceID] = httpGet(t, base+"reports/"+r.SOPInstanceUID+"?revision=1")
+		api2[r.InstanceID] = httpGet(t, base+"reports/"+r.SOPInstanceUID)
+		if png := httpGet(t, base+"heatmaps/"+r.SOPInstanceUID+"?revision=2"); !strings.HasPrefix(png, "\x89PNG") {
+			t.Errorf("heatmap of revision 2 of %s: not a PNG", r.SOPInstanceUID)
+		}
+		if bad := httpGet(t, base+"reports/"+r.SOPInstanceUID+"?revision=0"); !strings.Contains(bad, "positive integer") {
+			t.Errorf("?revision=0: %q", bad)
+		}
+	}
 	stop()
 	stop = nil
 
@@ -151,6 +164,9 @@ func TestRunFollowsModelAndRevisesReports(t *testing.T) {
 		}
 		if kept, err := os.ReadFile(strings.TrimSuffix(r.Path, ".json") + ".r1.json"); err != nil || !bytes.Equal(kept, original[r.InstanceID]) {
 			t.Errorf("%s: revision 1 not kept as written: %v", r.InstanceID, err)
+		}
+		if api1[r.InstanceID] != string(original[r.InstanceID]) || api2[r.InstanceID] != string(cur) {
+			t.Errorf("%s: GET /api/reports gives other bytes than revisions 1 and 2 on disk", r.InstanceID)
 		}
 	}
 	t.Logf("model b changed %d of %d decisions", revised, len(first))

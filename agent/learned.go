@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/learn"
@@ -31,6 +32,9 @@ type learnedScorer struct {
 	embed func(sentinel.Image) []float32
 	// uLimit is the detector's SWAG-uncertainty limit, if it has one.
 	uLimit *float64
+	// margin is the detector's uncertain band around its threshold, moved
+	// to the combined score (0: none).
+	margin float64
 }
 
 // LearnedCombiner returns what a retraining cycle saved beside the model
@@ -86,13 +90,17 @@ func WithLearning(m Scorer, embedder learn.Embedder) (Scorer, error) {
 			s.uLimit = &v
 		}
 	}
+	if mg, ok := m.(interface{ UncertainMargin() float64 }); ok && mg.UncertainMargin() > 0 {
+		s.margin = mg.UncertainMargin() / comb.DetSD
+	}
 	return s, nil
 }
 
 // Score combines the detector's score of img (at the model's input size)
 // with the head. The decision keeps the detector's rules, moved to the
-// combined score: uncertain when the SWAG uncertainty is above its limit;
-// abnormal above the threshold; uncertain in the band below it that the
+// combined score: uncertain within the detector's uncertain margin of the
+// threshold, or when the SWAG uncertainty is above its limit; abnormal
+// above the threshold; uncertain in the band below it that the
 // detector's normal limit sets (as wide, in standard deviations of the
 // seed normals' scores); normal below.
 func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
@@ -123,6 +131,8 @@ func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
 	}
 	lim := out.NormalLimit
 	switch u := raw.Uncertainty; {
+	case s.margin > 0 && math.Abs(v-t) < s.margin:
+		out.Decision, out.Reason = sentinel.DecisionUncertain, fmt.Sprintf("%s %.3f within %.3g of the threshold %.3f", what, v, s.margin, t)
 	case s.uLimit != nil && u != nil && *u > *s.uLimit:
 		out.Decision, out.Reason = sentinel.DecisionUncertain, fmt.Sprintf("SWAG uncertainty %.3g above its limit %.3g", *u, *s.uLimit)
 	case v > t:

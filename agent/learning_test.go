@@ -983,6 +983,38 @@ func TestWithLearningScoresAsPromoted(t *testing.T) {
 	if abnormal == 0 || normal == 0 {
 		t.Fatalf("%d abnormal, %d normal: the threshold separates nothing", abnormal, normal)
 	}
+	// The detector's uncertain margin is moved to the combined score: a
+	// margin of one spread of the seed normals' detector scores makes
+	// uncertain the combined scores within one unit of the threshold.
+	wide, err := WithLearning(marginModel{m, sc.Combiner.DetSD}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inBand, outside := 0, 0
+	for v := float32(0.02); v < 1; v += 0.04 {
+		img := sentinel.NewImage(8, 8)
+		for i := range img.Pix {
+			img.Pix[i] = v
+		}
+		base, _ := s.Score(img)
+		got, err := wide.Score(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := base.Decision
+		if math.Abs(base.Value-base.Threshold) < 1 {
+			want = sentinel.DecisionUncertain
+			inBand++
+		} else {
+			outside++
+		}
+		if got.Decision != want || got.Value != base.Value {
+			t.Fatalf("value %v with the margin: %s (%s), want %s", v, got.Decision, got.Reason, want)
+		}
+	}
+	if inBand == 0 || outside == 0 {
+		t.Fatalf("%d scores within the margin, %d outside: the test shows nothing", inBand, outside)
+	}
 	// The loop's own rescoring stores what the reports would say, and the
 	// gates still read the detector's score.
 	res2, err := AdmitCycle(ctx, f.db, f.opt)
@@ -1021,3 +1053,11 @@ func TestWithLearningScoresAsPromoted(t *testing.T) {
 		t.Fatalf("damaged sidecar: %v", err)
 	}
 }
+
+// marginModel gives a model an uncertain margin around its threshold.
+type marginModel struct {
+	LearnModel
+	margin float64
+}
+
+func (m marginModel) UncertainMargin() float64 { return m.margin }

@@ -264,6 +264,11 @@ func (m *Model) UncertaintyLimit() (float64, bool) {
 	return m.calib.UncertaintyLimit, len(m.calib.Uncertainties) > 0
 }
 
+// UncertainMargin is the half-width of the band around the threshold that
+// the model decides "uncertain" (detector.uncertain_margin), in score units;
+// 0 when there is none.
+func (m *Model) UncertainMargin() float64 { return m.calib.UncertainMargin }
+
 // MemoryBankSize returns the number of patches in the memory bank and the
 // number of features per patch.
 func (m *Model) MemoryBankSize() (patches, features int) { return m.bankRows, m.bankDim }

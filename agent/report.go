@@ -89,11 +89,12 @@ func revisionPaths(dir string, rep sentinel.Report, n int) (string, string) {
 }
 
 // writeRevision writes revision rep.Revision (2 or more) of an instance's
-// report as <uid>.r<n>.json with its own heatmap, and replaces <uid>.json,
-// the latest report, with the same bytes. The first revision's bytes are
-// kept first as <uid>.r1.json, so every revision stays on disk as written;
-// its heatmap keeps its name. It returns the revision's report and heatmap
-// paths and where the superseded revision now is.
+// report as <uid>.r<n>.json with its own heatmap. The first revision's bytes
+// are kept first as <uid>.r1.json, so every revision stays on disk as
+// written; its heatmap keeps its name. <uid>.json, the latest report, is
+// replaced only once the revision is recorded (see latestReport). It
+// returns the revision's report and heatmap paths and where the superseded
+// revision now is.
 func writeRevision(dir string, rep sentinel.Report, img, heat sentinel.Image, start time.Time) (report, heatmap, previous string, err error) {
 	latest, _ := reportPaths(dir, rep)
 	previous, _ = revisionPaths(dir, rep, rep.Revision-1)
@@ -106,14 +107,30 @@ func writeRevision(dir string, rep sentinel.Report, img, heat sentinel.Image, st
 		rep.Supersedes.Report = filepath.Base(previous)
 	}
 	report, heatmap = revisionPaths(dir, rep, rep.Revision)
-	b, heatmap, err := writeReportAt(report, heatmap, rep, img, heat, start)
+	_, heatmap, err = writeReportAt(report, heatmap, rep, img, heat, start)
 	if err != nil {
 		return "", "", "", err
 	}
-	if err := writeAtomic(latest, b); err != nil {
-		return "", "", "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
-	}
 	return report, heatmap, previous, nil
+}
+
+// latestReport makes <uid>.json hold the same bytes as revision rev of the
+// report at path (<uid>.r<rev>.json), unless it already does; it reports
+// whether it wrote.
+func latestReport(path string, rev int) (bool, error) {
+	suffix := fmt.Sprintf(".r%d.json", rev)
+	if !strings.HasSuffix(path, suffix) {
+		return false, fmt.Errorf("report %s is not revision %d", path, rev)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	latest := strings.TrimSuffix(path, suffix) + ".json"
+	if got, err := os.ReadFile(latest); err == nil && bytes.Equal(got, want) {
+		return false, nil
+	}
+	return true, writeAtomic(latest, want)
 }
 
 // writeReportAt writes a report to jsonPath and its heatmap, when the score

@@ -40,7 +40,11 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 	}
 	model := a.currentModel()
 	info := model.Info()
-	todo, err := a.db.ReportsToRevise(ctx, info.Version, time.Now().Add(-a.cfg.ReviseWithin))
+	since := time.Now().Add(-a.cfg.ReviseWithin)
+	if err := a.repairLatest(ctx, since); err != nil {
+		return res, err
+	}
+	todo, err := a.db.ReportsToRevise(ctx, info.Version, since)
 	if err != nil {
 		return res, err
 	}
@@ -114,6 +118,11 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 		if err != nil {
 			return res, err
 		}
+		// Last: a stop before this leaves <uid>.json as it was, and the
+		// next pass brings it up to date (repairLatest).
+		if _, err := latestReport(reportPath, rep.Revision); err != nil {
+			return res, fmt.Errorf("revise %s: %w", r.Instance.ID, err)
+		}
 		res.Revised++
 		a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()
 		a.log.Info("report revised", slog.String("instance", r.Instance.ID),
@@ -122,6 +131,33 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 			slog.String("model", info.Version), slog.String("previous_model", r.ModelVersion))
 	}
 	return res, nil
+}
+
+// repairLatest makes <uid>.json hold the latest revision of every report
+// revised since the given time, in case a stop came between recording a
+// revision and replacing <uid>.json.
+func (a *Agent) repairLatest(ctx context.Context, since time.Time) error {
+	revs, err := a.db.RevisedReports(ctx, 0)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, r := range revs { // newest first: the first of each instance is its latest
+		if done[r.InstanceID] || r.RevisedAt.Before(since) {
+			continue
+		}
+		done[r.InstanceID] = true
+		wrote, err := latestReport(r.ReportPath, r.Revision)
+		if err != nil {
+			a.log.Warn("latest report", slog.String("instance", r.InstanceID), slog.Any("error", err))
+			continue
+		}
+		if wrote {
+			a.log.Info("latest report brought up to its revision", slog.String("instance", r.InstanceID),
+				slog.Int("revision", r.Revision))
+		}
+	}
+	return nil
 }
 
 // revising runs a pass of ReviseReports at start and after every change of

@@ -170,11 +170,26 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 		}
 	}
 
+	// A stop between recording a revision and replacing <uid>.json left
+	// the first report there.
+	var torn string
+	for id, flipped := range flips {
+		if flipped {
+			torn = filepath.Join(studyDir, SafeName(id))
+			if err := os.WriteFile(torn+".json", original[id], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
 	// Again with model b: nothing is due but the reports that stand, whose
-	// scores are stored, so no image is read.
+	// scores are stored, so no image is read; the torn report is mended.
 	res, err := a.ReviseReports(ctx)
 	if err != nil || res.Revised != 0 || res.Checked != 3 || res.Unreadable != 0 {
 		t.Fatalf("second pass: %+v, %v", res, err)
+	}
+	if cur, _ := os.ReadFile(torn + ".json"); !bytes.Equal(cur, must(os.ReadFile(torn+".r2.json"))) {
+		t.Errorf("%s.json not brought up to revision 2", torn)
 	}
 	// Model c calls every film abnormal; of the films that stood, one is
 	// gone and one was replaced by other bytes under its name.
@@ -264,4 +279,11 @@ func TestReviseReportsOfFilesInFlight(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("the report of the file in flight was never compared with the new model")
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

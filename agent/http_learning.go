@@ -12,6 +12,7 @@ import (
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 // maxLabelsBody bounds a labels upload: a year of a busy department's
@@ -25,7 +26,30 @@ func (a *Agent) apiQueries(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "database error", http.StatusInternalServerError)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queries": Worklist(rows)})
+	a.writeWorklist(w, r, rows)
+}
+
+// writeWorklist answers with the open worklist: {"queries": [...]}, or with
+// ?by=study {"studies": [...]}, one item per study (see StudyWorklist).
+func (a *Agent) writeWorklist(w http.ResponseWriter, r *http.Request, rows []store.WorklistRow) {
+	items := Worklist(rows)
+	switch r.URL.Query().Get("by") {
+	case "":
+		writeJSON(w, http.StatusOK, map[string]any{"queries": items})
+	case "study":
+		studies, err := StudyWorklist(r.Context(), a.db, items)
+		if err != nil {
+			a.log.Warn("api queries", slog.Any("error", err))
+			http.Error(w, "database error", http.StatusInternalServerError)
+			return
+		}
+		if studies == nil {
+			studies = []StudyWorkItem{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"studies": studies})
+	default:
+		http.Error(w, "by must be study, or absent", http.StatusBadRequest)
+	}
 }
 
 // apiChooseQueries chooses a new round of queries (?n=N, default the
@@ -44,6 +68,10 @@ func (a *Agent) apiChooseQueries(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if by := r.URL.Query().Get("by"); by != "" && by != "study" {
+		http.Error(w, "by must be study, or absent", http.StatusBadRequest)
+		return
+	}
 	// Two rounds at once cannot ask for twice the budget: the second finds
 	// the queries lease held (ErrRoundRunning).
 	rows, err := a.cfg.ChooseQueries(r.Context(), n)
@@ -59,7 +87,7 @@ func (a *Agent) apiChooseQueries(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "choosing queries failed: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queries": Worklist(rows)})
+	a.writeWorklist(w, r, rows)
 }
 
 // LabelsResponse is what POST /api/labels answers: what the import did and

@@ -1,13 +1,18 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -195,5 +200,108 @@ func TestHTTPReadToken(t *testing.T) {
 		if code, _, _ := httpDo(t, tc.method, srv.URL+tc.path, tc.token, "", ""); code != tc.want {
 			t.Errorf("%s %s with %q = %d, want %d", tc.method, tc.path, tc.token, code, tc.want)
 		}
+	}
+}
+
+// The worklist by study: one item per study, in the order its first film
+// was asked about, each with every film of the study as last reported; a
+// PNG film is a study of its own. Over HTTP, as the CSV a RIS would read,
+// and a bad ?by is refused before a round is chosen.
+func TestStudyWorklist(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(uint64(23), 0))
+	a := e.agent()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	study := phantom.NewUID(rng)
+	for i := range 3 {
+		writeDICOM(t, rng, filepath.Join(e.inbox, fmt.Sprintf("s%d.dcm", i)),
+			phantom.Meta{SOPInstanceUID: fmt.Sprintf("1.2.7.%d", i), StudyInstanceUID: study, AccessionNumber: "ACC7"})
+	}
+	writeDICOM(t, rng, filepath.Join(e.inbox, "other.dcm"), phantom.Meta{SOPInstanceUID: "1.2.8.1", AccessionNumber: "ACC8"})
+	img := image.NewGray(image.Rect(0, 0, 32, 32))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.IntN(256))
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(e.inbox, "film.png"), buf.Bytes(), 0o644)
+	if _, _, err := a.IngestDir(ctx, e.inbox); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(key, value string) {
+		t.Helper()
+		ids, err := e.db.FindInstances(ctx, key, value)
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("%s %s: %v, %v", key, value, ids, err)
+		}
+		if _, err := e.db.AddQuery(ctx, sentinel.Query{InstanceID: ids[0], Strategy: "boundary", Reason: "asked about " + value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(store.KeySOPInstanceUID, "1.2.7.1")
+	ask(store.KeyFile, "film.png")
+	ask(store.KeySOPInstanceUID, "1.2.7.2")
+	rows, err := e.db.Worklist(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	studies, err := StudyWorklist(ctx, e.db, Worklist(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(studies) != 2 {
+		t.Fatalf("%d studies, want 2 (the DICOM study and the PNG): %+v", len(studies), studies)
+	}
+	s := studies[0]
+	if s.StudyInstanceUID != study || s.AccessionNumber != "ACC7" || len(s.Asked) != 2 || len(s.Films) != 3 ||
+		s.Asked[0].SOPInstanceUID != "1.2.7.1" || s.Asked[1].SOPInstanceUID != "1.2.7.2" {
+		t.Fatalf("study item = %+v", s)
+	}
+	worst, top := "normal", s.Films[0].Score
+	for _, f := range s.Films {
+		if sentinel.Decision(f.Decision).Severity() > sentinel.Decision(worst).Severity() {
+			worst = f.Decision
+		}
+		top = max(top, f.Score)
+		if f.Report == "" || f.File == "" {
+			t.Errorf("film %+v lacks its report or file", f)
+		}
+	}
+	if s.Decision != worst || s.MaxScore != top {
+		t.Errorf("study decision %s, max %v; want %s, %v", s.Decision, s.MaxScore, worst, top)
+	}
+	if p := studies[1]; p.StudyInstanceUID != "" || len(p.Films) != 1 || len(p.Asked) != 1 || !strings.HasSuffix(p.Films[0].File, "film.png") || p.Films[0].Report == "" {
+		t.Fatalf("PNG item = %+v", p)
+	}
+
+	var b bytes.Buffer
+	if err := WriteStudyWorklistCSV(&b, studies); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil || len(recs) != 3 || !slices.Equal(recs[0], StudyWorklistColumns) {
+		t.Fatalf("CSV %v, %v", recs, err)
+	}
+	if r := recs[1]; r[1] != "ACC7" || r[2] != "3" || r[3] != "2" || r[5] != "1.2.7.1 1.2.7.2" || r[8] != "asked about 1.2.7.1 | asked about 1.2.7.2" {
+		t.Fatalf("CSV study row = %q", r)
+	}
+
+	code, _, body := httpDo(t, "GET", srv.URL+"/api/queries?by=study", "", "", "")
+	var got struct{ Studies []StudyWorkItem }
+	if code != 200 || json.Unmarshal(body, &got) != nil || len(got.Studies) != 2 || len(got.Studies[0].Films) != 3 {
+		t.Fatalf("GET /api/queries?by=study: %d %s", code, body)
+	}
+	if code, _, _ := httpDo(t, "GET", srv.URL+"/api/queries?by=series", "", "", ""); code != 400 {
+		t.Fatalf("?by=series: %d, want 400", code)
+	}
+	a.cfg.Token = "s3cret"
+	chosen := false
+	a.cfg.ChooseQueries = func(context.Context, int) ([]store.WorklistRow, error) { chosen = true; return nil, nil }
+	if code, _, _ := httpDo(t, "POST", srv.URL+"/api/queries?by=series", "s3cret", "", ""); code != 400 || chosen {
+		t.Fatalf("POST ?by=series: %d, round chosen %v; want 400 before any round", code, chosen)
 	}
 }

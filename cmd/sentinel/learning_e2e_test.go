@@ -57,6 +57,19 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The same worklist by study: each phantom is a study of its own.
+	byStudy := filepath.Join(t.TempDir(), "studies.json")
+	run(0, "queries", "export", "--workspace", ws, "--n", "0", "--by-study", "--out", byStudy)
+	var studies []agent.StudyWorkItem
+	if b, err := os.ReadFile(byStudy); err != nil || json.Unmarshal(b, &studies) != nil || len(studies) != 6 {
+		t.Fatalf("worklist by study: %d studies, %v", len(studies), err)
+	}
+	for _, s := range studies {
+		if s.StudyInstanceUID == "" || len(s.Asked) != 1 || len(s.Films) != 1 || s.Films[0].SOPInstanceUID != s.Asked[0].SOPInstanceUID {
+			t.Errorf("study item %+v", s)
+		}
+	}
+
 	// The answers: every pool file by name (labels may come for cases never
 	// asked about), and one file the workspace never saw, on line 22.
 	labels := filepath.Join(t.TempDir(), "labels.csv")

@@ -11,15 +11,16 @@ import (
 )
 
 func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, err := subcommand(args, "sentinel queries export [--n N] [--strategy S] --out FILE [--format csv|json]", stderr, "export"); err != nil {
+	if _, err := subcommand(args, "sentinel queries export [--n N] [--strategy S] [--by-study] --out FILE [--format csv|json]", stderr, "export"); err != nil {
 		return err
 	}
-	fs, g := newFlagSet("queries export", "queries export [--n N] [--strategy S] --out FILE [--format csv|json] [flags]", stderr)
+	fs, g := newFlagSet("queries export", "queries export [--n N] [--strategy S] [--by-study] --out FILE [--format csv|json] [flags]", stderr)
 	n := fs.Int("n", -1, "new cases to choose this round (default learning.queries_per_round; 0 exports the open worklist only)")
 	strategy := fs.String("strategy", "", "hybrid, uncertainty, boundary, diverse or random (default learning.strategy)")
 	out := fs.String("out", "", "worklist `file` to write; - for standard output")
 	format := fs.String("format", "", "csv or json (default from the --out extension, else csv)")
 	seed := fs.Int64("seed", 1, "random seed of the random strategy")
+	byStudy := fs.Bool("by-study", false, "one row per study (as a RIS lists work, by accession number), with every film of it the workspace holds")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -62,16 +63,32 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer file.Close()
 		w = file
 	}
-	if f == "json" {
-		err = agent.WriteWorklistJSON(w, agent.Worklist(rows))
-	} else {
-		err = agent.WriteWorklistCSV(w, agent.Worklist(rows))
+	items := agent.Worklist(rows)
+	var studies []agent.StudyWorkItem
+	if *byStudy {
+		if studies, err = agent.StudyWorklist(ctx, db, items); err != nil {
+			return err
+		}
+	}
+	switch {
+	case *byStudy && f == "json":
+		err = agent.WriteStudyWorklistJSON(w, studies)
+	case *byStudy:
+		err = agent.WriteStudyWorklistCSV(w, studies)
+	case f == "json":
+		err = agent.WriteWorklistJSON(w, items)
+	default:
+		err = agent.WriteWorklistCSV(w, items)
 	}
 	if err != nil {
 		return err
 	}
 	if *out != "-" {
-		fmt.Fprintf(stderr, "%d open queries written to %s\n", len(rows), *out)
+		if *byStudy {
+			fmt.Fprintf(stderr, "%d open queries in %d studies written to %s\n", len(rows), len(studies), *out)
+		} else {
+			fmt.Fprintf(stderr, "%d open queries written to %s\n", len(rows), *out)
+		}
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ func TestMigrateReportsKeepWhatWasReported(t *testing.T) {
 	if len(si) != 1 || si[0].ModelVersion != "a" || si[0].Decision != "normal" {
 		t.Fatalf("study instances = %+v, want the reported score (model a), not the later rescoring", si)
 	}
+	if st, err := db.Studies(ctx, 10); err != nil || len(st) != 1 || st[0].MaxScore != 0.2 || st[0].WorstDecision != "normal" {
+		t.Fatalf("studies = %+v, %v; want what was reported (0.2, normal), not model b's stored rescoring", st, err)
+	}
 	// Model b is in use: the report is due for comparison, and b's stored
 	// score is handed over so it need not be computed again.
 	due, err := db.ReportsToRevise(ctx, "b", time.Time{})
@@ -96,6 +99,9 @@ func TestMigrateReportsKeepWhatWasReported(t *testing.T) {
 	}
 	if _, _, ok, _ := db.ReportPaths(ctx, "1.1", 3); ok {
 		t.Fatal("revision 3 found before it was made")
+	}
+	if st, _ := db.Studies(ctx, 10); len(st) != 1 || st[0].MaxScore != 1.5 || st[0].WorstDecision != "abnormal" {
+		t.Fatalf("studies after the revision = %+v, want revision 2's 1.5, abnormal", st)
 	}
 	revs, err := db.RevisedReports(ctx, 0)
 	if err != nil || len(revs) != 1 || revs[0].PreviousDecision != "normal" || revs[0].PreviousModelVersion != "a" || revs[0].Decision != "abnormal" {

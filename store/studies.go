@@ -127,14 +127,16 @@ func (db *DB) StudyReportCount(ctx context.Context, study string) (int, error) {
 	return n, nil
 }
 
-// Studies lists every study with its highest score and worst decision,
-// most recent first.
+// Studies lists every study with the highest score and worst decision of
+// its instances' latest reports (a newer model's score that changed no
+// decision is stored, but not reported), most recent first.
 func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT st.study_instance_uid, st.instances, st.revision, st.last_instance_at,
 		COALESCE(MAX(s.value), 0),
-		COALESCE(MAX(CASE s.decision WHEN 'abnormal' THEN 2 WHEN 'uncertain' THEN 1 ELSE 0 END), 0)
+		COALESCE(MAX(CASE r.decision WHEN 'abnormal' THEN 2 WHEN 'uncertain' THEN 1 ELSE 0 END), 0)
 		FROM studies st JOIN instances i ON i.study_instance_uid = st.study_instance_uid
-		LEFT JOIN scores s ON s.instance_id = i.instance_id
+		LEFT JOIN reports r ON r.id = (SELECT MAX(id) FROM reports WHERE instance_id = i.instance_id)
+		LEFT JOIN scores s ON s.instance_id = i.instance_id AND s.model_version = r.model_version
 		GROUP BY st.study_instance_uid ORDER BY st.last_instance_at DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: studies: %w", err)

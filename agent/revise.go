@@ -18,8 +18,8 @@ type RevisionResult struct {
 	// Revised is how many of them it decided otherwise, and so issued
 	// again.
 	Revised int
-	// Unreadable is how many instances could not be read again (their
-	// file gone from the archive or the inbox, or replaced by other
+	// Unreadable is how many instances could not be read or scored again
+	// (their file gone from the archive or the inbox, or replaced by other
 	// bytes); their reports stand.
 	Unreadable int
 }
@@ -48,7 +48,6 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 	if err != nil {
 		return res, err
 	}
-	side := model.InputSize()
 	for _, r := range todo {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -56,81 +55,123 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 		if a.currentModel().Info().Version != info.Version {
 			return res, nil
 		}
-		start := time.Now()
-		score := r.Current
-		var img sentinel.Image
-		var decoded, scored time.Time
-		// Without a stored score, or to revise (a stored score has no
-		// heatmap), the image is read and scored again.
-		fresh := score == nil || score.Decision != r.Decision
-		if fresh {
-			inst, im, err := a.decode(r.Path)
-			if err == nil && inst.SHA256 != r.Instance.SHA256 {
-				// Another file now has the path: it must not speak for
-				// the instance reported.
-				err = fmt.Errorf("%s changed since it was reported (sha256 %s, reported %s)", r.Path, inst.SHA256, r.Instance.SHA256)
-			}
-			if err != nil {
-				res.Unreadable++
-				a.log.Warn("report not revised: image unreadable", slog.String("instance", r.Instance.ID),
-					slog.String("path", r.Path), slog.Any("error", err))
-				continue
-			}
-			decoded = time.Now()
-			s, err := model.Score(a.resample(im, side, side))
-			if err != nil {
-				return res, fmt.Errorf("revise %s: score: %w", r.Instance.ID, err)
-			}
-			scored = time.Now()
-			img, score = im, &s
-		}
-		res.Checked++
-		if score.Decision == r.Decision {
-			// The report stands; the score is kept so that the next pass
-			// need not compute it.
-			if fresh {
-				if err := a.db.SaveScore(ctx, r.Instance.ID, info.Version, *score); err != nil {
-					return res, err
-				}
-			}
-			continue
-		}
-		rep := NewReport(r.Instance, *score, info.Version)
-		rep.Revision = r.Revision + 1
-		rep.Supersedes = &sentinel.ReportRef{Revision: r.Revision, ModelVersion: r.ModelVersion, Score: r.Score,
-			Threshold: r.Threshold, Decision: r.Decision, CreatedAt: r.ReportedAt}
-		rep.RevisionReason = fmt.Sprintf("model %s, now in use, decides %s where model %s decided %s",
-			info.Version, score.Decision, r.ModelVersion, r.Decision)
-		rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}
-		reportPath, heatmapPath, previous, err := writeRevision(a.cfg.Reports, rep, img, score.Heatmap, start)
+		out, err := a.reviseOne(ctx, model, r)
 		if err != nil {
 			return res, err
 		}
-		rev := store.Revision{InstanceID: r.Instance.ID, Revision: rep.Revision, ModelVersion: info.Version,
-			Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath}
-		if rep.Revision == 2 && exists(previous) {
-			rev.PreviousPath = previous
+		switch out {
+		case reportUnreadable:
+			res.Unreadable++
+		case reportStands:
+			res.Checked++
+		case reportRevised:
+			res.Checked++
+			res.Revised++
 		}
-		err = a.db.RecordRevision(ctx, rev)
-		if errors.Is(err, store.ErrRevised) {
-			continue
-		}
-		if err != nil {
-			return res, err
-		}
-		// Last: a stop before this leaves <uid>.json as it was, and the
-		// next pass brings it up to date (repairLatest).
-		if _, err := latestReport(reportPath, rep.Revision); err != nil {
-			return res, fmt.Errorf("revise %s: %w", r.Instance.ID, err)
-		}
-		res.Revised++
-		a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()
-		a.log.Info("report revised", slog.String("instance", r.Instance.ID),
-			slog.String("study", r.Instance.StudyInstanceUID), slog.Int("revision", rep.Revision),
-			slog.String("from", string(r.Decision)), slog.String("to", string(score.Decision)),
-			slog.String("model", info.Version), slog.String("previous_model", r.ModelVersion))
 	}
 	return res, nil
+}
+
+// What reviseOne did with one report.
+const (
+	reportStands     = iota // the model in use decides as reported
+	reportRevised           // it decides otherwise: the next revision is written
+	reportUnreadable        // the image cannot be read or scored again
+	reportTaken             // another pass revised it first
+)
+
+// reviseOne compares one report with model and issues its next revision
+// when the model decides otherwise.
+func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (int, error) {
+	info := model.Info()
+	start := time.Now()
+	score := r.Current
+	var img sentinel.Image
+	var decoded, scored time.Time
+	// Without a stored score, or to revise (a stored score has no heatmap),
+	// the image is read and scored again.
+	fresh := score == nil || score.Decision != r.Decision
+	if fresh {
+		im, s, err := a.rescore(model, r)
+		if err != nil {
+			a.log.Warn("report not compared: its image cannot be read or scored again", slog.String("instance", r.Instance.ID),
+				slog.String("path", r.Path), slog.Any("error", err))
+			return reportUnreadable, nil
+		}
+		decoded, scored = start.Add(s.decode), start.Add(s.decode+s.score)
+		img, score = im, &s.Score
+	}
+	if score.Decision == r.Decision {
+		// The report stands; the score is kept so that the next pass need
+		// not compute it.
+		if fresh {
+			if err := a.db.SaveScore(ctx, r.Instance.ID, info.Version, *score); err != nil {
+				return 0, err
+			}
+		}
+		return reportStands, nil
+	}
+	rep := NewReport(r.Instance, *score, info.Version)
+	rep.Revision = r.Revision + 1
+	rep.Supersedes = &sentinel.ReportRef{Revision: r.Revision, ModelVersion: r.ModelVersion, Score: r.Score,
+		Threshold: r.Threshold, Decision: r.Decision, CreatedAt: r.ReportedAt}
+	rep.RevisionReason = fmt.Sprintf("model %s, now in use, decides %s where model %s decided %s",
+		info.Version, score.Decision, r.ModelVersion, r.Decision)
+	rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}
+	reportPath, heatmapPath, previous, err := writeRevision(a.cfg.Reports, rep, img, score.Heatmap, start)
+	if err != nil {
+		return 0, err
+	}
+	rev := store.Revision{InstanceID: r.Instance.ID, Revision: rep.Revision, ModelVersion: info.Version,
+		Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath}
+	if rep.Revision == 2 && exists(previous) {
+		rev.PreviousPath = previous
+	}
+	err = a.db.RecordRevision(ctx, rev)
+	if errors.Is(err, store.ErrRevised) {
+		return reportTaken, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	// Last: a stop before this leaves <uid>.json as it was, and the next
+	// pass brings it up to date (repairLatest).
+	if _, err := latestReport(reportPath, rep.Revision); err != nil {
+		return 0, fmt.Errorf("revise %s: %w", r.Instance.ID, err)
+	}
+	a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()
+	a.log.Info("report revised", slog.String("instance", r.Instance.ID),
+		slog.String("study", r.Instance.StudyInstanceUID), slog.Int("revision", rep.Revision),
+		slog.String("from", string(r.Decision)), slog.String("to", string(score.Decision)),
+		slog.String("model", info.Version), slog.String("previous_model", r.ModelVersion))
+	return reportRevised, nil
+}
+
+// timedScore is a score with how long the decode and the scoring took.
+type timedScore struct {
+	sentinel.Score
+	decode, score time.Duration
+}
+
+// rescore reads the reported instance's file again and scores it with
+// model. A file that now holds other bytes than those reported is refused:
+// it must not speak for the instance.
+func (a *Agent) rescore(model Scorer, r store.Reported) (sentinel.Image, timedScore, error) {
+	start := time.Now()
+	inst, img, err := a.decode(r.Path)
+	if err != nil {
+		return img, timedScore{}, err
+	}
+	if inst.SHA256 != r.Instance.SHA256 {
+		return img, timedScore{}, fmt.Errorf("%s changed since it was reported (sha256 %s, reported %s)", r.Path, inst.SHA256, r.Instance.SHA256)
+	}
+	decoded := time.Now()
+	side := model.InputSize()
+	s, err := model.Score(a.resample(img, side, side))
+	if err != nil {
+		return img, timedScore{}, fmt.Errorf("score %s: %w", r.Path, err)
+	}
+	return img, timedScore{Score: s, decode: decoded.Sub(start), score: time.Since(decoded)}, nil
 }
 
 // repairLatest makes <uid>.json hold the latest revision of every report

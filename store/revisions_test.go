@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,15 +14,8 @@ import (
 // report) is not mistaken for what was reported.
 func TestMigrateReportsKeepWhatWasReported(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	sdb, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := &DB{db: sdb, path: path, Now: time.Now}
-	if err := old.migrateThrough(ctx, "migrations/0009_accession_index.sql"); err != nil {
-		t.Fatal(err)
-	}
+	old, path := schemaAt(t, "migrations/0009_accession_index.sql")
+	sdb := old.db
 	for _, q := range []string{
 		`INSERT INTO instances (instance_id, sop_instance_uid, study_instance_uid, format, path, sha256, status, created_at, updated_at)
 			VALUES ('1.1', '1.1', '9', 'dicom', '/in/1.1', 'x', 'scored', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
@@ -38,11 +29,7 @@ func TestMigrateReportsKeepWhatWasReported(t *testing.T) {
 		}
 	}
 	sdb.Close()
-	db := NewDB(path)
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen(t, path)
 	rows, err := db.Reports(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -271,15 +271,8 @@ func TestLabelRolesDecidedOnce(t *testing.T) {
 // side, and its queries drawn at random are marked so.
 func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	sdb, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := &DB{db: sdb, path: path, Now: time.Now}
-	if err := old.migrateThrough(ctx, "migrations/0003_learning.sql"); err != nil {
-		t.Fatal(err)
-	}
+	old, path := schemaAt(t, "migrations/0003_learning.sql")
+	sdb := old.db
 	// The instances as that schema held them (RecordResult writes the
 	// current one).
 	for i, id := range []string{"1.1", "1.2", "1.3"} {
@@ -303,11 +296,7 @@ func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	}
 	sdb.Close()
 
-	db := NewDB(path)
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen(t, path)
 	roles, err := db.LabelRoles(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -328,4 +317,32 @@ func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 	if !slices.Equal(random, []string{"1.1", "1.3"}) {
 		t.Fatalf("queries drawn at random after the migration: %v, want 1.1 and 1.3", random)
 	}
+}
+
+// schemaAt returns a new database migrated through the named migration
+// only, as an earlier Sentinel left it, and its path.
+func schemaAt(t *testing.T, last string) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	sdb, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &DB{db: sdb, path: path, Now: time.Now}
+	if err := old.migrateThrough(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	return old, path
+}
+
+// reopen opens the database at path as the current Sentinel does, every
+// migration applied; it is closed when the test ends.
+func reopen(t *testing.T, path string) *DB {
+	t.Helper()
+	db := NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

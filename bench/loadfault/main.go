@@ -4,7 +4,14 @@
 // every file has exactly one report, none is missing and none was lost from
 // disk. It prints throughput, end-to-end latency and peak memory.
 //
-//	go run ./bench/loadfault [-files 1000] [-kills 2]
+// With -revise it then makes a second model current (trained on other
+// phantoms, so that it decides many films otherwise), restarts the agent,
+// kills it twice more while it compares the reports with the new model,
+// and checks that every instance's latest report on disk is the one the
+// database records, every earlier revision is kept, and every report was
+// compared.
+//
+//	go run ./bench/loadfault [-files 1000] [-kills 2] [-revise]
 package main
 
 import (
@@ -23,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -32,14 +40,15 @@ func main() {
 	kills := flag.Int("kills", 2, "SIGKILLs during the burst")
 	size := flag.Int("size", 128, "image side in pixels")
 	keep := flag.Bool("keep", false, "keep the work folder")
+	revise := flag.Bool("revise", false, "then change the model and kill the agent while it revises the reports")
 	flag.Parse()
-	if err := run(*files, *kills, *size, *keep); err != nil {
+	if err := run(*files, *kills, *size, *keep, *revise); err != nil {
 		fmt.Fprintln(os.Stderr, "loadfault:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, kills, size int, keep bool) error {
+func run(n, kills, size int, keep, revise bool) error {
 	work, err := os.MkdirTemp("", "sentinel-loadfault-")
 	if err != nil {
 		return err
@@ -54,7 +63,7 @@ func run(n, kills, size int, keep bool) error {
 	ws := filepath.Join(work, "ws")
 	rng := rand.New(rand.NewPCG(uint64(1), 0))
 	normals := filepath.Join(work, "normals")
-	if err := writeMany(rng, normals, 24, size, "n"); err != nil {
+	if err := writeMany(rng, normals, 24, size, "n", "normal"); err != nil {
 		return err
 	}
 	if out, err := exec.Command(bin, "train", "--workspace", ws, "--normals", normals).CombinedOutput(); err != nil {
@@ -62,7 +71,7 @@ func run(n, kills, size int, keep bool) error {
 	}
 	staging := filepath.Join(ws, "staging")
 	fmt.Printf("writing %d DICOM files (%dx%d)...\n", n, size, size)
-	if err := writeMany(rng, staging, n, size, "f"); err != nil {
+	if err := writeMany(rng, staging, n, size, "f", "normal"); err != nil {
 		return err
 	}
 	cfg := filepath.Join(work, "agent.toml")
@@ -122,7 +131,122 @@ func run(n, kills, size int, keep bool) error {
 	time.Sleep(time.Second)
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
-	return check(ctx, db, ws, inbox, n, kills, drop, finished, peak.Load())
+	if err := check(ctx, db, ws, inbox, n, kills, drop, finished, peak.Load()); err != nil || !revise {
+		return err
+	}
+
+	// A second model, trained on other phantoms, made current while the
+	// agent is down; the agent compares every report with it at start.
+	others := filepath.Join(work, "others")
+	if err := writeMany(rng, others, 24, size, "o", "opacity"); err != nil {
+		return err
+	}
+	if out, err := exec.Command(bin, "train", "--workspace", ws, "--normals", others, "--seed", "2").CombinedOutput(); err != nil {
+		return fmt.Errorf("train the second model: %v\n%s", err, out)
+	}
+	next, err := agent.LoadCurrentModel(filepath.Join(ws, "models"))
+	if err != nil {
+		return err
+	}
+	version := next.Info().Version
+	compared := func() int {
+		got, err := db.ScoredInstances(ctx, version)
+		if err != nil {
+			return -1
+		}
+		k := 0
+		for _, s := range got {
+			if s.ModelVersion == version {
+				k++
+			}
+		}
+		return k
+	}
+	cmd = start()
+	reviseStart := time.Now()
+	for k := 1; k <= kills; k++ {
+		target := n * k / (kills + 1)
+		for compared() < target {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		fmt.Printf("SIGKILL %d at %d/%d reports compared with model %s\n", k, compared(), n, version)
+		cmd = start()
+	}
+	for deadline := time.Now().Add(20 * time.Minute); compared() < n && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	reviseDone := time.Now()
+	time.Sleep(2 * time.Second) // the study reports of the last revisions
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	return checkRevisions(ctx, db, n, kills, version, reviseDone.Sub(reviseStart))
+}
+
+// checkRevisions checks, after the revision pass was killed and restarted,
+// that every instance was compared with the new model, that its latest
+// report on disk (<uid>.json) holds the bytes of the revision the database
+// records as latest, that every revision's file exists, and that the
+// latest decision is the new model's.
+func checkRevisions(ctx context.Context, db *store.DB, n, kills int, version string, took time.Duration) error {
+	rows, err := db.Reports(ctx)
+	if err != nil {
+		return err
+	}
+	byInstance := map[string][]store.ReportRow{}
+	for _, r := range rows {
+		byInstance[r.InstanceID] = append(byInstance[r.InstanceID], r)
+	}
+	scored, err := db.ScoredInstances(ctx, version)
+	if err != nil {
+		return err
+	}
+	decision := map[string]string{}
+	for _, s := range scored {
+		if s.ModelVersion == version {
+			decision[s.InstanceID] = string(s.Score.Decision)
+		}
+	}
+	var revised, missing, torn, wrong, gaps int
+	for id, rs := range byInstance {
+		last := rs[len(rs)-1]
+		for i, r := range rs {
+			if r.Revision != i+1 {
+				gaps++
+			}
+			if _, err := os.Stat(r.Path); err != nil {
+				missing++
+			}
+		}
+		if len(rs) > 1 {
+			revised++
+			want, err1 := os.ReadFile(last.Path)
+			got, err2 := os.ReadFile(strings.TrimSuffix(last.Path, fmt.Sprintf(".r%d.json", last.Revision)) + ".json")
+			if err1 != nil || err2 != nil || string(got) != string(want) {
+				torn++
+			}
+		}
+		if d, ok := decision[id]; !ok || d != last.Decision {
+			wrong++
+		}
+	}
+	fmt.Println()
+	fmt.Println("| revision phase | value |")
+	fmt.Println("|---|---|")
+	fmt.Printf("| SIGKILLs during the revision pass | %d |\n", kills)
+	fmt.Printf("| reports compared with the new model | %d of %d |\n", len(decision), n)
+	fmt.Printf("| reports revised (decision changed) | %d |\n", revised)
+	fmt.Printf("| compare time, kills and restarts included (s) | %.1f |\n", took.Seconds())
+	fmt.Printf("| report rows whose file is missing | %d |\n", missing)
+	fmt.Printf("| instances with a gap in their revisions | %d |\n", gaps)
+	fmt.Printf("| <uid>.json not the latest revision | %d |\n", torn)
+	fmt.Printf("| latest report not the new model's decision | %d |\n", wrong)
+	if len(decision) != n || len(byInstance) != n || missing+gaps+torn+wrong != 0 {
+		return fmt.Errorf("FAILED: revisions inconsistent after the kills")
+	}
+	fmt.Println("\nOK: every report compared, every revision on disk, every latest report the one recorded.")
+	return nil
 }
 
 func check(ctx context.Context, db *store.DB, ws, inbox string, n, kills int, drop, finished time.Time, peakKB int64) error {
@@ -212,7 +336,7 @@ func sampleRSS(pid int, peak *atomic.Int64) {
 	}
 }
 
-func writeMany(rng *rand.Rand, dir string, n, size int, prefix string) error {
+func writeMany(rng *rand.Rand, dir string, n, size int, prefix string, kind phantom.Kind) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -223,7 +347,7 @@ func writeMany(rng *rand.Rand, dir string, n, size int, prefix string) error {
 		}
 		meta := phantom.Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: phantom.NewUID(rng), PatientID: "LOAD"}
 		p := filepath.Join(dir, fmt.Sprintf("%s%05d.dcm", prefix, i))
-		if err := phantom.WriteDICOM(p, phantom.Generate(rng, size, "normal"), size, meta); err != nil {
+		if err := phantom.WriteDICOM(p, phantom.Generate(rng, size, kind), size, meta); err != nil {
 			return err
 		}
 	}

@@ -73,6 +73,22 @@ type StudyReport struct {
 	// Instances lists every scored instance of the study, in the order they
 	// were scored.
 	Instances []StudyInstanceRow `json:"instances"`
+	// PreviousDecision and Changes say, from the second revision on, what
+	// the previous revision decided and what changed since: instances
+	// added (late arrivals) and instance reports revised by a newer model.
+	PreviousDecision Decision      `json:"previous_decision,omitempty"`
+	Changes          []StudyChange `json:"changes,omitempty"`
+}
+
+// StudyChange is one instance that a study report's revision adds, or
+// reports with another decision than the previous revision did.
+type StudyChange struct {
+	SOPInstanceUID string `json:"sop_instance_uid"`
+	// Change is "added" or "revised".
+	Change       string   `json:"change"`
+	From         Decision `json:"from,omitempty"`
+	To           Decision `json:"to"`
+	ModelVersion string   `json:"model_version"`
 }
 
 // StudyInstanceRow is one instance in a study report.

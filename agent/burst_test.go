@@ -144,13 +144,18 @@ func TestStudyReportRevisions(t *testing.T) {
 		Instances     []struct {
 			Score float64 `json:"score"`
 		} `json:"instances"`
-		MaxScore float64 `json:"max_score"`
+		MaxScore float64                `json:"max_score"`
+		Changes  []sentinel.StudyChange `json:"changes"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Revision != 2 || rep.InstanceCount != 3 || len(rep.Instances) != 3 {
 		t.Fatalf("study report = %+v", rep)
+	}
+	// The second revision says what it adds: the late instance, only.
+	if len(rep.Changes) != 1 || rep.Changes[0].Change != "added" || rep.Changes[0].From != "" {
+		t.Fatalf("changes of revision 2 = %+v, want the late instance added", rep.Changes)
 	}
 	maxScore := 0.0
 	for _, in := range rep.Instances {

@@ -160,6 +160,21 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 	if sr.Revision < 2 || sr.Decision != sentinel.DecisionAbnormal || len(sr.Instances) != len(files) {
 		t.Fatalf("study report after the revisions: revision %d, decision %s, %d instances", sr.Revision, sr.Decision, len(sr.Instances))
 	}
+	// The study's revision says what changed: the three flipped films, from
+	// normal to abnormal, by model b.
+	if sr.PreviousDecision == "" || len(sr.Changes) == 0 {
+		t.Errorf("study revision %d names no previous decision or changes: %+v", sr.Revision, sr)
+	}
+	changed := map[string]bool{}
+	for _, c := range sr.Changes {
+		changed[c.SOPInstanceUID] = true
+		if c.Change != "revised" || c.To != sentinel.DecisionAbnormal || c.ModelVersion != "b" || !flips[c.SOPInstanceUID] {
+			t.Errorf("study change %+v", c)
+		}
+	}
+	if sr.Revision == 2 && len(changed) != 3 {
+		t.Errorf("study revision 2 lists %d changed films, want the 3 revised", len(changed))
+	}
 	for _, in := range sr.Instances {
 		want := "a"
 		if flips[in.SOPInstanceUID] {

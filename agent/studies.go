@@ -76,12 +76,15 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 			Uncertainty: r.Uncertainty, Report: rel,
 		})
 	}
+	dir := filepath.Join(a.cfg.Reports, SafeName(uid))
+	if rev > 0 {
+		diffStudy(&rep, filepath.Join(dir, fmt.Sprintf("study.r%d.json", rev)))
+	}
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return fmt.Errorf("study report %s: %w", uid, err)
 	}
 	b = append(b, '\n')
-	dir := filepath.Join(a.cfg.Reports, SafeName(uid))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("study report %s: %w", uid, err)
 	}
@@ -99,4 +102,35 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 	a.log.Info("study reported", slog.String("study", uid), slog.Int("revision", rep.Revision),
 		slog.Int("instances", len(rows)), slog.String("decision", string(rep.Decision)))
 	return nil
+}
+
+// diffStudy fills in what changed since the previous revision of the study
+// report, kept at prevPath: its decision, the instances added and those
+// whose decision changed. Without a readable previous revision it leaves
+// them out.
+func diffStudy(rep *sentinel.StudyReport, prevPath string) {
+	b, err := os.ReadFile(prevPath)
+	if err != nil {
+		return
+	}
+	var prev sentinel.StudyReport
+	if json.Unmarshal(b, &prev) != nil {
+		return
+	}
+	rep.PreviousDecision = prev.Decision
+	before := map[string]sentinel.Decision{}
+	for _, in := range prev.Instances {
+		before[in.SOPInstanceUID] = in.Decision
+	}
+	for _, in := range rep.Instances {
+		d, seen := before[in.SOPInstanceUID]
+		switch {
+		case !seen:
+			rep.Changes = append(rep.Changes, sentinel.StudyChange{SOPInstanceUID: in.SOPInstanceUID, Change: "added",
+				To: in.Decision, ModelVersion: in.ModelVersion})
+		case d != in.Decision:
+			rep.Changes = append(rep.Changes, sentinel.StudyChange{SOPInstanceUID: in.SOPInstanceUID, Change: "revised",
+				From: d, To: in.Decision, ModelVersion: in.ModelVersion})
+		}
+	}
 }

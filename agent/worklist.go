@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"io"
 	"strconv"
 	"strings"
@@ -65,13 +64,6 @@ func WriteWorklistCSV(w io.Writer, items []WorklistItem) error {
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// WriteWorklistJSON writes the items as an indented JSON array.
-func WriteWorklistJSON(w io.Writer, items []WorklistItem) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(items)
 }
 
 // StudyWorklistColumns are the study worklist's CSV columns, in order: one
@@ -179,11 +171,4 @@ func WriteStudyWorklistCSV(w io.Writer, studies []StudyWorkItem) error {
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// WriteStudyWorklistJSON writes the studies as an indented JSON array.
-func WriteStudyWorklistJSON(w io.Writer, studies []StudyWorkItem) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(studies)
 }

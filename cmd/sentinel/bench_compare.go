@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -71,9 +70,7 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("bench compare: %w", err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return printJSON(stdout, r)
 	}
 	benchcmp.WriteTable(stdout, r)
 	return nil

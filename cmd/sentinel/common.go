@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -217,4 +218,12 @@ func subcommand(args []string, usage string, stderr io.Writer, names ...string) 
 		return "", usageError{"usage: " + usage}
 	}
 	return args[0], nil
+}
+
+// printJSON writes v as indented JSON, as the commands' --json and
+// --format json outputs are.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -137,9 +136,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	res.Labels, res.Split = *labels, *split
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(stdout, res)
 	}
 	printEval(stdout, res)
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -56,9 +55,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		for i, v := range vs {
 			out[i] = row{v.Active, v.Note, v.Info}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(stdout, out)
 	}
 	fmt.Fprintf(stdout, "%-1s %-24s %-20s %6s %8s %s\n", "", "VERSION", "CREATED", "TRAIN", "HOLDOUT", "NOTE / METRICS")
 	for _, v := range vs {

@@ -72,11 +72,11 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	switch {
 	case *byStudy && f == "json":
-		err = agent.WriteStudyWorklistJSON(w, studies)
+		err = printJSON(w, studies)
 	case *byStudy:
 		err = agent.WriteStudyWorklistCSV(w, studies)
 	case f == "json":
-		err = agent.WriteWorklistJSON(w, items)
+		err = printJSON(w, items)
 	default:
 		err = agent.WriteWorklistCSV(w, items)
 	}

@@ -322,10 +322,8 @@ func (db *DB) ScoredInstances(ctx context.Context, modelVersion string) ([]Score
 		if err := rows.Scan(&s.InstanceID, &s.Path, &s.ModelVersion, &s.Score.Value, &s.Score.Threshold, &dec, &u, &comps); err != nil {
 			return nil, fmt.Errorf("store: scored instances: %w", err)
 		}
-		if comps != "" && comps != "null" {
-			if err := json.Unmarshal([]byte(comps), &s.Score.Components); err != nil {
-				return nil, fmt.Errorf("store: scored instances: components of %s: %w", s.InstanceID, err)
-			}
+		if s.Score.Components, err = components(comps); err != nil {
+			return nil, fmt.Errorf("store: scored instances: components of %s: %w", s.InstanceID, err)
 		}
 		s.Score.Decision = sentinel.Decision(dec)
 		s.Score.Uncertainty = nullable(u)
@@ -337,23 +335,37 @@ func (db *DB) ScoredInstances(ctx context.Context, modelVersion string) ([]Score
 // SaveScore records an instance's score by a model version, replacing an
 // earlier score by the same version.
 func (db *DB) SaveScore(ctx context.Context, instanceID, modelVersion string, s sentinel.Score) error {
-	comps, err := json.Marshal(s.Components)
-	if err != nil {
-		return fmt.Errorf("store: save score %s: %w", instanceID, err)
-	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO scores (instance_id, model_version, value, threshold, decision,
-			uncertainty, components, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (instance_id, model_version) DO UPDATE SET value = excluded.value,
-			threshold = excluded.threshold, decision = excluded.decision, uncertainty = excluded.uncertainty,
-			components = excluded.components, created_at = excluded.created_at`,
-			instanceID, modelVersion, s.Value, s.Threshold, string(s.Decision), s.Uncertainty, string(comps), db.now())
-		return err
-	})
+	err := db.tx(ctx, func(tx *sql.Tx) error { return upsertScore(ctx, tx, instanceID, modelVersion, s, db.now()) })
 	if err != nil {
 		return fmt.Errorf("store: save score %s: %w", instanceID, err)
 	}
 	return nil
+}
+
+// upsertScore writes an instance's score by a model version in tx,
+// replacing an earlier score by the same version.
+func upsertScore(ctx context.Context, tx *sql.Tx, instanceID, modelVersion string, s sentinel.Score, now string) error {
+	comps, err := json.Marshal(s.Components)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO scores (instance_id, model_version, value, threshold, decision,
+		uncertainty, components, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (instance_id, model_version) DO UPDATE SET value = excluded.value,
+		threshold = excluded.threshold, decision = excluded.decision, uncertainty = excluded.uncertainty,
+		components = excluded.components, created_at = excluded.created_at`,
+		instanceID, modelVersion, s.Value, s.Threshold, string(s.Decision), s.Uncertainty, string(comps), now)
+	return err
+}
+
+// components decodes a score's stored components ("" or "null": none).
+func components(stored string) (map[string]float64, error) {
+	if stored == "" || stored == "null" {
+		return nil, nil
+	}
+	var c map[string]float64
+	err := json.Unmarshal([]byte(stored), &c)
+	return c, err
 }
 
 // strings runs a query returning one text column.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -72,10 +71,9 @@ func (db *DB) ReportsToRevise(ctx context.Context, modelVersion string, since ti
 		if cv.Valid {
 			s := &sentinel.Score{Value: cv.Float64, Threshold: ct.Float64, Decision: sentinel.Decision(cd.String),
 				Uncertainty: nullable(cu)}
-			if cc.String != "" && cc.String != "null" {
-				if err := json.Unmarshal([]byte(cc.String), &s.Components); err != nil {
-					return nil, fmt.Errorf("store: reports to revise: components of %s: %w", in.ID, err)
-				}
+			var err error
+			if s.Components, err = components(cc.String); err != nil {
+				return nil, fmt.Errorf("store: reports to revise: components of %s: %w", in.ID, err)
 			}
 			r.Current = s
 		}
@@ -108,12 +106,8 @@ var ErrRevised = errors.New("store: report already revised")
 // transaction. It fails with ErrRevised unless the latest report is
 // revision r.Revision − 1.
 func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
-	comps, err := json.Marshal(r.Score.Components)
-	if err != nil {
-		return fmt.Errorf("store: revise %s: %w", r.InstanceID, err)
-	}
 	now := db.now()
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var latest int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(revision), 0) FROM reports WHERE instance_id = ?`,
 			r.InstanceID).Scan(&latest); err != nil {
@@ -122,18 +116,12 @@ func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
 		if latest != r.Revision-1 {
 			return ErrRevised
 		}
-		s := r.Score
-		if _, err := tx.ExecContext(ctx, `INSERT INTO scores (instance_id, model_version, value, threshold, decision,
-			uncertainty, components, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (instance_id, model_version) DO UPDATE SET value = excluded.value,
-			threshold = excluded.threshold, decision = excluded.decision, uncertainty = excluded.uncertainty,
-			components = excluded.components, created_at = excluded.created_at`,
-			r.InstanceID, r.ModelVersion, s.Value, s.Threshold, string(s.Decision), s.Uncertainty, string(comps), now); err != nil {
+		if err := upsertScore(ctx, tx, r.InstanceID, r.ModelVersion, r.Score, now); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at,
 			revision, model_version, decision) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.InstanceID, r.ReportPath, r.HeatmapPath, now, r.Revision, r.ModelVersion, string(s.Decision)); err != nil {
+			r.InstanceID, r.ReportPath, r.HeatmapPath, now, r.Revision, r.ModelVersion, string(r.Score.Decision)); err != nil {
 			return err
 		}
 		if r.PreviousPath != "" {

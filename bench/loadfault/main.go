@@ -113,20 +113,24 @@ func run(n, kills, size int, keep, revise bool) error {
 		}
 		return c.Files[store.FileDone]
 	}
-	for k := 1; k <= kills; k++ {
-		target := n * k / (kills + 1)
-		for done() < target {
-			time.Sleep(20 * time.Millisecond)
+	// killDuring kills the agent when progress reaches each of kills
+	// evenly spaced points on the way to n, restarts it each time, and
+	// waits (at most 20 minutes) for progress to reach n.
+	killDuring := func(progress func() int, what string) {
+		for k := 1; k <= kills; k++ {
+			for progress() < n*k/(kills+1) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			fmt.Printf("SIGKILL %d at %d/%d %s\n", k, progress(), n, what)
+			cmd = start()
 		}
-		cmd.Process.Kill()
-		cmd.Wait()
-		fmt.Printf("SIGKILL %d at %d/%d files done\n", k, done(), n)
-		cmd = start()
+		for deadline := time.Now().Add(20 * time.Minute); progress() < n && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	deadline := time.Now().Add(20 * time.Minute)
-	for done() < n && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	killDuring(done, "files done")
 	finished := time.Now()
 	time.Sleep(time.Second)
 	cmd.Process.Signal(os.Interrupt)
@@ -164,19 +168,7 @@ func run(n, kills, size int, keep, revise bool) error {
 	}
 	cmd = start()
 	reviseStart := time.Now()
-	for k := 1; k <= kills; k++ {
-		target := n * k / (kills + 1)
-		for compared() < target {
-			time.Sleep(20 * time.Millisecond)
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-		fmt.Printf("SIGKILL %d at %d/%d reports compared with model %s\n", k, compared(), n, version)
-		cmd = start()
-	}
-	for deadline := time.Now().Add(20 * time.Minute); compared() < n && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-	}
+	killDuring(compared, "reports compared with model "+version)
 	reviseDone := time.Now()
 	time.Sleep(2 * time.Second) // the study reports of the last revisions
 	cmd.Process.Signal(os.Interrupt)

@@ -73,7 +73,7 @@ func reportPaths(dir string, rep sentinel.Report) (string, string) {
 // atomically, so a reader never sees half a report.
 func writeReport(dir string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, string, error) {
 	jsonPath, heatPath := reportPaths(dir, rep)
-	_, heatPath, err := writeReportAt(jsonPath, heatPath, rep, img, heat, start)
+	heatPath, err := writeReportAt(jsonPath, heatPath, rep, img, heat, start)
 	if err != nil {
 		return "", "", err
 	}
@@ -107,7 +107,7 @@ func writeRevision(dir string, rep sentinel.Report, img, heat sentinel.Image, st
 		rep.Supersedes.Report = filepath.Base(previous)
 	}
 	report, heatmap = revisionPaths(dir, rep, rep.Revision)
-	_, heatmap, err = writeReportAt(report, heatmap, rep, img, heat, start)
+	heatmap, err = writeReportAt(report, heatmap, rep, img, heat, start)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -134,19 +134,18 @@ func latestReport(path string, rev int) (bool, error) {
 }
 
 // writeReportAt writes a report to jsonPath and its heatmap, when the score
-// has one, to heatPath, and returns the report's bytes and the heatmap's
-// path ("" without one).
-func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) ([]byte, string, error) {
+// has one, to heatPath, and returns the heatmap's path ("" without one).
+func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
-		return nil, "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+		return "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
 	if len(heat.Pix) > 0 {
 		var buf bytes.Buffer
 		if err := png.Encode(&buf, overlay(img, heat)); err != nil {
-			return nil, "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+			return "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(heatPath, buf.Bytes()); err != nil {
-			return nil, "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+			return "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		rep.Heatmap = filepath.Base(heatPath)
 	} else {
@@ -156,13 +155,12 @@ func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.
 	rep.Timings.TotalMS = ms(time.Since(start))
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
-		return nil, "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+		return "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
-	b = append(b, '\n')
-	if err := writeAtomic(jsonPath, b); err != nil {
-		return nil, "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	if err := writeAtomic(jsonPath, append(b, '\n')); err != nil {
+		return "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
-	return b, heatPath, nil
+	return heatPath, nil
 }
 
 // overlayMax is the longest side of the heatmap picture.

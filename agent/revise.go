@@ -72,17 +72,19 @@ func (a *Agent) ReviseReports(ctx context.Context) (RevisionResult, error) {
 	return res, nil
 }
 
-// What reviseOne did with one report.
+// reviseOutcome is what reviseOne did with one report.
+type reviseOutcome int
+
 const (
-	reportStands     = iota // the model in use decides as reported
-	reportRevised           // it decides otherwise: the next revision is written
-	reportUnreadable        // the image cannot be read or scored again
-	reportTaken             // another pass revised it first
+	reportStands     reviseOutcome = iota // the model in use decides as reported
+	reportRevised                         // it decides otherwise: the next revision is written
+	reportUnreadable                      // the image cannot be read or scored again
+	reportTaken                           // another pass revised it first
 )
 
 // reviseOne compares one report with model and issues its next revision
 // when the model decides otherwise.
-func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (int, error) {
+func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (reviseOutcome, error) {
 	info := model.Info()
 	start := time.Now()
 	score := r.Current

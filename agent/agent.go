@@ -51,17 +51,33 @@ type Config struct {
 	// StudyQuiet is how long a study must receive no new instance before its
 	// study report is written.
 	StudyQuiet time.Duration
-	// MinFreeBytes pauses ingest while the reports folder's filesystem has
-	// less free space than this; 0 disables the check.
+	// MinFreeBytes pauses ingest while any filesystem the agent writes
+	// (reports, quarantine, archive, and StateDir, the database's folder)
+	// has less free space than this; 0 disables the check. Whatever the
+	// floor, a write that fails for want of room, or on a read-only or
+	// failing disk, pauses ingest too, and the file keeps its attempts.
 	MinFreeBytes int64
+	StateDir     string
+	// WriteGrace is how long after its last modification a file that ends
+	// early or cannot be recognised yet is waited for rather than
+	// quarantined: a writer that pauses longer than StableFor (an SMB or
+	// NFS copy, a slow sender) has not finished it.
+	WriteGrace time.Duration
+	// FollowLinks lets a symbolic link in a drop folder be read when its
+	// target lies inside a watched folder; otherwise links are refused.
+	FollowLinks bool
 	// MaxAttempts is how many times a file failing for a passing reason is
 	// tried before it is quarantined; RetryDelay is the first wait, doubled
 	// after each attempt up to MaxRetryDelay.
 	MaxAttempts   int
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
-	// HTTPAddr, when set, serves health, metrics and the read-only API.
-	HTTPAddr string
+	// HTTPAddr, when set, serves health, metrics and the read-only API;
+	// with TLSCert and TLSKey (PEM files) over HTTPS. MaxConns bounds the
+	// connections served at once (0: 64).
+	HTTPAddr         string
+	TLSCert, TLSKey  string
+	MaxConns         int
 	// Token guards the endpoints that change state; empty disables them.
 	Token string
 	// ReadToken, when set, is required (or Token) by the read API under
@@ -133,6 +149,10 @@ type Agent struct {
 
 	ready  atomic.Bool
 	paused atomic.Bool
+	// fault is set while ingest waits after a failure on Sentinel's own
+	// side (see noteFault).
+	faultMu sync.Mutex
+	fault   ownFault
 	// floor is the free-space floor in bytes (cfg.MinFreeBytes), atomic so
 	// that it can be changed while the agent runs.
 	floor   atomic.Int64
@@ -208,28 +228,35 @@ func (a *Agent) requestRevision() {
 func (a *Agent) currentModel() Scorer { return a.model.Load().Scorer }
 
 // Run watches the inbox and processes files until ctx is cancelled. Files
-// already being processed when ctx ends are finished before Run returns.
+// already being processed when ctx ends are finished before Run returns;
+// files claimed but not started go back to the queue.
 func (a *Agent) Run(ctx context.Context) error {
 	if len(a.cfg.Inbox) == 0 {
 		return errors.New("agent: no inbox folder configured")
 	}
-	if n, err := a.db.RequeueProcessing(ctx); err != nil {
+	var bg sync.WaitGroup
+	// The HTTP server starts first: a start that cannot bind its port
+	// fails before touching the queue.
+	stopHTTP, err := a.serveHTTP(ctx, &bg)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	if err := a.mendReports(); err != nil {
 		return fmt.Errorf("agent: %w", err)
-	} else if n > 0 {
-		a.log.Info("resuming files interrupted by a stop", slog.Int("files", n))
+	}
+	stale, err := a.db.RequeueProcessing(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if len(stale) > 0 {
+		a.log.Info("resuming files interrupted by a stop; each is taken alone first", slog.Int("files", len(stale)))
 	}
 	w, err := newWatcher(a.cfg.Inbox, a.log)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer w.close()
-
-	var bg sync.WaitGroup
-	stopHTTP, err := a.serveHTTP(ctx, &bg)
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
 
 	work := make(chan store.QueueItem, a.cfg.QueueSize)
 	done := make(chan string, a.cfg.QueueSize)
@@ -239,7 +266,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer workers.Done()
 			for it := range work {
-				a.work(ctx, it)
+				if ctx.Err() != nil {
+					// Stopping: what was claimed but not started goes
+					// back to the queue, its attempt given back.
+					a.unclaim(it)
+				} else {
+					a.work(ctx, it)
+				}
 				done <- it.Path
 			}
 		}()
@@ -267,35 +300,55 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer bg.Done(); a.revising(ctx) }()
 	}
 
-	t := newTracker(a.cfg.StableFor, time.Now)
+	l := &loop{t: newTracker(a.cfg.StableFor, time.Now), inflight: map[string]bool{}, suspects: map[string]bool{}}
+	for _, p := range stale {
+		l.suspects[p] = true
+	}
 	tick := time.NewTicker(a.cfg.PollInterval)
 	defer tick.Stop()
-	inflight := 0
-loop:
-	for {
+	lastReclaim := time.Now()
+	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
-			break loop
 		case p := <-found:
-			if t.see(p) {
+			if l.t.see(p) {
 				a.metrics.seen.Inc()
 			}
 		case p := <-done:
-			t.finish(p)
-			inflight--
+			l.t.finish(p)
+			delete(l.inflight, p)
+			delete(l.suspects, p)
 		case <-tick.C:
-			if err := a.enqueueStable(ctx, t); err != nil {
+			if err := a.enqueueStable(ctx, l.t); err != nil {
 				a.log.Warn("enqueue", slog.Any("error", err))
 			}
-			if a.checkDisk() {
+			if time.Since(lastReclaim) >= reclaimEvery {
+				// Rows whose outcome could not be recorded (a full disk
+				// under the database) are taken up again.
+				lastReclaim = time.Now()
+				if n, err := a.db.RequeueProcessing(ctx, l.inflight); err != nil {
+					a.log.Warn("reclaim", slog.Any("error", err))
+				} else if len(n) > 0 {
+					a.log.Info("files whose outcome was not recorded are queued again", slog.Int("files", len(n)))
+				}
+			}
+			if a.faultState() != "" && !a.faulted() {
+				// The wait after an own-side failure is over: if every
+				// folder takes a write again, ingest resumes.
+				if err := a.probeWrites(); err != nil {
+					a.noteFault(err)
+				} else {
+					a.clearFault()
+				}
+			}
+			if a.checkDisk() || a.faulted() {
+				a.updateDepth(ctx, l.t, len(l.inflight))
 				continue
 			}
-			n, err := a.dispatch(ctx, work, a.cfg.QueueSize-inflight)
-			if err != nil {
+			if err := a.dispatch(ctx, work, l); err != nil {
 				a.log.Warn("dispatch", slog.Any("error", err))
 			}
-			inflight += n
-			a.updateDepth(ctx, t, inflight)
+			a.updateDepth(ctx, l.t, len(l.inflight))
 		}
 	}
 	close(work)
@@ -307,6 +360,29 @@ loop:
 	bg.Wait()
 	a.log.Info("agent stopped")
 	return nil
+}
+
+// reclaimEvery is how often rows left "processing" by a failed settle are
+// looked for.
+const reclaimEvery = 10 * time.Second
+
+// loop is the state the run loop owns.
+type loop struct {
+	t *tracker
+	// inflight holds the paths claimed from the queue and not yet done.
+	inflight map[string]bool
+	// suspects are the files that were being processed when the agent
+	// last stopped without finishing them, perhaps because one of them
+	// took the process down: each is processed alone, so that such a file
+	// spends only its own attempts.
+	suspects map[string]bool
+}
+
+// unclaim returns a claimed file that was not started to the queue.
+func (a *Agent) unclaim(it store.QueueItem) {
+	if _, err := a.db.RetryLater(context.Background(), it.Path, it.LastError, 0, false); err != nil {
+		a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+	}
 }
 
 // maintain runs the maintenance hook on its schedule until ctx ends.
@@ -348,7 +424,11 @@ func (a *Agent) enqueueStable(ctx context.Context, t *tracker) error {
 		}
 		if known {
 			// Handled already (a rescan, or a restart, found it again).
+			// A stop between recording it and archiving it left it
+			// here: finish the move.
+			t.remember(p, pf.size, pf.mtime)
 			t.forget(p)
+			a.archive(ctx, store.File{Path: p, Size: pf.size, ModTimeNS: pf.mtime.UnixNano()})
 			continue
 		}
 		items = append(items, store.QueueItem{Path: p, Size: pf.size, ModTimeNS: pf.mtime.UnixNano(), FoundAt: pf.found})
@@ -363,19 +443,40 @@ func (a *Agent) enqueueStable(ctx context.Context, t *tracker) error {
 	return nil
 }
 
-// dispatch hands up to room due files from the queue to the workers.
-func (a *Agent) dispatch(ctx context.Context, work chan<- store.QueueItem, room int) (int, error) {
+// dispatch hands due files from the queue to the workers, up to the
+// room left; suspects go one at a time, with nothing beside them.
+func (a *Agent) dispatch(ctx context.Context, work chan<- store.QueueItem, l *loop) error {
+	if len(l.suspects) > 0 {
+		if len(l.inflight) > 0 {
+			return nil
+		}
+		for p := range l.suspects {
+			items, err := a.db.ClaimPaths(ctx, []string{p})
+			if err != nil {
+				return err
+			}
+			if len(items) == 0 {
+				delete(l.suspects, p) // settled meanwhile, or not yet due
+				continue
+			}
+			l.inflight[p] = true
+			work <- items[0]
+			return nil
+		}
+	}
+	room := a.cfg.QueueSize - len(l.inflight)
 	if room <= 0 {
-		return 0, nil
+		return nil
 	}
 	items, err := a.db.ClaimQueued(ctx, room)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for _, it := range items {
+		l.inflight[it.Path] = true
 		work <- it // never blocks: the channel holds QueueSize and room counts what is in it
 	}
-	return len(items), nil
+	return nil
 }
 
 func (a *Agent) updateDepth(ctx context.Context, t *tracker, inflight int) {
@@ -388,34 +489,67 @@ func (a *Agent) updateDepth(ctx context.Context, t *tracker, inflight int) {
 }
 
 // work processes one queued file and settles its place in the queue.
+// it.Attempts counts this attempt (see store.ClaimQueued).
 func (a *Agent) work(ctx context.Context, it store.QueueItem) {
+	settle := context.WithoutCancel(ctx)
+	if it.Attempts > a.cfg.MaxAttempts {
+		// Its earlier attempts never settled: each ended with the agent
+		// stopping while it was being handled.
+		a.report(a.fail(settle, fileOf(it), fmt.Errorf("gave up after %d attempts, the agent having stopped during each (last error: %s)",
+			it.Attempts-1, orNone(it.LastError))))
+		return
+	}
 	o := a.handle(ctx, it.Path)
 	switch o.Status {
 	case StatusRetry:
-		delay := a.cfg.RetryDelay << min(it.Attempts, 20)
+		switch {
+		case ownSide(o.Err):
+			// Sentinel's own failure (disk full, read-only, database
+			// busy): ingest waits, and the file keeps its attempts.
+			delay := a.noteFault(o.Err)
+			if _, err := a.db.RetryLater(settle, it.Path, errString(o.Err), delay, false); err != nil {
+				a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+			}
+			return
+		case errors.Is(o.Err, errNotReady):
+			// Still being written: look again once it has been quiet.
+			delay := max(a.cfg.StableFor, a.cfg.RetryDelay)
+			if _, err := a.db.RetryLater(settle, it.Path, errString(o.Err), delay, false); err != nil {
+				a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+			}
+			return
+		}
+		if it.Attempts >= a.cfg.MaxAttempts {
+			// It has failed too often to call the cause passing.
+			a.report(a.fail(settle, fileOf(it), fmt.Errorf("gave up after %d attempts: %w", it.Attempts, o.Err)))
+			return
+		}
+		delay := a.cfg.RetryDelay << min(it.Attempts-1, 20)
 		if delay > a.cfg.MaxRetryDelay || delay <= 0 {
 			delay = a.cfg.MaxRetryDelay
 		}
-		if it.Attempts+1 >= a.cfg.MaxAttempts {
-			// It has failed too often to call the cause passing.
-			a.report(a.fail(context.WithoutCancel(ctx), fileOf(it),
-				fmt.Errorf("gave up after %d attempts: %w", it.Attempts+1, o.Err)))
-			return
-		}
-		if _, err := a.db.RetryLater(context.WithoutCancel(ctx), it.Path, errString(o.Err), delay); err != nil {
+		if _, err := a.db.RetryLater(settle, it.Path, errString(o.Err), delay, true); err != nil {
 			a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
 		}
 	case StatusGone, StatusSkipped:
 		// Nothing to record (gone) or recorded already (a file queued again
 		// while its first run was finishing): just leave the queue.
-		if err := a.db.Dequeue(context.WithoutCancel(ctx), it.Path); err != nil {
+		if err := a.db.Dequeue(settle, it.Path); err != nil {
 			a.log.Warn("dequeue", slog.String("path", it.Path), slog.Any("error", err))
 		}
 	case store.FileDone:
+		a.clearFault()
 		if !it.FoundAt.IsZero() {
 			a.metrics.latency.Observe(time.Since(it.FoundAt).Seconds())
 		}
 	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none recorded"
+	}
+	return s
 }
 
 func fileOf(it store.QueueItem) store.File {
@@ -444,7 +578,11 @@ func (a *Agent) report(o Outcome) {
 		a.log.Warn("file quarantined", slog.String("path", path), slog.Any("error", o.Err))
 		a.metrics.failed.WithLabelValues(failureReason(o.Err)).Inc()
 	case StatusRetry:
-		a.log.Warn("file will be retried", slog.String("path", path), slog.Any("error", o.Err))
+		if errors.Is(o.Err, errNotReady) {
+			a.log.Info("file not complete yet; taken again later", slog.String("path", path), slog.Any("error", o.Err))
+		} else {
+			a.log.Warn("file will be retried", slog.String("path", path), slog.Any("error", o.Err))
+		}
 	case StatusSkipped, StatusGone:
 		a.log.Debug("file not processed", slog.String("path", path), slog.String("status", o.Status))
 	case store.FileConflict:

@@ -197,8 +197,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	early := filepath.Join(e.inbox, "early.dcm")
 	writeDICOM(t, rng, early, phantom.Meta{})
 
-	// So must a link to a file kept elsewhere (an export tool's way of
-	// dropping without copying).
+	// A link to a file kept elsewhere is refused: recorded as failed, left
+	// where it is, and its target neither read nor copied.
 	target := filepath.Join(t.TempDir(), "kept.dcm")
 	writeDICOM(t, rng, target, phantom.Meta{})
 	linked := filepath.Join(e.inbox, "linked.dcm")
@@ -207,7 +207,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 
 	stop := e.start()
-	valid := []string{early, linked}
+	valid := []string{early}
 	for i := 0; i < 3; i++ {
 		p := filepath.Join(e.inbox, "study", "sub", "img"+string(rune('a'+i))+".dcm")
 		writeDICOM(t, rng, p, phantom.Meta{})
@@ -240,7 +240,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	os.WriteFile(filepath.Join(e.inbox, "incoming.part"), []byte("partial"), 0o644)
 	os.WriteFile(filepath.Join(e.inbox, "DICOMDIR"), []byte("index"), 0o644)
 
-	e.waitFor("valid and broken files", 30*time.Second, handled(append(valid, broken, text)...))
+	e.waitFor("valid and broken files", 30*time.Second, handled(append(valid, broken, text, linked)...))
 
 	// A copy of an instance already scored, and the same UID with other bytes.
 	dup := filepath.Join(e.inbox, "again", "copy.dcm")
@@ -265,6 +265,15 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(target); err != nil {
 		t.Errorf("the linked file's target: %v", err)
+	}
+	if st := e.statusOf(linked); st != store.FileFailed {
+		t.Errorf("link to a file outside the inbox: status %q, want failed", st)
+	}
+	if fi, err := os.Lstat(linked); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("refused link not left in place: %v", err)
+	}
+	if _, ok := e.decodedSizes[target]; ok {
+		t.Errorf("the target of a refused link was read")
 	}
 	if e.decodedSizes[slow] != int64(len(slowBytes)) {
 		t.Errorf("slow file decoded at %d bytes, complete is %d", e.decodedSizes[slow], len(slowBytes))
@@ -331,7 +340,7 @@ func (e *testEnv) checkState(ctx context.Context, valid int) string {
 	if c.Instances != valid || c.Scores != valid || c.Reports != valid {
 		e.t.Errorf("instances/scores/reports = %d/%d/%d, want %d each", c.Instances, c.Scores, c.Reports, valid)
 	}
-	if c.Files[store.FileDuplicate] != 1 || c.Files[store.FileConflict] != 1 || c.Files[store.FileFailed] != 2 {
+	if c.Files[store.FileDuplicate] != 1 || c.Files[store.FileConflict] != 1 || c.Files[store.FileFailed] != 3 {
 		e.t.Errorf("file counts = %v", c.Files)
 	}
 	rows, err := e.db.Reports(ctx)

@@ -309,8 +309,8 @@ func TestHostileUIDStaysInReports(t *testing.T) {
 	}
 }
 
-// A file queued again after its first run recorded it (a rescan racing the
-// worker) leaves the queue when it is found already handled.
+// A file found again after its first run recorded it (a rescan racing the
+// worker) is not queued again: the store checks and inserts in one step.
 func TestQueuedKnownFileLeavesQueue(t *testing.T) {
 	e := newTestEnv(t)
 	rng := rand.New(rand.NewPCG(10, 0))
@@ -325,13 +325,15 @@ func TestQueuedKnownFileLeavesQueue(t *testing.T) {
 	if err := e.db.Enqueue(ctx, []store.QueueItem{{Path: p, Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano()}}); err != nil {
 		t.Fatal(err)
 	}
-	items, err := e.db.ClaimQueued(ctx, 1)
-	if err != nil || len(items) != 1 {
-		t.Fatalf("claim = %v, %v", items, err)
-	}
-	a.work(ctx, items[0])
 	if pend, proc, _ := e.db.QueueDepth(ctx); pend+proc != 0 {
 		t.Fatalf("queue holds %d pending, %d processing", pend, proc)
+	}
+	// Changed since: it is queued.
+	if err := e.db.Enqueue(ctx, []store.QueueItem{{Path: p, Size: fi.Size() + 1, ModTimeNS: fi.ModTime().UnixNano()}}); err != nil {
+		t.Fatal(err)
+	}
+	if pend, _, _ := e.db.QueueDepth(ctx); pend != 1 {
+		t.Fatalf("a changed file was not queued: %d pending", pend)
 	}
 }
 

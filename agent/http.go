@@ -72,6 +72,9 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.paused.Load() {
 		problems = append(problems, "ingest paused: free disk space below the floor")
 	}
+	if f := a.faultState(); f != "" {
+		problems = append(problems, "ingest paused: a write on Sentinel's side failed: "+f)
+	}
 	if _, _, err := a.db.QueueDepth(ctx); err != nil {
 		problems = append(problems, "database: "+err.Error())
 	}
@@ -214,6 +217,17 @@ func unauthorized(w http.ResponseWriter) {
 	http.Error(w, "unauthorized", http.StatusUnauthorized)
 }
 
+// HTTP server limits. A request's headers and body must arrive within
+// httpReadTimeout (the largest body, a labels file, is small); a response
+// must be written within httpWriteTimeout; an idle keep-alive connection
+// is closed after httpIdleTimeout.
+const (
+	httpReadTimeout  = 30 * time.Second
+	httpWriteTimeout = 60 * time.Second
+	httpIdleTimeout  = 120 * time.Second
+	defaultMaxConns  = 64
+)
+
 // serveHTTP starts the HTTP server when an address is configured and
 // returns a function that shuts it down.
 func (a *Agent) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (func(), error) {
@@ -224,12 +238,36 @@ func (a *Agent) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (func(), erro
 	if err != nil {
 		return nil, fmt.Errorf("agent: http listen %s: %w", a.cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	a.log.Info("http listening", slog.String("addr", ln.Addr().String()))
+	maxConns := a.cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = defaultMaxConns
+	}
+	ln = limitListener(ln, maxConns)
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: httpReadTimeout, WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	tls := a.cfg.TLSCert != "" && a.cfg.TLSKey != ""
+	if !isLoopback(ln.Addr()) {
+		if a.cfg.ReadToken == "" && a.cfg.Token == "" {
+			a.log.Warn("http listens beyond this machine without a read token: anyone who can reach it reads studies, accession numbers and reports",
+				slog.String("addr", ln.Addr().String()))
+		}
+		if !tls {
+			a.log.Warn("http listens beyond this machine without TLS: tokens and reports cross the network in clear",
+				slog.String("addr", ln.Addr().String()))
+		}
+	}
+	a.log.Info("http listening", slog.String("addr", ln.Addr().String()), slog.Bool("tls", tls))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tls {
+			err = srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http", slog.Any("error", err))
 		}
 	}()
@@ -238,4 +276,42 @@ func (a *Agent) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (func(), erro
 		defer cancel()
 		srv.Shutdown(sctx)
 	}, nil
+}
+
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// limitListener accepts at most n connections at once; further clients
+// wait in the kernel's backlog until one closes.
+func limitListener(l net.Listener, n int) net.Listener {
+	return &limitedListener{Listener: l, sem: make(chan struct{}, n)}
+}
+
+type limitedListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	l.sem <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -23,6 +23,7 @@ type metrics struct {
 	latency    prometheus.Histogram
 	model      *prometheus.GaugeVec
 	paused     prometheus.Gauge
+	ownFaults  prometheus.Counter
 	revised    *prometheus.CounterVec
 }
 
@@ -58,11 +59,14 @@ func newMetrics() *metrics {
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sentinel_ingest_paused", Help: "1 while ingest is paused because free disk space is below the floor.",
 		}),
+		ownFaults: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_own_write_failures_total", Help: "Files put back because a write on Sentinel's side failed (disk full, read-only, database unavailable); each pauses ingest.",
+		}),
 		revised: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_reports_revised_total", Help: "Instance reports issued again because a newer model in use decided otherwise, by the decision before and after.",
 		}, []string{"from", "to"}),
 	}
-	m.reg.MustRegister(m.seen, m.handled, m.failed, m.duplicates, m.queue, m.inflight, m.latency, m.model, m.paused, m.revised,
+	m.reg.MustRegister(m.seen, m.handled, m.failed, m.duplicates, m.queue, m.inflight, m.latency, m.model, m.paused, m.ownFaults, m.revised,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -27,7 +27,10 @@ import (
 func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	ctx = context.WithoutCancel(ctx)
 	start := time.Now()
-	fi, err := os.Stat(path)
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Outcome{Path: path, Status: StatusGone}
 	}
@@ -45,8 +48,16 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		a.archive(ctx, file)
 		return Outcome{Path: path, Status: StatusSkipped}
 	}
+	source := path
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := a.linkTarget(path)
+		if err != nil {
+			return a.refuse(ctx, file, err)
+		}
+		source = target
+	}
 
-	inst, img, err := a.decode(path)
+	inst, img, err := a.decode(source)
 	decoded := time.Now()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -55,9 +66,18 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		if !sentinel.Permanent(err) {
 			return Outcome{Path: path, Status: StatusRetry, Err: err}
 		}
+		if o, wait := a.stillWritten(file, err); wait {
+			return o
+		}
 		return a.fail(ctx, file, err)
 	}
 	file.SHA256 = inst.SHA256
+	inst.SourcePath = path
+	if o, wait := a.changedSince(file); wait {
+		// A writer added to it while it was read: what was read is not
+		// what will be there.
+		return o
+	}
 
 	release := a.claim(inst.ID)
 	defer release()
@@ -79,21 +99,31 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	rep := NewReport(inst, score, info.Version)
 	rep.SourceFile = path
 	rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}
-	reportPath, heatmapPath, err := writeReport(a.cfg.Reports, rep, img, score.Heatmap, start)
+	// The report is staged beside its final name and put in place only
+	// once the instance is recorded, so that no report on disk describes
+	// a file the database did not take.
+	staged, err := stageReport(a.cfg.Reports, rep, img, score.Heatmap, start)
 	if err != nil {
 		return Outcome{Path: path, Status: StatusRetry, InstanceID: inst.ID, Err: err}
 	}
 	err = a.db.RecordResult(ctx, store.Result{
 		Instance: inst, Score: score, ModelVersion: info.Version,
-		ReportPath: reportPath, HeatmapPath: heatmapPath, File: file,
+		ReportPath: staged.report, HeatmapPath: staged.heatmap, File: file,
 	})
 	if errors.Is(err, store.ErrExists) {
 		// Another process recorded the instance in the meantime.
+		staged.discard()
 		o, _ := a.checkSeen(ctx, file, inst)
 		return o
 	}
 	if err != nil {
+		staged.discard()
 		return Outcome{Path: path, Status: StatusRetry, InstanceID: inst.ID, Err: err}
+	}
+	if err := staged.commit(); err != nil {
+		// Recorded, but not in place: the next start puts it there (see
+		// mendReports).
+		a.log.Error("report recorded but not put in place", slog.String("instance", inst.ID), slog.Any("error", err))
 	}
 	a.archive(ctx, file)
 	if a.currentModel().Info().Version != info.Version {
@@ -101,7 +131,88 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		// pass that compares reports with the new model: another pass.
 		a.requestRevision()
 	}
-	return Outcome{Path: path, Status: store.FileDone, InstanceID: inst.ID, ReportPath: reportPath, Score: &score}
+	return Outcome{Path: path, Status: store.FileDone, InstanceID: inst.ID, ReportPath: staged.report, Score: &score}
+}
+
+// errNotReady marks a file that is not complete yet: it changed since it
+// was taken, or it ends early while its writer may still be at work. It is
+// taken again later without spending one of its attempts.
+var errNotReady = errors.New("not complete yet")
+
+// changedSince reports, with the outcome to give, whether the file at
+// file.Path is no longer the one that was taken (another size or
+// modification time, or gone).
+func (a *Agent) changedSince(file store.File) (Outcome, bool) {
+	fi, err := os.Lstat(file.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Outcome{Path: file.Path, Status: StatusGone}, true
+	}
+	if err != nil {
+		return Outcome{Path: file.Path, Status: StatusRetry, Err: fmt.Errorf("stat %s: %w", file.Path, err)}, true
+	}
+	if fi.Size() != file.Size || fi.ModTime().UnixNano() != file.ModTimeNS {
+		return Outcome{Path: file.Path, Status: StatusRetry,
+			Err: fmt.Errorf("%w: it changed while it was read (%d bytes, now %d)", errNotReady, file.Size, fi.Size())}, true
+	}
+	return Outcome{}, false
+}
+
+// stillWritten reports, with the outcome to give, whether a file that
+// failed to decode may only be unfinished: it changed since it was taken,
+// or it is truncated or unrecognisable and was modified within the grace
+// period, as a copy over SMB or NFS, or a slow sender, leaves a file that
+// pauses longer than stable_for.
+func (a *Agent) stillWritten(file store.File, cause error) (Outcome, bool) {
+	if o, changed := a.changedSince(file); changed {
+		return o, true
+	}
+	// A file cut short reads as invalid; one not yet long enough to show
+	// its signature (132 bytes for DICOM) as not DICOM at all.
+	unfinished := errors.Is(cause, sentinel.ErrInvalid) || (errors.Is(cause, sentinel.ErrNotDICOM) && file.Size < 132)
+	if !unfinished {
+		return Outcome{}, false
+	}
+	age := time.Since(time.Unix(0, file.ModTimeNS))
+	if age >= a.cfg.WriteGrace {
+		return Outcome{}, false
+	}
+	return Outcome{Path: file.Path, Status: StatusRetry,
+		Err: fmt.Errorf("%w: modified %s ago, within the %s write grace: %w", errNotReady,
+			age.Round(time.Second), a.cfg.WriteGrace, cause)}, true
+}
+
+// linkTarget returns the file a symbolic link in a drop folder points to,
+// when links are allowed and the target lies inside a watched folder.
+func (a *Agent) linkTarget(path string) (string, error) {
+	if !a.cfg.FollowLinks {
+		return "", errors.New("a symbolic link; links are not followed (ingest.follow_links)")
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("a symbolic link that cannot be resolved: %w", err)
+	}
+	for _, root := range a.cfg.Inbox {
+		r, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(r, target); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return target, nil
+		}
+	}
+	return "", errors.New("a symbolic link to a file outside the watched folders")
+}
+
+// refuse records a file that is never read (a symbolic link the settings do
+// not allow) as failed, leaving it where it is: moving or copying it would
+// act on whatever it points to.
+func (a *Agent) refuse(ctx context.Context, file store.File, cause error) Outcome {
+	file.Status = store.FileFailed
+	file.Error = "refused: " + cause.Error()
+	if err := a.db.RecordFile(ctx, file); err != nil {
+		return Outcome{Path: file.Path, Status: StatusRetry, Err: errors.Join(cause, err)}
+	}
+	return Outcome{Path: file.Path, Status: store.FileFailed, Err: fmt.Errorf("refused: %w", cause)}
 }
 
 // checkSeen records the file as a duplicate or conflict if its instance has
@@ -133,9 +244,18 @@ func (a *Agent) checkSeen(ctx context.Context, file store.File, inst sentinel.In
 	return Outcome{Path: file.Path, Status: file.Status, InstanceID: inst.ID, Err: cerr}, true
 }
 
-// fail quarantines a file that can never be processed and records why.
+// fail quarantines a file that can never be processed and records why. A
+// file that changed since it was taken is not moved: it is taken again.
 func (a *Agent) fail(ctx context.Context, file store.File, cause error) Outcome {
-	q, qerr := quarantine(a.cfg.Quarantine, file.Path, cause, a.cfg.CopyToQuarantine)
+	q, qerr := quarantine(a.cfg.Quarantine, file, cause, a.cfg.CopyToQuarantine)
+	if errors.Is(qerr, errNotReady) {
+		return Outcome{Path: file.Path, Status: StatusRetry, Err: qerr}
+	}
+	if qerr != nil && ownSide(qerr) {
+		// No room to keep it: the file is not to blame, and stays
+		// where it is until there is.
+		return Outcome{Path: file.Path, Status: StatusRetry, Err: fmt.Errorf("quarantine: %w", qerr)}
+	}
 	file.Status = store.FileFailed
 	file.Error = cause.Error()
 	file.QuarantinePath = q
@@ -191,7 +311,7 @@ func (a *Agent) archive(ctx context.Context, file store.File) {
 		}
 	}
 	dst := filepath.Join(a.cfg.Archive, rel)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), dirMode); err != nil {
 		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
 		return
 	}

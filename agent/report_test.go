@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 func TestSafeNameStaysInside(t *testing.T) {
@@ -64,7 +66,7 @@ func TestQuarantineNeverOverwrites(t *testing.T) {
 		src := filepath.Join(dir, "in", "bad.dcm")
 		os.MkdirAll(filepath.Dir(src), 0o755)
 		os.WriteFile(src, []byte{byte(i)}, 0o644)
-		dst, err := quarantine(q, src, os.ErrInvalid, false)
+		dst, err := quarantine(q, statFile(t, src), os.ErrInvalid, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,11 +87,58 @@ func TestQuarantineNeverOverwrites(t *testing.T) {
 	// Copy mode leaves the source alone.
 	src := filepath.Join(dir, "keep.dcm")
 	os.WriteFile(src, []byte("x"), 0o644)
-	if _, err := quarantine(q, src, os.ErrInvalid, true); err != nil {
+	if _, err := quarantine(q, statFile(t, src), os.ErrInvalid, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(src); err != nil {
 		t.Fatal("copy mode removed the source")
+	}
+}
+
+// statFile returns the store's view of a file as the agent takes it.
+func statFile(t *testing.T, path string) store.File {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.File{Path: path, Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano()}
+}
+
+// A file that changed after it was taken is not moved, and a name with a
+// newline cannot forge a line of the reason file; a copy keeps the
+// source's mode.
+func TestQuarantineLeavesChangedFilesAndQuotesNames(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "q")
+	src := filepath.Join(dir, "half.dcm")
+	os.WriteFile(src, []byte("DICM"), 0o644)
+	taken := statFile(t, src)
+	f, _ := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("more"))
+	f.Close()
+	if _, err := quarantine(q, taken, os.ErrInvalid, false); !errors.Is(err, errNotReady) {
+		t.Fatalf("quarantine of a changed file = %v, want errNotReady", err)
+	}
+	if b, _ := os.ReadFile(src); string(b) != "DICMmore" {
+		t.Fatalf("changed file was touched: %q", b)
+	}
+	if entries, _ := os.ReadDir(q); len(entries) != 0 {
+		t.Fatalf("quarantine holds %d entries for a file left in place", len(entries))
+	}
+
+	forged := filepath.Join(dir, "a\nreason: forged.dcm")
+	os.WriteFile(forged, []byte("x"), 0o600)
+	dst, err := quarantine(q, statFile(t, forged), os.ErrInvalid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason, _ := os.ReadFile(dst + ".reason.txt")
+	if n := strings.Count(string(reason), "\n"); n != 3 || strings.Contains(string(reason), "\nreason: forged") {
+		t.Fatalf("reason file has %d lines:\n%s", n, reason)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("copy of a 0600 file has mode %v, %v", fi.Mode().Perm(), err)
 	}
 }
 

@@ -85,7 +85,7 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 		return fmt.Errorf("study report %s: %w", uid, err)
 	}
 	b = append(b, '\n')
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("study report %s: %w", uid, err)
 	}
 	// Each revision is kept; study.json is always the latest.

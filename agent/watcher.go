@@ -158,6 +158,15 @@ type tracker struct {
 	// again marks in-flight files seen again while processing, so they are
 	// looked at once more afterwards (the store says if they changed).
 	again map[string]bool
+	// known holds the size and modification time of files the store has
+	// recorded: a rescan that finds one unchanged drops it after a stat,
+	// without asking the database.
+	known map[string]fileKey
+}
+
+type fileKey struct {
+	size  int64
+	mtime int64
 }
 
 type pendingFile struct {
@@ -169,7 +178,8 @@ type pendingFile struct {
 
 func newTracker(stableFor time.Duration, now func() time.Time) *tracker {
 	return &tracker{stableFor: stableFor, now: now,
-		pending: map[string]*pendingFile{}, inflight: map[string]bool{}, again: map[string]bool{}}
+		pending: map[string]*pendingFile{}, inflight: map[string]bool{}, again: map[string]bool{},
+		known: map[string]fileKey{}}
 }
 
 // see records that a file exists and may have changed, and reports whether
@@ -192,8 +202,14 @@ func (t *tracker) ready() []string {
 	now := t.now()
 	var out []string
 	for p, pf := range t.pending {
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
+		// Lstat: a link is judged by itself, as Process records it, not by
+		// its target.
+		fi, err := os.Lstat(p)
+		if err != nil || !(fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
+			delete(t.pending, p)
+			continue
+		}
+		if k, ok := t.known[p]; ok && k == (fileKey{fi.Size(), fi.ModTime().UnixNano()}) {
 			delete(t.pending, p)
 			continue
 		}
@@ -208,6 +224,11 @@ func (t *tracker) ready() []string {
 		}
 	}
 	return out
+}
+
+// remember records that the store knows a file at this size and time.
+func (t *tracker) remember(p string, size int64, mtime time.Time) {
+	t.known[p] = fileKey{size, mtime.UnixNano()}
 }
 
 // forget drops a pending file that needs no work.

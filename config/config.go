@@ -44,6 +44,12 @@ type HTTP struct {
 	// ReadToken, when set, guards the read API (/api/...), which names
 	// instances, studies and accession numbers; Token is accepted too.
 	ReadToken string `toml:"read_token"`
+	// TLSCert and TLSKey, PEM files, serve HTTPS instead of HTTP; both or
+	// neither.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// MaxConns bounds the connections served at once.
+	MaxConns int `toml:"max_conns"`
 }
 
 // Paths locates the agent's folders and database.
@@ -87,9 +93,17 @@ type Ingest struct {
 	// with the new model, and issues again, as a new revision, each one it
 	// decides otherwise; 0 never revises a report.
 	ReviseWithin Duration `toml:"revise_within"`
-	// MinFreeMB pauses ingest while the reports folder's filesystem has less
-	// free space, in MiB; 0 disables the check.
+	// MinFreeMB pauses ingest while any filesystem Sentinel writes
+	// (reports, quarantine, archive, the database's folder) has less free
+	// space, in MiB; 0 disables the check.
 	MinFreeMB int64 `toml:"min_free_mb"`
+	// WriteGrace is how long after its last modification a file that ends
+	// early, or cannot be recognised yet, is waited for rather than
+	// quarantined: a writer may pause longer than stable_for.
+	WriteGrace Duration `toml:"write_grace"`
+	// FollowLinks lets a symbolic link in a drop folder be read when its
+	// target lies inside a watched folder; otherwise links are refused.
+	FollowLinks bool `toml:"follow_links"`
 	// MaxAttempts is how often a file failing for a passing reason (disk
 	// full, database busy) is tried before it is quarantined.
 	MaxAttempts int `toml:"max_attempts"`
@@ -257,11 +271,12 @@ func Default() Config {
 			StudyQuiet:     Duration{30 * time.Second},
 			ReviseWithin:   Duration{7 * 24 * time.Hour},
 			MinFreeMB:      512,
+			WriteGrace:     Duration{2 * time.Minute},
 			MaxAttempts:    8,
 			RetryDelay:     Duration{time.Second},
 			MaxRetryDelay:  Duration{5 * time.Minute},
 		},
-		HTTP: HTTP{Addr: "127.0.0.1:8484"},
+		HTTP: HTTP{Addr: "127.0.0.1:8484", MaxConns: 64},
 		Detector: Detector{
 			InputSize:       64,
 			Epochs:          30,
@@ -381,6 +396,8 @@ func (c Config) Validate() error {
 		return bad("ingest.revise_within", "must not be negative, got %s", in.ReviseWithin)
 	case in.MinFreeMB < 0:
 		return bad("ingest.min_free_mb", "must not be negative, got %d", in.MinFreeMB)
+	case in.WriteGrace.Duration < 0:
+		return bad("ingest.write_grace", "must not be negative, got %s", in.WriteGrace)
 	case in.MaxAttempts < 1:
 		return bad("ingest.max_attempts", "must be at least 1, got %d", in.MaxAttempts)
 	case in.RetryDelay.Duration <= 0:
@@ -391,6 +408,20 @@ func (c Config) Validate() error {
 	if c.HTTP.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 			return bad("http.addr", "must be host:port, got %q", c.HTTP.Addr)
+		}
+	}
+	switch {
+	case (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == ""):
+		return bad("http.tls_cert", "and http.tls_key go together: set both or neither")
+	case c.HTTP.MaxConns < 1:
+		return bad("http.max_conns", "must be at least 1, got %d", c.HTTP.MaxConns)
+	}
+	for key, f := range map[string]string{"http.tls_cert": c.HTTP.TLSCert, "http.tls_key": c.HTTP.TLSKey} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return bad(key, "cannot be read: %v", err)
 		}
 	}
 	d := c.Detector
@@ -554,7 +585,7 @@ func (r Resolved) Prepare() error {
 	}
 	var errs []error
 	for _, d := range dirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			errs = append(errs, fmt.Errorf("config: create %s: %w", d, err))
 		}
 	}

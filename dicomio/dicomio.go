@@ -53,11 +53,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -69,18 +71,25 @@ const (
 	// 64 Mi samples is a 4096×4096 image with four frames, or 16 frames of
 	// 2048×2048, far above any chest radiograph.
 	DefaultMaxPixels = 64 << 20
-	// DefaultMaxFileBytes is the default cap on the size of a file Load
-	// reads into memory.
+	// DefaultMaxFileBytes caps the size of a file Load reads into memory
+	// when the pixel limit allows more: 2 GiB.
 	DefaultMaxFileBytes = 2 << 30
+	// sniffBytes is how much of a file is read first to tell its format,
+	// before anything larger is allocated.
+	sniffBytes = 4096
 )
 
 // Options bounds what decoding may allocate.
 type Options struct {
 	// MaxPixels caps rows*columns*frames*samples; 0 means the default 64 Mi.
 	MaxPixels int64
-	// MaxFileBytes caps the size of the file read; 0 means the default
-	// 2 GiB.
+	// MaxFileBytes caps the size of the file read; 0 means what the pixel
+	// limit allows (8 bytes a sample plus 64 MiB of header), at most 2 GiB.
 	MaxFileBytes int64
+	// NoFollow refuses a path whose last element is a symbolic link
+	// (O_NOFOLLOW), so that a link dropped in a watched folder cannot make
+	// the caller read a file it was not given.
+	NoFollow bool
 	// PatientKey, if set, turns the file's Issuer of Patient ID and Patient
 	// ID into Instance.PatientKey; the ID itself goes no further than this
 	// call. It is not called for a file without a Patient ID.
@@ -95,10 +104,10 @@ func (o Options) maxPixels() int64 {
 }
 
 func (o Options) maxFileBytes() int64 {
-	if o.MaxFileBytes <= 0 {
-		return DefaultMaxFileBytes
+	if o.MaxFileBytes > 0 {
+		return o.MaxFileBytes
 	}
-	return o.MaxFileBytes
+	return min(DefaultMaxFileBytes, o.inflateLimit())
 }
 
 // inflateLimit bounds the inflated size of a deflated data set: room for
@@ -146,7 +155,7 @@ func Load(path string, opt Options) (inst sentinel.Instance, img sentinel.Image,
 	}()
 	// Nothing returned aliases the file's bytes: the image is converted
 	// and the identity is strings.
-	data, release, err := readPooled(path, opt.maxFileBytes())
+	data, release, err := readPooled(path, opt.maxFileBytes(), opt.NoFollow)
 	defer release()
 	if err != nil {
 		return inst, sentinel.Image{}, fmt.Errorf("dicomio: %s: %w", path, err)
@@ -185,12 +194,21 @@ var fileBuffers sync.Pool
 const maxPooledBuffer = 64 << 20
 
 // readPooled reads a regular file of at most limit bytes, checking the
-// size before reading, into a reused buffer. The caller must call release
-// (never nil) once nothing refers to the bytes any more, and not touch
-// them afterwards.
-func readPooled(path string, limit int64) (data []byte, release func(), err error) {
+// size before reading, into a reused buffer. Its first bytes are read and
+// sniffed first, so that a large file of anything but DICOM, PNG or JPEG
+// is refused without being read. With noFollow a symbolic link is refused.
+// The caller must call release (never nil) once nothing refers to the
+// bytes any more, and not touch them afterwards.
+func readPooled(path string, limit int64, noFollow bool) (data []byte, release func(), err error) {
 	release = func() {}
-	f, err := os.Open(path)
+	flags := os.O_RDONLY
+	if noFollow {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, release, fmt.Errorf("%w: a symbolic link, not followed", sentinel.ErrNotDICOM)
+	}
 	if err != nil {
 		return nil, release, err
 	}
@@ -202,8 +220,19 @@ func readPooled(path string, limit int64) (data []byte, release func(), err erro
 	if !info.Mode().IsRegular() {
 		return nil, release, fmt.Errorf("%w: not a regular file", sentinel.ErrNotDICOM)
 	}
+	var head [sniffBytes]byte
+	hn, err := io.ReadFull(f, head[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, release, err
+	}
+	if _, err := Sniff(head[:hn]); err != nil && hn >= 132 {
+		return nil, release, err
+	}
 	if info.Size() > limit {
 		return nil, release, fmt.Errorf("%w: file is %d bytes, over the %d-byte limit", sentinel.ErrTooLarge, info.Size(), limit)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, release, err
 	}
 	// The file may have changed size since Stat: one byte more than
 	// Stat said tells a file that grew from one that did not.

@@ -96,7 +96,7 @@ func DisplayFrame(path string, opt Options, index int) (img sentinel.Image, err 
 // aliases them.
 func open(path string, opt Options) (f dicomFile, inst sentinel.Instance, release func(), err error) {
 	inst = sentinel.Instance{SourcePath: path}
-	data, release, err := readPooled(path, opt.maxFileBytes())
+	data, release, err := readPooled(path, opt.maxFileBytes(), opt.NoFollow)
 	if err != nil {
 		return dicomFile{}, inst, release, fmt.Errorf("dicomio: %s: %w", path, err)
 	}

@@ -147,6 +147,10 @@ func (db *DB) RecordFile(ctx context.Context, f File) error {
 	return nil
 }
 
+// insertFile records a file's outcome. A file already recorded as done
+// keeps that record: its instance was scored and reported from it, and a
+// later look at the same bytes (a second process, an ingest of the live
+// inbox) must not rewrite it as a duplicate of itself.
 func insertFile(ctx context.Context, tx *sql.Tx, f File, now string) error {
 	var inst any
 	if f.InstanceID != "" {
@@ -156,7 +160,8 @@ func insertFile(ctx context.Context, tx *sql.Tx, f File, now string) error {
 		instance_id, error, quarantine_path, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256,
 		status = excluded.status, instance_id = excluded.instance_id, error = excluded.error,
-		quarantine_path = excluded.quarantine_path, seen_at = excluded.seen_at`,
+		quarantine_path = excluded.quarantine_path, seen_at = excluded.seen_at
+		WHERE files.status != 'done'`,
 		f.Path, f.Size, f.ModTimeNS, f.SHA256, f.Status, inst, f.Error, f.QuarantinePath, now)
 	if err != nil {
 		return err
@@ -164,6 +169,17 @@ func insertFile(ctx context.Context, tx *sql.Tx, f File, now string) error {
 	// The file's outcome and its leaving the queue are one step.
 	_, err = tx.ExecContext(ctx, `DELETE FROM queue WHERE path = ?`, f.Path)
 	return err
+}
+
+// RecordedOutput reports whether path is recorded as the report or the
+// heatmap of some instance's report.
+func (db *DB) RecordedOutput(ctx context.Context, path string) (bool, error) {
+	var n int
+	err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reports WHERE path = ? OR heatmap_path = ?`, path, path).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: recorded output %s: %w", path, err)
+	}
+	return n > 0, nil
 }
 
 // SetArchivePath records where a handled file was moved after processing.

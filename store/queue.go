@@ -25,15 +25,20 @@ type QueueItem struct {
 
 // Enqueue adds files found stable to the work queue. A file already queued
 // with the same size and mtime is left as it is; one that changed since is
-// reset so it is taken afresh. Files being processed are not touched.
+// reset so it is taken afresh. Files being processed are not touched, nor
+// files already recorded with the same size and mtime.
 func (db *DB) Enqueue(ctx context.Context, items []QueueItem) error {
 	if len(items) == 0 {
 		return nil
 	}
 	now := db.now()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		// A file recorded meanwhile (its outcome settled between the
+		// caller's look and this write) is not queued again: the check
+		// and the insert are one statement in one transaction.
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO queue (path, size, mtime_ns, state, next_attempt_at,
-			found_at, enqueued_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)
+			found_at, enqueued_at) SELECT ?1, ?2, ?3, 'pending', ?4, ?5, ?6
+			WHERE NOT EXISTS (SELECT 1 FROM files WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3)
 			ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
 			attempts = 0, last_error = '', next_attempt_at = excluded.next_attempt_at
 			WHERE queue.state = 'pending' AND (queue.size != excluded.size OR queue.mtime_ns != excluded.mtime_ns)`)
@@ -55,7 +60,11 @@ func (db *DB) Enqueue(ctx context.Context, items []QueueItem) error {
 }
 
 // ClaimQueued marks up to n pending files whose next attempt is due as being
-// processed, oldest first, and returns them.
+// processed, oldest first, and returns them. Each claim counts an attempt
+// before any work is done (Attempts in the returned items includes it), so
+// that a file which takes the whole process down is still given up on after
+// the configured number of tries; RetryLater can refund it when the failure
+// was Sentinel's own.
 func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 	var out []QueueItem
 	now := db.now()
@@ -73,6 +82,7 @@ func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 				return err
 			}
 			it.FoundAt = parseTime(found)
+			it.Attempts++
 			out = append(out, it)
 		}
 		rows.Close()
@@ -80,7 +90,7 @@ func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 			return err
 		}
 		for _, it := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing' WHERE path = ?`, it.Path); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1 WHERE path = ?`, it.Path); err != nil {
 				return err
 			}
 		}
@@ -92,32 +102,95 @@ func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 	return out, nil
 }
 
-// RequeueProcessing returns files left "processing" by a crash to the
-// pending state, and says how many there were.
-func (db *DB) RequeueProcessing(ctx context.Context) (int, error) {
-	var n int64
+// ClaimPaths claims the named files, as ClaimQueued does, where they are
+// pending and due; the others are left as they are.
+func (db *DB) ClaimPaths(ctx context.Context, paths []string) ([]QueueItem, error) {
+	var out []QueueItem
+	now := db.now()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending' WHERE state = 'processing'`)
+		for _, p := range paths {
+			var it QueueItem
+			var found string
+			err := tx.QueryRowContext(ctx, `SELECT path, size, mtime_ns, attempts, last_error, found_at FROM queue
+				WHERE path = ? AND state = 'pending' AND next_attempt_at <= ?`, p, now).
+				Scan(&it.Path, &it.Size, &it.ModTimeNS, &it.Attempts, &it.LastError, &found)
+			if err == sql.ErrNoRows {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1 WHERE path = ?`, p); err != nil {
+				return err
+			}
+			it.FoundAt = parseTime(found)
+			it.Attempts++
+			out = append(out, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim: %w", err)
+	}
+	return out, nil
+}
+
+// RequeueProcessing returns files left "processing" to the pending state,
+// except those named in busy (still being worked on by this process), and
+// says how many there were. At start busy is empty: whatever a crash left
+// is taken up again. While the agent runs it reclaims rows whose outcome
+// could not be recorded (a full disk under the database), without a
+// restart.
+func (db *DB) RequeueProcessing(ctx context.Context, busy map[string]bool) ([]string, error) {
+	var out []string
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT path FROM queue WHERE state = 'processing'`)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		var stale []string
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			if !busy[p] {
+				stale = append(stale, p)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, p := range stale {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending' WHERE path = ? AND state = 'processing'`, p); err != nil {
+				return err
+			}
+		}
+		out = stale
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: requeue: %w", err)
+		return nil, fmt.Errorf("store: requeue: %w", err)
 	}
-	return int(n), nil
+	return out, nil
 }
 
 // RetryLater puts a file that failed for a passing reason back in the queue,
-// due after delay, and returns how many attempts it has had.
-func (db *DB) RetryLater(ctx context.Context, path, reason string, delay time.Duration) (int, error) {
+// due after delay, and returns how many attempts it has had. The attempt
+// ClaimQueued counted stands when counted is set; otherwise (the failure
+// was Sentinel's own, such as a full disk) it is given back.
+func (db *DB) RetryLater(ctx context.Context, path, reason string, delay time.Duration, counted bool) (int, error) {
 	var attempts int
+	refund := 0
+	if !counted {
+		refund = 1
+	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending', attempts = attempts + 1,
+		if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending', attempts = MAX(attempts - ?, 0),
 			last_error = ?, next_attempt_at = ? WHERE path = ?`,
-			reason, formatTime(db.Now().Add(delay)), path); err != nil {
+			refund, reason, formatTime(db.Now().Add(delay)), path); err != nil {
 			return err
 		}
 		err := tx.QueryRowContext(ctx, `SELECT attempts FROM queue WHERE path = ?`, path).Scan(&attempts)

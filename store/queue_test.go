@@ -26,15 +26,32 @@ func TestQueueLifecycle(t *testing.T) {
 		t.Fatalf("claim = %+v, %v", got, err)
 	}
 	// A crash leaves it processing; a restart returns it to pending.
-	if n, err := db.RequeueProcessing(ctx); err != nil || n != 1 {
-		t.Fatalf("requeue = %d, %v", n, err)
+	if n, err := db.RequeueProcessing(ctx, nil); err != nil || len(n) != 1 {
+		t.Fatalf("requeue = %v, %v", n, err)
 	}
 	got, _ = db.ClaimQueued(ctx, 5)
 	if len(got) != 2 {
 		t.Fatalf("claim after requeue = %+v", got)
 	}
+	// Each claim counts an attempt before any work: /in/a was claimed
+	// twice (the first ended in a crash).
+	if got[0].Path != "/in/a" || got[0].Attempts != 2 || got[1].Attempts != 1 {
+		t.Fatalf("attempts after two claims = %+v", got)
+	}
+	// A row still being worked on is not reclaimed while the agent runs;
+	// one whose settle failed is.
+	if n, err := db.RequeueProcessing(ctx, map[string]bool{"/in/a": true, "/in/b": true}); err != nil || len(n) != 0 {
+		t.Fatalf("reclaim of busy rows = %v, %v", n, err)
+	}
+	// A failure on Sentinel's side gives the attempt back.
+	if n, err := db.RetryLater(ctx, "/in/a", "disk full", 0, false); err != nil || n != 1 {
+		t.Fatalf("uncounted retry = %d, %v", n, err)
+	}
+	if got, _ := db.ClaimPaths(ctx, []string{"/in/a", "/in/nope"}); len(got) != 1 || got[0].Attempts != 2 {
+		t.Fatalf("claim by path = %+v", got)
+	}
 	// A passing failure comes back only after its delay.
-	if n, err := db.RetryLater(ctx, "/in/b", "database busy", time.Hour); err != nil || n != 1 {
+	if n, err := db.RetryLater(ctx, "/in/b", "database busy", time.Hour, true); err != nil || n != 1 {
 		t.Fatalf("retry = %d, %v", n, err)
 	}
 	if got, _ := db.ClaimQueued(ctx, 5); len(got) != 0 {
@@ -51,7 +68,7 @@ func TestQueueLifecycle(t *testing.T) {
 	if err := db.Enqueue(ctx, []QueueItem{{Path: "/in/b", Size: 3, ModTimeNS: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.ClaimQueued(ctx, 5); len(got) != 1 || got[0].Size != 3 || got[0].Attempts != 0 {
+	if got, _ := db.ClaimQueued(ctx, 5); len(got) != 1 || got[0].Size != 3 || got[0].Attempts != 1 {
 		t.Fatalf("changed file = %+v", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"time"
 
@@ -47,6 +48,12 @@ func (db *DB) Open() error {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
+	// The database holds the key that turns Patient IDs into pseudonyms:
+	// only its owner may read it. SQLite gives its -wal and -shm files the
+	// main file's mode.
+	if err := restrictMode(db.path); err != nil {
+		return fmt.Errorf("store: open %s: %w", db.path, err)
+	}
 	sdb, err := sql.Open("sqlite", "file:"+db.path+"?"+q.Encode())
 	if err != nil {
 		return fmt.Errorf("store: open %s: %w", db.path, err)
@@ -54,7 +61,38 @@ func (db *DB) Open() error {
 	db.db = sdb
 	if err := db.migrate(context.Background()); err != nil {
 		sdb.Close()
+		if damaged(err) {
+			return fmt.Errorf("%w: %s: %v", ErrDamaged, db.path, err)
+		}
 		return fmt.Errorf("store: migrate %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// DatabaseMode is the file mode of the database and its journal files.
+const DatabaseMode = 0o600
+
+// restrictMode creates the database file with DatabaseMode if it does not
+// exist, and narrows the mode of an existing one and its journal files.
+func restrictMode(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, DatabaseMode)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != DatabaseMode {
+			if err := os.Chmod(p, DatabaseMode); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -21,9 +22,10 @@ import (
 
 // globalFlags are the flags every command that touches a workspace takes.
 type globalFlags struct {
-	workspace string
-	config    string
-	logLevel  string
+	workspace   string
+	config      string
+	logLevel    string
+	newDatabase bool
 }
 
 func newFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *globalFlags) {
@@ -33,6 +35,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *global
 	fs.StringVar(&g.workspace, "workspace", config.DefaultWorkspace, "workspace `folder` holding inbox/, reports/, quarantine/, models/ and state.db")
 	fs.StringVar(&g.config, "config", "", "TOML configuration `file` (see agent.toml.example); --workspace overrides its workspace")
 	fs.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
+	fs.BoolVar(&g.newDatabase, "new-database", false, "create a new database even though the workspace already holds reports or models (its labels, holdout and patient key start empty)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sentinel %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
@@ -103,6 +106,8 @@ type env struct {
 	// filePatients gives, by file name, the patient of files that carry no
 	// Patient ID (PNG, JPEG), from a research labels file.
 	filePatients map[string]string
+	// newDatabase allows a new database beside existing reports or models.
+	newDatabase bool
 }
 
 // setup loads the configuration, applies the flags and creates the
@@ -134,7 +139,7 @@ func setup(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, error) {
 	if err := paths.Prepare(); err != nil {
 		return nil, err
 	}
-	return &env{cfg: cfg, paths: paths, log: newLogger(cfg.Log, stderr)}, nil
+	return &env{cfg: cfg, paths: paths, log: newLogger(cfg.Log, stderr), newDatabase: g.newDatabase}, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -147,9 +152,18 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// errNoDatabase means the workspace holds work but its database is gone.
+var errNoDatabase = errors.New("database missing")
+
 func (e *env) openDB() (*store.DB, error) {
+	if err := e.checkDatabaseExists(); err != nil {
+		return nil, err
+	}
 	db := store.NewDB(e.paths.Database)
 	if err := db.Open(); err != nil {
+		if errors.Is(err, store.ErrDamaged) {
+			return nil, e.damaged(err)
+		}
 		return nil, err
 	}
 	key, err := db.PatientKeyer(context.Background())
@@ -159,6 +173,60 @@ func (e *env) openDB() (*store.DB, error) {
 	}
 	e.patientKey = key
 	return db, nil
+}
+
+// checkDatabaseExists refuses to create a database beside reports or
+// models made with another one: a new database would forget the labels,
+// holdout roles and patient key, and score every file again.
+func (e *env) checkDatabaseExists() error {
+	if _, err := os.Stat(e.paths.Database); err == nil || e.newDatabase {
+		return nil
+	}
+	var held []string
+	if entries, err := os.ReadDir(e.paths.Reports); err == nil && len(entries) > 0 {
+		held = append(held, "reports in "+e.paths.Reports)
+	}
+	if _, err := os.Stat(filepath.Join(e.paths.Models, "CURRENT")); err == nil {
+		held = append(held, "models in "+e.paths.Models)
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s does not exist, but the workspace holds %s. Restore the database from a backup; "+
+		"or, to start again with an empty one (labels, holdout roles and the patient key are lost, and files in the inbox are scored again), "+
+		"add --new-database", errNoDatabase, e.paths.Database, strings.Join(held, " and "))
+}
+
+// damaged explains what to do about a damaged database.
+func (e *env) damaged(err error) error {
+	return fmt.Errorf("%w. Stop every sentinel process on this workspace, then restore %s from a backup; "+
+		"or move it aside and start again with --new-database (labels, holdout roles and the patient key are lost; reports on disk are kept)",
+		err, e.paths.Database)
+}
+
+// openChecked opens the database for a command that takes files from the
+// queue: it holds the workspace lock (released by the returned function)
+// and runs SQLite's quick check first, so that a damaged database is
+// found before anything is written into it.
+func (e *env) openChecked(ctx context.Context) (*store.DB, func(), error) {
+	unlock, err := agent.LockWorkspace(e.paths.Database)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := e.openDB()
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	if err := db.Check(ctx); err != nil {
+		db.Close()
+		unlock()
+		if errors.Is(err, store.ErrDamaged) {
+			return nil, nil, e.damaged(err)
+		}
+		return nil, nil, err
+	}
+	return db, func() { db.Close(); unlock() }, nil
 }
 
 // loadModel loads the workspace's current model, or explains how to make
@@ -190,21 +258,22 @@ func (e *env) loadScorer() (agent.Scorer, error) {
 }
 
 // openForScoring loads the current model (see loadScorer) and opens the
-// database, recording the model as the one in use.
-func (e *env) openForScoring(ctx context.Context) (agent.Scorer, *store.DB, error) {
-	m, err := e.loadScorer()
+// database under the workspace lock (see openChecked), recording the model
+// as the one in use. close releases both.
+func (e *env) openForScoring(ctx context.Context) (m agent.Scorer, db *store.DB, close func(), err error) {
+	m, err = e.loadScorer()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	db, err := e.openDB()
+	db, close, err = e.openChecked(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := db.SaveModel(ctx, m.Info(), true); err != nil {
-		db.Close()
-		return nil, nil, err
+		close()
+		return nil, nil, nil, err
 	}
-	return m, db, nil
+	return m, db, close, nil
 }
 
 // subcommand returns the subcommand a command group was given, one of

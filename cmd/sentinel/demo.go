@@ -66,6 +66,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	e.cfg.Ingest.PollInterval = config.Duration{Duration: 100 * time.Millisecond}
 	e.cfg.Detector.Epochs = 25
 	e.cfg.Ingest.StudyQuiet = config.Duration{Duration: time.Second}
+	// The demo writes each file whole: its broken file is broken, not
+	// half-written, and need not be waited for.
+	e.cfg.Ingest.WriteGrace = config.Duration{Duration: time.Second}
 	e.cfg.HTTP.Addr = "" // the demo shows its results itself; no port to clash with
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(*seed), 0))

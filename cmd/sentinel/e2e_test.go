@@ -122,7 +122,7 @@ func TestRunEndToEnd(t *testing.T) {
 	ws := trainWorkspace(t, rng)
 	cfg := filepath.Join(t.TempDir(), "agent.toml")
 	port := freePort(t)
-	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"1s\"\npoll_interval = \"50ms\"\nstudy_quiet = \"1s\"\n[http]\naddr = \"127.0.0.1:%d\"\n", ws, port)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"1s\"\nwrite_grace = \"2s\"\npoll_interval = \"50ms\"\nstudy_quiet = \"1s\"\n[http]\naddr = \"127.0.0.1:%d\"\n", ws, port)), 0o644)
 	inbox := filepath.Join(ws, "inbox")
 
 	// One file is there before the agent starts.
@@ -325,7 +325,8 @@ func TestIngestSharedCXR8(t *testing.T) {
 		byPath[r.Path] = r
 	}
 	for _, f := range files {
-		r, ok := byPath[f]
+		abs, _ := filepath.Abs(f) // the records hold absolute paths
+		r, ok := byPath[abs]
 		if !ok {
 			t.Errorf("%s: not recorded", f)
 			continue

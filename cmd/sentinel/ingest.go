@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 
 	"github.com/sentinel-pacs/sentinel/agent"
@@ -19,7 +20,10 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() != 1 {
 		return usageError{"ingest: give exactly one folder"}
 	}
-	dir := fs.Arg(0)
+	dir, err := filepath.Abs(fs.Arg(0))
+	if err != nil {
+		return err
+	}
 	e, err := setup(fs, g, stderr)
 	if err != nil {
 		return err
@@ -32,11 +36,11 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usageError{fmt.Sprintf("ingest: %s has no file and patient columns", *patients)}
 		}
 	}
-	m, db, err := e.openForScoring(ctx)
+	m, db, closeDB, err := e.openForScoring(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeDB()
 	// The folder is not the agent's: failed files are copied to
 	// quarantine, never moved out of it.
 	sum, outcomes, err := e.newAgent(db, m, true, nil).IngestDir(ctx, dir)

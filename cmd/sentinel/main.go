@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -21,9 +23,13 @@ var version = "dev"
 const (
 	exitOK      = 0
 	exitFailure = 1 // the command ran and failed
-	exitUsage   = 2 // bad command line
-	exitConfig  = 3 // the configuration file is invalid
-	exitNoModel = 4 // the command needs a trained model and there is none
+	// 2 is left to the Go runtime, which exits 2 on a fatal error such as
+	// running out of memory.
+	exitConfig  = 3  // the configuration file is invalid
+	exitNoModel = 4  // the command needs a trained model and there is none
+	exitDamaged = 5  // the database is damaged, or missing beside existing work
+	exitBusy    = 6  // another sentinel process holds the workspace
+	exitUsage   = 64 // bad command line (sysexits' EX_USAGE)
 )
 
 type command struct {
@@ -83,6 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		if c.name == "run" && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Stopped (SIGTERM, Ctrl-C) before start-up finished: a
+			// requested stop, not a failure.
+			fmt.Fprintln(stderr, "sentinel: stopped during start-up")
+			return exitOK
+		}
 		return exitCode(err, stderr)
 	}
 	fmt.Fprintf(stderr, "sentinel: unknown command %q\n\n", args[0])
@@ -118,6 +130,10 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitConfig
 	case errors.Is(err, sentinel.ErrNoModel):
 		return exitNoModel
+	case errors.Is(err, store.ErrDamaged), errors.Is(err, errNoDatabase):
+		return exitDamaged
+	case errors.Is(err, agent.ErrWorkspaceBusy):
+		return exitBusy
 	}
 	return exitFailure
 }

@@ -25,11 +25,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	m, db, err := e.openForScoring(ctx)
+	m, db, closeDB, err := e.openForScoring(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeDB()
 	fmt.Fprintf(stdout, "watching %v with model %s; reports go to %s (Ctrl-C to stop)\n",
 		e.paths.Inbox, m.Info().Version, e.paths.Reports)
 	if e.cfg.HTTP.Addr != "" {

@@ -15,7 +15,7 @@ import (
 // once the workspace database is open.
 func (e *env) decoder() agent.Decoder {
 	return func(path string) (sentinel.Instance, sentinel.Image, error) {
-		inst, img, err := dicomio.Load(path, dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels, PatientKey: e.patientKey})
+		inst, img, err := dicomio.Load(path, dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels, PatientKey: e.patientKey, NoFollow: true})
 		if err == nil && inst.PatientKey == "" && e.patientKey != nil {
 			if p, ok := e.filePatients[filepath.Base(path)]; ok {
 				inst.PatientKey = e.patientKey("", p)
@@ -80,10 +80,16 @@ func (e *env) agentConfig(copyToQuarantine bool, on func(agent.Outcome)) agent.C
 		StudyQuiet:       in.StudyQuiet.Duration,
 		ReviseWithin:     in.ReviseWithin.Duration,
 		MinFreeBytes:     in.MinFreeMB << 20,
+		StateDir:         filepath.Dir(e.paths.Database),
+		WriteGrace:       in.WriteGrace.Duration,
+		FollowLinks:      in.FollowLinks,
 		MaxAttempts:      in.MaxAttempts,
 		RetryDelay:       in.RetryDelay.Duration,
 		MaxRetryDelay:    in.MaxRetryDelay.Duration,
 		HTTPAddr:         e.cfg.HTTP.Addr,
+		TLSCert:          e.cfg.HTTP.TLSCert,
+		TLSKey:           e.cfg.HTTP.TLSKey,
+		MaxConns:         e.cfg.HTTP.MaxConns,
 		Token:            e.cfg.HTTP.Token,
 		ReadToken:        e.cfg.HTTP.ReadToken,
 		CopyToQuarantine: copyToQuarantine,

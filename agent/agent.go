@@ -75,9 +75,9 @@ type Config struct {
 	// HTTPAddr, when set, serves health, metrics and the read-only API;
 	// with TLSCert and TLSKey (PEM files) over HTTPS. MaxConns bounds the
 	// connections served at once (0: 64).
-	HTTPAddr         string
-	TLSCert, TLSKey  string
-	MaxConns         int
+	HTTPAddr        string
+	TLSCert, TLSKey string
+	MaxConns        int
 	// Token guards the endpoints that change state; empty disables them.
 	Token string
 	// ReadToken, when set, is required (or Token) by the read API under

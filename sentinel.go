@@ -46,12 +46,29 @@ type Instance struct {
 	Rows, Columns int
 	Frames        int
 	Photometric   string
+	// Placement is what lets a reader find the film in the PACS.
+	Placement Placement
 	// PatientKey stands for the patient without naming them: a keyed hash
 	// of the Patient ID and its issuer, made where the file is read (see
 	// dicomio.Options.PatientKey); "" when the file has no Patient ID or
 	// nothing asked for a key. The Patient ID itself is never kept. The
 	// learning loop keeps a patient's films on one side of its holdout.
 	PatientKey string
+}
+
+// Placement holds the attributes of a DICOM instance that let a
+// radiologist find and orient the film without another lookup: never a
+// name, an ID or a birth date. Values are as stored in the file (DA, TM,
+// CS and IS strings), empty when the file has none.
+type Placement struct {
+	AccessionNumber  string `json:"accession_number,omitempty"`
+	StudyDate        string `json:"study_date,omitempty"`
+	StudyTime        string `json:"study_time,omitempty"`
+	ViewPosition     string `json:"view_position,omitempty"`
+	Laterality       string `json:"laterality,omitempty"`
+	BodyPartExamined string `json:"body_part_examined,omitempty"`
+	SeriesNumber     string `json:"series_number,omitempty"`
+	InstanceNumber   string `json:"instance_number,omitempty"`
 }
 
 // Image is a single-channel image ready for display or scoring: Pix holds
@@ -75,9 +92,21 @@ type Decision string
 
 // Decisions a score can carry.
 const (
-	DecisionNormal    Decision = "normal"
-	DecisionAbnormal  Decision = "abnormal"
-	DecisionUncertain Decision = "uncertain"
+	// DecisionNormal is a rule-out: at or below the normal limit, at an
+	// operating point whose sensitivity the site's labelled holdout has
+	// shown to be at least the configured bound. Without that evidence a
+	// film below the threshold is DecisionNotFlagged.
+	DecisionNormal Decision = "normal"
+	// DecisionNotFlagged is a film not above the threshold, which claims
+	// nothing more: it is not a rule-out.
+	DecisionNotFlagged Decision = "not_flagged"
+	DecisionAbnormal   Decision = "abnormal"
+	DecisionUncertain  Decision = "uncertain"
+	// DecisionOutOfDistribution is a film in scope by its header that
+	// does not look like the normals learned, in any direction (exposure,
+	// contrast, polarity, cropping, another kind of image): its score
+	// means nothing and it is never taken as a normal.
+	DecisionOutOfDistribution Decision = "out_of_distribution"
 )
 
 // Severity orders decisions from least to most concerning, so that a study
@@ -86,13 +115,19 @@ func (d Decision) Severity() int {
 	switch d {
 	case DecisionNormal:
 		return 0
-	case DecisionUncertain:
+	case DecisionNotFlagged:
 		return 1
-	case DecisionAbnormal:
+	case DecisionUncertain, DecisionOutOfDistribution:
 		return 2
+	case DecisionAbnormal:
+		return 3
 	}
 	return -1
 }
+
+// Below reports whether d says the film was not above the threshold
+// (normal or not flagged).
+func (d Decision) Below() bool { return d == DecisionNormal || d == DecisionNotFlagged }
 
 // Score is what the detector says about one image.
 type Score struct {
@@ -113,9 +148,21 @@ type Score struct {
 	// Components holds the partial scores the value was made from, by name
 	// (for example "reconstruction").
 	Components map[string]float64
+	// Appearance is the distribution check's measure of how unlike the
+	// training normals the image looks, nil when the model has none.
+	Appearance *Appearance
 	// Heatmap, when not empty, is a per-pixel anomaly map at the model's
 	// input size, scaled so that 1 is the most anomalous pixel expected.
 	Heatmap Image
+}
+
+// Appearance is how far an image's appearance (exposure, contrast,
+// texture, layout) lies from the training normals', in the units of the
+// model's distribution check, and the limit above which it is out of
+// distribution.
+type Appearance struct {
+	Deviation float64 `json:"deviation"`
+	Limit     float64 `json:"limit"`
 }
 
 // ModelInfo describes one trained model version.

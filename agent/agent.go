@@ -33,9 +33,15 @@ type Resampler func(img sentinel.Image, w, h int) sentinel.Image
 // Config holds the agent's settings as plain values.
 type Config struct {
 	// Inbox lists the drop folders, each watched recursively.
-	Inbox      []string
-	Reports    string
-	Quarantine string
+	Inbox []string
+	// Scope says which images are scored (scope.go).
+	Scope Scope
+	// Decisions says when a film may be called normal (decide.go).
+	Decisions DecisionPolicy
+	// OmitSourceFile leaves source_file out of reports.
+	OmitSourceFile bool
+	Reports        string
+	Quarantine     string
 	// Archive, when set, is where input files are moved once handled
 	// (keeping their path below the inbox); when empty they stay in place.
 	Archive string
@@ -111,6 +117,13 @@ type Config struct {
 	// rollback' or 'train' in another process), nil when it is.
 	FollowModel     func(running sentinel.ModelInfo) (Scorer, error)
 	ModelCheckEvery time.Duration
+	// DICOM, when set, makes the agent a DICOM node (see DICOMConfig).
+	DICOM *DICOMConfig
+	// Retrain and Rollback, when set, let an admin retrain now and roll
+	// back from the page at "/": Retrain says what became of the
+	// candidate, Rollback which version is current again.
+	Retrain  func(ctx context.Context) (string, error)
+	Rollback func(ctx context.Context, version string) (string, error)
 }
 
 // Outcome is what became of one file.
@@ -160,6 +173,10 @@ type Agent struct {
 	// reviseC asks for a pass of ReviseReports (at start and after each
 	// change of model).
 	reviseC chan struct{}
+	// ops caches the current model's operating point (decide.go).
+	ops operatingPoints
+	// node is the DICOM receiver and sender (see dicom.go).
+	node dicomNode
 }
 
 // New returns an agent; it does no I/O.
@@ -242,6 +259,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopDICOM, err := a.serveDICOM(ctx, &bg)
+	if err != nil {
+		return err
+	}
+	defer stopDICOM()
 	if err := a.mendReports(); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -572,8 +594,10 @@ func (a *Agent) handle(ctx context.Context, path string) Outcome {
 
 // report logs an outcome, counts it and passes it to OnOutcome.
 func (a *Agent) report(o Outcome) {
-	path := o.Path
+	path := a.logName(o.Path)
 	switch o.Status {
+	case store.FileOutOfScope:
+		a.log.Info("file out of scope: not scored", slog.String("path", path), slog.Any("reason", o.Err))
 	case store.FileFailed:
 		a.log.Warn("file quarantined", slog.String("path", path), slog.Any("error", o.Err))
 		a.metrics.failed.WithLabelValues(failureReason(o.Err)).Inc()

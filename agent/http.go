@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sentinel-pacs/sentinel/store"
+	"github.com/sentinel-pacs/sentinel/web"
 )
 
 // Handler returns the agent's HTTP API:
@@ -33,6 +34,7 @@ import (
 //	POST /api/queries         choose a new round of cases to ask about (?n=N; needs the token)
 //	POST /api/labels          import radiologists' labels, a labels file as the body (needs the token)
 //	POST /api/rescan          walk the drop folders now (needs the token)
+//	/                         the radiologist's page (package web): readers sign in with their own tokens
 //
 // Endpoints that change state require "Authorization: Bearer <token>" and
 // are disabled when no token is configured. When a read token is
@@ -48,6 +50,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/reports/{uid}", a.requireReader(a.apiReport))
 	mux.HandleFunc("GET /api/heatmaps/{uid}", a.requireReader(a.apiHeatmap))
 	mux.HandleFunc("GET /api/revisions", a.requireReader(a.apiRevisions))
+	mux.HandleFunc("GET /api/outbox", a.requireReader(a.apiOutbox))
 	mux.HandleFunc("GET /api/queries", a.requireReader(a.apiQueries))
 	mux.HandleFunc("POST /api/queries", a.requireToken(a.apiChooseQueries))
 	mux.HandleFunc("POST /api/labels", a.requireToken(a.apiLabels))
@@ -59,6 +62,17 @@ func (a *Agent) Handler() http.Handler {
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintln(w, "rescan requested")
 	}))
+	// The radiologist's page (package web) takes every other path.
+	dirs := map[string]string{"reports": a.cfg.Reports, "quarantine": a.cfg.Quarantine, "database": a.cfg.StateDir}
+	if a.cfg.Archive != "" {
+		dirs["archive"] = a.cfg.Archive
+	}
+	page, err := web.New(web.Options{DB: a.db, Retrain: a.cfg.Retrain, Rollback: a.cfg.Rollback, Dirs: dirs, Logger: a.log})
+	if err != nil {
+		a.log.Error("page", slog.Any("error", err))
+	} else {
+		mux.Handle("/", page.Handler())
+	}
 	return mux
 }
 

@@ -84,7 +84,12 @@ func WithLearning(m Scorer, embedder learn.Embedder) (Scorer, error) {
 		return nil, fmt.Errorf("model %s: %s: detector spread %v", info.Version, sidecarPath(info.Path), comb.DetSD)
 	}
 	opt := LearningOptions{Embedder: embedder}
-	s := &learnedScorer{Scorer: m, comb: comb, embed: opt.embed}
+	return newLearnedScorer(m, comb, opt.embed), nil
+}
+
+// newLearnedScorer scores with m and comb as WithLearning does.
+func newLearnedScorer(m Scorer, comb *learn.Combiner, embed func(sentinel.Image) []float32) *learnedScorer {
+	s := &learnedScorer{Scorer: m, comb: comb, embed: embed}
 	if l, ok := m.(interface{ UncertaintyLimit() (float64, bool) }); ok {
 		if v, ok := l.UncertaintyLimit(); ok {
 			s.uLimit = &v
@@ -93,7 +98,7 @@ func WithLearning(m Scorer, embedder learn.Embedder) (Scorer, error) {
 	if mg, ok := m.(interface{ UncertainMargin() float64 }); ok && mg.UncertainMargin() > 0 {
 		s.margin = mg.UncertainMargin() / comb.DetSD
 	}
-	return s, nil
+	return s
 }
 
 // Score combines the detector's score of img (at the model's input size)
@@ -131,6 +136,10 @@ func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
 	}
 	lim := out.NormalLimit
 	switch u := raw.Uncertainty; {
+	case raw.Decision == sentinel.DecisionOutOfDistribution:
+		// The detector's distribution check stands: the combined score
+		// of a film unlike the normals means no more than its own.
+		out.Decision, out.Reason = raw.Decision, raw.Reason
 	case s.margin > 0 && math.Abs(v-t) < s.margin:
 		out.Decision, out.Reason = sentinel.DecisionUncertain, fmt.Sprintf("%s %.3f within %.3g of the threshold %.3f", what, v, s.margin, t)
 	case s.uLimit != nil && u != nil && *u > *s.uLimit:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/detector"
@@ -56,7 +57,18 @@ type LearningOptions struct {
 	// TargetFPR sets the threshold on the seed-calibrated score while too
 	// few abnormals are labelled.
 	TargetFPR float64
-	Logger    *slog.Logger
+	// Decisions is the decision policy reports apply (decide.go), with
+	// which a candidate's effect on recent reports is previewed.
+	Decisions DecisionPolicy
+	// ReviseWithin is the window of recent reports a candidate is
+	// compared with (0: a week); MaxReviseShare, when positive, is the
+	// largest share of them a promotion may revise on its own.
+	ReviseWithin   time.Duration
+	MaxReviseShare float64
+	// DryRun trains and measures a candidate and lists the reports it
+	// would revise, but saves nothing and promotes nothing.
+	DryRun bool
+	Logger *slog.Logger
 }
 
 func (o *LearningOptions) log() *slog.Logger {

@@ -76,6 +76,7 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 		// The detector's own score: the agent stores what its reports
 		// said, which a learned model combined with its head.
 		sc := detectorScore(s.Score)
+		ood := s.Score.Decision == sentinel.DecisionOutOfDistribution
 		var emb []float32
 		needImage := withEmbeddings || comb.UsesHead() || s.ModelVersion != info.Version
 		if needImage {
@@ -94,11 +95,17 @@ func candidates(ctx context.Context, db *store.DB, m LearnModel, info sentinel.M
 					return nil, nil, err
 				}
 				sc = detectorScore(stored)
+				ood = stored.Decision == sentinel.DecisionOutOfDistribution
 			}
+		}
+		if ood {
+			// Unlike the normals in any direction: neither asked about
+			// nor admitted (the gate refuses it too).
+			continue
 		}
 		in := learn.HeadInput(sc.Components, emb)
 		c := learn.Case{InstanceID: s.InstanceID, Score: comb.Score(sc.Value, in),
-			Threshold: comb.Threshold, Uncertainty: sc.Uncertainty, Embedding: emb}
+			Threshold: comb.Threshold, Uncertainty: sc.Uncertainty, Embedding: emb, OutOfDistribution: ood}
 		if l, ok := comb.HeadLogit(in); ok {
 			c.HeadLogit = &l
 		}

@@ -34,7 +34,7 @@ func newMetrics() *metrics {
 			Name: "sentinel_files_seen_total", Help: "Files found in the drop folders (each path once per agent run).",
 		}),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sentinel_files_processed_total", Help: "Files handled, by outcome (done, duplicate, conflict, failed, skipped).",
+			Name: "sentinel_files_processed_total", Help: "Files handled, by outcome (done, duplicate, conflict, failed, out_of_scope, skipped).",
 		}, []string{"status"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_files_failed_total", Help: "Files quarantined, by reason.",

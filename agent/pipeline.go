@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -59,10 +61,18 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 
 	inst, img, err := a.decode(source)
 	decoded := time.Now()
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Outcome{Path: path, Status: StatusGone}
+	if errors.Is(err, fs.ErrNotExist) {
+		return Outcome{Path: path, Status: StatusGone}
+	}
+	if scopeSkippable(err) {
+		if reason := a.cfg.Scope.outOfScope(inst, source, err); reason != "" {
+			if o, wait := a.stillWritten(file, err); wait {
+				return o
+			}
+			return a.outOfScope(ctx, file, inst, reason)
 		}
+	}
+	if err != nil {
 		if !sentinel.Permanent(err) {
 			return Outcome{Path: path, Status: StatusRetry, Err: err}
 		}
@@ -96,8 +106,10 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	scored := time.Now()
 
 	info := model.Info()
+	score = a.qualify(score)
 	rep := NewReport(inst, score, info.Version)
-	rep.SourceFile = path
+	rep.SourceFile = a.sourceName(path)
+	rep.OperatingPoint = a.operatingPoint(info.Version)
 	rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}
 	// The report is staged beside its final name and put in place only
 	// once the instance is recorded, so that no report on disk describes
@@ -125,6 +137,7 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 		// mendReports).
 		a.log.Error("report recorded but not put in place", slog.String("instance", inst.ID), slog.Any("error", err))
 	}
+	a.queueOutputs(ctx, rep, source, img, score.Heatmap)
 	a.archive(ctx, file)
 	if a.currentModel().Info().Version != info.Version {
 		// The model changed while this file was scored, perhaps after the
@@ -168,7 +181,10 @@ func (a *Agent) stillWritten(file store.File, cause error) (Outcome, bool) {
 	}
 	// A file cut short reads as invalid; one not yet long enough to show
 	// its signature (132 bytes for DICOM) as not DICOM at all.
-	unfinished := errors.Is(cause, sentinel.ErrInvalid) || (errors.Is(cause, sentinel.ErrNotDICOM) && file.Size < 132)
+	// One cut short before its pixel data reads as an object without
+	// an image.
+	unfinished := errors.Is(cause, sentinel.ErrInvalid) || errors.Is(cause, sentinel.ErrNoPixels) ||
+		(errors.Is(cause, sentinel.ErrNotDICOM) && file.Size < 132)
 	if !unfinished {
 		return Outcome{}, false
 	}
@@ -244,6 +260,19 @@ func (a *Agent) checkSeen(ctx context.Context, file store.File, inst sentinel.In
 	return Outcome{Path: file.Path, Status: file.Status, InstanceID: inst.ID, Err: cerr}, true
 }
 
+// outOfScope records a valid file that Sentinel does not score, with the
+// reason, and leaves it where it is (or archives it, as a handled file).
+func (a *Agent) outOfScope(ctx context.Context, file store.File, inst sentinel.Instance, reason string) Outcome {
+	file.Status = store.FileOutOfScope
+	file.SHA256 = inst.SHA256
+	file.Error = reason
+	if err := a.db.RecordFile(ctx, file); err != nil {
+		return Outcome{Path: file.Path, Status: StatusRetry, Err: err}
+	}
+	a.archive(ctx, file)
+	return Outcome{Path: file.Path, Status: store.FileOutOfScope, InstanceID: inst.ID, Err: errors.New(reason)}
+}
+
 // fail quarantines a file that can never be processed and records why. A
 // file that changed since it was taken is not moved: it is taken again.
 func (a *Agent) fail(ctx context.Context, file store.File, cause error) Outcome {
@@ -274,14 +303,16 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // NewReport builds an instance's report from its identity and score.
 func NewReport(inst sentinel.Instance, score sentinel.Score, modelVersion string) sentinel.Report {
-	return sentinel.Report{
+	rep := sentinel.Report{
 		SchemaVersion:     sentinel.ReportSchemaVersion,
 		InstanceID:        inst.ID,
 		SOPInstanceUID:    inst.SOPInstanceUID,
 		StudyInstanceUID:  inst.StudyInstanceUID,
 		SeriesInstanceUID: inst.SeriesInstanceUID,
 		Modality:          inst.Modality,
+		Placement:         inst.Placement,
 		SourceFile:        inst.SourcePath,
+		IntendedUse:       sentinel.IntendedUse,
 		SHA256:            inst.SHA256,
 		ModelVersion:      modelVersion,
 		Score:             score.Value,
@@ -290,9 +321,41 @@ func NewReport(inst sentinel.Instance, score sentinel.Score, modelVersion string
 		Decision:          score.Decision,
 		DecisionReason:    score.Reason,
 		Uncertainty:       score.Uncertainty,
+		Appearance:        score.Appearance,
 		Components:        score.Components,
 		Revision:          1,
 	}
+	if rep.AccessionNumber == "" {
+		rep.AccessionNumber = inst.AccessionNumber
+	}
+	return rep
+}
+
+// logName is how logs name a file: like reports, by its path below its
+// watched folder, or, when reports leave the name out, by a digest of its
+// path that tells files apart without naming anyone.
+func (a *Agent) logName(path string) string {
+	if a.cfg.OmitSourceFile {
+		sum := sha256.Sum256([]byte(path))
+		return "file-" + hex.EncodeToString(sum[:6])
+	}
+	return a.sourceName(path)
+}
+
+// sourceName is how a report names the file it was made from: its path
+// relative to the watched folder it came from (PACS exports often name
+// files after the patient, so a site can leave it out with
+// OmitSourceFile).
+func (a *Agent) sourceName(path string) string {
+	if a.cfg.OmitSourceFile {
+		return ""
+	}
+	for _, root := range a.cfg.Inbox {
+		if r, err := filepath.Rel(root, path); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
+			return filepath.ToSlash(r)
+		}
+	}
+	return filepath.Base(path)
 }
 
 // archive moves a handled file below the archive folder, keeping its path

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
 	"image/png"
 	"io"
 	"io/fs"
@@ -123,7 +121,7 @@ func stageReport(dir string, rep sentinel.Report, img, heat sentinel.Image, star
 	}
 	if heatPath != "" {
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, overlay(img, heat)); err != nil {
+		if err := png.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
 			return st, fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(pendingPath(heatPath), buf.Bytes()); err != nil {
@@ -234,7 +232,7 @@ func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.
 	}
 	if len(heat.Pix) > 0 {
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, overlay(img, heat)); err != nil {
+		if err := png.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
 			return "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(heatPath, buf.Bytes()); err != nil {
@@ -252,46 +250,6 @@ func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.
 		return "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
 	return heatPath, nil
-}
-
-// overlayMax is the longest side of the heatmap picture.
-const overlayMax = 512
-
-// overlay draws the image in gray, resized to the heatmap's aspect at most
-// overlayMax pixels, with the heatmap blended in red where it is high.
-func overlay(img, heat sentinel.Image) *image.RGBA {
-	w, h := img.Width, img.Height
-	if w > overlayMax || h > overlayMax {
-		if w >= h {
-			w, h = overlayMax, max(1, h*overlayMax/w)
-		} else {
-			w, h = max(1, w*overlayMax/h), overlayMax
-		}
-	}
-	out := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			g := clamp01(img.At(x*img.Width/w, y*img.Height/h))
-			a := clamp01(heat.At(x*heat.Width/w, y*heat.Height/h))
-			// Below 0.3 the map is noise; above it, fade in red then yellow.
-			alpha := clamp01((a - 0.3) / 0.7)
-			r := g*(1-alpha) + alpha
-			gg := g*(1-alpha) + alpha*clamp01((a-0.65)/0.35)
-			b := g * (1 - alpha)
-			out.SetRGBA(x, y, color.RGBA{uint8(r*255 + 0.5), uint8(gg*255 + 0.5), uint8(b*255 + 0.5), 255})
-		}
-	}
-	return out
-}
-
-func clamp01(v float32) float32 {
-	if v < 0 {
-		return 0
-	}
-	if v > 1 {
-		return 1
-	}
-	return v
 }
 
 // File modes of what Sentinel writes: reports, heatmaps and quarantined

@@ -30,6 +30,11 @@ type RetrainResult struct {
 	// HoldoutAdded is how many newly labelled cases joined the holdout in
 	// this cycle.
 	HoldoutAdded int
+	// WouldRevise lists the recent reports the candidate would decide
+	// otherwise, out of Compared, when it was measured against them (a
+	// promotion, or a dry run).
+	WouldRevise []RevisionPreview
+	Compared    int
 }
 
 // Retrain runs one retraining cycle: it resolves the labels, decides for
@@ -209,6 +214,18 @@ func retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainRes
 		res.CurrentEval = &ev
 	}
 	res.Verdict = learn.Promote(res.CandidateEval, res.CurrentEval, opt.Promotion)
+	if cur != nil && (res.Verdict.Promote || opt.DryRun) {
+		changed, compared, err := previewRevisions(ctx, db, cand, comb, res.CandidateEval, opt)
+		if err != nil {
+			return res, err
+		}
+		res.WouldRevise, res.Compared = changed, compared
+		res.Verdict = holdForRevisions(res.Verdict, len(changed), compared, opt)
+	}
+	if opt.DryRun {
+		res.Candidate = cand.Info()
+		return res, nil
+	}
 	return res, saveCandidate(ctx, db, opt, cand, comb, &res)
 }
 
@@ -248,6 +265,9 @@ func fitCombiner(m LearnModel, imgs *imageCache, plan learn.TrainingPlan, traine
 
 // evaluate scores the holdout and the seed normals with m and comb.
 func evaluate(m LearnModel, comb *learn.Combiner, imgs *imageCache, holdout map[string]string, seeds []string) (learn.Evaluation, error) {
+	// The normal limit moves to the combined score as the scorer moves
+	// it (learnedScorer.Score).
+	normalLimit := comb.Threshold
 	score := func(id string) (float64, bool, error) {
 		img, err := imgs.get(id)
 		if err != nil {
@@ -256,6 +276,9 @@ func evaluate(m LearnModel, comb *learn.Combiner, imgs *imageCache, holdout map[
 		s, err := m.Score(img)
 		if err != nil {
 			return 0, false, err
+		}
+		if s.NormalLimit != nil && *s.NormalLimit < s.Threshold && comb.DetSD > 0 {
+			normalLimit = comb.Threshold - (s.Threshold-*s.NormalLimit)/comb.DetSD
 		}
 		return comb.Score(s.Value, learn.HeadInput(s.Components, imgs.opt.embed(img))), true, nil
 	}
@@ -281,7 +304,9 @@ func evaluate(m LearnModel, comb *learn.Combiner, imgs *imageCache, holdout map[
 			ss = append(ss, v)
 		}
 	}
-	return learn.Evaluate(hs, ab, ss, comb.Threshold), nil
+	ev := learn.Evaluate(hs, ab, ss, comb.Threshold)
+	ev.Operating = learn.Operating(hs, ab, comb.Threshold, normalLimit)
+	return ev, nil
 }
 
 // placeholderShare is the share of the workspace's instances above which
@@ -386,6 +411,9 @@ func saveCandidate(ctx context.Context, db *store.DB, opt LearningOptions, cand 
 	info.Metrics["train_normals"] = float64(len(res.TrainedIDs))
 	info.Metrics["labelled_abnormals"] = float64(len(res.Plan.Abnormals))
 	info.Metrics["head_weight"] = comb.Weight
+	for k, v := range operatingMetrics(res.CandidateEval.Operating) {
+		info.Metrics[k] = v
+	}
 	res.Candidate = info
 	if res.Verdict.Promote {
 		if err := writeAtomic(filepath.Join(opt.ModelsDir, CurrentModelFile), []byte(name+"\n")); err != nil {
@@ -396,8 +424,11 @@ func saveCandidate(ctx context.Context, db *store.DB, opt LearningOptions, cand 
 		return err
 	}
 	note := "rejected: " + res.Verdict.Reason
-	if res.Verdict.Promote {
+	switch {
+	case res.Verdict.Promote:
 		note = "promoted: " + res.Verdict.Reason
+	case res.Verdict.Held:
+		note = "held: " + res.Verdict.Reason
 	}
 	return db.SetModelNote(ctx, info.Version, note)
 }
@@ -413,6 +444,11 @@ func nanToNeg(v float64) float64 {
 // Rollback makes an earlier model version current again, in the database
 // and in the models folder.
 func Rollback(ctx context.Context, db *store.DB, modelsDir, version string) (sentinel.ModelInfo, error) {
+	return makeCurrent(ctx, db, modelsDir, version, "rolled back at "+time.Now().UTC().Format(time.RFC3339))
+}
+
+// makeCurrent makes a kept model version the current one, with a note.
+func makeCurrent(ctx context.Context, db *store.DB, modelsDir, version, note string) (sentinel.ModelInfo, error) {
 	vs, err := db.ModelVersions(ctx)
 	if err != nil {
 		return sentinel.ModelInfo{}, err
@@ -431,7 +467,7 @@ func Rollback(ctx context.Context, db *store.DB, modelsDir, version string) (sen
 		if err := writeAtomic(filepath.Join(modelsDir, CurrentModelFile), []byte(filepath.Base(path)+"\n")); err != nil {
 			return v.Info, fmt.Errorf("rollback %s: %w", version, err)
 		}
-		return v.Info, db.ActivateModel(ctx, version, "rolled back at "+time.Now().UTC().Format(time.RFC3339))
+		return v.Info, db.ActivateModel(ctx, version, note)
 	}
 	return sentinel.ModelInfo{}, fmt.Errorf("rollback: %w %q", store.ErrUnknownModel, version)
 }

@@ -88,6 +88,11 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 	info := model.Info()
 	start := time.Now()
 	score := r.Current
+	op := a.operatingPoint(info.Version)
+	if score != nil {
+		q := Qualify(*score, op, a.cfg.Decisions)
+		score = &q
+	}
 	var img sentinel.Image
 	var decoded, scored time.Time
 	// Without a stored score, or to revise (a stored score has no heatmap),
@@ -101,7 +106,8 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 			return reportUnreadable, nil
 		}
 		decoded, scored = start.Add(s.decode), start.Add(s.decode+s.score)
-		img, score = im, &s.Score
+		q := Qualify(s.Score, op, a.cfg.Decisions)
+		img, score = im, &q
 	}
 	if score.Decision == r.Decision {
 		// The report stands; the score is kept so that the next pass need
@@ -114,6 +120,8 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 		return reportStands, nil
 	}
 	rep := NewReport(r.Instance, *score, info.Version)
+	rep.SourceFile = a.sourceName(r.Instance.SourcePath)
+	rep.OperatingPoint = op
 	rep.Revision = r.Revision + 1
 	rep.Supersedes = &sentinel.ReportRef{Revision: r.Revision, ModelVersion: r.ModelVersion, Score: r.Score,
 		Threshold: r.Threshold, Decision: r.Decision, CreatedAt: r.ReportedAt}
@@ -141,6 +149,7 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 	if _, err := latestReport(reportPath, rep.Revision); err != nil {
 		return 0, fmt.Errorf("revise %s: %w", r.Instance.ID, err)
 	}
+	a.queueOutputs(ctx, rep, r.Path, img, score.Heatmap)
 	a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()
 	a.log.Info("report revised", slog.String("instance", r.Instance.ID),
 		slog.String("study", r.Instance.StudyInstanceUID), slog.Int("revision", rep.Revision),

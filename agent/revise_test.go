@@ -144,7 +144,7 @@ func TestReviseReportsAfterModelChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rep.Revision != 2 || rep.ModelVersion != "b" || rep.Decision != sentinel.DecisionAbnormal ||
-			rep.Supersedes == nil || rep.Supersedes.Decision != sentinel.DecisionNormal || rep.Supersedes.ModelVersion != "a" ||
+			rep.Supersedes == nil || rep.Supersedes.Decision != sentinel.DecisionNotFlagged || rep.Supersedes.ModelVersion != "a" ||
 			rep.Supersedes.Report != SafeName(id)+".r1.json" || rep.RevisionReason == "" {
 			t.Errorf("%s: revised report %+v", id, rep)
 		}
@@ -283,7 +283,7 @@ func TestReviseReportsOfFilesInFlight(t *testing.T) {
 		t.Fatalf("revised before the file was reported: %+v", revs)
 	}
 	close(old.gate)
-	if o := <-processed; o.Status != "done" || o.Score.Decision != sentinel.DecisionNormal {
+	if o := <-processed; o.Status != "done" || o.Score.Decision != sentinel.DecisionNotFlagged {
 		t.Fatalf("file scored by the old model: %+v", o)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -55,7 +55,6 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 		StudyInstanceUID: uid,
 		Revision:         rev + 1,
 		InstanceCount:    len(rows),
-		Decision:         sentinel.DecisionNormal,
 		CreatedAt:        time.Now().UTC(),
 	}
 	for i, r := range rows {
@@ -63,7 +62,7 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 		if i == 0 || r.Score > rep.MaxScore {
 			rep.MaxScore = r.Score
 		}
-		if d.Severity() > rep.Decision.Severity() {
+		if i == 0 || d.Severity() > rep.Decision.Severity() {
 			rep.Decision = d
 		}
 		rel := r.ReportPath
@@ -71,7 +70,7 @@ func (a *Agent) reportStudy(ctx context.Context, uid string) error {
 			rel = p
 		}
 		rep.Instances = append(rep.Instances, sentinel.StudyInstanceRow{
-			SOPInstanceUID: r.SOPInstanceUID, SeriesInstanceUID: r.SeriesInstanceUID, SourceFile: r.SourceFile,
+			SOPInstanceUID: r.SOPInstanceUID, SeriesInstanceUID: r.SeriesInstanceUID, SourceFile: a.sourceName(r.SourceFile),
 			ModelVersion: r.ModelVersion, Score: r.Score, Threshold: r.Threshold, Decision: d,
 			Uncertainty: r.Uncertainty, Report: rel,
 		})

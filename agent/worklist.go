@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/learn"
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
@@ -38,12 +39,18 @@ type WorklistItem struct {
 	AskedAt          string   `json:"asked_at"`
 }
 
-// Worklist turns the store's open queries into worklist items.
+// Worklist turns the store's open queries into worklist items. Each
+// reason is restated with the item's own score and threshold (see
+// learn.RestateReason), so that its words match the numbers beside it.
 func Worklist(rows []store.WorklistRow) []WorklistItem {
 	items := make([]WorklistItem, len(rows))
 	for i, r := range rows {
+		reason := r.Reason
+		if r.ModelVersion != "" {
+			reason = learn.RestateReason(reason, r.Score, r.Threshold)
+		}
 		items[i] = WorklistItem{r.QueryID, r.InstanceID, r.SourcePath, r.SOPInstanceUID, r.StudyInstanceUID, r.AccessionNumber,
-			r.Score, r.Threshold, r.Decision, r.Uncertainty, r.ModelVersion, r.HeatmapPath, r.Strategy, r.Reason,
+			r.Score, r.Threshold, r.Decision, r.Uncertainty, r.ModelVersion, r.HeatmapPath, r.Strategy, reason,
 			r.CreatedAt.UTC().Format(time.RFC3339)}
 	}
 	return items

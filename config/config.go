@@ -32,6 +32,13 @@ type Config struct {
 	Learning  Learning `toml:"learning"`
 	HTTP      HTTP     `toml:"http"`
 	Log       Log      `toml:"log"`
+	// DICOM makes Sentinel a DICOM node (see dicom.go).
+	DICOM DICOM `toml:"dicom"`
+	// Scope, Decisions and Reports: what is scored, when a film may be
+	// called normal, and what reports name (see scope.go).
+	Scope     Scope     `toml:"scope"`
+	Decisions Decisions `toml:"decisions"`
+	Reports   Reports   `toml:"reports"`
 }
 
 // HTTP configures the health, metrics and API server.
@@ -208,6 +215,15 @@ type Learning struct {
 	// only if DeLong's paired test also finds it lower at this one-sided
 	// p-value (0: the tolerance alone decides).
 	PromotionSignificance float64 `toml:"promotion_significance"`
+	// PromoteOnlyIfBetter: a candidate becomes current on its own only
+	// when the holdout holds holdout_min_per_class cases of each class and
+	// the paired test finds it better; otherwise it is held until a person
+	// runs `sentinel models promote VERSION`.
+	PromoteOnlyIfBetter bool `toml:"promote_only_if_better"`
+	// MaxReviseShare: a promotion that would revise more than this share
+	// of the recent reports (ingest.revise_within) waits for a person.
+	// 0 sets no limit.
+	MaxReviseShare float64 `toml:"max_revise_share"`
 	// AdmitDistanceZ and AdmitUncertaintyZ bound the z-scores against the
 	// seed normals a case must stay within, AdmitConsecutive cycles in a
 	// row, to join the normal set without a label; AdmitMaxPerCycle caps
@@ -261,6 +277,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func Default() Config {
 	return Config{
 		Workspace: DefaultWorkspace,
+		DICOM:     DefaultDICOM(),
+		Scope:     DefaultScope(),
+		Decisions: DefaultDecisions(),
+		Reports:   Reports{SourceFile: "relative"},
 		Ingest: Ingest{
 			StableFor:      Duration{2 * time.Second},
 			PollInterval:   Duration{500 * time.Millisecond},
@@ -316,6 +336,8 @@ func Default() Config {
 			HoldoutMinPerClass:     10,
 			PromotionTolerance:     0.02,
 			PromotionSignificance:  0.05,
+			PromoteOnlyIfBetter:    true,
+			MaxReviseShare:         0.2,
 			AdmitDistanceZ:         0,
 			AdmitUncertaintyZ:      1,
 			AdmitConsecutive:       2,
@@ -511,6 +533,16 @@ func (c Config) Validate() error {
 		return bad("learning.head_shrinkage", "must not be negative, got %g", l.HeadShrinkage)
 	case !(l.HeadL2 >= 0):
 		return bad("learning.head_l2", "must not be negative, got %g", l.HeadL2)
+	case !(l.MaxReviseShare >= 0 && l.MaxReviseShare <= 1):
+		return bad("learning.max_revise_share", "must be in [0, 1], got %g", l.MaxReviseShare)
+	}
+	if err := c.DICOM.validate(); err != nil {
+		return err
+	}
+	for _, err := range []error{c.Scope.validate(), c.Decisions.validate(), c.Reports.validate()} {
+		if err != nil {
+			return err
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

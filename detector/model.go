@@ -81,6 +81,10 @@ func (c savedConfig) input(x []float32) []float32 {
 // that standardise the two component scores, the fused scores, the
 // threshold set on them, the uncertainty limit and the heatmap scales.
 type calibration struct {
+	// Appearance is the training normals' appearance profile (see
+	// appearance.go); nil in files written before it existed, which then
+	// check only the score's lower tail.
+	Appearance *appearanceProfile `json:"appearance,omitempty"`
 	// Scores are the held-out normals' fused scores, in the order they were
 	// held out.
 	Scores []float64 `json:"scores"`
@@ -303,7 +307,9 @@ func (m *Model) Score(img sentinel.Image) (sentinel.Score, error) {
 	if err != nil {
 		return sentinel.Score{}, fmt.Errorf("detector: score: %w", err)
 	}
-	return m.finish(a), nil
+	s := m.finish(a)
+	m.checkDistribution(&s, x)
+	return s, nil
 }
 
 // BaselineScore returns the no-learning baseline's score of img: the

@@ -113,6 +113,9 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 		return nil, fmt.Errorf("detector: train: calibrate: %w", err)
 	}
 	m.heldOut = slices.Clone(order[:nCalib])
+	if m.calib.Appearance, err = newAppearanceProfile(xs, cfg.InputSize); err != nil {
+		return nil, fmt.Errorf("detector: train: %w", err)
+	}
 
 	now := time.Now
 	if cfg.Now != nil {

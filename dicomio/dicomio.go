@@ -29,6 +29,22 @@
 // pixel data, behind a recover; the pixel data is decoded from the file's
 // bytes by the codec registered for the transfer syntax in codecs.
 //
+// Stored values are what the header says the bits mean. Each native
+// sample is the Bits Stored bits ending at High Bit, sign-extended when
+// Pixel Representation is 1: the bits around them are cleared, among them
+// overlay planes stored in the unused high bits of the pixel words (the
+// retired PS3.5 8.1.2 / PS3.3 C.9 embedded overlays), which would
+// otherwise read as bright pixels; overlays are not rendered. A JPEG 2000
+// codestream whose signedness differs from Pixel Representation is read
+// the same way (see jpeg2000.Decode). YBR_FULL and YBR_FULL_422 JPEGs keep
+// their YCbCr samples whatever the codestream's JFIF or Adobe markers say,
+// as pydicom's pixel_array does.
+//
+// A private sequence written as VR UN with undefined length (PS3.5 6.2.2,
+// as a node without the private dictionary writes it) is walked in
+// implicit VR little endian, as the standard says, and left out of what
+// the dicom library parses.
+//
 // The display pipeline's choices, where the standard leaves one: a window
 // (Window Center/Width) is preferred to a VOI LUT Sequence when a file has
 // both, and only the first of several is used; with neither, an automatic
@@ -67,9 +83,10 @@ import (
 
 // Default limits.
 const (
-	// DefaultMaxPixels is the default cap on rows*columns*frames*samples:
-	// 64 Mi samples is a 4096×4096 image with four frames, or 16 frames of
-	// 2048×2048, far above any chest radiograph.
+	// DefaultMaxPixels is the default cap on rows*columns*samples times
+	// the frames decoded at once (one for Load): 64 Mi samples is a
+	// 4096×4096 image with four frames, or 16 frames of 2048×2048, far
+	// above any chest radiograph.
 	DefaultMaxPixels = 64 << 20
 	// DefaultMaxFileBytes caps the size of a file Load reads into memory
 	// when the pixel limit allows more: 2 GiB.
@@ -81,7 +98,10 @@ const (
 
 // Options bounds what decoding may allocate.
 type Options struct {
-	// MaxPixels caps rows*columns*frames*samples; 0 means the default 64 Mi.
+	// MaxPixels caps rows*columns*samples times the number of frames
+	// decoded (one for Load and DisplayFrame; the frames asked of
+	// DecodeStored), not the frames the file holds; 0 means the default
+	// 64 Mi.
 	MaxPixels int64
 	// MaxFileBytes caps the size of the file read; 0 means what the pixel
 	// limit allows (8 bytes a sample plus 64 MiB of header), at most 2 GiB.
@@ -377,6 +397,7 @@ func fillInstance(inst *sentinel.Instance, h header) {
 	inst.SeriesInstanceUID = h.seriesUID
 	inst.Modality = h.modality
 	inst.AccessionNumber = h.accessionNumber
+	inst.Placement = h.placement
 	inst.Rows, inst.Columns, inst.Frames = h.layout.rows, h.layout.cols, h.layout.frames
 	inst.Photometric = h.layout.photometric
 }

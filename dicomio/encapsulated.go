@@ -32,6 +32,7 @@ func compressed(uid string, dec frameDecoder, marker []byte) codec {
 		p := pxcodec.Params{
 			Rows: l.rows, Cols: l.cols, Samples: l.samples,
 			BitsAllocated: l.bitsAllocated, BitsStored: l.bitsStored, Signed: l.signed,
+			Photometric: l.photometric,
 			// layout.check bounded the whole image already.
 			MaxSamples: int64(l.rows) * int64(l.cols) * int64(l.samples),
 		}

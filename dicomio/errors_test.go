@@ -101,7 +101,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "pixel data shorter than the frames", data: encodeDICOM(t, spec{rows: 4, cols: 4, frames: 2, bitsAllocated: 8, raw: make([]byte, 16)}),
 			want: sentinel.ErrInvalid, msg: "pixel data has 16 bytes"},
 		{name: "65535 x 65535", data: encodeDICOM(t, huge(65535, 65535, 1)), want: sentinel.ErrTooLarge},
-		{name: "10000 frames of 1000 x 1000", data: encodeDICOM(t, huge(1000, 1000, 10000)), want: sentinel.ErrTooLarge},
+		{name: "10000 frames of 1000 x 1000, one frame of data", data: encodeDICOM(t, huge(1000, 1000, 10000)), want: sentinel.ErrInvalid,
+			msg: "pixel data has 16 bytes"},
 		{name: "over MaxPixels", data: encodeDICOM(t, valid), opt: Options{MaxPixels: 15}, want: sentinel.ErrTooLarge},
 		{name: "over MaxFileBytes", data: encodeDICOM(t, valid), opt: Options{MaxFileBytes: 100}, want: sentinel.ErrTooLarge},
 		{name: "no pixel data", data: encodeDICOM(t, spec{}), want: sentinel.ErrNoPixels},
@@ -115,9 +116,12 @@ func TestLoadErrors(t *testing.T) {
 			want: sentinel.ErrUnsupported},
 		{name: "12 bits allocated", data: encodeDICOM(t, spec{rows: 1, cols: 2, bitsAllocated: 12, raw: make([]byte, 4)}),
 			want: sentinel.ErrUnsupported},
-		{name: "HTJ2K", want: sentinel.ErrUnsupportedTransferSyntax,
+		{name: "JPIP HTJ2K", want: sentinel.ErrUnsupportedTransferSyntax,
+			data: bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.204"), 1),
+			msg:  "unsupported transfer syntax 1.2.840.10008.1.2.4.204 (JPIP HTJ2K Referenced)"},
+		{name: "HTJ2K fragment of junk", want: sentinel.ErrInvalid,
 			data: bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.201"), 1),
-			msg:  "unsupported transfer syntax 1.2.840.10008.1.2.4.201 (High-Throughput JPEG 2000 Lossless)"},
+			msg:  "High-Throughput JPEG 2000 Lossless frame 0: jpeg2000: corrupt codestream"},
 		{name: "MPEG-2", data: encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), want: sentinel.ErrUnsupportedTransferSyntax,
 			msg: "unsupported transfer syntax 1.2.840.10008.1.2.4.100 (MPEG2 Main Profile / Main Level)"},
 		{name: "HEVC", data: encapsulatedFile(t, "1.2.840.10008.1.2.4.107"), want: sentinel.ErrUnsupportedTransferSyntax,
@@ -183,12 +187,12 @@ func encapsulatedFile(t *testing.T, ts string) []byte {
 // TestLoadUnsupportedKeepsIdentity checks that a file refused for its
 // transfer syntax still reports who it is.
 func TestLoadUnsupportedKeepsIdentity(t *testing.T) {
-	data := bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.201"), 1)
-	inst, _, err := Load(writeFile(t, "htj2k.dcm", data), Options{})
+	data := bytes.Replace(encapsulatedFile(t, "1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.100"), []byte("1.2.840.10008.1.2.4.204"), 1)
+	inst, _, err := Load(writeFile(t, "jpip.dcm", data), Options{})
 	if !errors.Is(err, sentinel.ErrUnsupportedTransferSyntax) {
 		t.Fatalf("error %v", err)
 	}
-	if inst.ID != testInstance || inst.StudyInstanceUID != testStudy || inst.SHA256 == "" || inst.TransferSyntaxUID != "1.2.840.10008.1.2.4.201" {
+	if inst.ID != testInstance || inst.StudyInstanceUID != testStudy || inst.SHA256 == "" || inst.TransferSyntaxUID != "1.2.840.10008.1.2.4.204" {
 		t.Errorf("instance %+v", inst)
 	}
 }

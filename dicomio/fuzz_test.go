@@ -23,6 +23,10 @@ func FuzzLoad(f *testing.F) {
 		encodeDICOM(f, spec{rows: 1, cols: 2, samples: 3, bitsAllocated: 8, photometric: "RGB", pixels: seq(1, 2, 3, 4, 5, 6)}),
 		rawFile(deepSequences(3)),
 		append(syntheticMeta(uidDeflatedLE), 0x63, 0x60, 0x00, 0x00),
+		rawFile(privateUNSequence()),
+	}
+	if cs, err := os.ReadFile(filepath.Join(testdataDir, "htj2k", "tiny_rev.j2c")); err == nil {
+		seeds = append(seeds, encodeHTJ2K(f, uidHTJ2KLossless, spec{rows: 3, cols: 5, bitsAllocated: 8, pixelData: encapsulatedPixels(f, cs)}))
 	}
 	for _, s := range seeds {
 		f.Add(s)

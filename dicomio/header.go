@@ -191,6 +191,7 @@ type header struct {
 	sopClassUID, sopInstanceUID   string
 	studyUID, seriesUID, modality string
 	accessionNumber               string
+	placement                     sentinel.Placement
 
 	layout layout
 	// hasRows etc. record which required attributes were present.
@@ -226,6 +227,19 @@ func readHeader(ds *dicom.Dataset, bo binary.ByteOrder) header {
 		modality:        a.str(tag.Modality),
 		accessionNumber: a.str(tag.AccessionNumber),
 		slope:           1,
+	}
+	h.placement = sentinel.Placement{
+		AccessionNumber:  h.accessionNumber,
+		StudyDate:        a.str(tag.StudyDate),
+		StudyTime:        a.str(tag.StudyTime),
+		ViewPosition:     strings.ToUpper(a.str(tag.ViewPosition)),
+		Laterality:       strings.ToUpper(a.str(tag.ImageLaterality)),
+		BodyPartExamined: strings.ToUpper(a.str(tag.BodyPartExamined)),
+		SeriesNumber:     a.str(tag.SeriesNumber),
+		InstanceNumber:   a.str(tag.InstanceNumber),
+	}
+	if h.placement.Laterality == "" {
+		h.placement.Laterality = strings.ToUpper(a.str(tag.Laterality))
 	}
 	l := &h.layout
 	l.rows, h.hasRows = a.integer(tag.Rows)

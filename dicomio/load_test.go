@@ -191,6 +191,7 @@ func TestLoadInstance(t *testing.T) {
 		SOPClassUID: testSOPClass, Modality: "DX", AccessionNumber: "ACC0001", TransferSyntaxUID: uidExplicitLE,
 		Format: sentinel.FormatDICOM, SourcePath: path, SHA256: hex.EncodeToString(sum[:]),
 		Rows: 2, Columns: 3, Frames: 2, Photometric: "MONOCHROME2",
+		Placement: sentinel.Placement{AccessionNumber: "ACC0001"},
 	}
 	if inst != want {
 		t.Errorf("instance\n got %+v\nwant %+v", inst, want)

@@ -74,9 +74,25 @@ func (l layout) storedPerPixel() int {
 	return l.samples
 }
 
+// maxFrames bounds Number of Frames, so that sizes computed from it fit
+// an int64.
+const maxFrames = 1<<31 - 1
+
 // check validates the layout and refuses, before anything is allocated,
-// images larger than maxPixels samples in all.
+// more than maxPixels samples in the frames that will be decoded: one
+// frame (Load and DisplayFrame decode one), or more (see checkDecoded).
+// The limit bounds what decoding allocates; the frames of a file that are
+// not decoded cost nothing but the file's bytes, which
+// Options.MaxFileBytes bounds.
 func (l *layout) check(maxPixels int64) error {
+	if l.frames > maxFrames {
+		return fmt.Errorf("%w: number of frames is %d", sentinel.ErrInvalid, l.frames)
+	}
+	return l.checkDecoded(maxPixels, 1)
+}
+
+// checkDecoded is check for decoding the given number of frames at once.
+func (l *layout) checkDecoded(maxPixels int64, frames int) error {
 	switch {
 	case l.rows < 1 || l.cols < 1:
 		return fmt.Errorf("%w: image is %d rows by %d columns", sentinel.ErrInvalid, l.rows, l.cols)
@@ -90,10 +106,10 @@ func (l *layout) check(maxPixels int64) error {
 		return fmt.Errorf("%w: samples per pixel is %d", sentinel.ErrInvalid, l.samples)
 	}
 	total := int64(1)
-	for _, n := range []int{l.rows, l.cols, l.frames, l.samples} {
+	for _, n := range []int{l.rows, l.cols, frames, l.samples} {
 		if total > maxPixels/int64(n) {
-			return fmt.Errorf("%w: %d rows × %d columns × %d frames × %d samples exceeds %d",
-				sentinel.ErrTooLarge, l.rows, l.cols, l.frames, l.samples, maxPixels)
+			return fmt.Errorf("%w: %d rows × %d columns × %d frames decoded × %d samples exceeds %d",
+				sentinel.ErrTooLarge, l.rows, l.cols, frames, l.samples, maxPixels)
 		}
 		total *= int64(n)
 	}

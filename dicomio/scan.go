@@ -109,10 +109,11 @@ type scanResult struct {
 	headerEnd int
 	// pixel is nil when the data set has no top-level pixel data.
 	pixel *pixelData
-	// charsetStart and charsetEnd delimit the Specific Character Set
-	// element, which is left out of what the library sees (see
-	// headerParts).
-	charsetStart, charsetEnd int
+	// omit lists, in order, the byte ranges of top-level elements left
+	// out of what the library sees (see headerParts): the Specific
+	// Character Set, and every element holding a sequence of VR UN and
+	// undefined length.
+	omit [][2]int
 	// extOffsets and extLengths are the values of the top-level Extended
 	// Offset Table elements, handed on to the pixel data.
 	extOffsets, extLengths []byte
@@ -131,6 +132,9 @@ type scanner struct {
 	bo       binary.ByteOrder
 	implicit bool
 	elements int
+	// unSequence is set when an element of VR UN and undefined length
+	// was walked in an explicit VR data set.
+	unSequence bool
 }
 
 // invalid returns an ErrInvalid error about the data set.
@@ -203,13 +207,14 @@ func (s *scanner) dataset() (scanResult, error) {
 		if h.tag>>16 == 0xFFFE {
 			return res, invalid("item tag %s outside a sequence at byte %d", h, off)
 		}
+		s.unSequence = false
 		next, err := s.element(h, limit, 0)
 		if err != nil {
 			return res, err
 		}
 		switch {
-		case h.tag == tagSpecificCharacterSet:
-			res.charsetStart, res.charsetEnd = off, next
+		case h.tag == tagSpecificCharacterSet || s.unSequence:
+			res.omit = append(res.omit, [2]int{off, next})
 		case h.tag == tagExtendedOffsetTable && h.vl != undefinedLength:
 			res.extOffsets = s.buf[h.value:next]
 		case h.tag == tagExtendedOffsetLength && h.vl != undefinedLength:
@@ -252,10 +257,37 @@ func (s *scanner) element(h elemHeader, limit, depth int) (int, error) {
 	case h.tag == tagPixelData || h.vr == "OB" || h.vr == "OW":
 		end, _, _, err := s.fragments(h.value, limit, false)
 		return end, err
+	case h.vr == "UN" && !s.implicit:
+		return s.unSequenceOf(h, limit, depth+1)
 	case h.vr == "SQ" || h.vr == "UN":
 		return s.undefinedSequence(h.value, limit, depth+1)
 	}
 	return 0, invalid("element %s with VR %q has undefined length", h, h.vr)
+}
+
+// unSequenceOf validates a value of VR UN and undefined length in an
+// explicit VR data set: a sequence whose VR the writer did not know (a
+// private one, typically), which PS3.5 6.2.2 and CP-246 encode in
+// implicit VR little endian whatever the transfer syntax. A writer that
+// kept the data set's explicit VR instead is accepted too. The dicom
+// library reads such a value in the data set's encoding and fails, so
+// the top-level element holding it is left out of what it sees (see
+// scanResult.omit).
+func (s *scanner) unSequenceOf(h elemHeader, limit, depth int) (int, error) {
+	s.unSequence = true
+	bo := s.bo
+	s.bo, s.implicit = binary.LittleEndian, true
+	end, err := s.undefinedSequence(h.value, limit, depth)
+	s.bo, s.implicit = bo, false
+	if err == nil {
+		return end, nil
+	}
+	// The elements of both walks count against maxElements, so that
+	// nested sequences tried both ways stay bounded.
+	if end, explicitErr := s.undefinedSequence(h.value, limit, depth); explicitErr == nil {
+		return end, nil
+	}
+	return 0, fmt.Errorf("sequence %s of VR UN: %w", h, err)
 }
 
 // definedSequence validates the items of a sequence of defined length.
@@ -396,15 +428,25 @@ func (s *scanner) pixelData(h elemHeader, limit int) (*pixelData, error) {
 }
 
 // headerParts returns the bytes the dicom library parses: the validated
-// prefix of the data set, less the Specific Character Set element. The
-// library decodes text in the character set that element names, and fails
+// prefix of the data set, less the elements in omit. Sequences of VR UN
+// and undefined length are left out because the library misreads them
+// (see unSequenceOf); the Specific Character Set element because the
+// library decodes text in the character set it names, and fails
 // the whole parse on a name it does not know or on bytes the decoder
 // rejects (it panics when the element is not text at all). This package
 // reads only ASCII values (UIDs, code strings, numbers, the accession
 // number), so without the element every string simply reads as its bytes.
 func (r scanResult) headerParts(body []byte) [][]byte {
-	if r.charsetEnd == 0 {
-		return [][]byte{body[:r.headerEnd]}
+	var parts [][]byte
+	from := 0
+	for _, o := range r.omit {
+		if o[1] > r.headerEnd {
+			break
+		}
+		if o[0] > from {
+			parts = append(parts, body[from:o[0]])
+		}
+		from = o[1]
 	}
-	return [][]byte{body[:r.charsetStart], body[r.charsetEnd:r.headerEnd]}
+	return append(parts, body[from:r.headerEnd])
 }

@@ -85,6 +85,9 @@ func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
 		}
 		first, last = index, index+1
 	}
+	if err := l.checkDecoded(opt.maxPixels(), last-first); err != nil {
+		return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
+	}
 	s = Stored{Rows: l.rows, Columns: l.cols, Frames: last - first, Samples: l.samples, Dtype: dtype(l)}
 	if f.nativeDirect() {
 		if s.Data, err = nativeFrames(f.pixels, l, first, last); err != nil {

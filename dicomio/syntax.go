@@ -20,12 +20,17 @@ const (
 
 	uidJPEGBaseline     = "1.2.840.10008.1.2.4.50"
 	uidJPEGExtended     = "1.2.840.10008.1.2.4.51"
+	uidJPEGSpectral     = "1.2.840.10008.1.2.4.53"
+	uidJPEGProgressive  = "1.2.840.10008.1.2.4.55"
 	uidJPEGLossless     = "1.2.840.10008.1.2.4.57"
 	uidJPEGLosslessSV1  = "1.2.840.10008.1.2.4.70"
 	uidJPEGLSLossless   = "1.2.840.10008.1.2.4.80"
 	uidJPEGLSNear       = "1.2.840.10008.1.2.4.81"
 	uidJPEG2000Lossless = "1.2.840.10008.1.2.4.90"
 	uidJPEG2000         = "1.2.840.10008.1.2.4.91"
+	uidHTJ2KLossless    = "1.2.840.10008.1.2.4.201"
+	uidHTJ2KLosslessRP  = "1.2.840.10008.1.2.4.202"
+	uidHTJ2K            = "1.2.840.10008.1.2.4.203"
 	uidRLE              = "1.2.840.10008.1.2.5"
 )
 
@@ -156,10 +161,15 @@ var codecs = map[string]codec{
 
 	uidJPEGBaseline:     compressed(uidJPEGBaseline, jpeg.Decode, markerJPEG),
 	uidJPEGExtended:     compressed(uidJPEGExtended, jpeg.Decode, markerJPEG),
+	uidJPEGSpectral:     compressed(uidJPEGSpectral, jpeg.Decode, markerJPEG),
+	uidJPEGProgressive:  compressed(uidJPEGProgressive, jpeg.Decode, markerJPEG),
 	uidJPEGLossless:     compressed(uidJPEGLossless, jpeg.Decode, markerJPEG),
 	uidJPEGLosslessSV1:  compressed(uidJPEGLosslessSV1, jpeg.Decode, markerJPEG),
 	uidJPEGLSLossless:   compressed(uidJPEGLSLossless, jpegls.Decode, markerJPEG),
 	uidJPEGLSNear:       compressed(uidJPEGLSNear, jpegls.Decode, markerJPEG),
 	uidJPEG2000Lossless: compressed(uidJPEG2000Lossless, jpeg2000.Decode, markerJPEG2000),
 	uidJPEG2000:         compressed(uidJPEG2000, jpeg2000.Decode, markerJPEG2000),
+	uidHTJ2KLossless:    compressed(uidHTJ2KLossless, jpeg2000.Decode, markerJPEG2000),
+	uidHTJ2KLosslessRP:  compressed(uidHTJ2KLosslessRP, jpeg2000.Decode, markerJPEG2000),
+	uidHTJ2K:            compressed(uidHTJ2K, jpeg2000.Decode, markerJPEG2000),
 }

@@ -16,11 +16,13 @@ import (
 //
 // film is the source image as displayed, values in [0,1] with 1 bright,
 // at the size it is to be shown (a film longer than MaxSide on a side is
-// shrunk to fit). heat is the anomaly map at any size, values in [0,1];
-// it is resampled bilinearly to the film's size, and values above
-// heatThreshold (DefaultHeatThreshold when it is not strictly between 0
-// and 1) are blended over the film from translucent red to yellow; values
-// at or below it leave the film untouched. A colour legend with its scale
+// shrunk to fit). heat is a level map from HeatLevels at any size (1 is the
+// threshold's level of evidence); it is resampled smoothly to the film's
+// size, and levels above heatThreshold (DefaultHeatThreshold when it is not
+// strictly between 0 and 1) are blended over the film from translucent
+// yellow to orange at the threshold's level, and red only above it; levels
+// at or below heatThreshold leave the film untouched, and a film not above
+// its threshold shows no red. A colour legend with its scale
 // and the threshold marked, the score, threshold, decision and model
 // version, and the words NOT FOR DIAGNOSTIC USE are burned in, at a size
 // that grows with the film's.
@@ -93,7 +95,7 @@ func secondaryCapture(src Source, rep sentinel.Report, film, heat sentinel.Image
 	d.text(0x00080033, "TM", dicomTime(content))
 	d.text(0x00080008, "CS", "DERIVED", "SECONDARY")
 	d.text(0x00082111, "ST", clean(fmt.Sprintf(
-		"Sentinel anomaly heatmap (model %s) over the source image: heat above %.2f in red to yellow; "+
+		"Sentinel anomaly heatmap (model %s) over the source image: evidence above %.2f of the threshold's in yellow to orange, above the threshold in red; "+
 			"score, threshold, decision and model burned in. %s", version, t, Disclaimer), maxST))
 	ref := newDataset()
 	ref.uid(0x00081150, src.SOPClassUID)

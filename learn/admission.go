@@ -10,8 +10,12 @@ import (
 // and its SWAG uncertainty are both within a z-score bound of the seed
 // normals, in Consecutive cycles in a row.
 type GateConfig struct {
-	// MaxDistanceZ bounds (score − seed mean) / seed sd.
+	// MaxDistanceZ bounds (score − seed mean) / seed sd from above, and
+	// MinDistanceZ from below (0: −3): a score far below every seed
+	// normal is not a more certain normal but a film the model does not
+	// understand, and is never admitted.
 	MaxDistanceZ float64
+	MinDistanceZ float64
 	// MaxUncertaintyZ bounds (uncertainty − seed mean) / seed sd.
 	MaxUncertaintyZ float64
 	// Consecutive is how many cycles in a row a case must pass (2 in the
@@ -84,13 +88,19 @@ type GateResult struct {
 	// HeadLogit is the head gate's value, nil when that gate was not
 	// applied.
 	HeadLogit *float64
-	Pass      bool
+	// OutOfDistribution is the case's mark (Case.OutOfDistribution).
+	OutOfDistribution bool
+	Pass              bool
 }
 
 // Gate measures c against the seed normals.
 func Gate(c Case, s SeedStats, cfg GateConfig) GateResult {
-	r := GateResult{InstanceID: c.InstanceID, DistanceZ: (c.Score - s.ScoreMean) / s.ScoreSD}
-	r.Pass = r.DistanceZ <= cfg.MaxDistanceZ
+	r := GateResult{InstanceID: c.InstanceID, DistanceZ: (c.Score - s.ScoreMean) / s.ScoreSD, OutOfDistribution: c.OutOfDistribution}
+	minZ := cfg.MinDistanceZ
+	if minZ == 0 {
+		minZ = -3
+	}
+	r.Pass = r.DistanceZ <= cfg.MaxDistanceZ && r.DistanceZ >= minZ && !c.OutOfDistribution
 	if s.HasUncertainty && c.Uncertainty != nil && !math.IsNaN(*c.Uncertainty) {
 		z := (*c.Uncertainty - s.UncertaintyMean) / s.UncertaintySD
 		r.UncertaintyZ = &z
@@ -149,6 +159,9 @@ func sortByDistance(rs []GateResult) {
 // Reason describes a gate result for the admissions record.
 func (r GateResult) Reason() string {
 	s := fmt.Sprintf("distance z %.3g", r.DistanceZ)
+	if r.OutOfDistribution {
+		s += " (out of distribution: never admitted)"
+	}
 	if r.UncertaintyZ == nil {
 		s += " (no uncertainty gate)"
 	} else {

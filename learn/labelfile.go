@@ -67,16 +67,64 @@ func (r LabelRow) StudyLevel() bool {
 // malformed is returned as a RowError with its line and the rest are still
 // returned; only an unreadable file or header is an error.
 func ParseLabels(r io.Reader, format string) ([]LabelRow, []RowError, error) {
-	switch strings.ToLower(format) {
-	case "csv":
-		return parseCSV(r)
-	case "json":
-		return parseJSON(r)
-	}
-	return nil, nil, fmt.Errorf("labels: unknown format %q: want csv or json", format)
+	p, err := ParseLabelsWith(r, format, LabelDefaults{})
+	return p.Rows, p.Bad, err
 }
 
-func parseCSV(r io.Reader) ([]LabelRow, []RowError, error) {
+// LabelDefaults fill in what the rows of a labels file leave out, so that
+// an exported worklist with a label column added imports as it is.
+type LabelDefaults struct {
+	// Reader is the reader of the rows with no reader column, or an empty
+	// one ("" keeps the reader required).
+	Reader string
+	// Time is when the rows with no time were read (zero keeps the time
+	// required).
+	Time time.Time
+	// SkipUnanswered passes over the rows whose label is empty (a
+	// worklist's questions not answered yet) instead of rejecting them.
+	SkipUnanswered bool
+}
+
+// ParsedLabels is what ParseLabelsWith read: the rows to import, the rows
+// rejected by line, and the lines passed over as unanswered.
+type ParsedLabels struct {
+	Rows       []LabelRow
+	Bad        []RowError
+	Unanswered []int
+}
+
+// ParseLabelsWith is ParseLabels with defaults for the reader and the time,
+// and optionally passing over unanswered rows.
+func ParseLabelsWith(r io.Reader, format string, d LabelDefaults) (ParsedLabels, error) {
+	var p ParsedLabels
+	var err error
+	switch strings.ToLower(format) {
+	case "csv":
+		p.Rows, p.Bad, err = parseCSV(r, d)
+	case "json":
+		p.Rows, p.Bad, err = parseJSON(r, d)
+	default:
+		return p, fmt.Errorf("labels: unknown format %q: want csv or json", format)
+	}
+	if d.SkipUnanswered {
+		kept := p.Bad[:0]
+		for _, b := range p.Bad {
+			if errors.Is(b.Err, errUnanswered) {
+				p.Unanswered = append(p.Unanswered, b.Line)
+			} else {
+				kept = append(kept, b)
+			}
+		}
+		p.Bad = kept
+	}
+	return p, err
+}
+
+// errUnanswered marks a row with an empty label, a bad label unless the
+// caller passes over unanswered rows.
+var errUnanswered = errors.New("empty label")
+
+func parseCSV(r io.Reader, d LabelDefaults) ([]LabelRow, []RowError, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
@@ -123,7 +171,7 @@ func parseCSV(r io.Reader) ([]LabelRow, []RowError, error) {
 			}
 			return ""
 		}
-		row, err := makeRow(line, get)
+		row, err := makeRow(line, get, d)
 		if err != nil {
 			bad = append(bad, RowError{line, err})
 			continue
@@ -133,7 +181,7 @@ func parseCSV(r io.Reader) ([]LabelRow, []RowError, error) {
 	return rows, bad, nil
 }
 
-func parseJSON(r io.Reader) ([]LabelRow, []RowError, error) {
+func parseJSON(r io.Reader, d LabelDefaults) ([]LabelRow, []RowError, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("labels: %w", err)
@@ -184,7 +232,7 @@ func parseJSON(r io.Reader) ([]LabelRow, []RowError, error) {
 			}
 			return ""
 		}
-		row, err := makeRow(line, get)
+		row, err := makeRow(line, get, d)
 		if typeErr != nil {
 			err = typeErr
 		}
@@ -202,7 +250,7 @@ func parseJSON(r io.Reader) ([]LabelRow, []RowError, error) {
 	return rows, bad, nil
 }
 
-func makeRow(line int, get func(string) string) (LabelRow, error) {
+func makeRow(line int, get func(string) string, d LabelDefaults) (LabelRow, error) {
 	row := LabelRow{Line: line}
 	for _, k := range keyColumns {
 		if v := get(k); v != "" {
@@ -213,17 +261,27 @@ func makeRow(line int, get func(string) string) (LabelRow, error) {
 	if row.Key == "" {
 		return row, ErrNoKey
 	}
-	v, finding := parseLabelValue(get("label"))
+	label := get("label")
+	if label == "" {
+		return row, fmt.Errorf("%w, got an %w", ErrBadLabel, errUnanswered)
+	}
+	v, finding := parseLabelValue(label)
 	if v == "" {
-		return row, fmt.Errorf("%w, got %q", ErrBadLabel, get("label"))
+		return row, fmt.Errorf("%w, got %q", ErrBadLabel, label)
 	}
 	row.Value, row.Finding = v, finding
 	if f := get("finding"); f != "" {
 		row.Finding = f
 	}
-	row.Reader = get("reader")
+	if row.Reader = get("reader"); row.Reader == "" {
+		row.Reader = d.Reader
+	}
 	if row.Reader == "" {
-		return row, ErrNoReader
+		return row, fmt.Errorf("%w: give a reader column, or the reader's name (labels import --reader NAME)", ErrNoReader)
+	}
+	if s := get("time"); s == "" && !d.Time.IsZero() {
+		row.Time = d.Time.UTC()
+		return row, nil
 	}
 	t, err := parseLabelTime(get("time"))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseLabelsCSVErrorsByLine(t *testing.T) {
@@ -129,5 +130,49 @@ func TestParseLabelsStudyKeys(t *testing.T) {
 	// A header with only a study key is a labels file.
 	if _, _, err := ParseLabels(strings.NewReader("accession_number,label,reader,time\n"), "csv"); err != nil {
 		t.Errorf("accession-only header: %v", err)
+	}
+}
+
+// An exported worklist with a label column added imports as it is: the
+// reader and time come from the defaults, unanswered rows are passed over,
+// and a bad row still names its line.
+func TestParseLabelsWithWorklistDefaults(t *testing.T) {
+	in := strings.Join([]string{
+		"query_id,instance_id,file,sop_instance_uid,study_instance_uid,accession_number,score,threshold,decision,uncertainty,model_version,heatmap,strategy,reason,asked_at,label",
+		`1,1.2.1,/in/a.dcm,1.2.1,1.2,ACC1,0.5,0.6,normal,,m1,,hybrid,"boundary rank 1 (score 0.5, threshold 0.6)",2026-01-02T10:00:00Z,abnormal: effusion`,
+		`2,1.2.2,/in/b.dcm,1.2.2,1.3,ACC2,0.7,0.6,abnormal,,m1,,hybrid,r,2026-01-02T10:00:00Z,normal`,
+		`3,1.2.3,/in/c.dcm,1.2.3,1.4,ACC3,0.7,0.6,abnormal,,m1,,hybrid,r,2026-01-02T10:00:00Z,`,
+		`4,1.2.4,/in/d.dcm,1.2.4,1.5,ACC4,0.7,0.6,abnormal,,m1,,hybrid,r,2026-01-02T10:00:00Z,perhaps`,
+	}, "\n") + "\n"
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	// Without defaults every row is refused, first for want of a reader.
+	_, bad, err := ParseLabels(strings.NewReader(in), "csv")
+	if err != nil || len(bad) != 4 || !errors.Is(bad[0], ErrNoReader) {
+		t.Fatalf("strict: %v %v", bad, err)
+	}
+	p, err := ParseLabelsWith(strings.NewReader(in), "csv", LabelDefaults{Reader: "dr-a", Time: now, SkipUnanswered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rows) != 2 || p.Rows[0].Key != "sop_instance_uid" || p.Rows[0].KeyValue != "1.2.1" || p.Rows[0].Reader != "dr-a" ||
+		!p.Rows[0].Time.Equal(now) || p.Rows[0].Finding != "effusion" || p.Rows[1].Value != Normal {
+		t.Fatalf("rows %+v", p.Rows)
+	}
+	if len(p.Unanswered) != 1 || p.Unanswered[0] != 4 {
+		t.Fatalf("unanswered %v", p.Unanswered)
+	}
+	if len(p.Bad) != 1 || p.Bad[0].Line != 5 || !errors.Is(p.Bad[0], ErrBadLabel) {
+		t.Fatalf("bad %v", p.Bad)
+	}
+	// A row's own reader and time win over the defaults.
+	own := "sop_instance_uid,label,reader,time\n1.2.1,normal,dr-b,2026-01-02\n"
+	p, err = ParseLabelsWith(strings.NewReader(own), "csv", LabelDefaults{Reader: "dr-a", Time: now})
+	if err != nil || len(p.Rows) != 1 || p.Rows[0].Reader != "dr-b" || p.Rows[0].Time.Equal(now) {
+		t.Fatalf("own reader and time: %+v %v", p.Rows, err)
+	}
+	// Without SkipUnanswered an empty label is a bad label, by line.
+	p, _ = ParseLabelsWith(strings.NewReader(in), "csv", LabelDefaults{Reader: "dr-a", Time: now})
+	if len(p.Bad) != 2 || p.Bad[0].Line != 4 || !errors.Is(p.Bad[0], ErrBadLabel) {
+		t.Fatalf("empty label kept: %v", p.Bad)
 	}
 }

@@ -23,6 +23,10 @@ type Case struct {
 	// Uncertainty is the detector's epistemic uncertainty (SWAG spread),
 	// nil when the model gives none.
 	Uncertainty *float64
+	// OutOfDistribution marks a film the detector found unlike its
+	// normals in any direction: it is never admitted as a normal, and
+	// never asked about as one.
+	OutOfDistribution bool
 	// Embedding places the case in a feature space where near-identical
 	// images are close; see Embedder.
 	Embedding []float32

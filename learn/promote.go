@@ -23,6 +23,9 @@ type Evaluation struct {
 	// same holdout can be compared case by case. They are not saved.
 	HoldoutScores   []float64 `json:"-"`
 	HoldoutAbnormal []bool    `json:"-"`
+	// Operating is the decision rules' operating point on the holdout,
+	// when the caller measured it. It is saved with the model's metrics.
+	Operating OperatingPoint `json:"-"`
 }
 
 // Evaluate computes an Evaluation from scores already made: holdout scores
@@ -64,6 +67,12 @@ type PromotionConfig struct {
 	// often a handful of swapped pairs; without the test such noise refuses
 	// good candidates. 0 judges by the tolerance alone.
 	Significance float64
+	// RequireBetter makes a candidate current on its own only when the
+	// holdout holds HoldoutMinPerClass cases of each class and the paired
+	// test (with Significance; without it, the ROC-AUC) finds it better
+	// than the current model. A candidate that is not worse but not shown
+	// better is held (Verdict.Held) for a person to promote.
+	RequireBetter bool
 }
 
 // ranks reports whether e's holdout ROC-AUC is measured over at least min
@@ -76,7 +85,13 @@ func (e Evaluation) ranks(min int) bool {
 type Verdict struct {
 	Promote bool   `json:"promote"`
 	Reason  string `json:"reason"`
+	// Held marks a candidate neither promoted nor refused: the evidence
+	// does not show it better, so only a person can make it current.
+	Held bool `json:"held,omitempty"`
 }
+
+// holdFor is the note a held candidate carries.
+const holdFor = "waits for a person (sentinel models promote VERSION)"
 
 // Promote decides whether cand replaces cur (nil when there is no current
 // model, which always promotes). The candidate must not be worse than the
@@ -85,7 +100,7 @@ type Verdict struct {
 // within cfg.Tolerance.
 func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
 	if cur == nil {
-		return Verdict{true, "no current model"}
+		return Verdict{Promote: true, Reason: "no current model"}
 	}
 	ranks := cand.ranks(max(cfg.HoldoutMinPerClass, 1)) && cur.ranks(max(cfg.HoldoutMinPerClass, 1))
 	note := ""
@@ -93,23 +108,40 @@ func Promote(cand Evaluation, cur *Evaluation, cfg PromotionConfig) Verdict {
 		p, paired := holdoutPValue(cand, *cur)
 		switch {
 		case cfg.Significance <= 0 || !paired:
-			return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g",
+			return Verdict{Promote: false, Reason: fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g",
 				cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance)}
 		case p < cfg.Significance:
-			return Verdict{false, fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g (paired DeLong p = %.3f)",
+			return Verdict{Promote: false, Reason: fmt.Sprintf("holdout ROC-AUC %.4f is worse than the current %.4f by more than %.3g (paired DeLong p = %.3f)",
 				cand.HoldoutAUC, cur.HoldoutAUC, cfg.Tolerance, p)}
 		}
 		note = fmt.Sprintf(" (lower, but not significantly: paired DeLong p = %.2f)", p)
 	}
 	if cand.SeedFPR > cur.SeedFPR+cfg.Tolerance {
-		return Verdict{false, fmt.Sprintf("flags %.1f%% of the seed normals, the current model %.1f%% (tolerance %.3g)",
+		return Verdict{Promote: false, Reason: fmt.Sprintf("flags %.1f%% of the seed normals, the current model %.1f%% (tolerance %.3g)",
 			100*cand.SeedFPR, 100*cur.SeedFPR, cfg.Tolerance)}
 	}
 	if !ranks {
-		return Verdict{true, fmt.Sprintf("seed normals: %.1f%% flagged vs %.1f%%; the holdout (%d normal, %d abnormal) is too small to rank yet (%d of each needed)",
+		v := Verdict{Promote: true, Reason: fmt.Sprintf("seed normals: %.1f%% flagged vs %.1f%%; the holdout (%d normal, %d abnormal) is too small to rank yet (%d of each needed)",
 			100*cand.SeedFPR, 100*cur.SeedFPR, cand.HoldoutNormals, cand.HoldoutAbnormals, max(cfg.HoldoutMinPerClass, 1))}
+		if cfg.RequireBetter {
+			v.Promote, v.Held, v.Reason = false, true, v.Reason+": "+holdFor
+		}
+		return v
 	}
-	return Verdict{true, fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f%s, seed normals flagged %.1f%% vs %.1f%%",
+	if cfg.RequireBetter {
+		better := cand.HoldoutAUC > cur.HoldoutAUC
+		how := fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f", cand.HoldoutAUC, cur.HoldoutAUC)
+		if p, paired := holdoutPValue(*cur, cand); paired && cfg.Significance > 0 {
+			better = p < cfg.Significance
+			how += fmt.Sprintf(" (paired DeLong p = %.3f that it is better)", p)
+		}
+		if !better {
+			return Verdict{Held: true, Reason: how + ", not shown better than the current model: " + holdFor}
+		}
+		return Verdict{Promote: true, Reason: how + fmt.Sprintf(", better than the current model; seed normals flagged %.1f%% vs %.1f%%",
+			100*cand.SeedFPR, 100*cur.SeedFPR)}
+	}
+	return Verdict{Promote: true, Reason: fmt.Sprintf("holdout ROC-AUC %.4f vs %.4f%s, seed normals flagged %.1f%% vs %.1f%%",
 		cand.HoldoutAUC, cur.HoldoutAUC, note, 100*cand.SeedFPR, 100*cur.SeedFPR)}
 }
 

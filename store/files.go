@@ -17,6 +17,10 @@ const (
 	FileDuplicate = "duplicate" // same instance, same bytes as one already done
 	FileConflict  = "conflict"  // same instance id, different bytes: kept and flagged
 	FileFailed    = "failed"    // could not be processed; see Error and QuarantinePath
+	// FileOutOfScope is a valid file Sentinel does not score (another
+	// modality, body part or view, an object without an image, one of its
+	// own outputs); Error says why.
+	FileOutOfScope = "out_of_scope"
 )
 
 // Instance statuses.
@@ -92,13 +96,13 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO instances (instance_id, sop_instance_uid,
 			study_instance_uid, series_instance_uid, sop_class_uid, modality, accession_number,
 			transfer_syntax_uid, format, rows, columns, frames, photometric, path, sha256, status,
-			patient_key, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			patient_key, placement_json, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (instance_id) DO NOTHING`,
 			in.ID, in.SOPInstanceUID, in.StudyInstanceUID, in.SeriesInstanceUID, in.SOPClassUID,
 			in.Modality, in.AccessionNumber, in.TransferSyntaxUID, string(in.Format), in.Rows,
 			in.Columns, in.Frames, in.Photometric, in.SourcePath, in.SHA256, InstanceScored,
-			in.PatientKey, now, now)
+			in.PatientKey, placementJSON(in.Placement), now, now)
 		if err != nil {
 			return err
 		}
@@ -329,4 +333,22 @@ func (db *DB) Reports(ctx context.Context) ([]ReportRow, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// placementJSON encodes where a film sits in the PACS for the instances
+// table.
+func placementJSON(p sentinel.Placement) string {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}
+
+// parsePlacement decodes placementJSON's output; a value that does not
+// parse gives an empty placement.
+func parsePlacement(s string) sentinel.Placement {
+	var p sentinel.Placement
+	_ = json.Unmarshal([]byte(s), &p)
+	return p
 }

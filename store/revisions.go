@@ -38,7 +38,7 @@ type Reported struct {
 func (db *DB) ReportsToRevise(ctx context.Context, modelVersion string, since time.Time) ([]Reported, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT i.instance_id, i.sop_instance_uid, i.study_instance_uid,
 		i.series_instance_uid, i.sop_class_uid, i.modality, i.accession_number, i.format, i.path, i.sha256,
-		i.patient_key,
+		i.patient_key, i.placement_json,
 		COALESCE((SELECT archive_path FROM files f WHERE f.instance_id = i.instance_id AND f.archive_path != ''
 			ORDER BY f.id DESC LIMIT 1), i.path),
 		r.revision, r.path, r.model_version, r.decision, COALESCE(old.value, 0), COALESCE(old.threshold, 0), r.created_at,
@@ -56,16 +56,17 @@ func (db *DB) ReportsToRevise(ctx context.Context, modelVersion string, since ti
 	for rows.Next() {
 		var r Reported
 		in := &r.Instance
-		var format, dec, at string
+		var format, dec, at, placement string
 		var cv, ct, cu sql.NullFloat64
 		var cd, cc sql.NullString
 		if err := rows.Scan(&in.ID, &in.SOPInstanceUID, &in.StudyInstanceUID, &in.SeriesInstanceUID, &in.SOPClassUID,
-			&in.Modality, &in.AccessionNumber, &format, &in.SourcePath, &in.SHA256, &in.PatientKey, &r.Path,
+			&in.Modality, &in.AccessionNumber, &format, &in.SourcePath, &in.SHA256, &in.PatientKey, &placement, &r.Path,
 			&r.Revision, &r.ReportPath, &r.ModelVersion, &dec, &r.Score, &r.Threshold, &at,
 			&cv, &ct, &cd, &cu, &cc); err != nil {
 			return nil, fmt.Errorf("store: reports to revise: %w", err)
 		}
 		in.Format = sentinel.Format(format)
+		in.Placement = parsePlacement(placement)
 		r.Decision = sentinel.Decision(dec)
 		r.ReportedAt = parseTime(at)
 		if cv.Valid {

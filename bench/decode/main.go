@@ -4,6 +4,10 @@
 // a markdown table of the median time per frame and the ratios.
 //
 //	go run ./bench/decode [-reps 5] [-max 6] [-write docs/performance.md]
+//	go run ./bench/decode -htj2k [-reps 9] [-max 6] [-write docs/performance.md]
+//
+// With -htj2k it compares HTJ2K decoding with OpenJPEG instead (see
+// htj2k.go).
 //
 // Two comparisons are made, each like for like:
 //   - in process: Sentinel's dicomio.DecodeStored against pydicom's
@@ -54,6 +58,18 @@ var syntaxes = []struct{ uid, name, dcmtk string }{
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-oneht" {
+		// Re-executed as a one-file HTJ2K decoder (see htj2k.go).
+		path, w, h, bits, err := htArgs(os.Args[2:])
+		if err == nil {
+			err = decodeOneHT(path, w, h, bits)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "-one" {
 		// Re-executed as a one-file decoder: the command-line comparison.
 		if err := decodeOne(os.Args[2]); err != nil {
@@ -69,7 +85,22 @@ func main() {
 	maxFiles := flag.Int("max", 6, "corpus files per transfer syntax (the cxr8 files come on top)")
 	write := flag.String("write", "", "also write the table under the \"Decoding\" heading of this markdown `file`")
 	python := flag.String("python", "/usr/bin/python3", "interpreter with pydicom, GDCM and numpy")
+	htj2k := flag.Bool("htj2k", false, "compare HTJ2K decoding with OpenJPEG's opj_decompress instead (cxr8 films encoded with ojph_compress; -write fills the \"HTJ2K decode\" heading)")
 	flag.Parse()
+	if *htj2k {
+		table, err := runHTJ2K(*cxr8, *reps, *warm, *maxFiles)
+		if err == nil {
+			fmt.Print(table)
+			if *write != "" {
+				err = writeSection(*write, "HTJ2K decode", "go run ./bench/decode -htj2k -write docs/performance.md", table)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "decode:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	files, err := pickFiles(*corpus, *cxr8, *maxFiles)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "decode:", err)
@@ -78,7 +109,7 @@ func main() {
 	table := run(files, *reps, *warm, *python)
 	fmt.Print(table)
 	if *write != "" {
-		if err := writeSection(*write, table); err != nil {
+		if err := writeSection(*write, "Decoding", "go run ./bench/decode -write docs/performance.md", table); err != nil {
 			fmt.Fprintln(os.Stderr, "decode:", err)
 			os.Exit(1)
 		}
@@ -298,21 +329,21 @@ func table(rows map[string]*row, reps, warm int) string {
 	return b.String()
 }
 
-// writeSection replaces the "## Decoding" section of a markdown file (up to
-// the next "## " heading) with the table, creating the file or the section
-// when absent, and leaving other sections alone.
-func writeSection(path, table string) error {
+// writeSection replaces the section under "## heading" of a markdown file
+// (up to the next "## " heading) with the table, creating the file or the
+// section when absent, and leaving other sections alone.
+func writeSection(path, heading, command, table string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	section := "## Decoding\n\nMade by `go run ./bench/decode -write docs/performance.md` from the repository root on " +
+	section := "## " + heading + "\n\nMade by `" + command + "` from the repository root on " +
 		time.Now().UTC().Format("2006-01-02") + ".\n\n" + table
 	text := string(old)
 	if text == "" {
 		text = "# Performance\n\n"
 	}
-	start := strings.Index(text, "## Decoding\n")
+	start := strings.Index(text, "## "+heading+"\n")
 	if start < 0 {
 		if !strings.HasSuffix(text, "\n\n") {
 			text = strings.TrimRight(text, "\n") + "\n\n"

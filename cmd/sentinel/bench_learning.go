@@ -19,7 +19,7 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, err := subcommand(args, "sentinel bench learning [flags]", stderr, "learning"); err != nil {
+	if _, err := subcommand(args, "sentinel bench learning [flags] | sentinel bench compare [flags]", stderr, "learning"); err != nil {
 		return err
 	}
 	return runBenchLearning(ctx, args[1:], stdout, stderr)

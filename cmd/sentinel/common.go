@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/agent"
@@ -30,27 +31,48 @@ type globalFlags struct {
 
 func newFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *globalFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package would print an error and the whole flag list on
+	// stderr; parse returns them instead, so that help goes to standard
+	// output and an error is printed once.
+	fs.SetOutput(io.Discard)
 	g := &globalFlags{}
 	fs.StringVar(&g.workspace, "workspace", config.DefaultWorkspace, "workspace `folder` holding inbox/, reports/, quarantine/, models/ and state.db")
 	fs.StringVar(&g.config, "config", "", "TOML configuration `file` (see agent.toml.example); --workspace overrides its workspace")
 	fs.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
 	fs.BoolVar(&g.newDatabase, "new-database", false, "create a new database even though the workspace already holds reports or models (its labels, holdout and patient key start empty)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sentinel %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
+	synopses.Store(fs, synopsis)
 	return fs, g
 }
+
+// synopses holds each flag set's synopsis for its help text.
+var synopses sync.Map
+
+// helpText returns a command's usage and flags.
+func helpText(fs *flag.FlagSet) string {
+	var b strings.Builder
+	syn, _ := synopses.Load(fs)
+	fmt.Fprintf(&b, "Usage: sentinel %v\n\nFlags:\n", syn)
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return b.String()
+}
+
+// helpError carries the help text a command prints on standard output.
+type helpError struct{ text string }
+
+func (e helpError) Error() string        { return "help requested" }
+func (e helpError) Is(target error) bool { return target == errHelp }
 
 // parse parses args and turns --help and flag errors into errHelp and
 // usageError.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+			return helpError{helpText(fs)}
 		}
-		return usageError{err.Error()}
+		return usageError{fmt.Sprintf("%s: %v (sentinel %s --help lists its flags)", fs.Name(), err, fs.Name())}
 	}
 	return nil
 }
@@ -113,6 +135,32 @@ type env struct {
 // setup loads the configuration, applies the flags and creates the
 // workspace folders.
 func setup(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, error) {
+	return setupWith(fs, g, stderr, true)
+}
+
+// setupExisting is setup for the commands that only read, or change only
+// what an existing workspace holds: it creates no folder, and fails when
+// the workspace has no database (a mistyped --workspace, say).
+func setupExisting(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, error) {
+	e, err := setupWith(fs, g, stderr, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(e.paths.Database); err != nil {
+		return nil, fmt.Errorf("no Sentinel workspace here: %s: %w (check --workspace or --config)", e.paths.Database, err)
+	}
+	return e, nil
+}
+
+func setupWith(fs *flag.FlagSet, g *globalFlags, stderr io.Writer, prepare bool) (*env, error) {
+	if g.logLevel != "" {
+		switch strings.ToLower(g.logLevel) {
+		case "debug", "info", "warn", "error":
+		default:
+			// A bad flag is a bad command line, not a bad file.
+			return nil, usageError{fmt.Sprintf("--log-level must be debug, info, warn or error, got %q", g.logLevel)}
+		}
+	}
 	cfg := config.Default()
 	if g.config != "" {
 		c, err := config.Load(g.config)
@@ -136,8 +184,10 @@ func setup(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, error) {
 	if err != nil {
 		return nil, configError{err}
 	}
-	if err := paths.Prepare(); err != nil {
-		return nil, err
+	if prepare {
+		if err := paths.Prepare(); err != nil {
+			return nil, err
+		}
 	}
 	return &env{cfg: cfg, paths: paths, log: newLogger(cfg.Log, stderr), newDatabase: g.newDatabase}, nil
 }
@@ -280,8 +330,7 @@ func (e *env) openForScoring(ctx context.Context) (m agent.Scorer, db *store.DB,
 // names; --help prints the group's usage.
 func subcommand(args []string, usage string, stderr io.Writer, names ...string) (string, error) {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintf(stderr, "Usage: %s\n", usage)
-		return "", errHelp
+		return "", helpError{fmt.Sprintf("Usage: %s\n", usage)}
 	}
 	if len(args) == 0 || !slices.Contains(names, args[0]) {
 		return "", usageError{"usage: " + usage}

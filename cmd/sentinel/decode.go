@@ -21,13 +21,11 @@ import (
 func runDecode(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	// No workspace: decode reads one file and touches nothing else.
 	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sentinel decode [--npy OUT.npy] [--png OUT.png] [--frame N] FILE\n\n"+
-			"Without flags, print the header summary without decoding the pixels.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	npyPath := fs.String("npy", "", "write the stored pixel values (after decompression, before any LUT) in pydicom's pixel_array layout and dtype to this .npy `file`")
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	synopses.Store(fs, "decode [--npy OUT.npy] [--png OUT.png] [--frame N] FILE\n\n"+
+		"Without flags, print the header summary without decoding the pixels.")
+	npyPath := fs.String("npy", "", "write the stored pixel values (after decompression, before any LUT) in pydicom's pixel_array layout, dtype and colour space (YBR_FULL and YBR_FULL_422 JPEGs stay YCbCr) to this .npy `file`")
 	pngPath := fs.String("png", "", "write what the detector sees (the display pipeline's output) as an 8-bit grayscale PNG to this `file`")
 	frameNo := fs.Int("frame", -1, "0-based `frame` to write; --npy writes every frame and --png the first when not given")
 	if err := parse(fs, args); err != nil {
@@ -54,6 +52,11 @@ func runDecode(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if err := writeFileWith(*npyPath, func(w io.Writer) error { return writeNPY(w, s) }); err != nil {
 			return fmt.Errorf("decode: %w", err)
 		}
+		// The colour space of the values: the header's photometric
+		// interpretation (YBR_FULL and YBR_FULL_422 JPEGs stay YCbCr, as
+		// in pydicom), or RGB where the codec converted them.
+		fmt.Fprintf(stdout, "wrote %s: %d frames of %d × %d × %d %s, %s\n",
+			*npyPath, s.Frames, s.Rows, s.Columns, s.Samples, s.Dtype, s.Photometric)
 	}
 	if *pngPath != "" {
 		img, err := dicomio.DisplayFrame(path, opt, max(*frameNo, 0))

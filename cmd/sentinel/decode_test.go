@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	bo "encoding/binary"
+	"fmt"
 	"image/color"
 	"image/png"
 	"os"
@@ -56,8 +57,12 @@ func TestDecodeNPY(t *testing.T) {
 				t.Fatalf("%s not in reference.tsv", path)
 			}
 			out := filepath.Join(t.TempDir(), "out.npy")
-			if stdout, errOut, code := sentinelCmd(t, "decode", "--npy", out, filepath.Join(decodeCorpus, path)); code != 0 {
+			stdout, errOut, code := sentinelCmd(t, "decode", "--npy", out, filepath.Join(decodeCorpus, path))
+			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
+			}
+			if want := fmt.Sprintf(" %s × %s × ", r[3], r[4]); !strings.Contains(stdout, want) || !strings.HasSuffix(strings.TrimSpace(stdout), ", "+r[2]) {
+				t.Errorf("stdout %q does not give the size %q and the photometric %q", stdout, want, r[2])
 			}
 			script := `import sys, hashlib, numpy as np
 a = np.load(sys.argv[1])
@@ -80,8 +85,8 @@ func TestDecodeHeaderAndPNG(t *testing.T) {
 	if _, err := os.Stat(decodeCorpus); err != nil {
 		t.Skip("../shared/data/dicom not found: skipping decode test")
 	}
-	stdout, errOut, code := sentinelCmd(t, "decode", filepath.Join(decodeCorpus, "pydicom-data/data/HTJ2KLossless_08_RGB.dcm"))
-	if code != 0 || !strings.Contains(stdout, "1.2.840.10008.1.2.4.201 (High-Throughput JPEG 2000 Lossless)") ||
+	stdout, errOut, code := sentinelCmd(t, "decode", filepath.Join(decodeCorpus, "pydicom-data/data/liver_deflate.dcm"))
+	if code != 0 || !strings.Contains(stdout, "1.2.840.10008.1.2.8.1 (Deflated Image Frame Compression)") ||
 		!strings.Contains(stdout, "decodable:       no") {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
 	}

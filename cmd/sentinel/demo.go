@@ -69,6 +69,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The demo writes each file whole: its broken file is broken, not
 	// half-written, and need not be waited for.
 	e.cfg.Ingest.WriteGrace = config.Duration{Duration: time.Second}
+	// The demo's phantoms are small films; the scope gate's other checks
+	// apply as configured.
+	e.cfg.Scope.MinSize = 0
 	e.cfg.HTTP.Addr = "" // the demo shows its results itself; no port to clash with
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(*seed), 0))
@@ -268,12 +271,16 @@ func demoLearning(ctx context.Context, w io.Writer, e *env, db *store.DB, a *age
 	if err != nil {
 		return err
 	}
-	verdict := "rejected"
-	if res.Verdict.Promote {
-		verdict = "promoted"
-	}
-	fmt.Fprintf(w, "    retrained: model %s %s (%s)\n", res.Candidate.Version, verdict, res.Verdict.Reason)
-	if !res.Verdict.Promote {
+	fmt.Fprintf(w, "    retrained: model %s %s (%s)\n", res.Candidate.Version, verdictWord(res.Verdict.Promote, res.Verdict.Held), res.Verdict.Reason)
+	switch {
+	case res.Verdict.Held:
+		// Twelve studies make too small a holdout to show a model better:
+		// the demo plays the person who looks and decides.
+		if _, err := agent.PromoteModel(ctx, db, e.paths.Models, res.Candidate.Version, "the demo's radiologist"); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "    a person looks and makes it current: sentinel models promote %s\n", res.Candidate.Version)
+	case !res.Verdict.Promote:
 		return nil
 	}
 	fmt.Fprintf(w, "    its reports now combine the detector with what the labels taught (docs/learning.md)\n")

@@ -66,7 +66,7 @@ func writePhantoms(t *testing.T, rng *rand.Rand, dir string, n int, kind phantom
 	var out []string
 	for i := 0; i < n; i++ {
 		p := filepath.Join(dir, fmt.Sprintf("%s-%02d.dcm", kind, i))
-		if err := writePhantom(rng, p, 128, kind, phantom.Meta{}); err != nil {
+		if err := writePhantom(rng, p, 256, kind, phantom.Meta{}); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, p)
@@ -106,10 +106,38 @@ func TestCommandsWithoutModelOrWithBadConfig(t *testing.T) {
 	if code != exitUsage {
 		t.Fatalf("unknown command: exit %d", code)
 	}
+	// The command-line contract: help on standard output with exit 0; a
+	// bad flag printed once, on stderr, with the usage exit code.
 	for _, c := range commands() {
-		_, errOut, code := sentinelCmd(t, c.name, "--help")
-		if c.name != "version" && (code != 0 || !strings.Contains(errOut, "Usage: sentinel "+c.name)) {
-			t.Errorf("%s --help: exit %d, %q", c.name, code, errOut)
+		out, errOut, code := sentinelCmd(t, c.name, "--help")
+		if c.name != "version" && (code != 0 || !strings.Contains(out, "Usage: sentinel "+c.name) || errOut != "") {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
+		}
+		if c.name == "version" {
+			continue
+		}
+		out, errOut, code = sentinelCmd(t, c.name, "--no-such-flag")
+		if code != exitUsage || out != "" || strings.Count(errOut, "no-such-flag") > 1 || strings.Contains(errOut, "Flags:") ||
+			strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("%s --no-such-flag: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		if out, _, code := sentinelCmd(t, args...); code != 0 || !strings.HasPrefix(out, "sentinel ") || !strings.Contains(out, "go1.") {
+			t.Errorf("%v: exit %d, %q", args, code, out)
+		}
+	}
+	if _, errOut, code := sentinelCmd(t, "status", "--workspace", ws, "--log-level", "verbose"); code != exitUsage || !strings.Contains(errOut, "--log-level") {
+		t.Errorf("--log-level verbose: exit %d, %q", code, errOut)
+	}
+	// Commands that only read never make a workspace.
+	typo := filepath.Join(t.TempDir(), "TYPO")
+	for _, args := range [][]string{{"status"}, {"models", "list"}} {
+		if _, errOut, code := sentinelCmd(t, append(args, "--workspace", typo)...); code == 0 || !strings.Contains(errOut, "no Sentinel workspace") {
+			t.Errorf("%v on a missing workspace: exit %d, %q", args, code, errOut)
+		}
+		if _, err := os.Stat(typo); err == nil {
+			t.Fatalf("%v made the workspace %s", args, typo)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/learn"
@@ -19,11 +20,12 @@ import (
 var errBadRows = errors.New("some rows were not imported")
 
 func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, err := subcommand(args, "sentinel labels import [--format csv|json] FILE (- for standard input)", stderr, "import"); err != nil {
+	if _, err := subcommand(args, "sentinel labels import [--format csv|json] [--reader NAME] FILE (- for standard input)", stderr, "import"); err != nil {
 		return err
 	}
-	fs, g := newFlagSet("labels import", "labels import [--format csv|json] FILE|- [flags]", stderr)
+	fs, g := newFlagSet("labels import", "labels import [--format csv|json] [--reader NAME] FILE|- [flags]", stderr)
 	format := fs.String("format", "", "csv or json (default from the file's extension; csv for standard input)")
+	reader := fs.String("reader", "", "the reader of the rows that name none (an exported worklist with a label column added has no reader column)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -53,10 +55,13 @@ func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer file.Close()
 		in, source = file, filepath.Base(path)
 	}
-	rows, bad, err := learn.ParseLabels(in, f)
+	// A row without a time was read now; a row with no label yet (a
+	// worklist's question not answered) is passed over.
+	parsed, err := learn.ParseLabelsWith(in, f, learn.LabelDefaults{Reader: *reader, Time: time.Now().UTC(), SkipUnanswered: true})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	rows, bad := parsed.Rows, parsed.Bad
 	db, err := e.openDB()
 	if err != nil {
 		return err
@@ -69,6 +74,9 @@ func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "%d rows: %d labels added, %d already imported, %d rejected", rep.Rows, rep.Added, rep.Unchanged, len(rep.Errors))
 	if len(rep.Undone) > 0 {
 		fmt.Fprintf(stdout, "; %d admissions undone", len(rep.Undone))
+	}
+	if n := len(parsed.Unanswered); n > 0 {
+		fmt.Fprintf(stdout, "; %d rows without a label passed over", n)
 	}
 	fmt.Fprintln(stdout)
 	if err != nil {

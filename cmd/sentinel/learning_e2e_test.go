@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -105,8 +106,21 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 		t.Fatalf("open worklist after the answers: %v", rows)
 	}
 
+	// A dry run trains and measures a candidate, lists the recent reports
+	// it would decide otherwise, and keeps nothing.
+	if out, _ = run(0, "retrain", "--workspace", ws, "--epochs", "2", "--dry-run"); !strings.Contains(out, "dry run: candidate ") ||
+		!strings.Contains(out, "recent reports it was compared with") {
+		t.Fatalf("retrain --dry-run: %s", out)
+	} else if m := regexp.MustCompile(`would revise (\d+) of the (\d+) recent reports`).FindStringSubmatch(out); m == nil || m[2] == "0" {
+		t.Fatalf("retrain --dry-run compared no reports: %s", out)
+	}
+	if out, _ := run(0, "models", "list", "--workspace", ws, "--json"); strings.Count(out, `"version"`) != 1 {
+		t.Fatalf("a dry run kept a model: %s", out)
+	}
+	// The holdout (2 normal, 2 abnormal) is too small to judge a
+	// candidate: it is kept, and held for a person.
 	if out, _ = run(0, "retrain", "--workspace", ws, "--epochs", "2"); !strings.Contains(out, "candidate ") ||
-		!(strings.Contains(out, "promoted: ") || strings.Contains(out, "rejected: ")) {
+		!strings.Contains(out, "held for a person: ") || !strings.Contains(out, "too small to rank") {
 		t.Fatalf("retrain: %s", out)
 	}
 	out, _ = run(0, "models", "list", "--workspace", ws, "--json")
@@ -133,6 +147,13 @@ func TestLearningWorkflowEndToEnd(t *testing.T) {
 		}
 	}
 	first := models[0].Model.Version
+	if !models[0].Active || models[1].Active {
+		t.Fatalf("a held candidate became current: %s", out)
+	}
+	// A person promotes it, and can roll back.
+	if out, _ = run(0, "models", "promote", "--workspace", ws, "--by", "dr-admin", models[1].Model.Version); !strings.Contains(out, "promoted by dr-admin") {
+		t.Fatalf("promote: %s", out)
+	}
 	if out, _ = run(0, "models", "rollback", "--workspace", ws, first); !strings.Contains(out, "model "+first+" is current again") || !strings.Contains(out, "each report of the last 7 days") {
 		t.Fatalf("rollback: %s", out)
 	}
@@ -234,7 +255,7 @@ func TestLearningOverHTTP(t *testing.T) {
 		acc := fmt.Sprintf("ACC%d", i)
 		kind[acc] = k
 		p := filepath.Join(src, acc+".dcm")
-		if err := writePhantom(rng, p, 128, k, phantom.Meta{AccessionNumber: acc}); err != nil {
+		if err := writePhantom(rng, p, 256, k, phantom.Meta{AccessionNumber: acc}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -49,13 +51,15 @@ func commands() []command {
 		{"decode", "print a DICOM file's header, or write its pixels as .npy or PNG", runDecode},
 		{"queries", "choose cases to ask radiologists about and export the worklist", runQueries},
 		{"labels", "import radiologists' labels from CSV or JSON", runLabels},
+		{"readers", "add, list or revoke the readers who sign in to the page", runReaders},
 		{"retrain", "retrain on labelled and admitted normals; promote only if not worse", runRetrain},
 		{"admit", "run one oracle-free admission cycle", runAdmit},
 		{"models", "list model versions or roll back to one", runModels},
 		{"bench", "benchmarks: 'bench learning' simulates the learning loop, 'bench compare' races the PyTorch peer", runBenchAll},
 		{"status", "print counts, recent failures and the current model", runStatus},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			fmt.Fprintln(stdout, "sentinel", version)
+		{"echo", "send a C-ECHO to a configured DICOM destination or to HOST:PORT", runEcho},
+		{"version", "print the version, the VCS revision and the Go version (also --version)", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			fmt.Fprintln(stdout, versionLine())
 			return nil
 		}},
 	}
@@ -77,6 +81,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -89,6 +96,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var help helpError
+		if errors.As(err, &help) {
+			fmt.Fprint(stdout, help.text)
+			return exitOK
+		}
 		if c.name == "run" && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			// Stopped (SIGTERM, Ctrl-C) before start-up finished: a
 			// requested stop, not a failure.
@@ -136,4 +148,31 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitBusy
 	}
 	return exitFailure
+}
+
+// versionLine names the version, the VCS revision the binary was built
+// from (when the Go tool recorded one) and the Go version.
+func versionLine() string {
+	rev, dirty := "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, st := range bi.Settings {
+			switch st.Key {
+			case "vcs.revision":
+				rev = st.Value
+			case "vcs.modified":
+				dirty = st.Value == "true"
+			}
+		}
+	}
+	line := "sentinel " + version
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "+modified"
+		}
+		line += " (" + rev + ")"
+	}
+	return line + " " + runtime.Version()
 }

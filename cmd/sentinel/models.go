@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -11,16 +12,17 @@ import (
 )
 
 func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, err := subcommand(args, "sentinel models list [--json] | sentinel models rollback VERSION", stderr, "list", "rollback")
+	sub, err := subcommand(args, "sentinel models list [--json] | sentinel models rollback VERSION | sentinel models promote VERSION [--by NAME]", stderr, "list", "rollback", "promote")
 	if err != nil {
 		return err
 	}
-	fs, g := newFlagSet("models "+sub, "models list [--json] | models rollback VERSION [flags]", stderr)
+	fs, g := newFlagSet("models "+sub, "models list [--json] | models rollback VERSION | models promote VERSION [--by NAME] [flags]", stderr)
 	asJSON := fs.Bool("json", false, "with list, print JSON")
+	by := fs.String("by", "", "with promote, who decides (default: the user running the command)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	e, err := setup(fs, g, stderr)
+	e, err := setupExisting(fs, g, stderr)
 	if err != nil {
 		return err
 	}
@@ -29,6 +31,25 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
+	if sub == "promote" {
+		if fs.NArg() != 1 {
+			return usageError{"models promote: give exactly one VERSION"}
+		}
+		who := *by
+		if who == "" {
+			who = os.Getenv("USER")
+		}
+		if who == "" {
+			who = "an operator"
+		}
+		info, err := agent.PromoteModel(ctx, db, e.paths.Models, fs.Arg(0), who)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "model %s is current, promoted by %s (%s)\n", info.Version, who, info.Path)
+		printRevisionNote(stdout, e)
+		return nil
+	}
 	if sub == "rollback" {
 		if fs.NArg() != 1 {
 			return usageError{"models rollback: give exactly one VERSION"}

@@ -15,6 +15,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	labels := fs.String("labels", "", "with --normals, a labels `CSV` whose normal rows are the seed")
 	split := fs.String("split", "", "with --labels, only this split's rows")
 	epochs := fs.Int("epochs", 0, "training epochs (overrides detector.epochs)")
+	dryRun := fs.Bool("dry-run", false, "train and measure a candidate and list the recent reports it would revise; save and promote nothing")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,17 +43,27 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	res, err := agent.Retrain(ctx, db, e.learningOptions())
+	opt := e.learningOptions()
+	opt.DryRun = *dryRun
+	res, err := agent.Retrain(ctx, db, opt)
 	if err != nil {
 		return err
 	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "dry run: candidate %s (not saved) would be %s: %s\n", res.Candidate.Version, verdictWord(res.Verdict.Promote, res.Verdict.Held), res.Verdict.Reason)
+		fmt.Fprintf(stdout, "it would revise %d of the %d recent reports it was compared with\n", len(res.WouldRevise), res.Compared)
+		for _, r := range res.WouldRevise {
+			fmt.Fprintf(stdout, "  %s  study %s  accession %s  %s -> %s  (reported by %s)\n", r.InstanceID, r.StudyInstanceUID,
+				orDash(r.AccessionNumber), r.From, r.To, r.ModelVersion)
+		}
+		return nil
+	}
 	fmt.Fprintf(stdout, "candidate %s trained on %d normals (%d labelled abnormals for the head and threshold; frozen holdout %d cases, %d of them new)\n",
 		res.Candidate.Version, len(res.TrainedIDs), len(res.Plan.Abnormals), len(res.Plan.Holdout), res.HoldoutAdded)
-	verdict := "kept, not promoted"
-	if res.Verdict.Promote {
-		verdict = "promoted"
+	fmt.Fprintf(stdout, "%s: %s\n", verdictWord(res.Verdict.Promote, res.Verdict.Held), res.Verdict.Reason)
+	if res.Compared > 0 {
+		fmt.Fprintf(stdout, "compared with %d recent reports: it decides %d of them otherwise\n", res.Compared, len(res.WouldRevise))
 	}
-	fmt.Fprintf(stdout, "%s: %s\n", verdict, res.Verdict.Reason)
 	if res.Verdict.Promote {
 		printRevisionNote(stdout, e)
 	}
@@ -97,4 +108,22 @@ func runAdmit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "admitted %s: %s\n", a.InstanceID, a.Reason())
 	}
 	return nil
+}
+
+// verdictWord says what became of a candidate.
+func verdictWord(promoted, held bool) string {
+	switch {
+	case promoted:
+		return "promoted"
+	case held:
+		return "held for a person"
+	}
+	return "kept, not promoted"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -36,6 +36,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "health, metrics and API on http://%s/ (/healthz, /readyz, /metrics, /api/studies, /api/queries)\n", e.cfg.HTTP.Addr)
 	}
 	cfg := e.agentConfig(false, nil)
+	cfg.DICOM = e.dicomConfig()
 	var a *agent.Agent
 	l, opt := e.cfg.Learning, e.learningOptions()
 	policy := agent.RetrainPolicy{EveryLabels: l.RetrainEveryLabels, EveryAdmissions: l.RetrainEveryAdmissions,
@@ -83,6 +84,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return nil, err
 		}
 		return agent.NewQueries(ctx, db, opt, q)
+	}
+	// The page's "retrain now" and "roll back" (for admins): the model they
+	// make current is followed like any other (FollowModel above).
+	cfg.Retrain = func(context.Context) (string, error) {
+		res, err := agent.Retrain(ctx, db, opt) // run's context: a stop ends it
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("candidate %s %s: %s", res.Candidate.Version, verdictWord(res.Verdict.Promote, res.Verdict.Held), res.Verdict.Reason), nil
+	}
+	cfg.Rollback = func(rctx context.Context, version string) (string, error) {
+		info, err := agent.Rollback(rctx, db, e.paths.Models, version)
+		if err != nil {
+			return "", err
+		}
+		return "model " + info.Version + " is current again", nil
 	}
 	a = agent.New(cfg, db, m, e.decoder(), dicomio.Resample)
 	return a.Run(ctx)

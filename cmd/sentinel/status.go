@@ -18,7 +18,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	e, err := setup(fs, g, stderr)
+	e, err := setupExisting(fs, g, stderr)
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "files     %s\n", joinCounts(c.Files))
 	fmt.Fprintf(stdout, "decisions %s (as last reported)\n", joinCounts(c.ByDecision))
 	if err := printLearning(ctx, stdout, db); err != nil {
+		return err
+	}
+	if err := e.printDICOM(ctx, stdout, db); err != nil {
 		return err
 	}
 	revs, err := db.RevisedReports(ctx, 5)

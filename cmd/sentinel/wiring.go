@@ -67,8 +67,18 @@ func (e *env) newAgent(db *store.DB, m agent.Scorer, copyToQuarantine bool, on f
 // with each file's outcome.
 func (e *env) agentConfig(copyToQuarantine bool, on func(agent.Outcome)) agent.Config {
 	in := e.cfg.Ingest
+	sc := e.cfg.Scope
 	return agent.Config{
-		Inbox:            e.paths.Inbox,
+		Inbox: e.paths.Inbox,
+		Scope: agent.Scope{
+			Enabled: sc.Enabled, Modalities: sc.Modalities, SOPClasses: sc.SOPClasses,
+			Photometrics: sc.Photometrics, BodyParts: sc.BodyParts, ViewPositions: sc.ViewPositions,
+			MinSize: sc.MinSize, ResearchImages: sc.ResearchImages,
+		},
+		Decisions: agent.DecisionPolicy{
+			NormalSensitivity: e.cfg.Decisions.NormalSensitivity, MinPerClass: e.cfg.Decisions.MinPerClass,
+		},
+		OmitSourceFile:   e.cfg.Reports.SourceFile == "none",
 		Reports:          e.paths.Reports,
 		Quarantine:       e.paths.Quarantine,
 		Archive:          e.paths.Archive,

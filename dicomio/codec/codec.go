@@ -28,6 +28,11 @@ type Params struct {
 	BitsStored    int
 	// Signed is PixelRepresentation = 1.
 	Signed bool
+	// Photometric is the header's Photometric Interpretation. A codec
+	// whose codestream may or may not ask for a colour transform (JPEG's
+	// JFIF and Adobe markers) returns the samples in this interpretation
+	// when it names a YCbCr one, as pydicom's pixel_array does.
+	Photometric string
 	// MaxSamples bounds Rows × Cols × Samples; a codestream claiming more is
 	// refused before anything is allocated.
 	MaxSamples int64

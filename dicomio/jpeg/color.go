@@ -39,14 +39,21 @@ func (d *decoder) finishDCT() ([]int32, bool) {
 	return out, true
 }
 
-// isYCbCr tells whether a three-component DCT frame says it holds YCbCr:
-// a JFIF marker, or an Adobe marker with transform 1. Without either the
+// isYCbCr tells whether a three-component DCT frame is to be converted
+// from YCbCr to RGB: it says it holds YCbCr (a JFIF marker, or an Adobe
+// marker with transform 1) and the DICOM header does not say YBR_FULL or
+// YBR_FULL_422. Those two keep their samples YCbCr whatever the markers,
+// as pydicom 2.3's pixel_array does, so that the same photometric
+// interpretation always gives the same colour space. Without a marker the
 // codestream is ambiguous (libjpeg guesses YCbCr from component ids 1, 2,
 // 3, yet DICOM encoders write such streams for RGB data, e.g. GDCM's
 // SC_rgb_jpeg_lossy_gdcm.dcm): it is returned as stored and the DICOM
 // photometric interpretation decides, as it does in dcmtk and GDCM.
 func (d *decoder) isYCbCr() bool {
 	if len(d.comps) != 3 {
+		return false
+	}
+	if ph := d.p.Photometric; ph == "YBR_FULL" || ph == "YBR_FULL_422" {
 		return false
 	}
 	if d.adobe {

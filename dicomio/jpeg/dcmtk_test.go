@@ -48,6 +48,15 @@ func TestDcmtkEncoded(t *testing.T) {
 		tc{us, "+eb +cr", 3, true},
 		tc{ct, "+ee", 1, true},
 		tc{ct, "+eb", 1, true},
+		// Retired progressive processes (transfer syntaxes .53, .55).
+		tc{ct, "+es", 1, true},
+		tc{ct, "+ep", 1, true},
+		tc{us, "+es", 3, true},
+		tc{us, "+ep", 3, true},
+		tc{us, "+ep +s2", 3, true},
+		tc{ct, "+ep +be", 1, true},
+		tc{us, "+ep +q 40 +sm 30", 3, true},
+		tc{us, "+es +bt", 3, true},
 	)
 	for _, c := range cases {
 		t.Run(filepath.Base(c.src)+" "+c.opts, func(t *testing.T) {

@@ -102,7 +102,9 @@ func TestInvalid(t *testing.T) {
 			b[i+5] = 15
 			return b
 		}), llp, corrupt},
-		{"progressive", edit(bl, func(b []byte) []byte { b[sof0+1] = mSOF2; return b }), blp, unsupported},
+		// A sequential scan (Ss 0, Se 63) is no progressive scan: a DC
+		// scan must end at 0.
+		{"sequential scan under a progressive frame header", edit(bl, func(b []byte) []byte { b[sof0+1] = mSOF2; return b }), blp, corrupt},
 		{"arithmetic", edit(bl, func(b []byte) []byte { b[sof0+1] = 0xC9; return b }), blp, unsupported},
 		{"hierarchical", edit(bl, func(b []byte) []byte { b[sof0+1] = 0xC5; return b }), blp, unsupported},
 		{"undefined quantization table", edit(bl, func(b []byte) []byte { b[sof0+12] = 3; return b }), blp, corrupt},

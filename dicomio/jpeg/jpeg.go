@@ -9,16 +9,20 @@
 //     Huffman (SOF1, .51), any sampling factors, with an integer IDCT of
 //     the accuracy of libjpeg's "islow".
 //
-// Progressive, hierarchical and arithmetic-coded processes are well formed
-// but not decoded: they return codec.ErrUnsupported naming the process.
+// The progressive processes (spectral selection and full progression,
+// 8 and 12 bits: DICOM's retired transfer syntaxes .53 and .55) are
+// decoded too (progressive.go). Hierarchical and arithmetic-coded
+// processes are well formed but not decoded: they return
+// codec.ErrUnsupported naming the process.
 //
 // The package owns only the codestream of one frame: it knows nothing of
 // DICOM headers or fragments (dicomio assembles frames) and applies no LUT.
 // Three-component DCT frames that declare YCbCr (JFIF, or Adobe
 // transform 1) are converted to RGB with libjpeg's arithmetic and reported
-// with Frame.ColorTransformed; all other frames, lossless ones included,
-// are returned as stored, for the DICOM photometric interpretation to
-// decide. Decode never panics
+// with Frame.ColorTransformed, unless codec.Params.Photometric is YBR_FULL
+// or YBR_FULL_422, which keep YCbCr as pydicom 2.3 does; all other frames,
+// lossless ones included, are returned as stored, for the DICOM
+// photometric interpretation to decide. Decode never panics
 // and allocates no more than the frame the codec.Params allow, plus small
 // tables.
 package jpeg
@@ -66,6 +70,13 @@ type component struct {
 	bw, bh int
 	plane  []int16
 	pred   int32 // DC predictor
+
+	// Progressive DCT only: the coefficients of every block, in zig-zag
+	// order, and the quantization table latched at the component's first
+	// scan.
+	coef    []int16
+	qt      [64]int32
+	latched bool
 }
 
 // decoder holds the state of one Decode call.
@@ -95,6 +106,9 @@ type decoder struct {
 
 	out []int32
 	pt  int // point transform of the last lossless scan
+	// scans counts the scans of a progressive frame; eobrun is the
+	// end-of-band run left of its current scan.
+	scans, eobrun int
 	// scanned marks the components some scan has coded.
 	scanned [maxComponents]bool
 	br      bitReader
@@ -148,13 +162,14 @@ func (d *decoder) decode() error {
 			if d.sof < 0 {
 				return codec.Corruptf("jpeg: EOI before any frame header")
 			}
+			if d.sof == 2 {
+				d.finishProgressive()
+			}
 			return nil
-		case m == mSOF0 || m == mSOF1 || m == mSOF3:
+		case m == mSOF0 || m == mSOF1 || m == mSOF2 || m == mSOF3:
 			if err := d.readSOF(m); err != nil {
 				return err
 			}
-		case m == mSOF2:
-			return codec.Unsupportedf("jpeg: progressive DCT (SOF2) is not supported")
 		case m == 0xC5 || m == 0xC6 || m == 0xC7:
 			return codec.Unsupportedf("jpeg: hierarchical process (SOF%d) is not supported", m-mSOF0)
 		case m >= 0xC9 && m <= 0xCF && m != mDAC:
@@ -293,7 +308,13 @@ func (d *decoder) readSOF(m byte) error {
 	if d.sof == 3 {
 		return d.initLossless()
 	}
-	return d.initDCT()
+	if err := d.initDCT(); err != nil {
+		return err
+	}
+	if d.sof == 2 {
+		d.initProgressive()
+	}
+	return nil
 }
 
 // readDQT reads quantization tables (T.81 B.2.4.1).
@@ -388,7 +409,7 @@ func (d *decoder) readSOS() error {
 				return codec.Corruptf("jpeg: scan names component %d twice", id)
 			}
 		}
-		if d.scanned[k] {
+		if d.scanned[k] && d.sof != 2 {
 			// Sequential and lossless frames code each component once;
 			// refusing a repeat also bounds the work a hostile stream of
 			// many short scans can cause.
@@ -402,11 +423,14 @@ func (d *decoder) readSOS() error {
 			return codec.Corruptf("jpeg: scan Huffman table ids %d/%d", c.td, c.ta)
 		}
 	}
-	ss, al := int(b[1+2*ns]), int(b[3+2*ns]&15)
+	ss, se, ah, al := int(b[1+2*ns]), int(b[2+2*ns]), int(b[3+2*ns]>>4), int(b[3+2*ns]&15)
 	d.br = bitReader{data: d.data, pos: d.pos}
-	if d.sof == 3 {
+	switch d.sof {
+	case 3:
 		err = d.decodeLosslessScan(scan[:ns], ss, al)
-	} else {
+	case 2:
+		err = d.decodeProgressiveScan(scan[:ns], ss, se, ah, al)
+	default:
 		// Ss, Se, Ah and Al mean nothing in a sequential scan; some
 		// encoders (the WG04 lossy images) write Se = 0, which libjpeg
 		// accepts with a warning, and so does this decoder.

@@ -1,6 +1,7 @@
 // Package jpeg2000 decodes JPEG 2000 Part 1 codestreams (ITU-T T.800 |
 // ISO/IEC 15444-1), the payload of DICOM transfer syntaxes
-// 1.2.840.10008.1.2.4.90 (lossless only) and 1.2.840.10008.1.2.4.91.
+// 1.2.840.10008.1.2.4.90 (lossless only) and 1.2.840.10008.1.2.4.91, and
+// HTJ2K ones (Part 15).
 //
 // It owns one frame's codestream, raw or wrapped in a JP2 file, and turns
 // it into stored sample values: tier-2 packet decoding for every
@@ -10,13 +11,24 @@
 // RCT/ICT, DC level shift and clamping. It does not know about DICOM
 // headers, fragments or photometric interpretations: dicomio does.
 //
+// When the codestream's signedness (SIZ Ssiz) differs from the DICOM
+// Pixel Representation (codec.Params.Signed), the Pixel Representation
+// decides what the bits mean (see reinterpret).
+//
 // Lossless output is exact; lossy (9/7) output uses OpenJPEG's float32
 // operations and constants, so it is bit-identical to what GDCM and
 // OpenJPEG return (see invK97).
 //
-// Refused as unsupported: Part 2 and HTJ2K extensions (capabilities in
-// SIZ, CAP, non-Part-1 code-block styles, arbitrary wavelets or component
-// transforms), ROI styles other than max-shift, sub-sampled components
+// HTJ2K codestreams (ITU-T T.814 | ISO/IEC 15444-15, the payload of DICOM
+// transfer syntaxes 1.2.840.10008.1.2.4.201 to .203) are decoded too: their
+// HT code-blocks (FBCOT: cleanup, significance propagation and magnitude
+// refinement passes, ht.go) on the same tier-2, dequantisation and wavelet
+// code, with OpenJPEG's results bit for bit.
+//
+// Refused as unsupported: Part 2 extensions (capabilities in CAP other
+// than Part 15, arbitrary wavelets or component transforms), HT mixed
+// code-block mode and HT code-blocks with a region of interest (as in
+// OpenJPEG), ROI styles other than max-shift, sub-sampled components
 // (DICOM frames are not sub-sampled in JPEG 2000) and precisions over 31
 // bits. Truncated codestreams are corrupt; a missing EOC after complete
 // tile-parts is tolerated, as OpenJPEG does.
@@ -101,7 +113,60 @@ func decode(data []byte, p codec.Params) (codec.Frame, error) {
 		}
 		f.ColorTransformed = f.ColorTransformed || ct
 	}
+	if sd := signedness(s.comps); sd != mixedComps && sd != sign(p.Signed) {
+		reinterpret(f.Samples, p.BitsStored, p.Signed)
+	}
 	return f, nil
+}
+
+// Signedness of a codestream's components.
+const (
+	unsignedComps = iota
+	signedComps
+	mixedComps
+)
+
+func sign(signed bool) int {
+	if signed {
+		return signedComps
+	}
+	return unsignedComps
+}
+
+// signedness says whether the components are all unsigned, all signed or
+// mixed.
+func signedness(comps []component) int {
+	s := sign(comps[0].signed)
+	for _, c := range comps[1:] {
+		if sign(c.signed) != s {
+			return mixedComps
+		}
+	}
+	return s
+}
+
+// reinterpret gives samples decoded from a codestream whose signedness
+// differs from the DICOM Pixel Representation the meaning Pixel
+// Representation gives their bits, as for native pixel data: the low
+// bitsStored bits of each sample, sign-extended when signed. PS3.5 8.2.4
+// makes the Pixel Representation the authority; pydicom (with GDCM, or
+// with Pillow and its J2K corrections) and OpenJPEG-based viewers read
+// an unsigned codestream under Pixel Representation 1 so, and a signed
+// codestream under Pixel Representation 0 reads as its two's complement
+// bits, as GDCM returns it.
+func reinterpret(samples []int32, bitsStored int, signed bool) {
+	if bitsStored < 1 || bitsStored > 32 {
+		return
+	}
+	shift := uint(32 - bitsStored)
+	for i, v := range samples {
+		u := uint32(v) << shift
+		if signed {
+			samples[i] = int32(u) >> shift
+		} else {
+			samples[i] = int32(u >> shift)
+		}
+	}
 }
 
 // tileParams resolves the coding parameters of a tile from its tile-part
@@ -230,11 +295,10 @@ func decodeTile(cs *codestream, t int, parts []*tilePart, f *codec.Frame, t1 *t1
 		if err := tc.decodeBlocks(t1); err != nil {
 			return false, err
 		}
-		n := max(tc.x1-tc.x0, tc.y1-tc.y0) * 2
 		if tc.st.reversible {
-			tc.inverse53(make([]int32, n))
+			tc.inverse53(runtime.GOMAXPROCS(0))
 		} else {
-			tc.inverse97(make([]float32, n))
+			tc.inverse97(runtime.GOMAXPROCS(0))
 		}
 	}
 	ct := false
@@ -255,8 +319,40 @@ func decodeTile(cs *codestream, t int, parts []*tilePart, f *codec.Frame, t1 *t1
 	}
 	for c, tc := range d.comps {
 		tc.store(f, c, s.comps[c], s.x0, s.y0)
+		release(&intBuffers, tc.ibuf)
+		release(&floatBuffers, tc.fbuf)
+		tc.ibuf, tc.fbuf = nil, nil
 	}
 	return ct, nil
+}
+
+// intBuffers and floatBuffers keep coefficient buffers for the next
+// tile-component: a frame's worth of coefficients allocated afresh for
+// every decode costs the clearing, the page faults and the garbage
+// collection of as many bytes as the image, a good part of the time of a
+// fast (HT) decode.
+var intBuffers, floatBuffers sync.Pool
+
+// maxPooledCoefficients bounds the buffers kept, so that one huge image
+// does not stay resident.
+const maxPooledCoefficients = 16 << 20
+
+// coefficients returns a zeroed buffer of n coefficients, reused when the
+// pool has one large enough.
+func coefficients[T int32 | float32](pool *sync.Pool, n int) []T {
+	if p, ok := pool.Get().(*[]T); ok && cap(*p) >= n {
+		b := (*p)[:n]
+		clear(b)
+		return b
+	}
+	return make([]T, n)
+}
+
+// release gives a buffer back to its pool.
+func release[T int32 | float32](pool *sync.Pool, b []T) {
+	if b != nil && cap(b) <= maxPooledCoefficients {
+		pool.Put(&b)
+	}
 }
 
 // decodeBlocks runs tier-1 on every code-block of the tile-component and
@@ -265,9 +361,9 @@ func (tc *tileComp) decodeBlocks(first *t1) error {
 	stride := tc.x1 - tc.x0
 	n := stride * (tc.y1 - tc.y0)
 	if tc.st.reversible {
-		tc.ibuf = make([]int32, n)
+		tc.ibuf = coefficients[int32](&intBuffers, n)
 	} else {
-		tc.fbuf = make([]float32, n)
+		tc.fbuf = coefficients[float32](&floatBuffers, n)
 	}
 	type job struct {
 		b  *band
@@ -285,6 +381,14 @@ func (tc *tileComp) decodeBlocks(first *t1) error {
 					if len(cb.segs) == 0 {
 						continue
 					}
+					if tc.st.cbStyle&styleHT != 0 {
+						if tc.roi > 0 {
+							return codec.Unsupportedf("region of interest with HT code-blocks")
+						}
+						if b.mb == 0 {
+							continue // no bit-planes: all zero
+						}
+					}
 					if numbps := b.mb - cb.zbp; numbps <= 0 {
 						return codec.Corruptf("code-block with %d zero bit-planes in a sub-band of %d", cb.zbp, b.mb)
 					}
@@ -293,10 +397,18 @@ func (tc *tileComp) decodeBlocks(first *t1) error {
 			}
 		}
 	}
-	run := func(t *t1, j job) {
+	run := func(t *t1, j job) error {
 		w, h := j.cb.x1-j.cb.x0, j.cb.y1-j.cb.y0
+		if tc.st.cbStyle&styleHT != 0 {
+			if err := t.decodeHT(w, h, j.b.mb, tc.st.cbStyle, j.cb); err != nil {
+				return err
+			}
+			tc.dequantiseHT(t.ht.data, j.b, j.cb, stride)
+			return nil
+		}
 		t.decode(w, h, j.b.orient, tc.st.cbStyle, j.b.mb-j.cb.zbp, j.cb.segs, j.cb.chunks)
 		tc.dequantise(t, j.b, j.cb, stride)
+		return nil
 	}
 	// Code-blocks are independent and each writes its own part of the
 	// coefficient buffer, so they are spread over the cores, which is where
@@ -305,7 +417,9 @@ func (tc *tileComp) decodeBlocks(first *t1) error {
 	nw := min(runtime.GOMAXPROCS(0), len(jobs)/4, maxBlockWorkers)
 	if nw <= 1 {
 		for _, j := range jobs {
-			run(first, j)
+			if err := run(first, j); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -328,7 +442,11 @@ func (tc *tileComp) decodeBlocks(first *t1) error {
 				if i >= len(jobs) {
 					return
 				}
-				run(t, jobs[i])
+				if err := run(t, jobs[i]); err != nil {
+					errs[w] = err
+					next.Store(int64(len(jobs))) // stop the others early
+					return
+				}
 			}
 		})
 	}
@@ -374,6 +492,65 @@ func (tc *tileComp) dequantise(t1 *t1, b *band, cb *codeblock, stride int) {
 	}
 }
 
+// decodeHT decodes an HT code-block into t.htOut.
+func (t *t1) decodeHT(w, h, mb, style int, cb *codeblock) error {
+	blk := htBlock{w: w, h: h, mb: mb, zbp: cb.zbp, causal: style&styleCausal != 0}
+	for _, c := range cb.chunks {
+		switch c.seg {
+		case 0:
+			blk.len1 += len(c.data)
+		case 1:
+			blk.len2 += len(c.data)
+		}
+	}
+	data := t.buf[:0]
+	if len(cb.chunks) == 1 {
+		data = cb.chunks[0].data // the decoder only reads it
+	} else {
+		for _, c := range cb.chunks {
+			data = append(data, c.data...)
+		}
+		t.buf = data
+	}
+	if len(cb.segs) > 0 {
+		blk.passes1 = cb.segs[0].passes
+	}
+	if len(cb.segs) > 1 {
+		blk.passes2 = cb.segs[1].passes
+	}
+	return t.ht.decodeHT(blk, data, nil)
+}
+
+// dequantiseHT is dequantise for the samples of an HT code-block (sign in
+// bit 31, magnitude at twice scale), as OpenJPEG does it: halved towards
+// zero when reversible, scaled by half the step size when not.
+func (tc *tileComp) dequantiseHT(data []uint32, b *band, cb *codeblock, stride int) {
+	w, h := cb.x1-cb.x0, cb.y1-cb.y0
+	ox, oy := b.offx+cb.x0-b.x0, b.offy+cb.y0-b.y0
+	half := b.step / 2
+	for y := range h {
+		row := (oy+y)*stride + ox
+		src := data[y*w : (y+1)*w]
+		if tc.st.reversible {
+			dst := tc.ibuf[row : row+w]
+			for x, v := range src {
+				// Branchless: s is 0 or -1, and (m^s)-s is m or -m.
+				m, s := int32(v&0x7FFFFFFF)>>1, int32(v)>>31
+				dst[x] = m ^ s - s
+			}
+			continue
+		}
+		dst := tc.fbuf[row : row+w]
+		for x, v := range src {
+			m := float32(v&0x7FFFFFFF) * half
+			if v>>31 != 0 {
+				m = -m
+			}
+			dst[x] = m
+		}
+	}
+}
+
 func inverseRCT(y0, y1, y2 []int32) {
 	for i := range y0 {
 		g := y0[i] - (y1[i]+y2[i])>>2
@@ -400,6 +577,16 @@ func (tc *tileComp) store(f *codec.Frame, c int, cp component, x0, y0 int) {
 	}
 	stride := tc.x1 - tc.x0
 	nc := f.Components
+	if tc.st.reversible {
+		for y := tc.y0; y < tc.y1; y++ {
+			src := tc.ibuf[(y-tc.y0)*stride : (y-tc.y0+1)*stride]
+			dst := f.Samples[((y-y0)*f.Width+tc.x0-x0)*nc+c:]
+			for x, v := range src {
+				dst[x*nc] = int32(max(lo, min(hi, int64(v)+shift)))
+			}
+		}
+		return
+	}
 	for y := tc.y0; y < tc.y1; y++ {
 		src := (y - tc.y0) * stride
 		dst := ((y-y0)*f.Width+tc.x0-x0)*nc + c

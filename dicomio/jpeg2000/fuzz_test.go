@@ -1,6 +1,7 @@
 package jpeg2000
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,7 +10,8 @@ import (
 )
 
 // fuzzSeeds are small real frames covering lossless and lossy, grey and
-// colour, LRCP and other progressions found in the corpus.
+// colour, LRCP and other progressions found in the corpus; the HTJ2K
+// codestreams of htTestdata are added to them.
 var fuzzSeeds = []string{
 	"nema-wg04-and-pydicom/data/pydicom/MR_small_jp2klossless.dcm",
 	"nema-wg04-and-pydicom/data/pydicom/SC_rgb_gdcm_KY.dcm",
@@ -49,6 +51,11 @@ func FuzzDecode(f *testing.F) {
 			if i < 2 {
 				f.Add(fr)
 			}
+		}
+	}
+	for _, tc := range htCases() {
+		if data, err := os.ReadFile(filepath.Join(htTestdata, tc.file)); err == nil {
+			f.Add(data)
 		}
 	}
 	f.Add([]byte{0xFF, 0x4F, 0xFF, 0x51})

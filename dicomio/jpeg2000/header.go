@@ -187,16 +187,15 @@ func floorDiv(a, b int) int {
 
 func parseSIZ(body []byte) (*siz, error) {
 	r := &reader{b: body}
-	rsiz := r.u16()
+	// Rsiz, the profile and whether a CAP marker segment lists the parts
+	// of ISO/IEC 15444 the codestream needs (parseCAP checks those).
+	r.u16()
 	s := &siz{}
 	s.x1, s.y1, s.x0, s.y0 = r.u32(), r.u32(), r.u32(), r.u32()
 	s.tw, s.th, s.tx0, s.ty0 = r.u32(), r.u32(), r.u32(), r.u32()
 	n := r.u16()
 	if r.err != nil {
 		return nil, r.err
-	}
-	if rsiz&0x4000 != 0 {
-		return nil, codec.Unsupportedf("SIZ capabilities 0x%04x (Part 2 or HTJ2K extensions)", rsiz)
 	}
 	if s.x1 <= s.x0 || s.y1 <= s.y0 {
 		return nil, codec.Corruptf("empty image area %d..%d x %d..%d", s.x0, s.x1, s.y0, s.y1)
@@ -241,8 +240,11 @@ func parseStyle(r *reader, precincts bool) (style, error) {
 	if s.cbw > 10 || s.cbh > 10 || s.cbw+s.cbh > 12 {
 		return s, codec.Corruptf("code-block size 2^%d x 2^%d", s.cbw, s.cbh)
 	}
-	if s.cbStyle&^styleKnown != 0 {
-		return s, codec.Unsupportedf("code-block style 0x%02x (HT or Part 2 coding)", s.cbStyle)
+	if s.cbStyle&styleHTMixed != 0 {
+		return s, codec.Unsupportedf("code-block style 0x%02x (HT mixed mode)", s.cbStyle)
+	}
+	if s.cbStyle&^(styleKnown|styleHT) != 0 {
+		return s, codec.Unsupportedf("code-block style 0x%02x", s.cbStyle)
 	}
 	switch transform {
 	case 0:
@@ -415,6 +417,26 @@ func parsePOC(m *markers, body []byte, ncomp int) error {
 	return nil
 }
 
+// capPart15 is the bit of Pcap for ISO/IEC 15444-15 (HTJ2K): bit i from
+// the most significant, counting from 1, is Part i.
+const capPart15 = 1 << (32 - 15)
+
+// parseCAP checks the capabilities a codestream needs (Part 1 A.5.2 as
+// amended by Part 15): HT block coding is decoded, any other part is not.
+// The Ccap fields of Part 15 (HT sets, MAGB) only bound what an encoder
+// used, so they are not needed to decode.
+func parseCAP(body []byte) error {
+	r := &reader{b: body}
+	if len(r.b) < 4 {
+		return codec.Corruptf("CAP marker of %d bytes", len(body))
+	}
+	pcap := uint32(r.u16())<<16 | uint32(r.u16())
+	if pcap&^capPart15 != 0 {
+		return codec.Unsupportedf("CAP capabilities 0x%08x (parts other than 15, HTJ2K)", pcap)
+	}
+	return nil
+}
+
 // parseSegment applies one marker segment of a main or tile-part header.
 func parseSegment(m *markers, code int, body []byte, ncomp int) error {
 	var err error
@@ -432,7 +454,7 @@ func parseSegment(m *markers, code int, body []byte, ncomp int) error {
 	case mPOC:
 		err = parsePOC(m, body, ncomp)
 	case mCAP:
-		err = codec.Unsupportedf("CAP marker (Part 2 or HTJ2K)")
+		err = parseCAP(body)
 	case mTLM, mPLM, mPLT, mCRG, mCOM:
 		// Informational only: lengths are recomputed from packet headers.
 	default:

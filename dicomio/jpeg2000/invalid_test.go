@@ -146,7 +146,13 @@ func TestDecodeInvalid(t *testing.T) {
 		{"precision over bits allocated", seed, pBits, codec.ErrCorrupt},
 		{"SIZ marker flipped", edit(seed, func(b []byte) []byte { b[siz+1] ^= 0x04; return b }), p, codec.ErrCorrupt},
 		{"SIZ length overruns", edit(seed, func(b []byte) []byte { b[siz+2] = 0xFF; return b }), p, codec.ErrCorrupt},
-		{"Part 2 capabilities", edit(seed, func(b []byte) []byte { b[siz+4] |= 0x40; return b }), p, codec.ErrUnsupported},
+		{"Part 2 capabilities", edit(seed, func(b []byte) []byte {
+			// Rsiz says a CAP marker follows; it lists Part 2.
+			b[siz+4] |= 0x40
+			end := siz + 2 + (int(b[siz+2])<<8 | int(b[siz+3]))
+			capSeg := []byte{0xFF, 0x50, 0, 8, 0x40, 0, 0, 0, 0, 0}
+			return append(b[:end:end], append(capSeg, b[end:]...)...)
+		}), p, codec.ErrUnsupported},
 		{"zero tile width", edit(seed, func(b []byte) []byte { copy(b[siz+22:], []byte{0, 0, 0, 0}); return b }), p, codec.ErrCorrupt},
 		{"1x1 tiles", edit(seed, func(b []byte) []byte {
 			copy(b[siz+22:], []byte{0, 0, 0, 1, 0, 0, 0, 1})
@@ -158,7 +164,8 @@ func TestDecodeInvalid(t *testing.T) {
 		{"Part 2 component transform", edit(seed, func(b []byte) []byte { b[cod+8] = 2; return b }), p, codec.ErrUnsupported},
 		{"33 decomposition levels", edit(seed, func(b []byte) []byte { b[cod+9] = 33; return b }), p, codec.ErrCorrupt},
 		{"code-block too large", edit(seed, func(b []byte) []byte { b[cod+10], b[cod+11] = 8, 8; return b }), p, codec.ErrCorrupt},
-		{"HT code-block style", edit(seed, func(b []byte) []byte { b[cod+12] = 0x40; return b }), p, codec.ErrUnsupported},
+		{"HT mixed code-block style", edit(seed, func(b []byte) []byte { b[cod+12] = 0xC0; return b }), p, codec.ErrUnsupported},
+		{"HT code-block style over EBCOT data", edit(seed, func(b []byte) []byte { b[cod+12] = 0x40; return b }), p, codec.ErrCorrupt},
 		{"arbitrary wavelet", edit(seed, func(b []byte) []byte { b[cod+13] = 2; return b }), p, codec.ErrUnsupported},
 		{"tile index out of range", edit(seed, func(b []byte) []byte { b[sot+5] = 7; return b }), p, codec.ErrCorrupt},
 		{"tile-part length overruns", edit(seed, func(b []byte) []byte { b[sot+6] = 0x7F; return b }), p, codec.ErrCorrupt},

@@ -241,6 +241,12 @@ func (d *tileDecoder) bandHeader(br *bitReader, pb *precBand, style, l int) erro
 				return codec.Corruptf("code-block length indicator too large")
 			}
 		}
+		if style&styleHT != 0 {
+			if err := d.htSegments(br, cb, style, n); err != nil {
+				return err
+			}
+			continue
+		}
 		for n > 0 {
 			if len(cb.segs) == 0 || cb.segs[len(cb.segs)-1].passes >= cb.segs[len(cb.segs)-1].maxPasses {
 				if len(cb.segs) >= 256 {
@@ -264,6 +270,39 @@ func (d *tileDecoder) bandHeader(br *bitReader, pb *precBand, style, l int) erro
 		}
 	}
 	return nil
+}
+
+// htSegments reads the lengths of the n coding passes an HT code-block
+// gets from a packet (T.814 Annex B, as OpenJPEG reads them): the first
+// segment holds the cleanup pass alone, the next the refinement passes.
+func (d *tileDecoder) htSegments(br *bitReader, cb *codeblock, style, n int) error {
+	if len(cb.segs) == 0 || cb.segs[len(cb.segs)-1].passes >= cb.segs[len(cb.segs)-1].maxPasses {
+		cb.segs = append(cb.segs, segment{maxPasses: maxPassesOf(style, cb.segs)})
+	}
+	for {
+		if len(cb.segs) > 256 {
+			return codec.Corruptf("too many codeword segments")
+		}
+		si := len(cb.segs) - 1
+		k := n
+		if si == 0 {
+			k = 1
+		}
+		nbits := cb.lblock + floorLog2(k)
+		if nbits > 31 {
+			return codec.Corruptf("code-block length of %d bits", nbits)
+		}
+		length, err := br.bits(nbits)
+		if err != nil {
+			return err
+		}
+		cb.segs[si].passes += k
+		d.contribs = append(d.contribs, contribution{cb: cb, seg: si, length: length})
+		if n -= k; n <= 0 {
+			return nil
+		}
+		cb.segs = append(cb.segs, segment{maxPasses: maxPassesOf(style, cb.segs)})
+	}
 }
 
 // position is where a precinct starts on the reference grid, which is

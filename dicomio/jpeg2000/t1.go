@@ -32,6 +32,10 @@ const (
 	styleCausal  = 0x08
 	styleSegSym  = 0x20
 	styleKnown   = 0x3F
+	// styleHT marks HT code-blocks (ITU-T T.814); styleHTMixed, which
+	// lets each code-block choose, is not decoded (nor by OpenJPEG).
+	styleHT      = 0x40
+	styleHTMixed = 0x80
 )
 
 // Sub-band orientations, in the order of a resolution level's packets.
@@ -161,6 +165,8 @@ type t1 struct {
 	mq           mqDecoder
 	raw          rawDecoder
 	buf          []byte
+	// ht holds the buffers of the HT code-block decoder.
+	ht htScratch
 }
 
 // pass kinds in the order of a bit-plane.

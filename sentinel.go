@@ -163,6 +163,11 @@ type Score struct {
 type Appearance struct {
 	Deviation float64 `json:"deviation"`
 	Limit     float64 `json:"limit"`
+	// Unlike says why the image is out of distribution ("" when it is
+	// not): the deviation above its limit, a rotation or a crop, or a
+	// score far below every normal. Such a film is decided
+	// out_of_distribution.
+	Unlike string `json:"unlike,omitempty"`
 }
 
 // ModelInfo describes one trained model version.

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/detector"
 	"github.com/sentinel-pacs/sentinel/learn"
 )
 
@@ -136,10 +137,6 @@ func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
 	}
 	lim := out.NormalLimit
 	switch u := raw.Uncertainty; {
-	case raw.Decision == sentinel.DecisionOutOfDistribution:
-		// The detector's distribution check stands: the combined score
-		// of a film unlike the normals means no more than its own.
-		out.Decision, out.Reason = raw.Decision, raw.Reason
 	case s.margin > 0 && math.Abs(v-t) < s.margin:
 		out.Decision, out.Reason = sentinel.DecisionUncertain, fmt.Sprintf("%s %.3f within %.3g of the threshold %.3f", what, v, s.margin, t)
 	case s.uLimit != nil && u != nil && *u > *s.uLimit:
@@ -153,6 +150,9 @@ func (s *learnedScorer) Score(img sentinel.Image) (sentinel.Score, error) {
 	default:
 		out.Decision, out.Reason = sentinel.DecisionNormal, fmt.Sprintf("%s %.3f at or below the threshold %.3f", what, v, t)
 	}
+	// The detector's distribution check stands: the combined score of a
+	// film unlike the normals means no more than its own.
+	detector.MarkOutOfDistribution(&out)
 	return out, nil
 }
 

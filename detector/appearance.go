@@ -570,25 +570,45 @@ func (c *calibration) lowLimit() (float64, bool) {
 	return slices.Min(c.Scores) - lowTailSDs*stddev(c.Scores), true
 }
 
-// checkDistribution marks s out of distribution when the image x (at the
-// input size, values in [0, 1]) does not look like the training normals
-// or its score lies far below theirs, and says why.
+// checkDistribution records how unlike the training normals the image x
+// (at the input size, values in [0, 1]) looks, and whether it is out of
+// distribution: its appearance beyond the profile's limits, or its score
+// far below every held-out normal. Such a film is decided
+// out_of_distribution whatever its score: the score's calibration does not
+// hold for it. Its reason says when the score was above the threshold, so
+// that a reader knows it would have been flagged.
 func (m *Model) checkDistribution(s *sentinel.Score, x []float32) {
 	c := &m.calib
+	a := &sentinel.Appearance{}
 	if p := c.Appearance; p != nil {
 		dev, why := p.check(x, m.arch.InputSize)
-		s.Appearance = &sentinel.Appearance{Deviation: dev, Limit: p.Limit}
-		if why != "" {
-			s.Decision = sentinel.DecisionOutOfDistribution
-			s.Reason = "unlike the training normals: " + why
-			return
-		}
+		a.Deviation, a.Limit, a.Unlike = dev, p.Limit, why
 	}
-	if low, ok := c.lowLimit(); ok && s.Value < low {
-		s.Decision = sentinel.DecisionOutOfDistribution
-		s.Reason = fmt.Sprintf("score %.3f far below every held-out normal (limit %.3f): not a film the model understands", s.Value, low)
+	if low, ok := c.lowLimit(); ok && a.Unlike == "" && s.Value < low {
+		a.Unlike = fmt.Sprintf("score %.3f far below every held-out normal (limit %.3f): not a film the model understands", s.Value, low)
 	}
+	if c.Appearance != nil || a.Unlike != "" {
+		s.Appearance = a
+	}
+	markOutOfDistribution(s)
 }
+
+// markOutOfDistribution applies s.Appearance's verdict to s's decision.
+func markOutOfDistribution(s *sentinel.Score) {
+	if s.Appearance == nil || s.Appearance.Unlike == "" {
+		return
+	}
+	reason := "unlike the training normals: " + s.Appearance.Unlike
+	if s.Value > s.Threshold {
+		reason += fmt.Sprintf("; its score %.3f is above the threshold %.3f, but means little for such a film", s.Value, s.Threshold)
+	}
+	s.Decision, s.Reason = sentinel.DecisionOutOfDistribution, reason
+}
+
+// MarkOutOfDistribution applies a score's distribution verdict to its
+// decision, for a decision made again from a combined score (the agent's
+// learned scorer).
+func MarkOutOfDistribution(s *sentinel.Score) { markOutOfDistribution(s) }
 
 // appearanceWords names each feature for a reason a reader understands.
 var appearanceWords = map[string]string{

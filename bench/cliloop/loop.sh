@@ -31,15 +31,15 @@ if [ -z "$sentinel" ]; then
 fi
 work="$(dirname "$ws")"
 mkdir -p "$work/pool"
-# The pool films, as links (ingest takes links to files).
+# The pool films, as copies (the agent refuses symbolic links).
 /usr/bin/python3 - "$data" "$work/pool" <<'PY'
-import csv, os, sys
+import csv, os, shutil, sys
 data, pool = sys.argv[1], sys.argv[2]
 for r in csv.DictReader(open(os.path.join(data, 'labels.csv'))):
     if r['split'] == 'pool':
         dst = os.path.join(pool, r['file'])
         if not os.path.lexists(dst):
-            os.symlink(os.path.abspath(os.path.join(data, 'images', r['file'])), dst)
+            shutil.copy2(os.path.join(data, 'images', r['file']), dst)
 PY
 "$sentinel" train --workspace "$ws" --normals "$data/images" --labels "$data/labels.csv" --split seed "${extra[@]}" >/dev/null 2>&1
 "$sentinel" ingest "$work/pool" --workspace "$ws" --patients "$data/labels.csv" >/dev/null 2>&1

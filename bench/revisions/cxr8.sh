@@ -26,11 +26,12 @@ rm -rf "$work/ws" "$work/inbox"
 mkdir -p "$work/inbox"
 "$sentinel" train --workspace "$work/ws" --normals "$data/images" --labels "$data/labels.csv" --split seed --epochs 10 --seed 1 >/dev/null 2>&1
 /usr/bin/python3 - "$data" "$work" <<'PY'
-import csv, os, sys
+import csv, os, shutil, sys
 data, work = sys.argv[1], sys.argv[2]
 rows = [r for r in csv.DictReader(open(os.path.join(data, 'labels.csv'))) if r['split'] == 'pool']
 for r in rows:
-    os.symlink(os.path.join(data, 'images', r['file']), os.path.join(work, 'inbox', r['file']))
+    # Copies: the agent refuses symbolic links in its drop folders.
+    shutil.copy2(os.path.join(data, 'images', r['file']), os.path.join(work, 'inbox', r['file']))
 with open(os.path.join(work, 'answers.csv'), 'w', newline='') as f:
     w = csv.writer(f)
     w.writerow(['file', 'label', 'reader', 'time'])

@@ -190,7 +190,9 @@ func summarise(m *detector.Model, cases []evalCase) evalResult {
 		base = append(base, c.baseline)
 		cb.Add(c.baseline > res.BaselineThreshold, c.abnormal)
 		wrong := (c.score.Value > c.score.Threshold) != c.abnormal
-		if c.score.Decision == sentinel.DecisionUncertain {
+		// Uncertain and out-of-distribution films get no call either way:
+		// a person looks at them.
+		if c.score.Decision == sentinel.DecisionUncertain || c.score.Decision == sentinel.DecisionOutOfDistribution {
 			if wrong {
 				res.UncertainErrorRate++
 			}

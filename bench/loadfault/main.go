@@ -11,7 +11,13 @@
 // database records, every earlier revision is kept, and every report was
 // compared.
 //
-//	go run ./bench/loadfault [-files 1000] [-kills 2] [-revise]
+// With -mixed the burst also holds what a PACS export folder really sees:
+// exact copies of files in it under other names (duplicates), files that
+// reuse a SOP Instance UID with other pixels (conflicts), truncated files,
+// and films written slowly in pieces while the agent is killed; the check
+// then counts every outcome in the database against what was dropped.
+//
+//	go run ./bench/loadfault [-files 1000] [-kills 2] [-revise] [-mixed]
 package main
 
 import (
@@ -31,6 +37,7 @@ import (
 	"time"
 
 	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -41,6 +48,7 @@ func main() {
 	size := flag.Int("size", 128, "image side in pixels")
 	keep := flag.Bool("keep", false, "keep the work folder")
 	revise := flag.Bool("revise", false, "then change the model and kill the agent while it revises the reports")
+	flag.BoolVar(&mixed, "mixed", false, "add duplicates, conflicts, truncated files and slow writers to the burst")
 	flag.Parse()
 	if err := run(*files, *kills, *size, *keep, *revise); err != nil {
 		fmt.Fprintln(os.Stderr, "loadfault:", err)
@@ -74,8 +82,17 @@ func run(n, kills, size int, keep, revise bool) error {
 	if err := writeMany(rng, staging, n, size, "f", "normal"); err != nil {
 		return err
 	}
+	var extra extras
+	if mixed {
+		if extra, err = writeExtras(rng, staging, size); err != nil {
+			return err
+		}
+	}
 	cfg := filepath.Join(work, "agent.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"1s\"\npoll_interval = \"100ms\"\n[http]\naddr = \"\"\n", ws)), 0o644)
+	// The phantoms are small films: the scope's minimum size is lifted.
+	// write_grace is short so that the truncated files are quarantined
+	// within the run.
+	os.WriteFile(cfg, []byte(fmt.Sprintf("workspace = %q\n[ingest]\nstable_for = \"1s\"\npoll_interval = \"100ms\"\nwrite_grace = \"3s\"\n[scope]\nmin_size = 0\n[http]\naddr = \"\"\n", ws)), 0o644)
 
 	var peak atomic.Int64
 	start := func() *exec.Cmd {
@@ -105,7 +122,12 @@ func run(n, kills, size int, keep, revise bool) error {
 			return err
 		}
 	}
+	slowDone := make(chan error, 1)
+	if mixed {
+		go func() { slowDone <- writeSlowly(rng, inbox, extra.slow, size) }()
+	}
 	ctx := context.Background()
+	want := n + extra.slow
 	done := func() int {
 		c, err := db.Counts(ctx)
 		if err != nil {
@@ -131,11 +153,28 @@ func run(n, kills, size int, keep, revise bool) error {
 		}
 	}
 	killDuring(done, "files done")
+	if mixed {
+		if err := <-slowDone; err != nil {
+			return err
+		}
+		// The slow films, the duplicates, conflicts and truncated files
+		// are recorded after the burst's last film at the latest.
+		recorded := func() int {
+			c, err := db.Counts(ctx)
+			if err != nil {
+				return -1
+			}
+			return c.Files[store.FileDone] + c.Files[store.FileDuplicate] + c.Files[store.FileConflict] + c.Files[store.FileFailed]
+		}
+		for deadline := time.Now().Add(5 * time.Minute); recorded() < want+extra.dups+extra.conflicts+extra.broken && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	finished := time.Now()
 	time.Sleep(time.Second)
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
-	if err := check(ctx, db, ws, inbox, n, kills, drop, finished, peak.Load()); err != nil || !revise {
+	if err := check(ctx, db, ws, inbox, want, kills, drop, finished, peak.Load(), extra); err != nil || !revise {
 		return err
 	}
 
@@ -241,7 +280,7 @@ func checkRevisions(ctx context.Context, db *store.DB, n, kills int, version str
 	return nil
 }
 
-func check(ctx context.Context, db *store.DB, ws, inbox string, n, kills int, drop, finished time.Time, peakKB int64) error {
+func check(ctx context.Context, db *store.DB, ws, inbox string, n, kills int, drop, finished time.Time, peakKB int64, extra extras) error {
 	c, err := db.Counts(ctx)
 	if err != nil {
 		return err
@@ -286,18 +325,32 @@ func check(ctx context.Context, db *store.DB, ws, inbox string, n, kills int, dr
 	fmt.Println()
 	fmt.Println("| figure | value |")
 	fmt.Println("|---|---|")
-	fmt.Printf("| files dropped at once | %d |\n", n)
+	fmt.Printf("| films to score (the burst, and with -mixed the slow ones) | %d |\n", n)
 	fmt.Printf("| SIGKILLs during the burst | %d |\n", kills)
 	fmt.Printf("| instances scored (database) | %d |\n", c.Instances)
 	fmt.Printf("| instance report files | %d |\n", len(perInstance))
 	fmt.Printf("| instances with other than one report | %d |\n", twice)
 	fmt.Printf("| input files still on disk | %d |\n", len(onDisk))
 	fmt.Printf("| files left in the queue | %d |\n", pending+processing)
-	fmt.Printf("| throughput (files/s, drop to last report, incl. restarts) | %.1f |\n", float64(n)/elapsed)
+	fmt.Printf("| throughput (files/s, drop to last report, incl. restarts; with -mixed, the slow writes too) | %.1f |\n", float64(n)/elapsed)
 	fmt.Printf("| end-to-end latency p50 / p95 (s, incl. 1 s stability wait) | %.2f / %.2f |\n", pct(0.5), pct(0.95))
 	fmt.Printf("| peak RSS of an agent process (MiB) | %.1f |\n", float64(peakKB)/1024)
-	if c.Instances != n || len(perInstance) != n || twice != 0 || len(onDisk) != n || pending+processing != 0 {
-		return fmt.Errorf("FAILED: expected %d instances, %d reports each once, %d files on disk, an empty queue", n, n, n)
+	quarantined, _ := filepath.Glob(filepath.Join(ws, "quarantine", "*"))
+	if extra.total() > 0 {
+		fmt.Printf("| duplicates dropped / recorded | %d / %d |\n", extra.dups, c.Files[store.FileDuplicate])
+		fmt.Printf("| conflicts dropped / recorded | %d / %d |\n", extra.conflicts, c.Files[store.FileConflict])
+		fmt.Printf("| truncated files dropped / quarantined (failed) | %d / %d |\n", extra.broken, c.Files[store.FileFailed])
+		fmt.Printf("| films written slowly during the kills / scored | %d / %d |\n", extra.slow, c.Instances-(n-extra.slow))
+		fmt.Printf("| files in quarantine (with their reasons) | %d |\n", len(quarantined))
+	}
+	// Every dropped file is on disk: in the inbox, or (a truncated one) in
+	// quarantine.
+	wantOnDisk := n + extra.dups + extra.conflicts
+	if c.Instances != n || len(perInstance) != n || twice != 0 || len(onDisk) != wantOnDisk+extra.broken-c.Files[store.FileFailed] ||
+		pending+processing != 0 || c.Files[store.FileDuplicate] != extra.dups || c.Files[store.FileConflict] != extra.conflicts ||
+		c.Files[store.FileFailed] != extra.broken {
+		return fmt.Errorf("FAILED: expected %d instances, %d reports each once, %d files in the inbox, an empty queue, %d duplicates, %d conflicts, %d failed; got %+v",
+			n, n, wantOnDisk, extra.dups, extra.conflicts, extra.broken, c.Files)
 	}
 	fmt.Println("\nOK: every file has exactly one report, none missing, none lost.")
 	return nil
@@ -340,6 +393,97 @@ func writeMany(rng *rand.Rand, dir string, n, size int, prefix string, kind phan
 		meta := phantom.Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: phantom.NewUID(rng), PatientID: "LOAD"}
 		p := filepath.Join(dir, fmt.Sprintf("%s%05d.dcm", prefix, i))
 		if err := phantom.WriteDICOM(p, phantom.Generate(rng, size, kind), size, meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mixed adds the files of -mixed to the burst.
+var mixed bool
+
+// extras counts the files -mixed adds: duplicates, conflicts and
+// truncated files staged with the burst, and films written slowly into the
+// inbox while the agent runs and is killed.
+type extras struct{ dups, conflicts, broken, slow int }
+
+func (e extras) total() int { return e.dups + e.conflicts + e.broken + e.slow }
+
+// writeExtras stages copies of some burst files under other names, files
+// reusing their SOP Instance UIDs with other pixels, and truncated files.
+func writeExtras(rng *rand.Rand, staging string, size int) (extras, error) {
+	e := extras{dups: 20, conflicts: 10, broken: 5, slow: 10}
+	entries, err := os.ReadDir(staging)
+	if err != nil {
+		return e, err
+	}
+	if len(entries) < e.dups+e.conflicts+e.broken {
+		return e, fmt.Errorf("-mixed needs at least %d files", e.dups+e.conflicts+e.broken)
+	}
+	for i := 0; i < e.dups; i++ {
+		b, err := os.ReadFile(filepath.Join(staging, entries[i].Name()))
+		if err != nil {
+			return e, err
+		}
+		if err := os.WriteFile(filepath.Join(staging, fmt.Sprintf("dup%05d.dcm", i)), b, 0o644); err != nil {
+			return e, err
+		}
+	}
+	for i := 0; i < e.conflicts; i++ {
+		src := filepath.Join(staging, entries[e.dups+i].Name())
+		attrs, err := dicomio.ReadTextAttributes(src, []uint32{0x00080018, 0x0020000D})
+		if err != nil {
+			return e, err
+		}
+		meta := phantom.Meta{SOPInstanceUID: attrs[0x00080018], StudyInstanceUID: attrs[0x0020000D],
+			SeriesInstanceUID: attrs[0x0020000D] + ".1", PatientID: "LOAD"}
+		p := filepath.Join(staging, fmt.Sprintf("conflict%05d.dcm", i))
+		if err := phantom.WriteDICOM(p, phantom.Generate(rng, size, "opacity"), size, meta); err != nil {
+			return e, err
+		}
+	}
+	for i := 0; i < e.broken; i++ {
+		b, err := os.ReadFile(filepath.Join(staging, entries[e.dups+e.conflicts+i].Name()))
+		if err != nil {
+			return e, err
+		}
+		if err := os.WriteFile(filepath.Join(staging, fmt.Sprintf("broken%05d.dcm", i)), b[:len(b)*2/3], 0o644); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// writeSlowly writes n new films straight into the inbox, each in four
+// pieces a second apart, as a slow network copy does.
+func writeSlowly(rng *rand.Rand, inbox string, n, size int) error {
+	tmp, err := os.MkdirTemp("", "loadfault-slow-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := writeMany(rng, tmp, n, size, "slow", "normal"); err != nil {
+		return err
+	}
+	entries, _ := os.ReadDir(tmp)
+	for _, en := range entries {
+		b, err := os.ReadFile(filepath.Join(tmp, en.Name()))
+		if err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(inbox, en.Name()))
+		if err != nil {
+			return err
+		}
+		for k := 0; k < 4; k++ {
+			if _, err := f.Write(b[len(b)*k/4 : len(b)*(k+1)/4]); err != nil {
+				f.Close()
+				return err
+			}
+			f.Sync()
+			time.Sleep(time.Second)
+		}
+		if err := f.Close(); err != nil {
 			return err
 		}
 	}

@@ -21,32 +21,47 @@ import (
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
-// queueOutputs makes the outputs of a report just recorded (a first
-// report, or a revision, whose Supersedes names the report it replaces) and
-// puts them in the outbox for every destination that wants them: the
-// Structured Report and the Secondary Capture of the film with its
-// heatmap, made from source (the instance's file), and the report itself
-// for webhooks. It never fails the report: what cannot be made is logged
-// and left out.
-func (a *Agent) queueOutputs(ctx context.Context, rep sentinel.Report, source string, film, heat sentinel.Image) {
+// preparedOutputs are a report's outputs written into the outbox folder,
+// to be recorded with the report (store.Result.Outbox,
+// store.Revision.Outbox) so that a report is never recorded without them.
+type preparedOutputs struct {
+	items []store.OutboxItem
+	// created lists the files this preparation made; drop removes them
+	// when the report is not recorded after all.
+	created []string
+}
+
+// drop removes the files made for a report that was not recorded.
+func (p preparedOutputs) drop() { removeAll(p.created) }
+
+// prepareOutputs makes the outputs of a report about to be recorded (a
+// first report, or a revision, whose Supersedes names the report it
+// replaces) for every destination that wants them: the Structured Report
+// and the Secondary Capture of the film with its heatmap, made from source
+// (the instance's file), and the report itself for webhooks. It never fails
+// the report: what cannot be made is logged and left out.
+func (a *Agent) prepareOutputs(ctx context.Context, rep sentinel.Report, source string, film, heat sentinel.Image) preparedOutputs {
 	dc := a.cfg.DICOM
 	if dc == nil || len(dc.Destinations) == 0 {
-		return
+		return preparedOutputs{}
 	}
 	ctx = context.WithoutCancel(ctx)
-	start := time.Now()
-	n, err := a.makeOutputs(ctx, dc, rep, source, film, heat)
+	p, err := a.makeOutputs(ctx, dc, rep, source, film, heat)
 	if err != nil {
 		a.log.Warn("outputs not made", slog.String("instance", rep.InstanceID), slog.Int("revision", rep.Revision),
 			slog.Any("error", err))
 	}
-	if n > 0 {
-		a.log.Debug("outputs queued", slog.String("instance", rep.InstanceID), slog.Int("revision", rep.Revision),
-			slog.Int("sends", n), slog.Duration("elapsed", time.Since(start)))
-		select {
-		case a.node.wakeC() <- struct{}{}:
-		default:
-		}
+	return p
+}
+
+// outputsRecorded wakes the sender once a report's outputs are recorded.
+func (a *Agent) outputsRecorded(p preparedOutputs) {
+	if len(p.items) == 0 {
+		return
+	}
+	select {
+	case a.node.wakeC() <- struct{}{}:
+	default:
 	}
 }
 
@@ -56,9 +71,9 @@ type output struct {
 	data                                []byte
 }
 
-// makeOutputs makes and queues the outputs, returning how many sends were
-// queued; the error joins those of the outputs that could not be made.
-func (a *Agent) makeOutputs(ctx context.Context, dc *DICOMConfig, rep sentinel.Report, source string, film, heat sentinel.Image) (int, error) {
+// makeOutputs makes the outputs and writes their files; the error joins
+// those of the outputs that could not be made.
+func (a *Agent) makeOutputs(ctx context.Context, dc *DICOMConfig, rep sentinel.Report, source string, film, heat sentinel.Image) (preparedOutputs, error) {
 	want := map[string]bool{}
 	for _, d := range dc.Destinations {
 		for _, o := range d.Outputs {
@@ -111,10 +126,10 @@ func (a *Agent) makeOutputs(ctx context.Context, dc *DICOMConfig, rep sentinel.R
 		}
 	}
 	if len(outs) == 0 {
-		return 0, errors.Join(errs...)
+		return preparedOutputs{}, errors.Join(errs...)
 	}
-	n, err := a.enqueueOutputs(ctx, dc, rep, outs)
-	return n, errors.Join(append(errs, err)...)
+	p, err := a.writeOutputs(dc, rep, outs)
+	return p, errors.Join(append(errs, err)...)
 }
 
 func dicomOutput(kind string, obj dicomout.Object) output {
@@ -122,12 +137,12 @@ func dicomOutput(kind string, obj dicomout.Object) output {
 		file: SafeName(obj.SOPInstanceUID) + ".dcm", data: obj.Bytes}
 }
 
-// enqueueOutputs writes each output's file into the outbox folder, synced,
-// and then records one row per destination that wants it.
-func (a *Agent) enqueueOutputs(ctx context.Context, dc *DICOMConfig, rep sentinel.Report, outs []output) (int, error) {
+// writeOutputs writes each output's file into the outbox folder, synced,
+// and returns one item per destination that wants it.
+func (a *Agent) writeOutputs(dc *DICOMConfig, rep sentinel.Report, outs []output) (preparedOutputs, error) {
 	dir := a.outboxDir()
 	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return 0, fmt.Errorf("outbox: %w", err)
+		return preparedOutputs{}, fmt.Errorf("outbox: %w", err)
 	}
 	var items []store.OutboxItem
 	// created lists the files this call made: a file there before belongs
@@ -138,7 +153,7 @@ func (a *Agent) enqueueOutputs(ctx context.Context, dc *DICOMConfig, rep sentine
 		_, statErr := os.Stat(path)
 		if err := writeSynced(path, o.data); err != nil {
 			removeAll(created)
-			return 0, fmt.Errorf("outbox: %w", err)
+			return preparedOutputs{}, fmt.Errorf("outbox: %w", err)
 		}
 		if statErr != nil {
 			created = append(created, path)
@@ -152,13 +167,7 @@ func (a *Agent) enqueueOutputs(ctx context.Context, dc *DICOMConfig, rep sentine
 				Path: path})
 		}
 	}
-	n, err := a.db.EnqueueOutbox(ctx, items)
-	if err != nil {
-		// Files without rows would never be sent nor removed.
-		removeAll(created)
-		return 0, err
-	}
-	return n, nil
+	return preparedOutputs{items: items, created: created}, nil
 }
 
 func removeAll(paths []string) {

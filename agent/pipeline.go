@@ -118,26 +118,31 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	if err != nil {
 		return Outcome{Path: path, Status: StatusRetry, InstanceID: inst.ID, Err: err}
 	}
+	// The DICOM outputs are recorded with the report, so that a stop
+	// between the two can never leave a report whose outputs are not sent.
+	outs := a.prepareOutputs(ctx, rep, source, img, score.Heatmap)
 	err = a.db.RecordResult(ctx, store.Result{
 		Instance: inst, Score: score, ModelVersion: info.Version,
-		ReportPath: staged.report, HeatmapPath: staged.heatmap, File: file,
+		ReportPath: staged.report, HeatmapPath: staged.heatmap, File: file, Outbox: outs.items,
 	})
 	if errors.Is(err, store.ErrExists) {
 		// Another process recorded the instance in the meantime.
 		staged.discard()
+		outs.drop()
 		o, _ := a.checkSeen(ctx, file, inst)
 		return o
 	}
 	if err != nil {
 		staged.discard()
+		outs.drop()
 		return Outcome{Path: path, Status: StatusRetry, InstanceID: inst.ID, Err: err}
 	}
+	a.outputsRecorded(outs)
 	if err := staged.commit(); err != nil {
 		// Recorded, but not in place: the next start puts it there (see
 		// mendReports).
 		a.log.Error("report recorded but not put in place", slog.String("instance", inst.ID), slog.Any("error", err))
 	}
-	a.queueOutputs(ctx, rep, source, img, score.Heatmap)
 	a.archive(ctx, file)
 	if a.currentModel().Info().Version != info.Version {
 		// The model changed while this file was scored, perhaps after the

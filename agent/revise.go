@@ -132,24 +132,28 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 	if err != nil {
 		return 0, err
 	}
+	// The revision's outputs are recorded with it (see Process).
+	outs := a.prepareOutputs(ctx, rep, r.Path, img, score.Heatmap)
 	rev := store.Revision{InstanceID: r.Instance.ID, Revision: rep.Revision, ModelVersion: info.Version,
-		Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath}
+		Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath, Outbox: outs.items}
 	if rep.Revision == 2 && exists(previous) {
 		rev.PreviousPath = previous
 	}
 	err = a.db.RecordRevision(ctx, rev)
 	if errors.Is(err, store.ErrRevised) {
+		outs.drop()
 		return reportTaken, nil
 	}
 	if err != nil {
+		outs.drop()
 		return 0, err
 	}
+	a.outputsRecorded(outs)
 	// Last: a stop before this leaves <uid>.json as it was, and the next
 	// pass brings it up to date (repairLatest).
 	if _, err := latestReport(reportPath, rep.Revision); err != nil {
 		return 0, fmt.Errorf("revise %s: %w", r.Instance.ID, err)
 	}
-	a.queueOutputs(ctx, rep, r.Path, img, score.Heatmap)
 	a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()
 	a.log.Info("report revised", slog.String("instance", r.Instance.ID),
 		slog.String("study", r.Instance.StudyInstanceUID), slog.Int("revision", rep.Revision),

@@ -49,6 +49,9 @@ type Result struct {
 	ReportPath   string
 	HeatmapPath  string
 	File         File
+	// Outbox lists the outputs to send for the report, recorded in the
+	// same transaction, so that a report is never recorded without them.
+	Outbox []OutboxItem
 }
 
 // ErrExists is returned by RecordResult when the instance was recorded in
@@ -130,7 +133,11 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 		}
 		f := r.File
 		f.Status, f.InstanceID, f.SHA256 = FileDone, in.ID, in.SHA256
-		return insertFile(ctx, tx, f, now)
+		if err := insertFile(ctx, tx, f, now); err != nil {
+			return err
+		}
+		_, err = insertOutbox(ctx, tx, r.Outbox, db.Now())
+		return err
 	})
 	if errors.Is(err, ErrExists) {
 		return err

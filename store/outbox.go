@@ -48,21 +48,9 @@ func (db *DB) EnqueueOutbox(ctx context.Context, items []OutboxItem) (int, error
 	added := 0
 	now := db.Now()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		added = 0
-		for _, it := range items {
-			res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO outbox (destination, object, output, instance_id,
-				revision, sop_class_uid, study_instance_uid, path, state, attempts, next_try, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
-				it.Destination, it.Object, it.Output, it.InstanceID, it.Revision, it.SOPClassUID, it.StudyInstanceUID,
-				it.Path, now.UnixNano(), formatTime(now), formatTime(now))
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				added++
-			}
-		}
-		return nil
+		var err error
+		added, err = insertOutbox(ctx, tx, items, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: enqueue outbox: %w", err)
@@ -236,4 +224,25 @@ func (db *DB) OutboxItems(ctx context.Context, state string, limit int) ([]Outbo
 		return nil, fmt.Errorf("store: outbox items: %w", err)
 	}
 	return out, nil
+}
+
+// insertOutbox adds items as pending, due at now, within tx; an item whose
+// destination already has its object is left as it is. It returns how many
+// were added.
+func insertOutbox(ctx context.Context, tx *sql.Tx, items []OutboxItem, now time.Time) (int, error) {
+	added := 0
+	for _, it := range items {
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO outbox (destination, object, output, instance_id,
+			revision, sop_class_uid, study_instance_uid, path, state, attempts, next_try, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+			it.Destination, it.Object, it.Output, it.InstanceID, it.Revision, it.SOPClassUID, it.StudyInstanceUID,
+			it.Path, now.UnixNano(), formatTime(now), formatTime(now))
+		if err != nil {
+			return added, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			added++
+		}
+	}
+	return added, nil
 }

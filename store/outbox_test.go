@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sentinel-pacs/sentinel"
 )
 
 func TestOutbox(t *testing.T) {
@@ -105,5 +107,52 @@ func TestOutboxDurable(t *testing.T) {
 	due, err := db.DueOutbox(ctx, time.Now(), 10)
 	if err != nil || len(due) != 1 || due[0].Output != "sc" {
 		t.Fatalf("after reopen: %+v, %v", due, err)
+	}
+}
+
+// TestOutboxRecordedWithTheReport checks that a report's outputs are
+// recorded in the report's own transaction: with the report, and not at
+// all when the report is not recorded.
+func TestOutboxRecordedWithTheReport(t *testing.T) {
+	ctx := context.Background()
+	db := NewDB(filepath.Join(t.TempDir(), "state.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	in := sentinel.Instance{ID: "1.2.3", SOPInstanceUID: "1.2.3", StudyInstanceUID: "1.2", Format: sentinel.FormatDICOM, SourcePath: "/in/a.dcm", SHA256: "ab"}
+	item := func(object string) OutboxItem {
+		return OutboxItem{Destination: "pacs", Object: object, Output: "sr", InstanceID: in.ID, Revision: 1, Path: "/outbox/" + object + ".dcm"}
+	}
+	res := Result{Instance: in, Score: sentinel.Score{Value: 1, Threshold: 2, Decision: sentinel.DecisionNotFlagged},
+		ModelVersion: "m", ReportPath: "/r/a.json", File: File{Path: "/in/a.dcm", Size: 1, ModTimeNS: 1},
+		Outbox: []OutboxItem{item("2.25.1")}}
+	if err := db.RecordResult(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	res.File.Path, res.Outbox = "/in/b.dcm", []OutboxItem{item("2.25.2")}
+	if err := db.RecordResult(ctx, res); !errors.Is(err, ErrExists) {
+		t.Fatalf("the same instance again: %v", err)
+	}
+	items, err := db.OutboxItems(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].Object != "2.25.1" || items[0].State != "pending" {
+		t.Fatalf("outbox %+v: want only the recorded report's output, pending", items)
+	}
+	if err := db.RecordRevision(ctx, Revision{InstanceID: in.ID, Revision: 2, ModelVersion: "m2",
+		Score: sentinel.Score{Value: 3, Threshold: 2, Decision: sentinel.DecisionAbnormal}, ReportPath: "/r/a.r2.json",
+		Outbox: []OutboxItem{item("2.25.3")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordRevision(ctx, Revision{InstanceID: in.ID, Revision: 2, ModelVersion: "m3",
+		Score: sentinel.Score{Value: 3, Threshold: 2, Decision: sentinel.DecisionAbnormal}, ReportPath: "/r/a.r2b.json",
+		Outbox: []OutboxItem{item("2.25.4")}}); !errors.Is(err, ErrRevised) {
+		t.Fatalf("a stale revision: %v", err)
+	}
+	items, _ = db.OutboxItems(ctx, "", 10)
+	if len(items) != 2 {
+		t.Fatalf("outbox after the revisions: %+v, want the first report's and the recorded revision's", items)
 	}
 }

@@ -96,6 +96,8 @@ type Revision struct {
 	// now kept (the first revision moves from <uid>.json, which always
 	// holds the latest).
 	PreviousPath string
+	// Outbox lists the revision's outputs to send, recorded with it.
+	Outbox []OutboxItem
 }
 
 // ErrRevised is returned by RecordRevision when the instance's latest
@@ -131,8 +133,11 @@ func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE studies SET stale = stale + 1 WHERE study_instance_uid =
-			(SELECT study_instance_uid FROM instances WHERE instance_id = ?)`, r.InstanceID)
+		if _, err := tx.ExecContext(ctx, `UPDATE studies SET stale = stale + 1 WHERE study_instance_uid =
+			(SELECT study_instance_uid FROM instances WHERE instance_id = ?)`, r.InstanceID); err != nil {
+			return err
+		}
+		_, err := insertOutbox(ctx, tx, r.Outbox, db.Now())
 		return err
 	})
 	if errors.Is(err, ErrRevised) {

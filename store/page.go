@@ -58,7 +58,7 @@ const studyRowsSQL = `WITH agg AS (
 		st.last_instance_at AS last_instance_at,
 		MIN(i.accession_number) AS accession_number, MIN(i.modality) AS modality,
 		COALESCE(MAX(s.value), 0) AS max_score,
-		COALESCE(MAX(CASE r.decision WHEN 'abnormal' THEN 2 WHEN 'uncertain' THEN 1 ELSE 0 END), 0) AS worst,
+		COALESCE(MAX(` + worstCase + `), 0) AS worst,
 		MIN(i.instance_id) AS first_instance
 	FROM %s st CROSS JOIN instances i ON i.study_instance_uid = st.study_instance_uid
 	LEFT JOIN reports r ON r.id = (SELECT MAX(id) FROM reports WHERE instance_id = i.instance_id)
@@ -77,7 +77,25 @@ const firstPathSQL = `SELECT p.study_instance_uid, p.accession_number, p.modalit
 	p.total
 FROM (%s) p`
 
-var decisionRank = map[string]int{"normal": 0, "uncertain": 1, "abnormal": 2}
+// worstOrder lists decisions from least to most concerning (as
+// sentinel.Decision.Severity orders them), and worstCase ranks a report's
+// decision in that order in SQL.
+var worstOrder = []string{"normal", "not_flagged", "out_of_distribution", "uncertain", "abnormal"}
+
+const worstCase = `CASE r.decision WHEN 'abnormal' THEN 4 WHEN 'uncertain' THEN 3
+	WHEN 'out_of_distribution' THEN 2 WHEN 'not_flagged' THEN 1 ELSE 0 END`
+
+// WorstDecisions lists the decisions a study can be filtered by, most
+// concerning first.
+func WorstDecisions() []string { return []string{"abnormal", "uncertain", "out_of_distribution", "not_flagged", "normal"} }
+
+var decisionRank = func() map[string]int {
+	m := map[string]int{}
+	for i, d := range worstOrder {
+		m[d] = i
+	}
+	return m
+}()
 
 // StudiesPage returns one page of studies and how many match the filter.
 func (db *DB) StudiesPage(ctx context.Context, f StudyFilter) ([]StudyRow, int, error) {
@@ -135,7 +153,7 @@ func (db *DB) StudiesPage(ctx context.Context, f StudyFilter) ([]StudyRow, int, 
 			return nil, 0, fmt.Errorf("store: studies page: %w", err)
 		}
 		s.LastInstanceAt = parseTime(at)
-		s.WorstDecision = []string{"normal", "uncertain", "abnormal"}[w]
+		s.WorstDecision = worstOrder[min(max(w, 0), len(worstOrder)-1)]
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {

@@ -72,3 +72,50 @@ func TestScopeMigration(t *testing.T) {
 		t.Errorf("placement read back %+v, want %+v", got["1.2.4"], in2.Placement)
 	}
 }
+
+// TestWorstDecisionRanks checks that studies rank every decision, so that a
+// study of films not flagged or out of distribution is never shown as
+// normal.
+func TestWorstDecisionRanks(t *testing.T) {
+	ctx := context.Background()
+	db := reopen(t, t.TempDir()+"/state.db")
+	add := func(study, id string, d sentinel.Decision) {
+		in := sentinel.Instance{ID: id, SOPInstanceUID: id, StudyInstanceUID: study, Format: sentinel.FormatDICOM,
+			SourcePath: "/in/" + id, SHA256: id}
+		if err := db.RecordResult(ctx, Result{Instance: in, Score: sentinel.Score{Value: 1, Threshold: 2, Decision: d},
+			ModelVersion: "m", ReportPath: "/r/" + id, File: File{Path: "/in/" + id, Size: 1, ModTimeNS: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("s1", "a", sentinel.DecisionNormal)
+	add("s1", "b", sentinel.DecisionNotFlagged)
+	add("s2", "c", sentinel.DecisionNotFlagged)
+	add("s2", "d", sentinel.DecisionOutOfDistribution)
+	add("s3", "e", sentinel.DecisionOutOfDistribution)
+	add("s3", "f", sentinel.DecisionUncertain)
+	want := map[string]string{"s1": "not_flagged", "s2": "out_of_distribution", "s3": "uncertain"}
+	sums, err := db.Studies(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := db.StudiesPage(ctx, StudyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 3 || len(rows) != 3 {
+		t.Fatalf("%d studies, %d rows", len(sums), len(rows))
+	}
+	for _, s := range sums {
+		if s.WorstDecision != want[s.StudyInstanceUID] {
+			t.Errorf("Studies: %s worst %s, want %s", s.StudyInstanceUID, s.WorstDecision, want[s.StudyInstanceUID])
+		}
+	}
+	for _, r := range rows {
+		if r.WorstDecision != want[r.StudyInstanceUID] {
+			t.Errorf("StudiesPage: %s worst %s, want %s", r.StudyInstanceUID, r.WorstDecision, want[r.StudyInstanceUID])
+		}
+	}
+	if rows, _, err := db.StudiesPage(ctx, StudyFilter{Decision: "out_of_distribution"}); err != nil || len(rows) != 1 || rows[0].StudyInstanceUID != "s2" {
+		t.Errorf("filter out_of_distribution: %+v %v", rows, err)
+	}
+}

@@ -133,8 +133,7 @@ func (db *DB) StudyReportCount(ctx context.Context, study string) (int, error) {
 func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT st.study_instance_uid, st.instances, st.revision, st.last_instance_at,
 		COALESCE(MAX(s.value), 0),
-		COALESCE(MAX(CASE r.decision WHEN 'abnormal' THEN 4 WHEN 'uncertain' THEN 3
-			WHEN 'out_of_distribution' THEN 2 WHEN 'not_flagged' THEN 1 ELSE 0 END), 0)
+		COALESCE(MAX(`+worstCase+`), 0)
 		FROM studies st JOIN instances i ON i.study_instance_uid = st.study_instance_uid
 		LEFT JOIN reports r ON r.id = (SELECT MAX(id) FROM reports WHERE instance_id = i.instance_id)
 		LEFT JOIN scores s ON s.instance_id = i.instance_id AND s.model_version = r.model_version
@@ -152,7 +151,7 @@ func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
 			return nil, fmt.Errorf("store: studies: %w", err)
 		}
 		s.LastInstanceAt = parseTime(at)
-		s.WorstDecision = []string{"normal", "not_flagged", "out_of_distribution", "uncertain", "abnormal"}[min(max(worst, 0), 4)]
+		s.WorstDecision = worstOrder[min(max(worst, 0), len(worstOrder)-1)]
 		out = append(out, s)
 	}
 	return out, rows.Err()

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -42,7 +44,7 @@ type studiesData struct {
 func (s *Server) studies(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := studiesData{Decision: q.Get("decision"), From: q.Get("from"), To: q.Get("to"), Sort: q.Get("sort"),
-		Asc: q.Get("dir") == "asc", Decisions: []string{"abnormal", "uncertain", "normal"}}
+		Asc: q.Get("dir") == "asc", Decisions: store.WorstDecisions()}
 	if d.Sort == "" {
 		d.Sort = "received"
 	}
@@ -63,10 +65,8 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown sort", http.StatusBadRequest)
 		return
 	}
-	switch d.Decision {
-	case "", "abnormal", "uncertain", "normal":
-	default:
-		http.Error(w, "decision must be abnormal, uncertain or normal", http.StatusBadRequest)
+	if d.Decision != "" && !slices.Contains(d.Decisions, d.Decision) {
+		http.Error(w, "decision must be one of "+strings.Join(d.Decisions, ", "), http.StatusBadRequest)
 		return
 	}
 	d.Page = 1

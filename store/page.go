@@ -87,7 +87,9 @@ const worstCase = `CASE r.decision WHEN 'abnormal' THEN 4 WHEN 'uncertain' THEN 
 
 // WorstDecisions lists the decisions a study can be filtered by, most
 // concerning first.
-func WorstDecisions() []string { return []string{"abnormal", "uncertain", "out_of_distribution", "not_flagged", "normal"} }
+func WorstDecisions() []string {
+	return []string{"abnormal", "uncertain", "out_of_distribution", "not_flagged", "normal"}
+}
 
 var decisionRank = func() map[string]int {
 	m := map[string]int{}

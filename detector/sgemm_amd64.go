@@ -1,6 +1,10 @@
 package detector
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The assembly kernels in sgemm_amd64.s; see sgemmKernelID for the
 // contract.
@@ -62,8 +66,9 @@ func sgemmImpls() []*sgemmImpl {
 	return append(impls, sgemmGeneric)
 }
 
-// sgemmBest is the family sgemmNN uses.
-var sgemmBest = sgemmImpls()[0]
+// sgemmBest is the family sgemmNN uses: the fastest this CPU runs, or the
+// one SENTINEL_KERNELS names (see chooseKernels).
+var sgemmBest = chooseKernels(sgemmImpls(), os.Getenv(KernelsEnv))
 
 // sgemmCall runs the kernel id.
 func sgemmCall(id sgemmKernelID, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int) {

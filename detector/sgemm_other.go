@@ -7,7 +7,7 @@ package detector
 func sgemmImpls() []*sgemmImpl { return []*sgemmImpl{sgemmGeneric} }
 
 // sgemmBest is the family sgemmNN uses.
-var sgemmBest = sgemmGeneric
+var sgemmBest = chooseKernels(sgemmImpls(), "")
 
 // sgemmCall runs the kernel id.
 func sgemmCall(id sgemmKernelID, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int) {

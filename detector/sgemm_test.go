@@ -199,8 +199,8 @@ func TestSgemmRandom(t *testing.T) {
 // TestSgemmBest checks that sgemmNN uses the fastest family the CPU has and
 // that it rejects what it cannot compute.
 func TestSgemmBest(t *testing.T) {
-	if sgemmBest != sgemmImpls()[0] {
-		t.Fatalf("sgemmNN uses %s, want %s", sgemmBest.name, sgemmImpls()[0].name)
+	if want := chooseKernels(sgemmImpls(), os.Getenv(KernelsEnv)); sgemmBest != want {
+		t.Fatalf("sgemmNN uses %s, want %s (%s=%q)", sgemmBest.name, want.name, KernelsEnv, os.Getenv(KernelsEnv))
 	}
 	t.Logf("sgemmNN uses %s; available: %d families", sgemmBest.name, len(sgemmImpls()))
 	c := []float32{7}

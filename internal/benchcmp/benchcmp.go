@@ -144,13 +144,18 @@ type Result struct {
 
 // Machine describes where the comparison ran.
 type Machine struct {
-	CPU         string  `json:"cpu"`
-	Cores       int     `json:"cores"`
-	GoVersion   string  `json:"go"`
-	GOMAXPROCS  int     `json:"gomaxprocs"`
-	LoadBefore  string  `json:"loadavg_before"`
-	LoadAfter   string  `json:"loadavg_after"`
-	WallSeconds float64 `json:"wall_seconds"`
+	CPU string `json:"cpu"`
+	// Kernels is the matrix kernel family that ran (avx512, avx2 or
+	// generic; SENTINEL_KERNELS forces one), KernelFamilies every one this
+	// CPU runs.
+	Kernels        string   `json:"kernels"`
+	KernelFamilies []string `json:"kernel_families"`
+	Cores          int      `json:"cores"`
+	GoVersion      string   `json:"go"`
+	GOMAXPROCS     int      `json:"gomaxprocs"`
+	LoadBefore     string   `json:"loadavg_before"`
+	LoadAfter      string   `json:"loadavg_after"`
+	WallSeconds    float64  `json:"wall_seconds"`
 }
 
 // CheckPeer reports whether the peer can run, with what to install if not.
@@ -437,7 +442,8 @@ func loadavg() string {
 }
 
 func machine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadBefore: loadavg(), CPU: "unknown"}
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadBefore: loadavg(), CPU: "unknown",
+		Kernels: detector.KernelFamily(), KernelFamilies: detector.KernelFamilies()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "model name"); ok {

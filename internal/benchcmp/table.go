@@ -49,8 +49,8 @@ func WriteTable(w io.Writer, r *Result) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "- Sentinel scoring at a 100k-patch bank from %d goroutines: %.1f images/s (target > 10)\n", r.Machine.GOMAXPROCS, r.SWAG100kImagesPS)
 	fmt.Fprintf(w, "- Sentinel agent RSS over %d files: %.0f MiB after the first tenth, %.0f MiB at the end\n", r.AgentFiles, r.GoAgentRSSEarly, r.GoAgentRSSEnd)
-	fmt.Fprintf(w, "- machine: %s, %d cores, %s, GOMAXPROCS %d; load average %s before, %s after; %d repetitions, %.0f s\n",
-		r.Machine.CPU, r.Machine.Cores, r.Machine.GoVersion, r.Machine.GOMAXPROCS, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Reps, r.Machine.WallSeconds)
+	fmt.Fprintf(w, "- machine: %s (kernels %s, of %s), %d cores, %s, GOMAXPROCS %d; load average %s before, %s after; %d repetitions, %.0f s\n",
+		r.Machine.CPU, r.Machine.Kernels, strings.Join(r.Machine.KernelFamilies, ", "), r.Machine.Cores, r.Machine.GoVersion, r.Machine.GOMAXPROCS, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Reps, r.Machine.WallSeconds)
 	keys := make([]string, 0, len(r.Settings))
 	for k := range r.Settings {
 		keys = append(keys, k)

@@ -51,6 +51,10 @@ type HTTP struct {
 	// ReadToken, when set, guards the read API (/api/...), which names
 	// instances, studies and accession numbers; Token is accepted too.
 	ReadToken string `toml:"read_token"`
+	// TokenFile and ReadTokenFile name files holding Token and ReadToken
+	// (a systemd credential, a mounted secret); see ReadSecretFiles.
+	TokenFile     string `toml:"token_file"`
+	ReadTokenFile string `toml:"read_token_file"`
 	// TLSCert and TLSKey, PEM files, serve HTTPS instead of HTTP; both or
 	// neither.
 	TLSCert string `toml:"tls_cert"`

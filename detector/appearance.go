@@ -62,12 +62,12 @@ type appearanceProfile struct {
 
 var appearanceFeatureNames = []string{
 	"mean", "std", "p02", "p25", "p50", "p75", "p98", "gradient", "centre", "anisotropy",
-	"layout", "columns", "rows", "nearest",
+	"layout", "columns", "rows", "nearest", "sharpness",
 }
 
 // oneSided marks the features that count only when below the normals: a
 // film more like the normals' layout than they are is not unusual.
-var oneSided = []bool{false, false, false, false, false, false, false, false, false, false, true, true, true, true}
+var oneSided = []bool{false, false, false, false, false, false, false, false, false, false, true, true, true, true, false}
 
 // appearanceBlocks is the side of the block-mean grid the layout feature
 // compares.
@@ -75,7 +75,7 @@ const appearanceBlocks = 16
 
 // Floors of the robust scales: intensities and gradients in [0, 1] units,
 // correlations in correlation units.
-var appearanceScaleFloor = []float64{0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.002, 0.01, 0.02, 0.02, 0.02, 0.02, 0.02}
+var appearanceScaleFloor = []float64{0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.002, 0.01, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02}
 
 // appearanceNeighbours bounds how many normals' layouts the profile keeps
 // for the nearest-layout feature.
@@ -192,7 +192,13 @@ const relativeMargin = 0.01
 // check returns the image's joint deviation and, when the film is out of
 // distribution, why in words ("" otherwise).
 func (p *appearanceProfile) check(x []float32, side int) (dev float64, why string) {
-	z := p.standardise(p.features(x, side))
+	f := p.features(x, side)
+	if len(f) != len(p.Median) || len(p.Precision) != len(f)*len(f) {
+		// A profile of other features (another version's): no check
+		// rather than a wrong one.
+		return 0, ""
+	}
+	z := p.standardise(f)
 	dev = p.length(z)
 	if dev > p.Limit {
 		far := 0
@@ -206,12 +212,12 @@ func (p *appearanceProfile) check(x []float32, side int) (dev float64, why strin
 	if len(p.Zoomed) == 0 {
 		return dev, ""
 	}
-	o, f := p.relativeTests(x, side, -1)
+	o, fr := p.relativeTests(x, side, -1)
 	switch {
 	case o < p.OrientationLimit:
 		return dev, fmt.Sprintf("it looks rotated: a quarter or half turn of it is more like the normals than it is (%.3f, limit %.3f)", o, p.OrientationLimit)
-	case f < p.FramingLimit:
-		return dev, fmt.Sprintf("it looks cropped: it is more like a part of a normal film than like a whole one (%.3f, limit %.3f)", f, p.FramingLimit)
+	case fr < p.FramingLimit:
+		return dev, fmt.Sprintf("it looks cropped: it is more like a part of a normal film than like a whole one (%.3f, limit %.3f)", fr, p.FramingLimit)
 	}
 	return dev, ""
 }
@@ -409,6 +415,7 @@ func (p *appearanceProfile) featuresExcept(x []float32, side, skip int) []float6
 	return []float64{
 		mean, std, q(0.02), q(0.25), q(0.5), q(0.75), q(0.98), grad, centre, anis,
 		correlation(blocks, p.Template), correlation(cols, p.Columns), correlation(rows, p.Rows), nearest,
+		sharpness(v, side),
 	}
 }
 
@@ -626,4 +633,31 @@ var appearanceWords = map[string]string{
 	"rows":       "the top-bottom layout",
 	"nearest":    "the layout (likeness to the nearest normal)",
 	"anisotropy": "the orientation of the detail",
+	"sharpness":  "the sharpness of the detail",
+}
+
+// sharpness compares the detail between neighbouring pixels with the
+// detail four pixels apart, per pixel of distance: a film enlarged from a
+// smaller one, or blurred, has little of the first for its share of the
+// second. The value is a log ratio.
+func sharpness(v []float64, side int) float64 {
+	var near, far float64
+	var nn, nf int
+	for y := 0; y < side; y++ {
+		for c := 0; c < side; c++ {
+			i := y*side + c
+			if c+1 < side {
+				near += math.Abs(v[i+1] - v[i])
+				nn++
+			}
+			if c+4 < side {
+				far += math.Abs(v[i+4]-v[i]) / 4
+				nf++
+			}
+		}
+	}
+	if nn == 0 || nf == 0 {
+		return 0
+	}
+	return math.Log((near/float64(nn) + 1e-6) / (far/float64(nf) + 1e-6))
 }

@@ -138,3 +138,23 @@ func TestScoreOutOfDistribution(t *testing.T) {
 		t.Error("the appearance profile did not survive a save and load")
 	}
 }
+
+// TestAppearanceProfileOfOtherFeatures checks that a profile saved with
+// other features (another version's) is not applied, rather than
+// misapplied or panicking.
+func TestAppearanceProfileOfOtherFeatures(t *testing.T) {
+	const side = 32
+	rng := rand.New(rand.NewSource(4))
+	var train [][]float32
+	for range 30 {
+		train = append(train, chestPhantom(rng, side))
+	}
+	p, err := newAppearanceProfile(train, side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Median, p.Scale = p.Median[:len(p.Median)-1], p.Scale[:len(p.Scale)-1]
+	if dev, why := p.check(make([]float32, side*side), side); dev != 0 || why != "" {
+		t.Errorf("a profile of other features judged a black film: %v %q", dev, why)
+	}
+}

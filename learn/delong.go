@@ -69,3 +69,53 @@ func PairedAUCDiff(a, b []float64, positive []bool) (diff, se float64) {
 	}
 	return diff, math.Sqrt(sd10*sd10/float64(m) + sd01*sd01/float64(n))
 }
+
+// AUCInterval returns the ROC-AUC of scores for telling the positive cases
+// from the others, its standard error by DeLong's method (the variance of
+// the structural components over the positives and over the negatives;
+// ties count one half), and the two-sided interval auc ± z·se clipped to
+// [0, 1] (z = 1.96 for 95%). Without a case of either class the AUC is NaN;
+// with fewer than two of either, the standard error and the interval are
+// NaN.
+func AUCInterval(scores []float64, positive []bool, z float64) (auc, se, lo, hi float64) {
+	nan := math.NaN()
+	var pos, neg []float64
+	for i, p := range positive {
+		if p {
+			pos = append(pos, scores[i])
+		} else {
+			neg = append(neg, scores[i])
+		}
+	}
+	m, n := len(pos), len(neg)
+	if m == 0 || n == 0 {
+		return nan, nan, nan, nan
+	}
+	v10, v01 := make([]float64, m), make([]float64, n)
+	for i, x := range pos {
+		for j, y := range neg {
+			var v float64
+			switch {
+			case x > y:
+				v = 1
+			case x == y:
+				v = 0.5
+			}
+			v10[i] += v
+			v01[j] += v
+		}
+	}
+	for i := range v10 {
+		v10[i] /= float64(n)
+	}
+	for j := range v01 {
+		v01[j] /= float64(m)
+	}
+	auc, sd10 := meanSD(v10)
+	if m < 2 || n < 2 {
+		return auc, nan, nan, nan
+	}
+	_, sd01 := meanSD(v01)
+	se = math.Sqrt(sd10*sd10/float64(m) + sd01*sd01/float64(n))
+	return auc, se, max(0, auc-z*se), min(1, auc+z*se)
+}

@@ -151,6 +151,19 @@ func run(modelPath, data string) error {
 		}
 		others[kind] = append(others[kind], dicomio.Resample(img, side, side))
 	}
+	// Chest films of another hospital: PneumoniaMNIST's test normals
+	// (paediatric, Guangzhou), stored at 28 px and enlarged to the input
+	// size, so that their blur differs from cxr8's as well as their source.
+	if pm, err := readPMNIST(filepath.Join(data, "pneumoniamnist")); err == nil {
+		for _, f := range pm {
+			_, img, err := dicomio.Load(f, dicomio.Options{})
+			if err != nil {
+				continue
+			}
+			k := "PneumoniaMNIST test normals (another hospital, 28 px enlarged)"
+			others[k] = append(others[k], dicomio.Resample(img, side, side))
+		}
+	}
 	kinds := make([]string, 0, len(others))
 	for k := range others {
 		kinds = append(kinds, k)
@@ -270,6 +283,26 @@ func readLabels(path string) ([]label, error) {
 	var out []label
 	for _, r := range recs[1:] {
 		out = append(out, label{r[0], r[2], r[3]})
+	}
+	return out, nil
+}
+
+// readPMNIST returns the paths of PneumoniaMNIST's test normals.
+func readPMNIST(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range recs[1:] {
+		if len(r) >= 3 && r[1] == "normal" && r[2] == "test" {
+			out = append(out, filepath.Join(dir, "images", r[0]))
+		}
 	}
 	return out, nil
 }

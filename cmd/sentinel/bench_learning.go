@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -15,6 +16,7 @@ import (
 	"github.com/sentinel-pacs/sentinel/detector"
 	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/internal/parallel"
+	"github.com/sentinel-pacs/sentinel/internal/plots"
 	"github.com/sentinel-pacs/sentinel/learn"
 )
 
@@ -31,11 +33,13 @@ const admissionOnly = "admission-only"
 
 // benchRound is one line of the learning benchmark.
 type benchRound struct {
-	Round     int    `json:"round"`
-	Strategy  string `json:"strategy"`
-	Labels    int    `json:"labels"`
-	Abnormals int    `json:"labelled_abnormals"`
-	Admitted  int    `json:"admitted"`
+	Round    int    `json:"round"`
+	Strategy string `json:"strategy"`
+	// Seed is the run's seed: of the random draws and of training.
+	Seed      int64 `json:"seed"`
+	Labels    int   `json:"labels"`
+	Abnormals int   `json:"labelled_abnormals"`
+	Admitted  int   `json:"admitted"`
 	// AdmittedNormal is the fraction of the admitted cases that are truly
 	// normal (from the labels file; never used by the loop).
 	AdmittedNormal float64 `json:"admitted_truly_normal"`
@@ -82,20 +86,30 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	evalSplit := fs.String("eval-split", "dev", "split evaluated after each round (never trained on, never used for thresholds)")
 	rounds := fs.Int("rounds", 5, "learning rounds")
 	perRound := fs.Int("per-round", 25, "queries answered per round")
-	strategy := fs.String("strategy", "hybrid", "hybrid, uncertainty, boundary, diverse, random or admission-only")
+	strategy := fs.String("strategy", "hybrid", "hybrid, uncertainty, boundary, diverse, random or admission-only; several, comma-separated, run one after another")
 	epochs := fs.Int("epochs", 0, "training epochs per round (default detector.epochs)")
 	inputSize := fs.Int("input", 0, "model input size (default detector.input_size)")
 	seed := fs.Int64("seed", 1, "random seed of the random strategy and of training")
+	seeds := fs.Int("seeds", 1, "run each strategy with this many seeds: --seed, --seed+1, ...")
+	plotDir := fs.String("plot", "", "also write the learning curves (evaluation ROC-AUC per round, one line per strategy, the seeds' spread shaded) into this `folder` as learning.png and learning.svg")
 	asJSON := fs.Bool("json", false, "print one JSON object per round")
 	withAdmission := fs.Bool("admit", false, "with a query strategy, also run an oracle-free admission cycle before each round's queries, as the running agent does between retraining cycles")
 	promotion := fs.Bool("promotion", false, "run the retraining cycle as the agent does: learning.holdout_fraction of the labels frozen as a holdout that never trains, and a candidate replaces the model in use only if the promotion gate passes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *strategy != admissionOnly {
-		if _, err := learn.ParseStrategy(*strategy); err != nil {
-			return usageError{"bench learning: " + err.Error()}
+	var strategies []string
+	for _, st := range strings.Split(*strategy, ",") {
+		st = strings.TrimSpace(st)
+		if st != admissionOnly {
+			if _, err := learn.ParseStrategy(st); err != nil {
+				return usageError{"bench learning: " + err.Error()}
+			}
 		}
+		strategies = append(strategies, st)
+	}
+	if *seeds < 1 {
+		return usageError{"bench learning: --seeds must be at least 1"}
 	}
 	e, err := setup(fs, g, stderr)
 	if err != nil {
@@ -107,7 +121,6 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *inputSize > 0 {
 		e.cfg.Detector.InputSize = *inputSize
 	}
-	e.cfg.Detector.Seed = *seed
 	tc := e.trainConfig()
 	tc.Logger = nil
 	opt := e.learningOptions()
@@ -152,64 +165,152 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "bench learning: %d seed normals (%s), pool %d (%s), evaluation %d (%s), strategy %s, %d rounds of %d, input %d, %d epochs\n",
-		len(seedCases), *seedSplit, len(pool), *poolSplit, len(eval), *evalSplit, *strategy, *rounds, *perRound, tc.InputSize, tc.Epochs)
+	fmt.Fprintf(stderr, "bench learning: %d seed normals (%s), pool %d (%s), evaluation %d (%s), strategy %s, %d seed(s) from %d, %d rounds of %d, input %d, %d epochs\n",
+		len(seedCases), *seedSplit, len(pool), *poolSplit, len(eval), *evalSplit, strings.Join(strategies, ", "), *seeds, *seed, *rounds, *perRound, tc.InputSize, tc.Epochs)
 
-	sim := &learningSim{ctx: ctx, tc: tc, opt: opt, seed: seedCases, pool: pool, eval: eval,
-		labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}, promotion: *promotion, roles: map[string]bool{}, random: map[string]bool{}}
+	var runs [][]benchRound
+	for _, st := range strategies {
+		for k := range *seeds {
+			sd := *seed + int64(k)
+			rtc := tc
+			rtc.Seed = sd
+			sim := &learningSim{ctx: ctx, tc: rtc, opt: opt, seed: seedCases, pool: pool, eval: eval,
+				labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}, promotion: *promotion, roles: map[string]bool{}, random: map[string]bool{}}
+			all, err := sim.run(st, sd, *rounds, *perRound, *withAdmission, func(row benchRound) {
+				if *asJSON {
+					b, _ := json.Marshal(row)
+					fmt.Fprintln(stdout, string(b))
+				}
+			})
+			if err != nil {
+				return err
+			}
+			runs = append(runs, all)
+			if !*asJSON {
+				if len(strategies) > 1 || *seeds > 1 {
+					fmt.Fprintf(stdout, "strategy %s, seed %d\n", all[0].Strategy, sd)
+				}
+				printBenchRounds(stdout, all, *promotion)
+			}
+		}
+	}
+	if *plotDir != "" {
+		paths, err := writeLearningPlot(*plotDir, runs, *evalSplit)
+		if err != nil {
+			return fmt.Errorf("bench learning: %w", err)
+		}
+		fmt.Fprintf(stderr, "bench learning: wrote %d pictures into %s\n", len(paths), *plotDir)
+	}
+	return nil
+}
+
+// run runs one strategy with one seed: round 0 trains on the seed
+// normals, and each later round queries (or admits), retrains and
+// evaluates. Each row is passed to emit as it is made.
+func (s *learningSim) run(strategy string, seed int64, rounds, perRound int, withAdmission bool, emit func(benchRound)) ([]benchRound, error) {
 	var all []benchRound
-	for r := 0; r <= *rounds; r++ {
+	for r := 0; r <= rounds; r++ {
 		start := time.Now()
 		if r > 0 {
-			if *strategy == admissionOnly {
-				if err := sim.admit(); err != nil {
-					return err
+			if strategy == admissionOnly {
+				if err := s.admit(); err != nil {
+					return nil, err
 				}
 			} else {
-				if *withAdmission {
-					if err := sim.admit(); err != nil {
-						return err
+				if withAdmission {
+					if err := s.admit(); err != nil {
+						return nil, err
 					}
 				}
-				if err := sim.query(learn.Strategy(*strategy), *perRound, *seed+int64(r)); err != nil {
-					return err
+				if err := s.query(learn.Strategy(strategy), perRound, seed+int64(r)); err != nil {
+					return nil, err
 				}
 			}
 		}
-		row, err := sim.trainAndEvaluate()
+		row, err := s.trainAndEvaluate()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		row.Round, row.Strategy, row.Seconds = r, *strategy, time.Since(start).Seconds()
-		if *withAdmission && *strategy != admissionOnly {
+		row.Round, row.Strategy, row.Seed, row.Seconds = r, strategy, seed, time.Since(start).Seconds()
+		if withAdmission && strategy != admissionOnly {
 			row.Strategy += "+admission"
 		}
 		all = append(all, row)
-		if *asJSON {
-			b, _ := json.Marshal(row)
-			fmt.Fprintln(stdout, string(b))
-		}
+		emit(row)
 	}
-	if !*asJSON {
-		head := fmt.Sprintf("%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
-		if *promotion {
-			head += " holdout promoted cand_auc verdict"
-		}
-		fmt.Fprintln(stdout, head)
-		for _, r := range all {
-			line := fmt.Sprintf("%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f", r.Round, r.Labels, r.Admitted,
-				r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP, r.DetectorROCAUC, r.HeadWeight)
-			if r.Promoted != nil {
-				cand := r.ROCAUC
-				if r.CandidateROCAUC != nil {
-					cand = *r.CandidateROCAUC
-				}
-				line += fmt.Sprintf(" %-7d %-8v %-8.4f %s", r.Holdout, *r.Promoted, cand, r.Verdict)
+	return all, nil
+}
+
+// printBenchRounds prints one run's rounds as a table.
+func printBenchRounds(w io.Writer, all []benchRound, promotion bool) {
+	head := fmt.Sprintf("%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
+	if promotion {
+		head += " holdout promoted cand_auc verdict"
+	}
+	fmt.Fprintln(w, head)
+	for _, r := range all {
+		line := fmt.Sprintf("%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f", r.Round, r.Labels, r.Admitted,
+			r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP, r.DetectorROCAUC, r.HeadWeight)
+		if r.Promoted != nil {
+			cand := r.ROCAUC
+			if r.CandidateROCAUC != nil {
+				cand = *r.CandidateROCAUC
 			}
-			fmt.Fprintln(stdout, line)
+			line += fmt.Sprintf(" %-7d %-8v %-8.4f %s", r.Holdout, *r.Promoted, cand, r.Verdict)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// learningSeries groups the runs' rounds by strategy, in the order the
+// strategies ran: one series each, at each round the ROC-AUC of every
+// seed. X is the labels given after the round (from the strategy's first
+// run), or the round itself when byRound.
+func learningSeries(runs [][]benchRound, byRound bool) []plots.Series {
+	var out []plots.Series
+	index := map[string]int{}
+	for _, run := range runs {
+		if len(run) == 0 {
+			continue
+		}
+		name := run[0].Strategy
+		i, ok := index[name]
+		if !ok {
+			i = len(out)
+			index[name] = i
+			out = append(out, plots.Series{Label: name})
+		}
+		s := &out[i]
+		for j, r := range run {
+			if j == len(s.X) {
+				x := float64(r.Labels)
+				if byRound {
+					x = float64(r.Round)
+				}
+				s.X = append(s.X, x)
+				s.Y = append(s.Y, nil)
+			}
+			s.Y[j] = append(s.Y[j], r.ROCAUC)
 		}
 	}
-	return nil
+	return out
+}
+
+// writeLearningPlot draws the runs' learning curves into dir. Against the
+// labels given, unless a run gives none (admission alone): then against
+// the round.
+func writeLearningPlot(dir string, runs [][]benchRound, evalSplit string) ([]string, error) {
+	byRound := false
+	for _, run := range runs {
+		if len(run) > 0 && strings.HasPrefix(run[0].Strategy, admissionOnly) {
+			byRound = true
+		}
+	}
+	xLabel := "labels given (radiologists' answers)"
+	if byRound {
+		xLabel = "round"
+	}
+	return plots.WriteLearning(dir, "Learning curves: ROC-AUC on "+evalSplit+" after each round", xLabel, learningSeries(runs, byRound))
 }
 
 // learningSim is the simulated workspace: the radiologists are the labels

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -73,6 +74,17 @@ func TestBenchLearningPromotion(t *testing.T) {
 // evaluation split of 6 and 6) and returns its JSON rows, one per round.
 func benchPhantoms(t *testing.T, flags ...string) []benchRound {
 	t.Helper()
+	got := benchPhantomRows(t, flags...)
+	if len(got) != 3 {
+		t.Fatalf("%d rows, want rounds 0, 1 and 2: %+v", len(got), got)
+	}
+	return got
+}
+
+// benchPhantomRows runs two rounds of bench learning with the given flags
+// on the phantoms of benchPhantoms and returns every JSON row.
+func benchPhantomRows(t *testing.T, flags ...string) []benchRound {
+	t.Helper()
 	data := t.TempDir()
 	rng := rand.New(rand.NewPCG(3, 4))
 	var rows []string
@@ -104,8 +116,61 @@ func benchPhantoms(t *testing.T, flags ...string) []benchRound {
 		}
 		got = append(got, r)
 	}
-	if len(got) != 3 {
-		t.Fatalf("%d rows, want rounds 0, 1 and 2:\n%s", len(got), out)
-	}
 	return got
+}
+
+// TestBenchLearningPlot runs two strategies with two seeds each and draws
+// their learning curves: every run reports its seed and rounds, and the
+// picture is written.
+func TestBenchLearningPlot(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pictures")
+	got := benchPhantomRows(t, "--per-round", "6", "--strategy", "random,uncertainty", "--seeds", "2", "--seed", "7", "--plot", dir)
+	if len(got) != 12 {
+		t.Fatalf("%d rows, want 2 strategies × 2 seeds × 3 rounds", len(got))
+	}
+	for i, r := range got {
+		st, seed := []string{"random", "uncertainty"}[i/6], int64(7+(i/3)%2)
+		if r.Strategy != st || r.Seed != seed || r.Round != i%3 || r.Labels != 6*(i%3) {
+			t.Errorf("row %d: %s seed %d round %d with %d labels, want %s seed %d round %d", i, r.Strategy, r.Seed, r.Round, r.Labels, st, seed, i%3)
+		}
+	}
+	// Round 0 trains on the seed normals alone: a strategy does not
+	// change it, a seed may.
+	if got[0].ROCAUC != got[6].ROCAUC || got[3].ROCAUC != got[9].ROCAUC {
+		t.Errorf("round 0 ROC-AUC differs between strategies of the same seed: %v %v, %v %v", got[0].ROCAUC, got[6].ROCAUC, got[3].ROCAUC, got[9].ROCAUC)
+	}
+	checkPicture(t, filepath.Join(dir, "learning.png"))
+	if _, err := os.Stat(filepath.Join(dir, "learning.svg")); err != nil {
+		t.Error(err)
+	}
+	// A strategy that does not exist, or no seed, is a usage error.
+	for _, flags := range [][]string{{"--strategy", "random,bogus"}, {"--seeds", "0"}} {
+		args := append([]string{"bench", "learning", "--workspace", t.TempDir(), "--labels", filepath.Join(t.TempDir(), "none.csv")}, flags...)
+		if _, _, code := sentinelCmd(t, args...); code != exitUsage {
+			t.Errorf("bench learning %v exited %d, want %d", flags, code, exitUsage)
+		}
+	}
+}
+
+// The learning curves' series group the runs by strategy, in the order
+// they ran, with every seed's ROC-AUC at each round.
+func TestLearningSeries(t *testing.T) {
+	run := func(st string, seed int64, aucs ...float64) []benchRound {
+		var out []benchRound
+		for i, a := range aucs {
+			out = append(out, benchRound{Round: i, Strategy: st, Seed: seed, Labels: 10 * i, ROCAUC: a})
+		}
+		return out
+	}
+	runs := [][]benchRound{run("hybrid", 1, 0.6, 0.7), run("random", 1, 0.6, 0.65), run("hybrid", 2, 0.62, 0.72)}
+	got := learningSeries(runs, false)
+	if len(got) != 2 || got[0].Label != "hybrid" || got[1].Label != "random" {
+		t.Fatalf("series %+v", got)
+	}
+	if fmt.Sprint(got[0].X, got[0].Y) != "[0 10] [[0.6 0.62] [0.7 0.72]]" || fmt.Sprint(got[1].X, got[1].Y) != "[0 10] [[0.6] [0.65]]" {
+		t.Errorf("series %+v", got)
+	}
+	if byRound := learningSeries(runs, true); fmt.Sprint(byRound[0].X) != "[0 1]" {
+		t.Errorf("by round: x %v", byRound[0].X)
+	}
 }

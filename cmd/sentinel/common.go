@@ -130,6 +130,10 @@ type env struct {
 	filePatients map[string]string
 	// newDatabase allows a new database beside existing reports or models.
 	newDatabase bool
+	// configFile is the configuration file read ("" for none) and fromEnv
+	// the SENTINEL_… variables that set a key.
+	configFile string
+	fromEnv    []string
 }
 
 // setup loads the configuration, applies the flags and creates the
@@ -161,13 +165,23 @@ func setupWith(fs *flag.FlagSet, g *globalFlags, stderr io.Writer, prepare bool)
 			return nil, usageError{fmt.Sprintf("--log-level must be debug, info, warn or error, got %q", g.logLevel)}
 		}
 	}
+	// The file, then the environment over it, then the command line over
+	// both.
 	cfg := config.Default()
-	if g.config != "" {
-		c, err := config.Load(g.config)
+	file := g.config
+	if file == "" {
+		file = os.Getenv(config.EnvConfig)
+	}
+	if file != "" {
+		c, err := config.Load(file)
 		if err != nil {
 			return nil, configError{err}
 		}
 		cfg = c
+	}
+	fromEnv, err := config.ApplyEnv(&cfg, os.Environ())
+	if err != nil {
+		return nil, configError{err}
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -178,6 +192,12 @@ func setupWith(fs *flag.FlagSet, g *globalFlags, stderr io.Writer, prepare bool)
 		}
 	})
 	if err := cfg.Validate(); err != nil {
+		if len(fromEnv.Applied) > 0 {
+			err = fmt.Errorf("%w (the environment set %s)", err, strings.Join(fromEnv.Applied, ", "))
+		}
+		return nil, configError{err}
+	}
+	if err := cfg.ReadSecretFiles(); err != nil {
 		return nil, configError{err}
 	}
 	paths, err := cfg.Resolve()
@@ -189,7 +209,12 @@ func setupWith(fs *flag.FlagSet, g *globalFlags, stderr io.Writer, prepare bool)
 			return nil, err
 		}
 	}
-	return &env{cfg: cfg, paths: paths, log: newLogger(cfg.Log, stderr), newDatabase: g.newDatabase}, nil
+	e := &env{cfg: cfg, paths: paths, log: newLogger(cfg.Log, stderr), newDatabase: g.newDatabase,
+		configFile: file, fromEnv: fromEnv.Applied}
+	for _, name := range fromEnv.Unknown {
+		e.log.Warn("environment variable ignored: no such setting (sentinel config show lists what is used)", slog.String("variable", name))
+	}
+	return e, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -197,6 +222,14 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.Level)))
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.Format == "json" {
+		// Durations in seconds, as a machine reading the log wants them,
+		// not the handler's integer nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -344,4 +377,10 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// jsonFlag adds --json, which prints what the command reports as one JSON
+// object on standard output instead of text.
+func jsonFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("json", false, "print the result as one JSON object on standard output instead of text")
 }

@@ -23,8 +23,10 @@ func runDecode(_ context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	synopses.Store(fs, "decode [--npy OUT.npy] [--png OUT.png] [--frame N] FILE\n\n"+
-		"Without flags, print the header summary without decoding the pixels.")
+	synopses.Store(fs, "decode [--json] [--npy OUT.npy] [--png OUT.png] [--frame N] FILE\n\n"+
+		"Without --npy or --png, print the header summary and check that the first frame decodes;\n"+
+		"the exit status is 1 when the file cannot be decoded.")
+	asJSON := fs.Bool("json", false, "print the header summary as one JSON object")
 	npyPath := fs.String("npy", "", "write the stored pixel values (after decompression, before any LUT) in pydicom's pixel_array layout, dtype and colour space (YBR_FULL and YBR_FULL_422 JPEGs stay YCbCr) to this .npy `file`")
 	pngPath := fs.String("png", "", "write what the detector sees (the display pipeline's output) as an 8-bit grayscale PNG to this `file`")
 	frameNo := fs.Int("frame", -1, "0-based `frame` to write; --npy writes every frame and --png the first when not given")
@@ -41,8 +43,28 @@ func runDecode(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		printHeader(stdout, path, h)
+		if h.Problem == nil {
+			// The header may promise what the pixel data does not keep (a
+			// truncated or corrupt codestream): decode the first frame as
+			// the detector would.
+			if _, err := dicomio.DisplayFrame(path, opt, 0); err != nil {
+				h.Problem = err
+			}
+		}
+		if *asJSON {
+			if err := printJSON(stdout, headerJSON(path, h)); err != nil {
+				return err
+			}
+		} else {
+			printHeader(stdout, path, h)
+		}
+		if h.Problem != nil {
+			return fmt.Errorf("decode %s: the pixel data cannot be decoded: %w", path, h.Problem)
+		}
 		return nil
+	}
+	if *asJSON {
+		return usageError{"decode: --json prints the header summary and does not go with --npy or --png"}
 	}
 	if *npyPath != "" {
 		s, err := dicomio.DecodeStored(path, opt, *frameNo)
@@ -98,6 +120,39 @@ func printHeader(w io.Writer, path string, h dicomio.Header) {
 	} else {
 		fmt.Fprintf(w, "decodable:       yes\n")
 	}
+}
+
+// decodeHeader is the header summary `decode --json` prints.
+type decodeHeader struct {
+	File               string `json:"file"`
+	TransferSyntaxUID  string `json:"transfer_syntax_uid"`
+	TransferSyntaxName string `json:"transfer_syntax_name"`
+	Photometric        string `json:"photometric"`
+	Rows               int    `json:"rows"`
+	Columns            int    `json:"columns"`
+	Frames             int    `json:"frames"`
+	SamplesPerPixel    int    `json:"samples_per_pixel"`
+	Planar             int    `json:"planar_configuration"`
+	BitsAllocated      int    `json:"bits_allocated"`
+	BitsStored         int    `json:"bits_stored"`
+	HighBit            int    `json:"high_bit"`
+	Signed             bool   `json:"signed"`
+	Encapsulated       bool   `json:"encapsulated"`
+	Fragments          int    `json:"fragments,omitempty"`
+	Float              bool   `json:"float"`
+	Decodable          bool   `json:"decodable"`
+	Problem            string `json:"problem,omitempty"`
+}
+
+func headerJSON(path string, h dicomio.Header) decodeHeader {
+	d := decodeHeader{File: path, TransferSyntaxUID: h.TransferSyntaxUID, TransferSyntaxName: h.TransferSyntaxName,
+		Photometric: h.Photometric, Rows: h.Rows, Columns: h.Columns, Frames: h.Frames, SamplesPerPixel: h.SamplesPerPixel,
+		Planar: h.Planar, BitsAllocated: h.BitsAllocated, BitsStored: h.BitsStored, HighBit: h.HighBit, Signed: h.Signed,
+		Encapsulated: h.Encapsulated, Fragments: h.Fragments, Float: h.Float, Decodable: h.Problem == nil}
+	if h.Problem != nil {
+		d.Problem = h.Problem.Error()
+	}
+	return d
 }
 
 // writeFileWith creates path and writes it with write.

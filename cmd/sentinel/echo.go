@@ -22,7 +22,8 @@ import (
 // runEcho runs a C-ECHO against a configured DICOM destination, or against
 // host:port with the AE title given by --aec.
 func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, g := newFlagSet("echo", "echo [flags] DESTINATION | HOST:PORT", stderr)
+	fs, g := newFlagSet("echo", "echo [--json] [flags] DESTINATION | HOST:PORT", stderr)
+	asJSON := jsonFlag(fs)
 	aec := fs.String("aec", "", "the called AE title, for HOST:PORT (default: the destination's)")
 	aet := fs.String("aet", "", "the calling AE title (default: dicom.ae_title)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
@@ -78,7 +79,17 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := a.Release(ctx); err != nil {
 		return fmt.Errorf("echo %s: release: %w", target, err)
 	}
-	fmt.Fprintf(stdout, "C-ECHO %s -> %s at %s: success in %s\n", calling, called, addr, time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	if *asJSON {
+		return printJSON(stdout, struct {
+			Calling string  `json:"calling_ae_title"`
+			Called  string  `json:"called_ae_title"`
+			Address string  `json:"address"`
+			Success bool    `json:"success"`
+			Seconds float64 `json:"seconds"`
+		}{calling, called, addr, true, took.Seconds()})
+	}
+	fmt.Fprintf(stdout, "C-ECHO %s -> %s at %s: success in %s\n", calling, called, addr, took.Round(time.Millisecond))
 	return nil
 }
 
@@ -125,16 +136,87 @@ func (e *env) dicomConfig() *agent.DICOMConfig {
 	return dc
 }
 
-// printDICOM prints the receiver's settings and counters (read from the
-// running agent's API when it answers) and each destination's outbox.
-func (e *env) printDICOM(ctx context.Context, w io.Writer, db *store.DB) error {
+// statusDICOM is the DICOM part of `sentinel status`: the receiver's
+// settings and counters (read from the running agent's API when it
+// answers) and each destination's outbox.
+type statusDICOM struct {
+	Listen  string `json:"listen,omitempty"`
+	AETitle string `json:"ae_title"`
+	// Receiver holds the running agent's counters; nil when its API does
+	// not answer.
+	Receiver     *dicomnet.Stats      `json:"receiver"`
+	Destinations []statusDestination  `json:"destinations"`
+	SetAside     []statusOutboxFailed `json:"recently_set_aside"`
+}
+
+type statusDestination struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Where   string `json:"where"`
+	Pending int    `json:"pending"`
+	Sent    int    `json:"sent"`
+	Failed  int    `json:"failed"`
+}
+
+type statusOutboxFailed struct {
+	UpdatedAt   time.Time `json:"updated_at"`
+	Output      string    `json:"output"`
+	Object      string    `json:"object"`
+	InstanceID  string    `json:"instance_id"`
+	Destination string    `json:"destination"`
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error"`
+}
+
+// dicomStatus gathers the DICOM node's state; nil when neither the
+// receiver nor a destination is configured.
+func (e *env) dicomStatus(ctx context.Context, db *store.DB) (*statusDICOM, error) {
 	d := e.cfg.DICOM
 	if d.Listen == "" && len(d.Destinations) == 0 {
-		return nil
+		return nil, nil
 	}
+	s := &statusDICOM{Listen: d.Listen, AETitle: d.AETitle, Destinations: []statusDestination{}, SetAside: []statusOutboxFailed{}}
 	if d.Listen != "" {
-		fmt.Fprintf(w, "dicom      receiving as %s on %s\n", d.AETitle, d.Listen)
 		if st, ok := e.receiverStats(ctx); ok {
+			s.Receiver = &st
+		}
+	}
+	counts, err := db.OutboxCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]store.OutboxCount{}
+	for _, c := range counts {
+		byName[c.Destination] = c
+	}
+	for _, dst := range d.Destinations {
+		c := byName[dst.Name]
+		where := dst.URL
+		switch dst.Kind {
+		case config.DestDICOM:
+			where = dst.AETitle + "@" + dst.Address()
+		case config.DestFolder:
+			where = dst.Path
+		}
+		s.Destinations = append(s.Destinations, statusDestination{Name: dst.Name, Kind: dst.Kind, Where: where,
+			Pending: c.Pending, Sent: c.Sent, Failed: c.Failed})
+	}
+	failed, err := db.OutboxItems(ctx, store.OutboxFailed, 5)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range failed {
+		s.SetAside = append(s.SetAside, statusOutboxFailed{UpdatedAt: it.UpdatedAt, Output: it.Output, Object: it.Object,
+			InstanceID: it.InstanceID, Destination: it.Destination, Attempts: it.Attempts, LastError: it.LastError})
+	}
+	return s, nil
+}
+
+// printDICOM writes the DICOM part of the status as text.
+func printDICOM(w io.Writer, s statusDICOM) {
+	if s.Listen != "" {
+		fmt.Fprintf(w, "dicom      receiving as %s on %s\n", s.AETitle, s.Listen)
+		if st := s.Receiver; st != nil {
 			var rejected []string
 			for reason, n := range st.Rejected {
 				rejected = append(rejected, fmt.Sprintf("%s %d", reason, n))
@@ -154,38 +236,17 @@ func (e *env) printDICOM(ctx context.Context, w io.Writer, db *store.DB) error {
 			fmt.Fprintln(w, "           receiver counters: the running agent's API does not answer")
 		}
 	}
-	counts, err := db.OutboxCounts(ctx)
-	if err != nil {
-		return err
-	}
-	byName := map[string]store.OutboxCount{}
-	for _, c := range counts {
-		byName[c.Destination] = c
-	}
-	for _, dst := range d.Destinations {
-		c := byName[dst.Name]
-		where := dst.URL
-		switch dst.Kind {
-		case config.DestDICOM:
-			where = dst.AETitle + "@" + dst.Address()
-		case config.DestFolder:
-			where = dst.Path
-		}
+	for _, d := range s.Destinations {
 		fmt.Fprintf(w, "outbox     %s (%s %s): %d pending, %d sent, %d set aside\n",
-			dst.Name, dst.Kind, where, c.Pending, c.Sent, c.Failed)
+			d.Name, d.Kind, d.Where, d.Pending, d.Sent, d.Failed)
 	}
-	failed, err := db.OutboxItems(ctx, store.OutboxFailed, 5)
-	if err != nil {
-		return err
-	}
-	if len(failed) > 0 {
+	if len(s.SetAside) > 0 {
 		fmt.Fprintln(w, "recently set aside (see /api/outbox?state=failed):")
-		for _, it := range failed {
+		for _, it := range s.SetAside {
 			fmt.Fprintf(w, "  %s  %s %s of %s to %s after %d attempts\n    %s\n", it.UpdatedAt.Local().Format("2006-01-02 15:04:05"),
 				it.Output, it.Object, it.InstanceID, it.Destination, it.Attempts, it.LastError)
 		}
 	}
-	return nil
 }
 
 func orNoneList(s []string) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,20 +18,25 @@ import (
 	"github.com/sentinel-pacs/sentinel/dicomio"
 	"github.com/sentinel-pacs/sentinel/internal/metrics"
 	"github.com/sentinel-pacs/sentinel/internal/parallel"
+	"github.com/sentinel-pacs/sentinel/internal/plots"
+	"github.com/sentinel-pacs/sentinel/learn"
 )
 
 // figures are the evaluation figures of one scorer on one set of cases.
 type figures struct {
-	Cases     int     `json:"cases"`
-	ROCAUC    float64 `json:"roc_auc"`
-	PRAUC     float64 `json:"pr_auc"`
-	Precision float64 `json:"precision"`
-	Recall    float64 `json:"recall"`
-	F1        float64 `json:"f1"`
-	TP        int     `json:"tp"`
-	FP        int     `json:"fp"`
-	TN        int     `json:"tn"`
-	FN        int     `json:"fn"`
+	Cases  int     `json:"cases"`
+	ROCAUC float64 `json:"roc_auc"`
+	// ROCAUCCI95 is the ROC-AUC's 95% interval by DeLong's method; absent
+	// with fewer than two cases of either class.
+	ROCAUCCI95 *[2]float64 `json:"roc_auc_ci95,omitempty"`
+	PRAUC      float64     `json:"pr_auc"`
+	Precision  float64     `json:"precision"`
+	Recall     float64     `json:"recall"`
+	F1         float64     `json:"f1"`
+	TP         int         `json:"tp"`
+	FP         int         `json:"fp"`
+	TN         int         `json:"tn"`
+	FN         int         `json:"fn"`
 }
 
 // evalResult is what 'sentinel eval --json' prints. The top-level figures
@@ -52,14 +58,19 @@ type evalResult struct {
 	// uncertain cases and of the others that the threshold alone (score
 	// above it: abnormal) gets wrong: an uncertainty that means something
 	// sets aside the cases the threshold gets wrong more often.
-	UncertainErrorRate float64 `json:"uncertain_error_rate"`
-	CertainErrorRate   float64 `json:"certain_error_rate"`
-	Certain            figures `json:"certain"`
-	Baseline           figures `json:"baseline"`
-	BaselineROCAUC     float64 `json:"baseline_roc_auc"`
-	BaselinePRAUC      float64 `json:"baseline_pr_auc"`
-	BaselineThreshold  float64 `json:"baseline_threshold"`
-	ImagesPerSecond    float64 `json:"images_per_second"`
+	UncertainErrorRate float64     `json:"uncertain_error_rate"`
+	CertainErrorRate   float64     `json:"certain_error_rate"`
+	Certain            figures     `json:"certain"`
+	Baseline           figures     `json:"baseline"`
+	BaselineROCAUC     float64     `json:"baseline_roc_auc"`
+	BaselineROCAUCCI95 *[2]float64 `json:"baseline_roc_auc_ci95,omitempty"`
+	// ROCAUCGain is the model's ROC-AUC less the baseline's on the same
+	// cases, with its 95% interval by DeLong's paired method.
+	ROCAUCGain        float64     `json:"roc_auc_gain"`
+	ROCAUCGainCI95    *[2]float64 `json:"roc_auc_gain_ci95,omitempty"`
+	BaselinePRAUC     float64     `json:"baseline_pr_auc"`
+	BaselineThreshold float64     `json:"baseline_threshold"`
+	ImagesPerSecond   float64     `json:"images_per_second"`
 }
 
 // evalCase is one labelled image and what the model and the baseline said.
@@ -79,6 +90,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	detectorOnly := fs.Bool("detector-only", false, "score with the detector alone, without the head and threshold a retraining fitted (as reports were before it)")
 	casesOut := fs.String("cases", "", "also write one CSV row per case (file, label, score, uncertainty, decision, components) to this `file`")
+	plotDir := fs.String("plot", "", "also write pictures into this `folder`: ROC and precision-recall curves of the model and the baseline, and score histograms by class (PNG and SVG)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -135,6 +147,13 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		res.ThresholdSource = ts.ThresholdSource()
 	}
 	res.Labels, res.Split = *labels, *split
+	if *plotDir != "" {
+		paths, err := writeEvalPlots(*plotDir, res, cases)
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		fmt.Fprintf(stderr, "eval: wrote %d pictures into %s\n", len(paths), *plotDir)
+	}
 	if *asJSON {
 		return printJSON(stdout, res)
 	}
@@ -209,6 +228,15 @@ func summarise(m *detector.Model, cases []evalCase) evalResult {
 	res.Certain = makeFigures(certain, certainPos, cc)
 	res.Baseline = makeFigures(base, allPos, cb)
 	res.BaselineROCAUC, res.BaselinePRAUC = res.Baseline.ROCAUC, res.Baseline.PRAUC
+	res.BaselineROCAUCCI95 = res.Baseline.ROCAUCCI95
+	var se float64
+	res.ROCAUCGain, se = learn.PairedAUCDiff(all, base, allPos)
+	if math.IsNaN(res.ROCAUCGain) {
+		res.ROCAUCGain = res.ROCAUC - res.Baseline.ROCAUC
+	}
+	if !math.IsNaN(se) {
+		res.ROCAUCGainCI95 = &[2]float64{res.ROCAUCGain - z95*se, res.ROCAUCGain + z95*se}
+	}
 	res.UncertainFraction = 1 - float64(len(certain))/float64(len(cases))
 	if n := len(cases) - len(certain); n > 0 {
 		res.UncertainErrorRate /= float64(n)
@@ -219,13 +247,61 @@ func summarise(m *detector.Model, cases []evalCase) evalResult {
 	return res
 }
 
+// z95 is the standard normal quantile of a two-sided 95% interval.
+const z95 = 1.959963984540054
+
 func makeFigures(scores []float64, positive []bool, c metrics.Confusion) figures {
-	return figures{
+	f := figures{
 		Cases:  len(scores),
 		ROCAUC: metrics.AUROC(scores, positive), PRAUC: metrics.AveragePrecision(scores, positive),
 		Precision: c.Precision(), Recall: c.Recall(), F1: c.F1(),
 		TP: c.TP, FP: c.FP, TN: c.TN, FN: c.FN,
 	}
+	if _, se, lo, hi := learn.AUCInterval(scores, positive, z95); !math.IsNaN(se) {
+		f.ROCAUCCI95 = &[2]float64{lo, hi}
+	}
+	return f
+}
+
+// writeEvalPlots draws the model and the baseline on the evaluated cases
+// into dir.
+func writeEvalPlots(dir string, r evalResult, cases []evalCase) ([]string, error) {
+	pos := make([]bool, len(cases))
+	model, base := make([]float64, len(cases)), make([]float64, len(cases))
+	for i, c := range cases {
+		pos[i], model[i], base[i] = c.abnormal, c.score.Value, c.baseline
+	}
+	scorer := func(name, file string, scores []float64, thr float64, f figures) plots.Scorer {
+		s := plots.Scorer{Name: name, File: file, Scores: scores, Threshold: thr, ROCAUC: f.ROCAUC, Lo: math.NaN(), Hi: math.NaN(), AP: f.PRAUC}
+		if f.ROCAUCCI95 != nil {
+			s.Lo, s.Hi = f.ROCAUCCI95[0], f.ROCAUCCI95[1]
+		}
+		return s
+	}
+	split := r.Split
+	if split == "" {
+		split = "all rows"
+	}
+	// The data set's name is its labels file's folder, when it has one.
+	if set := filepath.Base(filepath.Dir(r.Labels)); set != "." && set != string(filepath.Separator) {
+		split = set + " " + split
+	}
+	return plots.WriteEvaluation(dir, plots.Evaluation{
+		Title:    fmt.Sprintf("model %s, %s", r.Model, split),
+		Positive: pos,
+		Scorers: []plots.Scorer{
+			scorer("model", "", model, r.Threshold, r.figures),
+			scorer("baseline (no learning)", "baseline", base, r.BaselineThreshold, r.Baseline),
+		},
+	})
+}
+
+// ci formats a 95% interval, or "n/a" without one.
+func ci(v *[2]float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f–%.3f", v[0], v[1])
 }
 
 // printEval prints the figures as a table, the model beside the baseline.
@@ -251,6 +327,8 @@ func printEval(w io.Writer, r evalResult) {
 		fmt.Fprintf(w, "threshold %.4g (baseline %.4g), both set on held-out normals; uncertain %.1f%% of cases; %.1f images/s\n",
 			r.Threshold, r.BaselineThreshold, 100*r.UncertainFraction, r.ImagesPerSecond)
 	}
+	fmt.Fprintf(w, "ROC-AUC 95%% interval (DeLong): model %s, baseline %s; model less baseline %+.3f (%s)\n",
+		ci(r.ROCAUCCI95), ci(r.BaselineROCAUCCI95), r.ROCAUCGain, ci(r.ROCAUCGainCI95))
 	fmt.Fprintf(w, "wrong at the threshold: %.1f%% of the uncertain cases, %.1f%% of the others\n",
 		100*r.UncertainErrorRate, 100*r.CertainErrorRate)
 }

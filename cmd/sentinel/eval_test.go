@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
+	"github.com/sentinel-pacs/sentinel/internal/plots"
 )
 
 // writePhantomPNGs writes n phantoms of a kind as 16-bit PNGs into dir and
@@ -41,6 +42,23 @@ func writePhantomPNGs(t *testing.T, dir string, rng *rand.Rand, n int, kind phan
 		names = append(names, name)
 	}
 	return names
+}
+
+// checkPicture checks that path is a PNG of the pictures' size.
+func checkPicture(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if w, h := int(plots.Width/72*plots.DPI), int(plots.Height/72*plots.DPI); cfg.Width != w || cfg.Height != h {
+		t.Errorf("%s is %d × %d, want %d × %d", path, cfg.Width, cfg.Height, w, h)
+	}
 }
 
 // evalJSON runs 'sentinel eval --json' and decodes its object.
@@ -96,10 +114,45 @@ func TestEvalPhantoms(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "baseline (no learning)") || !strings.Contains(out, "not uncertain") {
 		t.Errorf("eval table exited %d:\n%s%s", code, out, errOut)
 	}
-	// --cases writes one row per case that agrees with the figures.
+	// The ROC-AUCs come with DeLong 95% intervals around them, and the
+	// model's gain over the baseline with its paired interval.
+	checkCI := func(name string, v float64, ci any) {
+		t.Helper()
+		iv, ok := ci.([]any)
+		if !ok || len(iv) != 2 {
+			t.Errorf("%s interval %v, want two numbers", name, ci)
+			return
+		}
+		lo, hi := iv[0].(float64), iv[1].(float64)
+		if !(lo <= v && v <= hi && hi-lo > 0 && hi-lo < 1) {
+			t.Errorf("%s %v outside or with a degenerate interval [%v, %v]", name, v, lo, hi)
+		}
+	}
+	checkCI("ROC-AUC", res["roc_auc"].(float64), res["roc_auc_ci95"])
+	checkCI("baseline ROC-AUC", res["baseline_roc_auc"].(float64), res["baseline_roc_auc_ci95"])
+	checkCI("gain", res["roc_auc_gain"].(float64), res["roc_auc_gain_ci95"])
+	if g := res["roc_auc"].(float64) - res["baseline_roc_auc"].(float64); math.Abs(g-res["roc_auc_gain"].(float64)) > 1e-9 {
+		t.Errorf("gain %v, the ROC-AUCs differ by %v", res["roc_auc_gain"], g)
+	}
+	if b := res["baseline"].(map[string]any); fmt.Sprint(b["roc_auc_ci95"]) != fmt.Sprint(res["baseline_roc_auc_ci95"]) {
+		t.Errorf("baseline row's interval %v, top level's %v", b["roc_auc_ci95"], res["baseline_roc_auc_ci95"])
+	}
+	// --cases writes one row per case that agrees with the figures, and
+	// --plot the pictures.
 	casesCSV := filepath.Join(t.TempDir(), "cases.csv")
-	if _, errOut, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data, "--labels", labels, "--split", "dev", "--json", "--cases", casesCSV); code != exitOK {
-		t.Fatalf("eval --cases exited %d: %s", code, errOut)
+	plotDir := filepath.Join(t.TempDir(), "pictures")
+	if _, errOut, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data, "--labels", labels, "--split", "dev", "--json", "--cases", casesCSV, "--plot", plotDir); code != exitOK {
+		t.Fatalf("eval --cases --plot exited %d: %s", code, errOut)
+	}
+	for _, name := range []string{"roc", "pr", "scores", "scores-baseline"} {
+		checkPicture(t, filepath.Join(plotDir, name+".png"))
+		if _, err := os.Stat(filepath.Join(plotDir, name+".svg")); err != nil {
+			t.Error(err)
+		}
+	}
+	// A folder that cannot be made is an error, not a crash.
+	if _, _, code := sentinelCmd(t, "eval", "--workspace", ws, "--data", data, "--labels", labels, "--split", "dev", "--plot", casesCSV); code == exitOK {
+		t.Errorf("eval --plot under a file exited %d", code)
 	}
 	recs := readCSV(t, casesCSV)
 	if len(recs) != 21 {

@@ -20,10 +20,11 @@ import (
 var errBadRows = errors.New("some rows were not imported")
 
 func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, err := subcommand(args, "sentinel labels import [--format csv|json] [--reader NAME] FILE (- for standard input)", stderr, "import"); err != nil {
+	if _, err := subcommand(args, "sentinel labels import [--format csv|json] [--reader NAME] [--json] FILE (- for standard input)", stderr, "import"); err != nil {
 		return err
 	}
-	fs, g := newFlagSet("labels import", "labels import [--format csv|json] [--reader NAME] FILE|- [flags]", stderr)
+	fs, g := newFlagSet("labels import", "labels import [--format csv|json] [--reader NAME] [--json] FILE|- [flags]", stderr)
+	asJSON := jsonFlag(fs)
 	format := fs.String("format", "", "csv or json (default from the file's extension; csv for standard input)")
 	reader := fs.String("reader", "", "the reader of the rows that name none (an exported worklist with a label column added has no reader column)")
 	if err := parse(fs, args[1:]); err != nil {
@@ -68,17 +69,31 @@ func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer db.Close()
 	rep, err := agent.ImportLabels(ctx, db, rows, bad, source)
-	for _, re := range rep.Errors {
-		fmt.Fprintf(stderr, "%s:%d: %v\n", path, re.Line, re.Err)
+	if *asJSON {
+		out := labelsResult{Rows: rep.Rows, Added: rep.Added, Unchanged: rep.Unchanged, Rejected: len(rep.Errors),
+			Undone: rep.Undone, Unanswered: len(parsed.Unanswered), Errors: []labelsRowError{}}
+		if out.Undone == nil {
+			out.Undone = []string{}
+		}
+		for _, re := range rep.Errors {
+			out.Errors = append(out.Errors, labelsRowError{Line: re.Line, Error: re.Err.Error()})
+		}
+		if jerr := printJSON(stdout, out); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+	} else {
+		for _, re := range rep.Errors {
+			fmt.Fprintf(stderr, "%s:%d: %v\n", path, re.Line, re.Err)
+		}
+		fmt.Fprintf(stdout, "%d rows: %d labels added, %d already imported, %d rejected", rep.Rows, rep.Added, rep.Unchanged, len(rep.Errors))
+		if len(rep.Undone) > 0 {
+			fmt.Fprintf(stdout, "; %d admissions undone", len(rep.Undone))
+		}
+		if n := len(parsed.Unanswered); n > 0 {
+			fmt.Fprintf(stdout, "; %d rows without a label passed over", n)
+		}
+		fmt.Fprintln(stdout)
 	}
-	fmt.Fprintf(stdout, "%d rows: %d labels added, %d already imported, %d rejected", rep.Rows, rep.Added, rep.Unchanged, len(rep.Errors))
-	if len(rep.Undone) > 0 {
-		fmt.Fprintf(stdout, "; %d admissions undone", len(rep.Undone))
-	}
-	if n := len(parsed.Unanswered); n > 0 {
-		fmt.Fprintf(stdout, "; %d rows without a label passed over", n)
-	}
-	fmt.Fprintln(stdout)
 	if err != nil {
 		return err
 	}
@@ -86,4 +101,22 @@ func runLabels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("labels import %s: %d of %d rows: %w", path, len(rep.Errors), rep.Rows, errBadRows)
 	}
 	return nil
+}
+
+// labelsResult is what `labels import --json` prints.
+type labelsResult struct {
+	Rows      int `json:"rows"`
+	Added     int `json:"added"`
+	Unchanged int `json:"unchanged"`
+	Rejected  int `json:"rejected"`
+	// Undone lists the admissions the labels contradicted, by instance.
+	Undone []string `json:"undone_admissions"`
+	// Unanswered counts the rows without a label, passed over.
+	Unanswered int              `json:"unanswered"`
+	Errors     []labelsRowError `json:"errors"`
+}
+
+type labelsRowError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
 }

@@ -57,6 +57,7 @@ func commands() []command {
 		{"models", "list model versions or roll back to one", runModels},
 		{"bench", "benchmarks: 'bench learning' simulates the learning loop, 'bench compare' races the PyTorch peer", runBenchAll},
 		{"status", "print counts, recent failures and the current model", runStatus},
+		{"config", "'config show' prints the merged configuration (file, SENTINEL_… environment, flags), secrets masked", runConfig},
 		{"echo", "send a C-ECHO to a configured DICOM destination or to HOST:PORT", runEcho},
 		{"version", "print the version, the VCS revision and the Go version (also --version)", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, versionLine())

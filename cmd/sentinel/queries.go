@@ -11,14 +11,15 @@ import (
 )
 
 func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, err := subcommand(args, "sentinel queries export [--n N] [--strategy S] [--by-study] --out FILE [--format csv|json]", stderr, "export"); err != nil {
+	if _, err := subcommand(args, "sentinel queries export [--n N] [--strategy S] [--by-study] --out FILE [--format csv|json | --json]", stderr, "export"); err != nil {
 		return err
 	}
-	fs, g := newFlagSet("queries export", "queries export [--n N] [--strategy S] [--by-study] --out FILE [--format csv|json] [flags]", stderr)
+	fs, g := newFlagSet("queries export", "queries export [--n N] [--strategy S] [--by-study] --out FILE [--format csv|json | --json] [flags]", stderr)
 	n := fs.Int("n", -1, "new cases to choose this round (default learning.queries_per_round; 0 exports the open worklist only)")
 	strategy := fs.String("strategy", "", "hybrid, uncertainty, boundary, diverse or random (default learning.strategy)")
 	out := fs.String("out", "", "worklist `file` to write; - for standard output")
 	format := fs.String("format", "", "csv or json (default from the --out extension, else csv)")
+	asJSON := fs.Bool("json", false, "the same as --format json")
 	seed := fs.Int64("seed", 1, "random seed of the random strategy")
 	byStudy := fs.Bool("by-study", false, "one row per study (as a RIS lists work, by accession number), with every film of it the workspace holds")
 	if err := parse(fs, args[1:]); err != nil {
@@ -28,6 +29,12 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{"queries export: --out FILE is required and takes no other arguments"}
 	}
 	f := *format
+	if *asJSON {
+		if f != "" && f != "json" {
+			return usageError{fmt.Sprintf("queries export: --json and --format %s disagree", f)}
+		}
+		f = "json"
+	}
 	if f == "" {
 		f = "csv"
 		if filepath.Ext(*out) == ".json" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -12,13 +13,14 @@ import (
 // a role and a token of their own, printed once when added and stored only
 // as its hash.
 func runReaders(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "sentinel readers add NAME [--admin] | readers list | readers revoke NAME"
+	const synopsis = "sentinel readers add NAME [--admin] | readers list [--json] | readers revoke NAME"
 	sub, err := subcommand(args, synopsis, stderr, "add", "list", "revoke")
 	if err != nil {
 		return err
 	}
-	fs, g := newFlagSet("readers "+sub, "readers add NAME [--admin] | readers list | readers revoke NAME [flags]", stderr)
+	fs, g := newFlagSet("readers "+sub, "readers add NAME [--admin] | readers list [--json] | readers revoke NAME [flags]", stderr)
 	admin := fs.Bool("admin", false, "with add, the reader may also retrain, roll back and manage readers")
+	asJSON := fs.Bool("json", false, "with list, print one JSON object")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -55,6 +57,25 @@ func runReaders(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		rs, err := db.Readers(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			type reader struct {
+				Name      string     `json:"name"`
+				Role      string     `json:"role"`
+				CreatedAt time.Time  `json:"created_at"`
+				RevokedAt *time.Time `json:"revoked_at"`
+			}
+			out := struct {
+				Readers []reader `json:"readers"`
+			}{Readers: []reader{}}
+			for _, r := range rs {
+				rd := reader{Name: r.Name, Role: r.Role, CreatedAt: r.CreatedAt}
+				if !r.RevokedAt.IsZero() {
+					rd.RevokedAt = &r.RevokedAt
+				}
+				out.Readers = append(out.Readers, rd)
+			}
+			return printJSON(stdout, out)
 		}
 		fmt.Fprintf(stdout, "%-24s %-7s %-20s %s\n", "NAME", "ROLE", "CREATED", "REVOKED")
 		for _, r := range rs {

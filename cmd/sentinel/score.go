@@ -14,7 +14,8 @@ import (
 )
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, g := newFlagSet("score", "score [flags] FILE...", stderr)
+	fs, g := newFlagSet("score", "score [flags] FILE...\n\nPrints each file's report as JSON: one object for one file, JSON Lines (one object a line) for several.", stderr)
+	jsonFlag(fs) // the output is always JSON; accepted like every command's --json
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,7 +32,9 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	decode := e.decoder()
 	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
+	if fs.NArg() == 1 {
+		enc.SetIndent("", "  ")
+	}
 	var failed []error
 	for _, path := range fs.Args() {
 		if ctx.Err() != nil {

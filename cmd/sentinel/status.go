@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/agent"
@@ -13,10 +14,67 @@ import (
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
+// statusReport is what `sentinel status` says, as text or as JSON.
+type statusReport struct {
+	Workspace string `json:"workspace"`
+	// Model is the model in use; nil when there is none.
+	Model *sentinel.ModelInfo `json:"model"`
+	// Combined is set when reports use the learning loop's combined score.
+	Combined *statusCombined `json:"combined,omitempty"`
+	Queue    struct {
+		Pending    int `json:"pending"`
+		Processing int `json:"processing"`
+	} `json:"queue"`
+	Instances int            `json:"instances"`
+	Reported  int            `json:"reported"`
+	Revised   int            `json:"revised"`
+	Files     map[string]int `json:"files"`
+	Decisions map[string]int `json:"decisions"`
+	Learning  statusLearning `json:"learning"`
+	DICOM     *statusDICOM   `json:"dicom,omitempty"`
+	// Revisions and Failures are the five most recent of each.
+	Revisions []store.RevisedReport `json:"recent_revisions"`
+	Failures  []statusFailure       `json:"recent_failures"`
+}
+
+type statusCombined struct {
+	HeadWeight      float64 `json:"head_weight"`
+	Threshold       float64 `json:"threshold"`
+	ThresholdSource string  `json:"threshold_source"`
+}
+
+type statusLearning struct {
+	OpenQueries   int `json:"open_queries"`
+	Labels        int `json:"labels"`
+	LabelledCases int `json:"labelled_cases"`
+	Abnormal      int `json:"abnormal"`
+	Holdout       int `json:"holdout"`
+	Readers       int `json:"readers"`
+	Admitted      int `json:"admitted"`
+	Undone        int `json:"undone"`
+	// LastCycles holds the last retrain and admission cycles, by kind.
+	LastCycles map[string]statusCycle `json:"last_cycles"`
+}
+
+type statusCycle struct {
+	FinishedAt time.Time `json:"finished_at"`
+	Reason     string    `json:"reason"`
+}
+
+type statusFailure struct {
+	SeenAt time.Time `json:"seen_at"`
+	Path   string    `json:"path"`
+	Error  string    `json:"error"`
+}
+
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, g := newFlagSet("status", "status [flags]", stderr)
+	fs, g := newFlagSet("status", "status [--json] [flags]", stderr)
+	asJSON := jsonFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"status: takes no arguments"}
 	}
 	e, err := setupExisting(fs, g, stderr)
 	if err != nil {
@@ -27,66 +85,116 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
-	c, err := db.Counts(ctx)
+	st, err := e.status(ctx, db)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "workspace  %s\n", e.cfg.Workspace)
+	if *asJSON {
+		return printJSON(stdout, st)
+	}
+	printStatus(stdout, st)
+	return nil
+}
+
+// status gathers the workspace's state.
+func (e *env) status(ctx context.Context, db *store.DB) (statusReport, error) {
+	st := statusReport{Workspace: e.cfg.Workspace}
+	c, err := db.Counts(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Instances, st.Reported, st.Revised = c.Instances, c.Reports, c.Revised
+	st.Files, st.Decisions = nonNil(c.Files), nonNil(c.ByDecision)
 	m, err := db.ActiveModel(ctx)
 	switch {
 	case errors.Is(err, sentinel.ErrNoModel):
-		fmt.Fprintf(stdout, "model      none (train one with 'sentinel train --workspace %s --normals DIR')\n", e.cfg.Workspace)
 	case err != nil:
-		return err
+		return st, err
 	default:
-		fmt.Fprintf(stdout, "model      %s (%s, %d training normals, threshold %.6g, created %s)\n",
-			m.Version, m.Kind, m.TrainImages, m.Threshold, m.CreatedAt.Format("2006-01-02 15:04"))
+		st.Model = &m
 		comb, err := agent.LearnedCombiner(m.Path)
 		if err != nil {
-			return err
+			return st, err
 		}
 		if comb != nil {
-			fmt.Fprintf(stdout, "           reports use the combined score: head weight %.2f, threshold %.4g set on %s\n",
-				comb.Weight, comb.Threshold, comb.ThresholdSource)
+			st.Combined = &statusCombined{HeadWeight: comb.Weight, Threshold: comb.Threshold, ThresholdSource: comb.ThresholdSource}
 		}
 	}
-	pending, processing, err := db.QueueDepth(ctx)
+	if st.Queue.Pending, st.Queue.Processing, err = db.QueueDepth(ctx); err != nil {
+		return st, err
+	}
+	if st.Learning, err = learningStatus(ctx, db); err != nil {
+		return st, err
+	}
+	if st.DICOM, err = e.dicomStatus(ctx, db); err != nil {
+		return st, err
+	}
+	if st.Revisions, err = db.RevisedReports(ctx, 5); err != nil {
+		return st, err
+	}
+	fails, err := db.RecentFailures(ctx, 5)
 	if err != nil {
-		return err
+		return st, err
 	}
-	fmt.Fprintf(stdout, "queue      %d pending, %d processing\n", pending, processing)
-	fmt.Fprintf(stdout, "instances  %d scored, %d reported; %d reports revised by a newer model\n", c.Instances, c.Reports, c.Revised)
-	fmt.Fprintf(stdout, "files     %s\n", joinCounts(c.Files))
-	fmt.Fprintf(stdout, "decisions %s (as last reported)\n", joinCounts(c.ByDecision))
-	if err := printLearning(ctx, stdout, db); err != nil {
-		return err
+	st.Failures = []statusFailure{}
+	for _, f := range fails {
+		st.Failures = append(st.Failures, statusFailure{SeenAt: f.SeenAt, Path: f.Path, Error: f.Error})
 	}
-	if err := e.printDICOM(ctx, stdout, db); err != nil {
-		return err
+	if st.Revisions == nil {
+		st.Revisions = []store.RevisedReport{}
 	}
-	revs, err := db.RevisedReports(ctx, 5)
-	if err != nil {
-		return err
+	return st, nil
+}
+
+func nonNil(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
 	}
-	if len(revs) > 0 {
-		fmt.Fprintln(stdout, "recent revisions:")
-		for _, r := range revs {
-			fmt.Fprintf(stdout, "  %s  %s (study %s, accession %q): %s by %s, now %s by %s (revision %d)\n",
+	return m
+}
+
+// printStatus writes st as text.
+func printStatus(w io.Writer, st statusReport) {
+	fmt.Fprintf(w, "workspace  %s\n", st.Workspace)
+	if m := st.Model; m == nil {
+		fmt.Fprintf(w, "model      none (train one with 'sentinel train --workspace %s --normals DIR')\n", st.Workspace)
+	} else {
+		fmt.Fprintf(w, "model      %s (%s, %d training normals, threshold %.6g, created %s)\n",
+			m.Version, m.Kind, m.TrainImages, m.Threshold, m.CreatedAt.Format("2006-01-02 15:04"))
+		if c := st.Combined; c != nil {
+			fmt.Fprintf(w, "           reports use the combined score: head weight %.2f, threshold %.4g set on %s\n",
+				c.HeadWeight, c.Threshold, c.ThresholdSource)
+		}
+	}
+	fmt.Fprintf(w, "queue      %d pending, %d processing\n", st.Queue.Pending, st.Queue.Processing)
+	fmt.Fprintf(w, "instances  %d scored, %d reported; %d reports revised by a newer model\n", st.Instances, st.Reported, st.Revised)
+	fmt.Fprintf(w, "files     %s\n", joinCounts(st.Files))
+	fmt.Fprintf(w, "decisions %s (as last reported)\n", joinCounts(st.Decisions))
+	l := st.Learning
+	fmt.Fprintf(w, "learning   %d open queries; %d labels on %d cases (%d abnormal, %d in the holdout), readers: %d; %d admitted (%d undone)\n",
+		l.OpenQueries, l.Labels, l.LabelledCases, l.Abnormal, l.Holdout, l.Readers, l.Admitted, l.Undone)
+	for _, kind := range []string{store.CycleRetrain, store.CycleAdmission} {
+		if c, ok := l.LastCycles[kind]; ok {
+			fmt.Fprintf(w, "  last %s cycle %s: %s\n", kind, c.FinishedAt.Local().Format("2006-01-02 15:04"), c.Reason)
+		}
+	}
+	if st.DICOM != nil {
+		printDICOM(w, *st.DICOM)
+	}
+	if len(st.Revisions) > 0 {
+		fmt.Fprintln(w, "recent revisions:")
+		for _, r := range st.Revisions {
+			fmt.Fprintf(w, "  %s  %s (study %s, accession %q): %s by %s, now %s by %s (revision %d)\n",
 				r.RevisedAt.Format("2006-01-02 15:04:05"), r.SOPInstanceUID, r.StudyInstanceUID, r.AccessionNumber,
 				r.PreviousDecision, r.PreviousModelVersion, r.Decision, r.ModelVersion, r.Revision)
 		}
 	}
-	fails, err := db.RecentFailures(ctx, 5)
-	if err != nil {
-		return err
-	}
-	if len(fails) > 0 {
-		fmt.Fprintln(stdout, "recent failures:")
-		for _, f := range fails {
-			fmt.Fprintf(stdout, "  %s  %s\n    %s\n", f.SeenAt.Format("2006-01-02 15:04:05"), f.Path, f.Error)
+	if len(st.Failures) > 0 {
+		fmt.Fprintln(w, "recent failures:")
+		for _, f := range st.Failures {
+			fmt.Fprintf(w, "  %s  %s\n    %s\n", f.SeenAt.Format("2006-01-02 15:04:05"), f.Path, f.Error)
 		}
 	}
-	return nil
 }
 
 func joinCounts(m map[string]int) string {
@@ -105,54 +213,54 @@ func joinCounts(m map[string]int) string {
 	return s
 }
 
-// printLearning says where the learning loop stands: the worklist, the
+// learningStatus says where the learning loop stands: the worklist, the
 // labels, the admissions and the last cycles.
-func printLearning(ctx context.Context, w io.Writer, db *store.DB) error {
+func learningStatus(ctx context.Context, db *store.DB) (statusLearning, error) {
+	var s statusLearning
 	open, err := db.Queries(ctx, sentinel.QueryOpen)
 	if err != nil {
-		return err
+		return s, err
 	}
 	labels, err := db.AllLabels(ctx)
 	if err != nil {
-		return err
+		return s, err
 	}
 	adm, err := db.Admissions(ctx, "")
 	if err != nil {
-		return err
+		return s, err
 	}
 	holdout, err := db.Holdout(ctx)
 	if err != nil {
-		return err
+		return s, err
 	}
-	readers, n := map[string]bool{}, 0
+	readers := map[string]bool{}
 	for _, ls := range labels {
 		for _, l := range ls {
 			readers[l.Reader] = true
-			n++
+			s.Labels++
 		}
 	}
-	abnormal := 0
 	for _, v := range learn.ResolveAll(labels) {
 		if v == learn.Abnormal {
-			abnormal++
+			s.Abnormal++
 		}
 	}
-	undone := 0
 	for _, a := range adm {
 		if a.State == store.AdmissionUndone {
-			undone++
+			s.Undone++
 		}
 	}
-	fmt.Fprintf(w, "learning   %d open queries; %d labels on %d cases (%d abnormal, %d in the holdout), readers: %d; %d admitted (%d undone)\n",
-		len(open), n, len(labels), abnormal, len(holdout), len(readers), len(adm)-undone, undone)
+	s.OpenQueries, s.LabelledCases, s.Holdout, s.Readers = len(open), len(labels), len(holdout), len(readers)
+	s.Admitted = len(adm) - s.Undone
+	s.LastCycles = map[string]statusCycle{}
 	for _, kind := range []string{store.CycleRetrain, store.CycleAdmission} {
 		c, ok, err := db.LastCycle(ctx, kind)
 		if err != nil {
-			return err
+			return s, err
 		}
 		if ok {
-			fmt.Fprintf(w, "  last %s cycle %s: %s\n", kind, c.FinishedAt.Local().Format("2006-01-02 15:04"), c.Reason)
+			s.LastCycles[kind] = statusCycle{FinishedAt: c.FinishedAt, Reason: c.Reason}
 		}
 	}
-	return nil
+	return s, nil
 }

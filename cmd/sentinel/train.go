@@ -14,7 +14,8 @@ import (
 )
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, g := newFlagSet("train", "train --normals DIR [--labels CSV --split NAME] [flags]", stderr)
+	fs, g := newFlagSet("train", "train --normals DIR [--labels CSV --split NAME] [--json] [flags]", stderr)
+	asJSON := jsonFlag(fs)
 	normals := fs.String("normals", "", "`folder` of normal images (DICOM, PNG or JPEG); required")
 	labels := fs.String("labels", "", "labels `CSV` with columns file,finding,split: only its normal rows are used")
 	split := fs.String("split", "", "with --labels, use only this split's rows (e.g. seed)")
@@ -56,18 +57,26 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer db.Close()
 	tc := e.trainConfig()
-	tc.Progress = progressPrinter(stderr)
+	// Reading the images, then each epoch: a bar on a terminal, log
+	// records otherwise.
+	st := &stages{e: e, stderr: stderr}
+	st.next("reading", "images", len(files))
+	tc.Progress = st.trainingProgress("")
 	fmt.Fprintf(stderr, "training on %d normal images from %s (input %dx%d, %d epochs)\n",
 		len(files), *normals, tc.InputSize, tc.InputSize, tc.Epochs)
 	info, err := agent.Train(ctx, db, agent.TrainOptions{
 		Files: files, ModelsDir: e.paths.Models, Detector: tc,
-		Decode: e.decoder(), Resample: dicomio.Resample, Workers: e.cfg.Ingest.Workers, Logger: e.log,
+		Decode: st.countingDecoder(e.decoder()), Resample: dicomio.Resample, Workers: e.cfg.Ingest.Workers, Logger: e.log,
 	})
+	st.finish()
 	if err != nil {
 		return err
 	}
 	if err := e.recordSeeds(ctx, db, files); err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, info)
 	}
 	fmt.Fprintf(stdout, "model %s: %d training and %d calibration normals, threshold %.6g at %.0f%% false positives\nsaved to %s\n",
 		info.Version, info.TrainImages, info.CalibImages, info.Threshold, 100*info.TargetFPR, info.Path)
@@ -75,7 +84,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // progressPrinter shows training progress as a bar on a terminal and as
-// plain lines otherwise.
+// plain lines otherwise, for the demo, which logs nothing.
 func progressPrinter(w io.Writer) func(detector.Progress) {
 	term := false
 	if f, ok := w.(*os.File); ok {

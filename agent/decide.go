@@ -130,6 +130,12 @@ func (a *Agent) operatingPoint(version string) *sentinel.OperatingPoint {
 	return op
 }
 
+// OperatingPoint returns what the labelled holdout last showed about the
+// model version, judged by policy, or nil when it was never measured.
+func OperatingPoint(ctx context.Context, db *store.DB, version string, policy DecisionPolicy) (*sentinel.OperatingPoint, error) {
+	return lookupOperatingPoint(ctx, db, version, policy)
+}
+
 // lookupOperatingPoint finds the model version's metrics in the store.
 func lookupOperatingPoint(ctx context.Context, db *store.DB, version string, policy DecisionPolicy) (*sentinel.OperatingPoint, error) {
 	models, err := db.Models(ctx)

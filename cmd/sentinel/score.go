@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -29,6 +30,17 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m, err := e.loadScorer()
 	if err != nil {
 		return err
+	}
+	// Reports claim what the workspace's labelled holdout allows, as the
+	// running agent's do: without it, nothing below the threshold is
+	// called normal.
+	policy := agent.DecisionPolicy{NormalSensitivity: e.cfg.Decisions.NormalSensitivity, MinPerClass: e.cfg.Decisions.MinPerClass}
+	var op *sentinel.OperatingPoint
+	if _, err := os.Stat(e.paths.Database); err == nil {
+		if db, err := e.openDB(); err == nil {
+			op, _ = agent.OperatingPoint(ctx, db, m.Info().Version, policy)
+			db.Close()
+		}
 	}
 	decode := e.decoder()
 	enc := json.NewEncoder(stdout)
@@ -54,7 +66,9 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			failed = append(failed, fmt.Errorf("score %s: %w", path, err))
 			continue
 		}
+		s = agent.Qualify(s, op, policy)
 		rep := agent.NewReport(inst, s, m.Info().Version)
+		rep.OperatingPoint = op
 		rep.CreatedAt = time.Now().UTC()
 		rep.Timings = sentinel.Timings{
 			DecodeMS: float64(decoded.Sub(start).Microseconds()) / 1000,

@@ -156,6 +156,13 @@ func setupExisting(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, er
 	return e, nil
 }
 
+// setupReadOnly is setup for the commands that read a workspace's model
+// or configuration but need no database (score, echo): it creates no
+// folder.
+func setupReadOnly(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, error) {
+	return setupWith(fs, g, stderr, false)
+}
+
 func setupWith(fs *flag.FlagSet, g *globalFlags, stderr io.Writer, prepare bool) (*env, error) {
 	if g.logLevel != "" {
 		switch strings.ToLower(g.logLevel) {

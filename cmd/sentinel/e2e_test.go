@@ -132,10 +132,16 @@ func TestCommandsWithoutModelOrWithBadConfig(t *testing.T) {
 	}
 	// Commands that only read never make a workspace.
 	typo := filepath.Join(t.TempDir(), "TYPO")
-	for _, args := range [][]string{{"status"}, {"models", "list"}} {
+	for _, args := range [][]string{{"status"}, {"models", "list"}, {"queries", "export", "--out", filepath.Join(t.TempDir(), "w.csv")}, {"readers", "list"}} {
 		if _, errOut, code := sentinelCmd(t, append(args, "--workspace", typo)...); code == 0 || !strings.Contains(errOut, "no Sentinel workspace") {
 			t.Errorf("%v on a missing workspace: exit %d, %q", args, code, errOut)
 		}
+		if _, err := os.Stat(typo); err == nil {
+			t.Fatalf("%v made the workspace %s", args, typo)
+		}
+	}
+	for _, args := range [][]string{{"score", "nothing.dcm"}, {"echo", "127.0.0.1:1", "--aec", "X"}} {
+		sentinelCmd(t, append(args, "--workspace", typo)...)
 		if _, err := os.Stat(typo); err == nil {
 			t.Fatalf("%v made the workspace %s", args, typo)
 		}

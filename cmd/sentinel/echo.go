@@ -33,7 +33,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() != 1 {
 		return usageError{"echo: takes one destination name or HOST:PORT"}
 	}
-	e, err := setup(fs, g, stderr)
+	e, err := setupReadOnly(fs, g, stderr)
 	if err != nil {
 		return err
 	}

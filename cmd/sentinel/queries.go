@@ -44,7 +44,7 @@ func runQueries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if f != "csv" && f != "json" {
 		return usageError{fmt.Sprintf("queries export: --format must be csv or json, got %q", f)}
 	}
-	e, err := setup(fs, g, stderr)
+	e, err := setupExisting(fs, g, stderr)
 	if err != nil {
 		return err
 	}

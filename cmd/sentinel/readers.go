@@ -27,7 +27,7 @@ func runReaders(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if want := map[string]int{"add": 1, "list": 0, "revoke": 1}[sub]; fs.NArg() != want {
 		return usageError{"usage: " + synopsis}
 	}
-	e, err := setup(fs, g, stderr)
+	e, err := setupExisting(fs, g, stderr)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() == 0 {
 		return usageError{"score: give at least one file"}
 	}
-	e, err := setup(fs, g, stderr)
+	e, err := setupReadOnly(fs, g, stderr)
 	if err != nil {
 		return err
 	}

@@ -229,6 +229,7 @@ func (a *Agent) newOutbox() (*outbox, error) {
 // again after the next start.
 func (o *outbox) run(ctx context.Context) {
 	wake := o.a.node.wakeC()
+	o.sweep(ctx, time.Now().Add(-orphanAge))
 	for ctx.Err() == nil {
 		more := o.pass(ctx)
 		wait := 30 * time.Second
@@ -244,6 +245,40 @@ func (o *outbox) run(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// orphanAge is how old an outbox file no row names must be before it is
+// removed: younger ones may belong to a report being recorded now.
+const orphanAge = 10 * time.Minute
+
+// sweep removes the outbox files, modified before cutoff, that no outbox
+// row names: what a process killed between writing a report's outputs and
+// recording the report left behind (the report was not recorded, and will
+// be made again with its outputs).
+func (o *outbox) sweep(ctx context.Context, cutoff time.Time) {
+	entries, err := os.ReadDir(o.a.outboxDir())
+	if err != nil {
+		return
+	}
+	removed := 0
+	for _, en := range entries {
+		fi, err := en.Info()
+		if err != nil || !fi.Mode().IsRegular() || fi.ModTime().After(cutoff) {
+			continue
+		}
+		path := filepath.Join(o.a.outboxDir(), en.Name())
+		known, err := o.a.db.OutboxPathKnown(ctx, path)
+		if err != nil {
+			o.log.Warn("outbox sweep", slog.Any("error", err))
+			return
+		}
+		if !known && os.Remove(path) == nil {
+			removed++
+		}
+	}
+	if removed > 0 {
+		o.log.Info("outbox files no report recorded removed", slog.Int("files", removed))
 	}
 }
 

@@ -396,3 +396,43 @@ func TestRevisionSendsSRWithPredecessor(t *testing.T) {
 		checkDciodvfy(t, filepath.Join(dir, second.SOPInstanceUID+".dcm"))
 	}
 }
+
+// TestOutboxSweepRemovesOnlyOldOrphans checks the sweep at start: an old
+// file no row names is removed; a file a row names, and a young one, stay.
+func TestOutboxSweepRemovesOnlyOldOrphans(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.agent()
+	a.cfg.DICOM = receiverConfig()
+	a.cfg.StateDir = e.dir
+	o, err := a.newOutbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := a.outboxDir()
+	old := time.Now().Add(-time.Hour)
+	write := func(name string, mtime time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mtime, mtime)
+		return p
+	}
+	orphan := write("orphan.dcm", old)
+	young := write("young.dcm", time.Now())
+	known := write("known.dcm", old)
+	ctx := context.Background()
+	if _, err := e.db.EnqueueOutbox(ctx, []store.OutboxItem{{Destination: "pacs", Object: "2.25.9", Output: "sr",
+		InstanceID: "i", Revision: 1, Path: known}}); err != nil {
+		t.Fatal(err)
+	}
+	o.sweep(ctx, time.Now().Add(-orphanAge))
+	if _, err := os.Stat(orphan); err == nil {
+		t.Error("an old orphan was kept")
+	}
+	for _, p := range []string{young, known} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", filepath.Base(p), err)
+		}
+	}
+}

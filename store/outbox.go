@@ -246,3 +246,13 @@ func insertOutbox(ctx context.Context, tx *sql.Tx, items []OutboxItem, now time.
 	}
 	return added, nil
 }
+
+// OutboxPathKnown reports whether an outbox row, in any state, names the
+// file at path.
+func (db *DB) OutboxPathKnown(ctx context.Context, path string) (bool, error) {
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE path = ? LIMIT 1)`, path).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: outbox path: %w", err)
+	}
+	return n > 0, nil
+}

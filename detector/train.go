@@ -101,6 +101,12 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 		return nil, err
 	}
 	params := unflatten(arch.params0(), post.Mean)
+	stage := func(what string, n int) {
+		if cfg.Logger != nil {
+			cfg.Logger.Info(what, logKeyImages, n, logKeyElapsed, time.Since(start))
+		}
+	}
+	stage("building the memory bank", len(netX))
 	bank, dim, err := buildMemoryBank(ctx, arch, params, netX, cfg, rng)
 	if err != nil {
 		return nil, fmt.Errorf("detector: train: memory bank: %w", err)
@@ -109,6 +115,7 @@ func Train(ctx context.Context, images []sentinel.Image, cfg TrainConfig) (*Mode
 		arch: arch, config: saved, params: params, swag: post, swagSeed: rng.Int63(),
 		bank: bank, bankDim: dim, normals: trainX,
 	})
+	stage("calibrating on the held-out normals", len(calibX))
 	if err := m.calibrate(calibX, cfg); err != nil {
 		return nil, fmt.Errorf("detector: train: calibrate: %w", err)
 	}

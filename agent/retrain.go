@@ -43,10 +43,13 @@ type RetrainResult struct {
 // seed, labelled and admitted normals (never the holdout), fits the
 // supervised head and threshold on the training labels, evaluates the
 // candidate and the current model on the holdout and the seed normals, and
-// promotes the candidate only if it is not worse. Every version is kept
-// with its metrics. A promoted model scores the unlabelled cases again as
-// the loop next needs them (see candidates), and the running agent compares
-// its recent reports with it (Agent.ReviseReports). It holds the workspace's learning lease while it runs, and fails with
+// decides by opt.Promotion (learn.Promote): promoted, refused as worse, or
+// held for a person when the evidence does not show it better, or when it
+// would revise more than opt.MaxReviseShare of the recent reports. Every
+// version is kept with its metrics. A promoted model scores the unlabelled
+// cases again as the loop next needs them (see candidates), and the running
+// agent compares its recent reports with it (Agent.ReviseReports). It holds
+// the workspace's learning lease while it runs, and fails with
 // ErrCycleRunning if another learning cycle holds it.
 func Retrain(ctx context.Context, db *store.DB, opt LearningOptions) (RetrainResult, error) {
 	return leased(ctx, db, opt, retrainCycle)

@@ -212,9 +212,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // demoLearning runs the learning loop once on the demo's cases: a worklist
 // of the cases the model would most like a radiologist to read, the
 // answers of a stand-in radiologist who reads every study (by accession
-// number, as a RIS reports), and a retraining that is promoted only if it
-// is not worse; a promoted model then revises the reports it decides
-// otherwise, as the running agent does.
+// number, as a RIS reports), and a retraining. A candidate the evidence
+// does not show better is held, and the demo plays the person who promotes
+// it; the new model then revises the reports it decides otherwise, as the
+// running agent does.
 func demoLearning(ctx context.Context, w io.Writer, e *env, db *store.DB, a *agent.Agent, cases []demoCase, seed int64) error {
 	opt := e.learningOptions()
 	opt.Logger = e.log

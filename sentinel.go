@@ -117,10 +117,14 @@ func (d Decision) Severity() int {
 		return 0
 	case DecisionNotFlagged:
 		return 1
-	case DecisionUncertain, DecisionOutOfDistribution:
+	case DecisionUncertain:
 		return 2
-	case DecisionAbnormal:
+	case DecisionOutOfDistribution:
+		// A film the model cannot judge needs a person before a film it
+		// is unsure of: unlike the normals may well mean abnormal.
 		return 3
+	case DecisionAbnormal:
+		return 4
 	}
 	return -1
 }

@@ -80,15 +80,15 @@ FROM (%s) p`
 // worstOrder lists decisions from least to most concerning (as
 // sentinel.Decision.Severity orders them), and worstCase ranks a report's
 // decision in that order in SQL.
-var worstOrder = []string{"normal", "not_flagged", "out_of_distribution", "uncertain", "abnormal"}
+var worstOrder = []string{"normal", "not_flagged", "uncertain", "out_of_distribution", "abnormal"}
 
-const worstCase = `CASE r.decision WHEN 'abnormal' THEN 4 WHEN 'uncertain' THEN 3
-	WHEN 'out_of_distribution' THEN 2 WHEN 'not_flagged' THEN 1 ELSE 0 END`
+const worstCase = `CASE r.decision WHEN 'abnormal' THEN 4 WHEN 'out_of_distribution' THEN 3
+	WHEN 'uncertain' THEN 2 WHEN 'not_flagged' THEN 1 ELSE 0 END`
 
 // WorstDecisions lists the decisions a study can be filtered by, most
 // concerning first.
 func WorstDecisions() []string {
-	return []string{"abnormal", "uncertain", "out_of_distribution", "not_flagged", "normal"}
+	return []string{"abnormal", "out_of_distribution", "uncertain", "not_flagged", "normal"}
 }
 
 var decisionRank = func() map[string]int {

@@ -355,12 +355,38 @@ func TestPageInBrowser(t *testing.T) {
 	if html, err := chromedp.Run(actx, chromedp.OuterHTML(chromedp.CSS("main"))); err != nil || !strings.Contains(html, "Recent actions") || !strings.Contains(html, "Retrain") {
 		t.Errorf("admin's models page lacks the audit or the retrain button: %v", err)
 	}
+	// The admin makes the kept candidate current from the page: the
+	// running agent's rollback, recorded in the audit.
+	if err := chromedp.Do(actx, chromedp.Click(chromedp.CSS(`form[action="/models/rollback"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+		t.Fatalf("roll back from the page: %v", err)
+	}
+	out, _, _ := sentinelCmd(t, "models", "list", "--workspace", ws, "--json")
+	var after []struct {
+		Active bool `json:"active"`
+		Note   string `json:"note"`
+	}
+	if err := json.Unmarshal([]byte(out), &after); err != nil || len(after) < 2 {
+		t.Fatalf("models list after the page's rollback: %v\n%s", err, out)
+	}
+	active := 0
+	for _, m := range after {
+		if m.Active {
+			active++
+			if !strings.Contains(m.Note, "rolled back") {
+				t.Errorf("the version made current from the page has the note %q", m.Note)
+			}
+		}
+	}
+	if active != 1 {
+		t.Errorf("%d versions active after the page's rollback:\n%s", active, out)
+	}
 
 	// Revoked: the reader's next request finds them signed out.
 	if _, errOut, code := sentinelCmd(t, "readers", "revoke", "dr-page", "--workspace", ws); code != 0 {
 		t.Fatalf("revoke: %s", errOut)
 	}
-	out, _, _ := sentinelCmd(t, "readers", "list", "--workspace", ws)
+	out, _, _ = sentinelCmd(t, "readers", "list", "--workspace", ws)
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) > 0 && ((f[0] == "dr-page" && (f[1] != "reader" || f[len(f)-1] == "-")) || (f[0] == "boss" && (f[1] != "admin" || f[len(f)-1] != "-"))) {

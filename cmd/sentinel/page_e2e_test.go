@@ -363,7 +363,7 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	out, _, _ := sentinelCmd(t, "models", "list", "--workspace", ws, "--json")
 	var after []struct {
-		Active bool `json:"active"`
+		Active bool   `json:"active"`
 		Note   string `json:"note"`
 	}
 	if err := json.Unmarshal([]byte(out), &after); err != nil || len(after) < 2 {

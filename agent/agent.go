@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -403,7 +404,7 @@ type loop struct {
 // unclaim returns a claimed file that was not started to the queue.
 func (a *Agent) unclaim(it store.QueueItem) {
 	if _, err := a.db.RetryLater(context.Background(), it.Path, it.LastError, 0, false); err != nil {
-		a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+		a.log.Warn("requeue", slog.String("path", a.logName(it.Path)), slog.Any("error", err))
 	}
 }
 
@@ -530,14 +531,14 @@ func (a *Agent) work(ctx context.Context, it store.QueueItem) {
 			// busy): ingest waits, and the file keeps its attempts.
 			delay := a.noteFault(o.Err)
 			if _, err := a.db.RetryLater(settle, it.Path, errString(o.Err), delay, false); err != nil {
-				a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+				a.log.Warn("requeue", slog.String("path", a.logName(it.Path)), slog.Any("error", err))
 			}
 			return
 		case errors.Is(o.Err, errNotReady):
 			// Still being written: look again once it has been quiet.
 			delay := max(a.cfg.StableFor, a.cfg.RetryDelay)
 			if _, err := a.db.RetryLater(settle, it.Path, errString(o.Err), delay, false); err != nil {
-				a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+				a.log.Warn("requeue", slog.String("path", a.logName(it.Path)), slog.Any("error", err))
 			}
 			return
 		}
@@ -551,13 +552,13 @@ func (a *Agent) work(ctx context.Context, it store.QueueItem) {
 			delay = a.cfg.MaxRetryDelay
 		}
 		if _, err := a.db.RetryLater(settle, it.Path, errString(o.Err), delay, true); err != nil {
-			a.log.Warn("requeue", slog.String("path", it.Path), slog.Any("error", err))
+			a.log.Warn("requeue", slog.String("path", a.logName(it.Path)), slog.Any("error", err))
 		}
 	case StatusGone, StatusSkipped:
 		// Nothing to record (gone) or recorded already (a file queued again
 		// while its first run was finishing): just leave the queue.
 		if err := a.db.Dequeue(settle, it.Path); err != nil {
-			a.log.Warn("dequeue", slog.String("path", it.Path), slog.Any("error", err))
+			a.log.Warn("dequeue", slog.String("path", a.logName(it.Path)), slog.Any("error", err))
 		}
 	case store.FileDone:
 		a.clearFault()
@@ -595,6 +596,11 @@ func (a *Agent) handle(ctx context.Context, path string) Outcome {
 // report logs an outcome, counts it and passes it to OnOutcome.
 func (a *Agent) report(o Outcome) {
 	path := a.logName(o.Path)
+	if o.Err != nil && a.cfg.OmitSourceFile {
+		// Decoder errors name the file; with the name withheld, so are
+		// they.
+		o.Err = scrubbedError{o.Err, strings.ReplaceAll(o.Err.Error(), o.Path, path)}
+	}
 	switch o.Status {
 	case store.FileOutOfScope:
 		a.log.Info("file out of scope: not scored", slog.String("path", path), slog.Any("reason", o.Err))
@@ -647,3 +653,13 @@ func (a *Agent) claim(id string) func() {
 		<-ch
 	}
 }
+
+// scrubbedError is an error whose message has a file's path replaced, for
+// logs that must not name it; it still wraps the original.
+type scrubbedError struct {
+	err error
+	msg string
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }

@@ -380,17 +380,17 @@ func (a *Agent) archive(ctx context.Context, file store.File) {
 	}
 	dst := filepath.Join(a.cfg.Archive, rel)
 	if err := os.MkdirAll(filepath.Dir(dst), dirMode); err != nil {
-		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
+		a.log.Warn("archive", slog.String("path", a.logName(file.Path)), slog.Any("error", err))
 		return
 	}
 	for i := 1; exists(dst); i++ {
 		dst = filepath.Join(a.cfg.Archive, fmt.Sprintf("%s.%d", rel, i))
 	}
 	if err := os.Rename(file.Path, dst); err != nil {
-		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
+		a.log.Warn("archive", slog.String("path", a.logName(file.Path)), slog.Any("error", err))
 		return
 	}
 	if err := a.db.SetArchivePath(ctx, file.Path, file.Size, file.ModTimeNS, dst); err != nil {
-		a.log.Warn("archive", slog.String("path", file.Path), slog.Any("error", err))
+		a.log.Warn("archive", slog.String("path", a.logName(file.Path)), slog.Any("error", err))
 	}
 }

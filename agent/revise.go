@@ -102,7 +102,7 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 		im, s, err := a.rescore(model, r)
 		if err != nil {
 			a.log.Warn("report not compared: its image cannot be read or scored again", slog.String("instance", r.Instance.ID),
-				slog.String("path", r.Path), slog.Any("error", err))
+				slog.String("path", a.logName(r.Path)), slog.Any("error", err))
 			return reportUnreadable, nil
 		}
 		decoded, scored = start.Add(s.decode), start.Add(s.decode+s.score)

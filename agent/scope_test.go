@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -259,6 +262,24 @@ func TestReportPlacementAndClaims(t *testing.T) {
 	}
 	if n := a.logName(q); strings.Contains(n, "Roe") || !strings.HasPrefix(n, "file-") {
 		t.Errorf("log name %q", n)
+	}
+	// The outcome logged and passed on names the file by its digest, even
+	// in a decoder's error.
+	var logged bytes.Buffer
+	a.log = slog.New(slog.NewTextHandler(&logged, nil))
+	var seen []Outcome
+	a.cfg.OnOutcome = func(o Outcome) { seen = append(seen, o) }
+	broken := filepath.Join(e.inbox, "Poe^Edgar.dcm")
+	if err := os.WriteFile(broken, append(make([]byte, 128), []byte("DICM\x02\x00\x00\x00garbage")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(broken, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+	a.report(a.Process(context.Background(), broken))
+	if strings.Contains(logged.String(), "Poe") || len(seen) != 1 || seen[0].Err == nil || strings.Contains(seen[0].Err.Error(), "Poe") {
+		t.Errorf("the file's name reached the log or the outcome:\n%s\n%+v", logged.String(), seen)
+	}
+	if !errors.Is(seen[0].Err, sentinel.ErrInvalid) && !errors.Is(seen[0].Err, sentinel.ErrNotDICOM) {
+		t.Errorf("the scrubbed error no longer wraps its cause: %v", seen[0].Err)
 	}
 	if fi, err := os.Stat(o.ReportPath); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("report mode %v, %v", fi.Mode().Perm(), err)

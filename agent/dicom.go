@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/dicomnet"
 )
 
@@ -57,6 +58,15 @@ type Destination struct {
 	// Outputs are the outputs it takes: OutputSR and OutputSC, or
 	// OutputReport for a webhook.
 	Outputs []string
+	// OnlyFlagged sends only reports decided abnormal or out of
+	// distribution.
+	OnlyFlagged bool
+}
+
+// takes reports whether the destination takes a report with this
+// decision.
+func (d Destination) takes(decision sentinel.Decision) bool {
+	return !d.OnlyFlagged || decision == sentinel.DecisionAbnormal || decision == sentinel.DecisionOutOfDistribution
 }
 
 // Destination kinds and outputs.

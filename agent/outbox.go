@@ -159,7 +159,7 @@ func (a *Agent) writeOutputs(dc *DICOMConfig, rep sentinel.Report, outs []output
 			created = append(created, path)
 		}
 		for _, d := range dc.Destinations {
-			if !d.wants(o.kind) {
+			if !d.wants(o.kind) || !d.takes(rep.Decision) {
 				continue
 			}
 			items = append(items, store.OutboxItem{Destination: d.Name, Object: o.object, Output: o.kind,

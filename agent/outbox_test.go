@@ -436,3 +436,42 @@ func TestOutboxSweepRemovesOnlyOldOrphans(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyFlaggedDestinations checks that a destination set to take only
+// flagged reports gets the abnormal and out-of-distribution ones, first
+// reports and revisions, and nothing else.
+func TestOnlyFlaggedDestinations(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.agent()
+	a.cfg.StateDir = e.dir
+	dc := receiverConfig()
+	dc.Destinations = []Destination{
+		{Name: "all", Kind: DestinationWebhook, URL: "http://127.0.0.1:1/", Outputs: []string{OutputReport}},
+		{Name: "flagged", Kind: DestinationWebhook, URL: "http://127.0.0.1:1/", Outputs: []string{OutputReport}, OnlyFlagged: true},
+	}
+	a.cfg.DICOM = dc
+	for _, c := range []struct {
+		decision sentinel.Decision
+		revision int
+		want     []string
+	}{
+		{sentinel.DecisionNotFlagged, 1, []string{"all"}},
+		{sentinel.DecisionUncertain, 1, []string{"all"}},
+		{sentinel.DecisionAbnormal, 1, []string{"all", "flagged"}},
+		{sentinel.DecisionOutOfDistribution, 1, []string{"all", "flagged"}},
+		{sentinel.DecisionAbnormal, 2, []string{"all", "flagged"}},
+	} {
+		rep := sentinel.Report{InstanceID: "1.2." + string(c.decision), Decision: c.decision, Revision: c.revision}
+		p, err := a.makeOutputs(context.Background(), dc, rep, "", sentinel.Image{}, sentinel.Image{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range p.items {
+			got = append(got, it.Destination)
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s revision %d goes to %v, want %v", c.decision, c.revision, got, c.want)
+		}
+	}
+}

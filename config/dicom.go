@@ -85,6 +85,11 @@ type Destination struct {
 	// destination (default both), "report" to a webhook (the default and
 	// only choice).
 	Outputs []string `toml:"outputs"`
+	// OnlyFlagged sends only the reports that need a person: decided
+	// abnormal or out of distribution, first reports and revisions alike
+	// (a revision from not flagged to flagged is the event a site most
+	// wants pushed).
+	OnlyFlagged bool `toml:"only_flagged"`
 }
 
 // Address is a DICOM destination's host:port.

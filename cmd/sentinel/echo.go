@@ -121,7 +121,8 @@ func (e *env) dicomConfig() *agent.DICOMConfig {
 		dc.AllowedCallers = append(dc.AllowedCallers, dicomnet.Caller{AETitle: ae, Host: host})
 	}
 	for _, dst := range d.Destinations {
-		ad := agent.Destination{Name: dst.Name, Kind: dst.Kind, AETitle: dst.AETitle, URL: dst.URL, Outputs: dst.OutputsOrDefault()}
+		ad := agent.Destination{Name: dst.Name, Kind: dst.Kind, AETitle: dst.AETitle, URL: dst.URL, Outputs: dst.OutputsOrDefault(),
+			OnlyFlagged: dst.OnlyFlagged}
 		if dst.Kind == config.DestDICOM {
 			ad.Address = dst.Address()
 		}

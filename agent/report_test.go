@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -178,5 +179,48 @@ func TestTrackerWaitsForStableFiles(t *testing.T) {
 	tr.ready()
 	if _, pending := tr.pending[p]; pending {
 		t.Fatal("deleted file still pending")
+	}
+}
+
+// TestSchema1ReportStillReads checks that a report written before schema 2
+// (absolute source_file, "normal" below the threshold, no placement keys)
+// still reads, and that its decision still ranks.
+func TestSchema1ReportStillReads(t *testing.T) {
+	old := `{
+  "schema_version": 1,
+  "instance_id": "1.2.3",
+  "sop_instance_uid": "1.2.3",
+  "study_instance_uid": "1.2",
+  "series_instance_uid": "1.2.1",
+  "modality": "DX",
+  "source_file": "/var/lib/sentinel/inbox/a.dcm",
+  "sha256": "ab",
+  "model_version": "ae-1",
+  "score": 0.1,
+  "threshold": 1.2,
+  "decision": "normal",
+  "decision_reason": "score 0.100 at or below the threshold 1.200",
+  "uncertainty": null,
+  "components": {"reconstruction": 0.01},
+  "heatmap": "1.2.3.heatmap.png",
+  "timings": {"decode_ms": 1, "score_ms": 2, "total_ms": 3},
+  "created_at": "2026-11-01T10:00:00Z",
+  "revision": 1
+}`
+	var rep sentinel.Report
+	if err := json.Unmarshal([]byte(old), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.SchemaVersion != 1 || rep.Decision != sentinel.DecisionNormal || rep.SourceFile != "/var/lib/sentinel/inbox/a.dcm" ||
+		rep.Placement != (sentinel.Placement{}) || rep.OperatingPoint != nil || rep.Revision != 1 {
+		t.Errorf("schema 1 report read as %+v", rep)
+	}
+	if !rep.Decision.Below() || rep.Decision.Severity() >= sentinel.DecisionNotFlagged.Severity() {
+		t.Errorf("a schema 1 normal ranks %d", rep.Decision.Severity())
+	}
+	// A report written now says its schema and intended use.
+	now := NewReport(sentinel.Instance{ID: "1.2.3", SOPInstanceUID: "1.2.3"}, sentinel.Score{Decision: sentinel.DecisionNotFlagged}, "ae-2")
+	if now.SchemaVersion != sentinel.ReportSchemaVersion || sentinel.ReportSchemaVersion != 2 || now.IntendedUse == "" {
+		t.Errorf("a new report: schema %d, intended use %q", now.SchemaVersion, now.IntendedUse)
 	}
 }

@@ -129,18 +129,8 @@ func (d *decoder) decodeBlock(c *component, blk *[64]int32) error {
 	*blk = [64]int32{}
 	br := &d.br
 	q := &d.quant[c.tq]
-	if br.n < 32 {
-		br.refill()
-	}
-	s, err := br.decode(&d.dc[c.td])
-	if err != nil {
+	if err := d.decodeDC(c); err != nil {
 		return err
-	}
-	if s > 15 {
-		return codec.Corruptf("jpeg: DC difference category %d", s)
-	}
-	if s > 0 {
-		c.pred += br.receiveExtend(uint(s))
 	}
 	blk[0] = c.pred * q[0]
 	ac := &d.ac[c.ta]
@@ -166,6 +156,26 @@ func (d *decoder) decodeBlock(c *component, blk *[64]int32) error {
 		}
 		blk[zigzag[k]] = br.receiveExtend(uint(s)) * q[k]
 		k++
+	}
+	return nil
+}
+
+// decodeDC decodes one DC difference (T.81 F.2.2.1) and adds it to the
+// component's predictor.
+func (d *decoder) decodeDC(c *component) error {
+	br := &d.br
+	if br.n < 32 {
+		br.refill()
+	}
+	s, err := br.decode(&d.dc[c.td])
+	if err != nil {
+		return err
+	}
+	if s > 15 {
+		return codec.Corruptf("jpeg: DC difference category %d", s)
+	}
+	if s > 0 {
+		c.pred += br.receiveExtend(uint(s))
 	}
 	return nil
 }

@@ -136,19 +136,8 @@ func (c *component) block(bx, by int) []int16 {
 
 // dcFirst decodes the first scan of a DC coefficient (G.1.2.1).
 func (d *decoder) dcFirst(c *component, blk []int16, al int) error {
-	br := &d.br
-	if br.n < 32 {
-		br.refill()
-	}
-	s, err := br.decode(&d.dc[c.td])
-	if err != nil {
+	if err := d.decodeDC(c); err != nil {
 		return err
-	}
-	if s > 15 {
-		return codec.Corruptf("jpeg: DC difference category %d", s)
-	}
-	if s > 0 {
-		c.pred += br.receiveExtend(uint(s))
 	}
 	blk[0] = int16(c.pred << al)
 	return nil

@@ -61,39 +61,52 @@ func parallel(n, workers int, f func(w, lo, hi int)) {
 
 // inverse53 reconstructs tc.ibuf level by level, rows then columns.
 func (tc *tileComp) inverse53(workers int) {
+	inverseDWT(tc, tc.ibuf, workers, lift53, lift53Rows)
+}
+
+// inverse97 reconstructs tc.fbuf level by level, rows then columns.
+func (tc *tileComp) inverse97(workers int) {
+	inverseDWT(tc, tc.fbuf, workers, lift97, lift97Rows)
+}
+
+// inverseDWT reconstructs buf, a tile component's coefficients, level by
+// level: each row with lift on up to workers goroutines, then the columns
+// in strips of stripWidth with liftRows, which lifts every column of a
+// strip at once.
+func inverseDWT[T int32 | float32](tc *tileComp, buf []T, workers int, lift func([]T, int), liftRows func([]T, int, int, int)) {
 	stride := tc.x1 - tc.x0
 	workers = max(1, min(workers, dwtWorkers))
-	tmps := make([][]int32, workers)
-	strips := make([][]int32, workers)
+	tmps := make([][]T, workers)
+	strips := make([][]T, workers)
 	for r := 1; r < len(tc.res); r++ {
 		res, low := &tc.res[r], &tc.res[r-1]
 		w, h := res.x1-res.x0, res.y1-res.y0
 		lw, lh := low.x1-low.x0, low.y1-low.y0
 		parallel(h, workers, func(k, lo, hi int) {
 			if len(tmps[k]) < w {
-				tmps[k] = make([]int32, w)
+				tmps[k] = make([]T, w)
 			}
 			tmp := tmps[k][:w]
 			for y := lo; y < hi; y++ {
-				row := tc.ibuf[y*stride : y*stride+w]
+				row := buf[y*stride : y*stride+w]
 				interleave(tmp, row, lw, res.x0&1)
-				lift53(tmp, res.x0&1)
+				lift(tmp, res.x0&1)
 				copy(row, tmp)
 			}
 		})
 		nstrips := (w + stripWidth - 1) / stripWidth
 		parallel(nstrips, workers, func(k, lo, hi int) {
 			if need := h * min(w, stripWidth); len(strips[k]) < need {
-				strips[k] = make([]int32, need)
+				strips[k] = make([]T, need)
 			}
 			for s := lo; s < hi; s++ {
 				x0 := s * stripWidth
 				sw := min(stripWidth, w-x0)
 				t := strips[k][:h*sw]
-				gatherStrip(t, tc.ibuf, stride, x0, sw, h, lh, res.y0&1)
-				lift53Rows(t, h, sw, res.y0&1)
+				gatherStrip(t, buf, stride, x0, sw, h, lh, res.y0&1)
+				liftRows(t, h, sw, res.y0&1)
 				for i := range h {
-					copy(tc.ibuf[i*stride+x0:i*stride+x0+sw], t[i*sw:(i+1)*sw])
+					copy(buf[i*stride+x0:i*stride+x0+sw], t[i*sw:(i+1)*sw])
 				}
 			}
 		})
@@ -203,47 +216,6 @@ func lift53(x []int32, parity int) {
 	}
 	if i == n-1 {
 		x[i] += edge(i) >> 1
-	}
-}
-
-// inverse97 reconstructs tc.fbuf level by level, rows then columns.
-func (tc *tileComp) inverse97(workers int) {
-	stride := tc.x1 - tc.x0
-	workers = max(1, min(workers, dwtWorkers))
-	tmps := make([][]float32, workers)
-	strips := make([][]float32, workers)
-	for r := 1; r < len(tc.res); r++ {
-		res, low := &tc.res[r], &tc.res[r-1]
-		w, h := res.x1-res.x0, res.y1-res.y0
-		lw, lh := low.x1-low.x0, low.y1-low.y0
-		parallel(h, workers, func(k, lo, hi int) {
-			if len(tmps[k]) < w {
-				tmps[k] = make([]float32, w)
-			}
-			tmp := tmps[k][:w]
-			for y := lo; y < hi; y++ {
-				row := tc.fbuf[y*stride : y*stride+w]
-				interleave(tmp, row, lw, res.x0&1)
-				lift97(tmp, res.x0&1)
-				copy(row, tmp)
-			}
-		})
-		nstrips := (w + stripWidth - 1) / stripWidth
-		parallel(nstrips, workers, func(k, lo, hi int) {
-			if need := h * min(w, stripWidth); len(strips[k]) < need {
-				strips[k] = make([]float32, need)
-			}
-			for s := lo; s < hi; s++ {
-				x0 := s * stripWidth
-				sw := min(stripWidth, w-x0)
-				t := strips[k][:h*sw]
-				gatherStrip(t, tc.fbuf, stride, x0, sw, h, lh, res.y0&1)
-				lift97Rows(t, h, sw, res.y0&1)
-				for i := range h {
-					copy(tc.fbuf[i*stride+x0:i*stride+x0+sw], t[i*sw:(i+1)*sw])
-				}
-			}
-		})
 	}
 }
 

@@ -100,6 +100,18 @@ func (m *melDecoder) fill() {
 	}
 }
 
+// next spends one MEL event of the run counter run (two per quad pair): it
+// reports whether the event is the run's end, a significant quad, and
+// fetches the next run once the counter is spent.
+func (m *melDecoder) next(run *int) bool {
+	*run -= 2
+	hit := *run == -1
+	if *run < 0 {
+		*run = m.run()
+	}
+	return hit
+}
+
 // run returns the next run: twice the number of zero events, plus one
 // when the run ends in a one event.
 func (m *melDecoder) run() int {
@@ -420,14 +432,8 @@ func (s *htScratch) decodeHT(b htBlock, data []byte, out []int32) error {
 	for x := 0; x < width; x += 4 {
 		vlcVal := vlc.fetch()
 		qinf[0] = uint32(vlcTable0[cq<<7|vlcVal&0x7F])
-		if cq == 0 {
-			run -= 2
-			if run != -1 {
-				qinf[0] = 0
-			}
-			if run < 0 {
-				run = mel.run()
-			}
+		if cq == 0 && !mel.next(&run) {
+			qinf[0] = 0
 		}
 		cq = (qinf[0]&0x10)>>4 | (qinf[0]&0xE0)>>5
 		vlcVal = vlc.advance(qinf[0] & 7)
@@ -435,14 +441,8 @@ func (s *htScratch) decodeHT(b htBlock, data []byte, out []int32) error {
 		qinf[1] = 0
 		if x+2 < width {
 			qinf[1] = uint32(vlcTable0[cq<<7|vlcVal&0x7F])
-			if cq == 0 {
-				run -= 2
-				if run != -1 {
-					qinf[1] = 0
-				}
-				if run < 0 {
-					run = mel.run()
-				}
+			if cq == 0 && !mel.next(&run) {
+				qinf[1] = 0
 			}
 			cq = (qinf[1]&0x10)>>4 | (qinf[1]&0xE0)>>5
 			vlcVal = vlc.advance(qinf[1] & 7)
@@ -453,14 +453,8 @@ func (s *htScratch) decodeHT(b htBlock, data []byte, out []int32) error {
 		}
 		sipShift ^= 0x10
 		mode := (qinf[0]&8)>>3 | (qinf[1]&8)>>2
-		if mode == 3 {
-			run -= 2
-			if run == -1 {
-				mode++
-			}
-			if run < 0 {
-				run = mel.run()
-			}
+		if mode == 3 && mel.next(&run) {
+			mode++
 		}
 		consumed := decodeUVLC(vlcVal, mode, true, &uq)
 		if uq[0] > zeroBplanesP1 || uq[1] > zeroBplanesP1 {
@@ -498,14 +492,8 @@ func (s *htScratch) decodeHT(b htBlock, data []byte, out []int32) error {
 			cq |= uint32(ls[li+1]>>5) & 4
 			vlcVal := vlc.fetch()
 			qinf[0] = uint32(vlcTable1[cq<<7|vlcVal&0x7F])
-			if cq == 0 {
-				run -= 2
-				if run != -1 {
-					qinf[0] = 0
-				}
-				if run < 0 {
-					run = mel.run()
-				}
+			if cq == 0 && !mel.next(&run) {
+				qinf[0] = 0
 			}
 			cq = (qinf[0]&0x40)>>5 | (qinf[0]&0x80)>>6
 			vlcVal = vlc.advance(qinf[0] & 7)
@@ -515,14 +503,8 @@ func (s *htScratch) decodeHT(b htBlock, data []byte, out []int32) error {
 				cq |= uint32(ls[li+1] >> 7)
 				cq |= uint32(ls[li+2]>>5) & 4
 				qinf[1] = uint32(vlcTable1[cq<<7|vlcVal&0x7F])
-				if cq == 0 {
-					run -= 2
-					if run != -1 {
-						qinf[1] = 0
-					}
-					if run < 0 {
-						run = mel.run()
-					}
+				if cq == 0 && !mel.next(&run) {
+					qinf[1] = 0
 				}
 				cq = (qinf[1]&0x40)>>5 | (qinf[1]&0x80)>>6
 				vlcVal = vlc.advance(qinf[1] & 7)

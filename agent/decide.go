@@ -59,10 +59,10 @@ const (
 	metricHoldoutAbnormals    = "holdout_abnormals"
 )
 
-// operatingMetrics returns op as model metrics; shares that cannot be
-// measured (a class missing) are left out.
+// operatingMetrics returns op as model metrics: the holdout's counts, and
+// the shares that could be measured (a class missing leaves its out).
 func operatingMetrics(op learn.OperatingPoint) map[string]float64 {
-	out := map[string]float64{}
+	out := map[string]float64{metricHoldoutNormals: float64(op.Normals), metricHoldoutAbnormals: float64(op.Abnormals)}
 	put := func(name string, v float64, ci [2]float64) {
 		if math.IsNaN(v) {
 			return

@@ -40,9 +40,7 @@ func previewRevisions(ctx context.Context, db *store.DB, cand LearnModel, comb *
 		return nil, 0, err
 	}
 	scorer := newLearnedScorer(cand, comb, opt.embed)
-	metrics := operatingMetrics(ev.Operating)
-	metrics[metricHoldoutNormals], metrics[metricHoldoutAbnormals] = float64(ev.HoldoutNormals), float64(ev.HoldoutAbnormals)
-	op := operatingPointOf(sentinel.ModelInfo{Version: cand.Info().Version, Metrics: metrics}, opt.Decisions, time.Now())
+	op := operatingPointOf(sentinel.ModelInfo{Version: cand.Info().Version, Metrics: operatingMetrics(ev.Operating)}, opt.Decisions, time.Now())
 	var out []RevisionPreview
 	compared := 0
 	for _, r := range reps {

@@ -408,8 +408,6 @@ func saveCandidate(ctx context.Context, db *store.DB, opt LearningOptions, cand 
 		info.Metrics = map[string]float64{}
 	}
 	info.Metrics["holdout_auc"] = nanToNeg(res.CandidateEval.HoldoutAUC)
-	info.Metrics["holdout_normals"] = float64(res.CandidateEval.HoldoutNormals)
-	info.Metrics["holdout_abnormals"] = float64(res.CandidateEval.HoldoutAbnormals)
 	info.Metrics["seed_fpr"] = res.CandidateEval.SeedFPR
 	info.Metrics["train_normals"] = float64(len(res.TrainedIDs))
 	info.Metrics["labelled_abnormals"] = float64(len(res.Plan.Abnormals))

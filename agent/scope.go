@@ -128,7 +128,7 @@ func (s Scope) outOfScope(inst sentinel.Instance, path string, decodeErr error) 
 	case !in(s.SOPClasses, inst.SOPClassUID):
 		return fmt.Sprintf("SOP class %s is not in scope", sopClassName(inst.SOPClassUID))
 	case !in(s.Modalities, inst.Modality):
-		return fmt.Sprintf("modality %s is not in scope (%s)", orAbsent(inst.Modality), strings.Join(s.Modalities, ", "))
+		return fmt.Sprintf("modality %s is not in scope (%s)", orNone(inst.Modality), strings.Join(s.Modalities, ", "))
 	case p.BodyPartExamined != "" && !in(s.BodyParts, p.BodyPartExamined):
 		return fmt.Sprintf("body part %s is not in scope (%s)", p.BodyPartExamined, strings.Join(s.BodyParts, ", "))
 	case p.ViewPosition != "" && !in(s.ViewPositions, p.ViewPosition):
@@ -141,13 +141,6 @@ func (s Scope) outOfScope(inst sentinel.Instance, path string, decodeErr error) 
 		return fmt.Sprintf("%d frames: a radiograph has one", inst.Frames)
 	}
 	return ""
-}
-
-func orAbsent(s string) string {
-	if s == "" {
-		return "absent"
-	}
-	return s
 }
 
 // isOwnOutputClass reports whether a SOP class is one Sentinel writes.

@@ -66,7 +66,7 @@ func (db *DB) GateStreaks(ctx context.Context) (map[string]int, error) {
 // this cycle loses its streak) and the admissions.
 func (db *DB) RecordAdmissionCycle(ctx context.Context, cycle int64, modelVersion string, checks []GateCheck,
 	streaks map[string]int, admit []GateCheck) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		now := db.now()
 		for _, c := range checks {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gate_checks (cycle, instance_id, model_version, distance_z,
@@ -140,7 +140,7 @@ func (db *DB) Admissions(ctx context.Context, state string) ([]Admission, error)
 // undo.
 func (db *DB) UndoAdmission(ctx context.Context, instanceID, reason string) (bool, error) {
 	var undone bool
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE admissions SET state = ?, undone_at = ?, undo_reason = ?
 			WHERE instance_id = ? AND state = ?`, AdmissionUndone, db.now(), reason, instanceID, AdmissionAdmitted)
 		if err != nil {
@@ -182,14 +182,9 @@ const (
 // then, and returns its id.
 func (db *DB) StartCycle(ctx context.Context, kind string, labels int) (int64, error) {
 	var id int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO learning_cycles (kind, started_at, labels_at_start) VALUES (?, ?, ?)`,
-			kind, db.now(), labels)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
+	err := db.tx(ctx, func(tx *Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO learning_cycles (kind, started_at, labels_at_start) VALUES (?, ?, ?) RETURNING id`,
+			kind, db.now(), labels).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: start %s cycle: %w", kind, err)
@@ -202,7 +197,7 @@ func (db *DB) FinishCycle(ctx context.Context, c Cycle, metricsJSON string) erro
 	if metricsJSON == "" {
 		metricsJSON = "{}"
 	}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE learning_cycles SET finished_at = ?, model_version = ?,
 			candidate_version = ?, promoted = ?, status = ?, reason = ?, metrics_json = ? WHERE id = ?`,
 			db.now(), c.ModelVersion, c.CandidateVersion, c.Promoted, c.Status, c.Reason, metricsJSON, c.ID)
@@ -264,7 +259,7 @@ func (db *DB) ModelVersions(ctx context.Context) ([]ModelVersion, error) {
 
 // SetModelNote records why a model version is or is not active.
 func (db *DB) SetModelNote(ctx context.Context, version, note string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE models SET note = ? WHERE version = ?`, note, version)
 		if err != nil {
 			return err
@@ -284,7 +279,7 @@ func (db *DB) SetModelNote(ctx context.Context, version, note string) error {
 // (for example "rolled back"). It returns an error wrapping
 // ErrUnknownModel for a version never recorded.
 func (db *DB) ActivateModel(ctx context.Context, version, note string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM models WHERE version = ?`, version).Scan(&n); err != nil {
 			return err

@@ -65,7 +65,7 @@ func (db *DB) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 // transaction, and reports whether the label was new (see AddLabel).
 func (db *DB) LabelAudited(ctx context.Context, l sentinel.Label, remote string) (bool, error) {
 	var added bool
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO labels (instance_id, label, finding, reader, time, source)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, reader, time) DO NOTHING`,
 			l.InstanceID, l.Value, l.Finding, l.Reader, formatTime(l.Time), l.Source)
@@ -105,7 +105,7 @@ var ErrTooLate = errors.New("store: a retraining has used it since")
 // when the reader has no label of the instance.
 func (db *DB) UndoLabel(ctx context.Context, instanceID, reader, remote string) (sentinel.Label, error) {
 	var l sentinel.Label
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		var id int64
 		var t string
 		err := tx.QueryRowContext(ctx, `SELECT id, label, finding, time FROM labels WHERE instance_id = ? AND reader = ?

@@ -43,6 +43,7 @@ func TestRecordFileNeverDowngradesDone(t *testing.T) {
 
 // The database is its owner's alone, whatever mode it had.
 func TestDatabaseMode(t *testing.T) {
+	sqliteOnly(t)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "state.db")
 	db := NewDB(p)
@@ -73,6 +74,7 @@ func TestDatabaseMode(t *testing.T) {
 // A damaged database is found by Open or by Check, and says so with
 // ErrDamaged.
 func TestDamagedDatabase(t *testing.T) {
+	sqliteOnly(t)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "state.db")
 	db := NewDB(p)

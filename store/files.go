@@ -95,7 +95,7 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 	}
 	now := db.now()
 	in := r.Instance
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO instances (instance_id, sop_instance_uid,
 			study_instance_uid, series_instance_uid, sop_class_uid, modality, accession_number,
 			transfer_syntax_uid, format, rows, columns, frames, photometric, path, sha256, status,
@@ -151,7 +151,7 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 // RecordFile stores the outcome of a file that was not scored: a duplicate,
 // a conflict or a failure.
 func (db *DB) RecordFile(ctx context.Context, f File) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error { return insertFile(ctx, tx, f, db.now()) })
+	err := db.tx(ctx, func(tx *Tx) error { return insertFile(ctx, tx, f, db.now()) })
 	if err != nil {
 		return fmt.Errorf("store: record file %s: %w", f.Path, err)
 	}
@@ -162,7 +162,7 @@ func (db *DB) RecordFile(ctx context.Context, f File) error {
 // keeps that record: its instance was scored and reported from it, and a
 // later look at the same bytes (a second process, an ingest of the live
 // inbox) must not rewrite it as a duplicate of itself.
-func insertFile(ctx context.Context, tx *sql.Tx, f File, now string) error {
+func insertFile(ctx context.Context, tx *Tx, f File, now string) error {
 	var inst any
 	if f.InstanceID != "" {
 		inst = f.InstanceID
@@ -195,7 +195,7 @@ func (db *DB) RecordedOutput(ctx context.Context, path string) (bool, error) {
 
 // SetArchivePath records where a handled file was moved after processing.
 func (db *DB) SetArchivePath(ctx context.Context, path string, size, mtimeNS int64, archivePath string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE files SET archive_path = ? WHERE path = ? AND size = ? AND mtime_ns = ?`,
 			archivePath, path, size, mtimeNS)
 		return err
@@ -283,7 +283,7 @@ func (db *DB) Counts(ctx context.Context) (Counts, error) {
 	return c, nil
 }
 
-func groupCount(ctx context.Context, db *sql.DB, q string, into map[string]int) error {
+func groupCount(ctx context.Context, db querier, q string, into map[string]int) error {
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -13,7 +12,7 @@ import (
 // reports whether a new row was added.
 func (db *DB) AddLabel(ctx context.Context, l sentinel.Label) (bool, error) {
 	var added bool
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO labels (instance_id, label, finding, reader, time, source)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, reader, time) DO NOTHING`,
 			l.InstanceID, l.Value, l.Finding, l.Reader, formatTime(l.Time), l.Source)
@@ -59,7 +58,7 @@ func (db *DB) Labels(ctx context.Context, instanceID string) ([]sentinel.Label, 
 // queried twice: it reports false when the instance already has a query.
 func (db *DB) AddQuery(ctx context.Context, q sentinel.Query) (bool, error) {
 	var added bool
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO queries (instance_id, strategy, reason, drawn_at_random, state, created_at)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`,
 			q.InstanceID, q.Strategy, q.Reason, q.Random, sentinel.QueryOpen, db.now())

@@ -31,7 +31,7 @@ type SeedNormal struct {
 // AddSeedNormals records seed normals; ones already recorded are kept as
 // they are.
 func (db *DB) AddSeedNormals(ctx context.Context, seeds []SeedNormal) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		for _, s := range seeds {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO seed_normals (instance_id, path, patient_key, added_at) VALUES (?, ?, ?, ?)
 				ON CONFLICT (instance_id) DO NOTHING`, s.InstanceID, s.Path, s.PatientKey, db.now()); err != nil {
@@ -96,7 +96,7 @@ func (db *DB) LabelRoles(ctx context.Context) (map[string]bool, error) {
 // before, all or none. A role is decided once: recording any case again
 // returns ErrRoleDecided and records nothing.
 func (db *DB) RecordLabelRoles(ctx context.Context, holdout, train []string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		now := db.now()
 		for _, r := range []struct {
 			role string
@@ -222,7 +222,7 @@ func (db *DB) QueriedIDs(ctx context.Context) (map[string]bool, error) {
 // and returns how many.
 func (db *DB) ExpireQueries(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE queries SET state = ? WHERE state = ? AND created_at < ?`,
 			sentinel.QueryExpired, sentinel.QueryOpen, formatTime(before))
 		if err != nil {
@@ -335,7 +335,7 @@ func (db *DB) ScoredInstances(ctx context.Context, modelVersion string) ([]Score
 // SaveScore records an instance's score by a model version, replacing an
 // earlier score by the same version.
 func (db *DB) SaveScore(ctx context.Context, instanceID, modelVersion string, s sentinel.Score) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error { return upsertScore(ctx, tx, instanceID, modelVersion, s, db.now()) })
+	err := db.tx(ctx, func(tx *Tx) error { return upsertScore(ctx, tx, instanceID, modelVersion, s, db.now()) })
 	if err != nil {
 		return fmt.Errorf("store: save score %s: %w", instanceID, err)
 	}
@@ -344,7 +344,7 @@ func (db *DB) SaveScore(ctx context.Context, instanceID, modelVersion string, s 
 
 // upsertScore writes an instance's score by a model version in tx,
 // replacing an earlier score by the same version.
-func upsertScore(ctx context.Context, tx *sql.Tx, instanceID, modelVersion string, s sentinel.Score, now string) error {
+func upsertScore(ctx context.Context, tx *Tx, instanceID, modelVersion string, s sentinel.Score, now string) error {
 	comps, err := json.Marshal(s.Components)
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ type Lease struct {
 // a lease whose holder died runs out after ttl.
 func (db *DB) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (*Lease, error) {
 	now := db.Now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		var h, since, expires string
 		err := tx.QueryRowContext(ctx, `SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?`, name).Scan(&h, &since, &expires)
 		switch {

@@ -17,7 +17,7 @@ func (db *DB) SaveModel(ctx context.Context, m sentinel.ModelInfo, activate bool
 	if err != nil {
 		return fmt.Errorf("store: model %s: %w", m.Version, err)
 	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *Tx) error {
 		if activate {
 			if _, err := tx.ExecContext(ctx, `UPDATE models SET active = 0 WHERE active = 1`); err != nil {
 				return err
@@ -25,7 +25,7 @@ func (db *DB) SaveModel(ctx context.Context, m sentinel.ModelInfo, activate bool
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO models (version, kind, path, info_json, created_at, active)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET path = excluded.path,
-			info_json = excluded.info_json, active = MAX(models.active, excluded.active)`,
+			info_json = excluded.info_json, active = CASE WHEN models.active > excluded.active THEN models.active ELSE excluded.active END`,
 			m.Version, m.Kind, m.Path, string(info), formatTime(m.CreatedAt), activate)
 		return err
 	})
@@ -79,14 +79,9 @@ func (db *DB) Models(ctx context.Context) ([]sentinel.ModelInfo, error) {
 // its id.
 func (db *DB) StartTrainingRun(ctx context.Context, images int) (int64, error) {
 	var id int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO training_runs (started_at, images, status)
-			VALUES (?, ?, 'running')`, db.now(), images)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
+	err := db.tx(ctx, func(tx *Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO training_runs (started_at, images, status)
+			VALUES (?, ?, 'running') RETURNING id`, db.now(), images).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: start training run: %w", err)
@@ -100,7 +95,7 @@ func (db *DB) FinishTrainingRun(ctx context.Context, id int64, modelVersion, sta
 	if err != nil {
 		return fmt.Errorf("store: finish training run %d: %w", id, err)
 	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE training_runs SET model_version = ?, finished_at = ?,
 			status = ?, metrics_json = ? WHERE id = ?`, modelVersion, db.now(), status, string(m), id)
 		return err

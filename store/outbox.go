@@ -47,7 +47,7 @@ type OutboxItem struct {
 func (db *DB) EnqueueOutbox(ctx context.Context, items []OutboxItem) (int, error) {
 	added := 0
 	now := db.Now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		var err error
 		added, err = insertOutbox(ctx, tx, items, now)
 		return err
@@ -114,7 +114,7 @@ var ErrOutboxSettled = errors.New("store: outbox item is not pending")
 // OutboxSent records that the destination took the item. It returns true
 // when no pending or set-aside item needs the item's file any more.
 func (db *DB) OutboxSent(ctx context.Context, id int64) (fileFree bool, err error) {
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = '',
 			updated_at = ? WHERE id = ? AND state = 'pending'`, db.now(), id)
 		if err != nil {
@@ -142,7 +142,7 @@ func (db *DB) OutboxSent(ctx context.Context, id int64) (fileFree bool, err erro
 // It returns the item's state after it.
 func (db *DB) OutboxFailedAttempt(ctx context.Context, id int64, reason string, next time.Time, maxAttempts int) (string, error) {
 	state := OutboxPending
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		var attempts int
 		var cur string
 		err := tx.QueryRowContext(ctx, `SELECT attempts, state FROM outbox WHERE id = ?`, id).Scan(&attempts, &cur)
@@ -193,7 +193,7 @@ type OutboxCount struct {
 // name.
 func (db *DB) OutboxCounts(ctx context.Context) ([]OutboxCount, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT destination,
-		SUM(state = 'pending'), SUM(state = 'sent'), SUM(state = 'failed')
+		SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END)
 		FROM outbox GROUP BY destination ORDER BY destination`)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox counts: %w", err)
@@ -229,12 +229,12 @@ func (db *DB) OutboxItems(ctx context.Context, state string, limit int) ([]Outbo
 // insertOutbox adds items as pending, due at now, within tx; an item whose
 // destination already has its object is left as it is. It returns how many
 // were added.
-func insertOutbox(ctx context.Context, tx *sql.Tx, items []OutboxItem, now time.Time) (int, error) {
+func insertOutbox(ctx context.Context, tx *Tx, items []OutboxItem, now time.Time) (int, error) {
 	added := 0
 	for _, it := range items {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO outbox (destination, object, output, instance_id,
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox (destination, object, output, instance_id,
 			revision, sop_class_uid, study_instance_uid, path, state, attempts, next_try, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			it.Destination, it.Object, it.Output, it.InstanceID, it.Revision, it.SOPClassUID, it.StudyInstanceUID,
 			it.Path, now.UnixNano(), formatTime(now), formatTime(now))
 		if err != nil {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -90,7 +89,7 @@ func TestOutbox(t *testing.T) {
 // The outbox survives closing and opening the database again.
 func TestOutboxDurable(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
+	path := testTarget(t)
 	db := NewDB(path)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -115,7 +114,7 @@ func TestOutboxDurable(t *testing.T) {
 // all when the report is not recorded.
 func TestOutboxRecordedWithTheReport(t *testing.T) {
 	ctx := context.Background()
-	db := NewDB(filepath.Join(t.TempDir(), "state.db"))
+	db := NewDB(testTarget(t))
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -60,10 +60,10 @@ const studyRowsSQL = `WITH agg AS (
 		COALESCE(MAX(s.value), 0) AS max_score,
 		COALESCE(MAX(` + worstCase + `), 0) AS worst,
 		MIN(i.instance_id) AS first_instance
-	FROM %s st CROSS JOIN instances i ON i.study_instance_uid = st.study_instance_uid
+	FROM %s st JOIN instances i ON i.study_instance_uid = st.study_instance_uid
 	LEFT JOIN reports r ON r.id = (SELECT MAX(id) FROM reports WHERE instance_id = i.instance_id)
 	LEFT JOIN scores s ON s.instance_id = i.instance_id AND s.model_version = r.model_version
-	GROUP BY st.study_instance_uid)
+	GROUP BY st.study_instance_uid, st.instances, st.revision, st.last_instance_at)
 SELECT study_instance_uid, accession_number, modality, instances, revision, last_instance_at, max_score, worst,
 	first_instance, COUNT(*) OVER () AS total
 FROM agg WHERE (? = -1 OR worst = ?) AND (? = '' OR last_instance_at >= ?) AND (? = '' OR last_instance_at < ?)`

@@ -38,7 +38,7 @@ func (db *DB) PatientKeyer(ctx context.Context) (func(issuer, id string) string,
 // first time.
 func (db *DB) secret(ctx context.Context, name string) ([]byte, error) {
 	var v []byte
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&v)
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err

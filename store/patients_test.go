@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 )
 
@@ -11,7 +10,7 @@ import (
 // instances read back, and only those.
 func TestPatientKeys(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
+	path := testTarget(t)
 	db := NewDB(path)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)

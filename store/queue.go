@@ -32,7 +32,7 @@ func (db *DB) Enqueue(ctx context.Context, items []QueueItem) error {
 		return nil
 	}
 	now := db.now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		// A file recorded meanwhile (its outcome settled between the
 		// caller's look and this write) is not queued again: the check
 		// and the insert are one statement in one transaction.
@@ -68,7 +68,7 @@ func (db *DB) Enqueue(ctx context.Context, items []QueueItem) error {
 func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 	var out []QueueItem
 	now := db.now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT path, size, mtime_ns, attempts, last_error, found_at FROM queue
 			WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY enqueued_at, path LIMIT ?`, now, n)
 		if err != nil {
@@ -107,7 +107,7 @@ func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 func (db *DB) ClaimPaths(ctx context.Context, paths []string) ([]QueueItem, error) {
 	var out []QueueItem
 	now := db.now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		for _, p := range paths {
 			var it QueueItem
 			var found string
@@ -143,7 +143,7 @@ func (db *DB) ClaimPaths(ctx context.Context, paths []string) ([]QueueItem, erro
 // restart.
 func (db *DB) RequeueProcessing(ctx context.Context, busy map[string]bool) ([]string, error) {
 	var out []string
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT path FROM queue WHERE state = 'processing'`)
 		if err != nil {
 			return err
@@ -187,9 +187,9 @@ func (db *DB) RetryLater(ctx context.Context, path, reason string, delay time.Du
 	if !counted {
 		refund = 1
 	}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending', attempts = MAX(attempts - ?, 0),
-			last_error = ?, next_attempt_at = ? WHERE path = ?`,
+	err := db.tx(ctx, func(tx *Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending', attempts = CASE WHEN attempts > ?1 THEN attempts - ?1 ELSE 0 END,
+			last_error = ?2, next_attempt_at = ?3 WHERE path = ?4`,
 			refund, reason, formatTime(db.Now().Add(delay)), path); err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func (db *DB) RetryLater(ctx context.Context, path, reason string, delay time.Du
 // Dequeue removes a file from the queue without recording an outcome, for
 // a file that vanished before it could be read.
 func (db *DB) Dequeue(ctx context.Context, path string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM queue WHERE path = ?`, path)
 		return err
 	})

@@ -80,7 +80,7 @@ func (db *DB) AddReader(ctx context.Context, name, role string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("store: add reader %s: %w", name, err)
 	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *Tx) error {
 		var revoked string
 		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM readers WHERE name = ?`, name).Scan(&revoked)
 		switch {
@@ -126,7 +126,7 @@ func (db *DB) Readers(ctx context.Context) ([]Reader, error) {
 // RevokeReader revokes a reader's token and ends their sessions: their
 // next request finds itself signed out.
 func (db *DB) RevokeReader(ctx context.Context, name string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE readers SET revoked_at = ? WHERE name = ? AND revoked_at = ''`, db.now(), name)
 		if err != nil {
 			return err
@@ -174,7 +174,7 @@ func (db *DB) NewSession(ctx context.Context, reader string, ttl time.Duration) 
 		return "", Session{}, fmt.Errorf("store: new session: %w", err)
 	}
 	now := db.Now()
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *Tx) error {
 		// Expired sessions go as new ones come.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, formatTime(now)); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -110,7 +111,7 @@ var ErrRevised = errors.New("store: report already revised")
 // revision r.Revision − 1.
 func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
 	now := db.now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		var latest int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(revision), 0) FROM reports WHERE instance_id = ?`,
 			r.InstanceID).Scan(&latest); err != nil {
@@ -153,7 +154,7 @@ func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
 // first, at most limit (0: all), with the decision it replaced.
 func (db *DB) RevisedReports(ctx context.Context, limit int) ([]RevisedReport, error) {
 	if limit <= 0 {
-		limit = -1
+		limit = math.MaxInt32
 	}
 	rows, err := db.db.QueryContext(ctx, `SELECT r.instance_id, i.sop_instance_uid, i.study_instance_uid,
 		i.accession_number, r.revision, r.model_version, r.decision, p.model_version, p.decision, r.path, r.created_at

@@ -78,7 +78,7 @@ func TestScopeMigration(t *testing.T) {
 // normal.
 func TestWorstDecisionRanks(t *testing.T) {
 	ctx := context.Background()
-	db := reopen(t, t.TempDir()+"/state.db")
+	db := reopen(t, testTarget(t))
 	add := func(study, id string, d sentinel.Decision) {
 		in := sentinel.Instance{ID: id, SOPInstanceUID: id, StudyInstanceUID: study, Format: sentinel.FormatDICOM,
 			SourcePath: "/in/" + id, SHA256: id}

@@ -1,7 +1,8 @@
-// Package store keeps Sentinel's state in SQLite: instances, the files they
-// came from, scores, reports, models, training runs, queries and labels.
-// Nothing outside this package writes SQL. It knows nothing about DICOM,
-// models or folders beyond the paths it records.
+// Package store keeps Sentinel's state in SQLite, or in PostgreSQL when
+// several agents share it: instances, the files they came from, scores,
+// reports, models, training runs, queries and labels. Nothing outside this
+// package writes SQL or knows which engine runs. It knows nothing about
+// DICOM, models or folders beyond the paths it records.
 package store
 
 import (
@@ -13,10 +14,13 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -24,19 +28,78 @@ var migrationFS embed.FS
 
 // DB is Sentinel's database. Create it with NewDB, then Open it.
 type DB struct {
-	db   *sql.DB
+	db *conn
+	// path is the SQLite file, or the PostgreSQL URL.
 	path string
+	pg   bool
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
+	// Agent names this agent among those sharing the database: it is
+	// recorded with the files it claims and the reports it writes. Set it
+	// before Open; it defaults to DefaultAgent().
+	Agent string
+	// ClaimLease is how long a claimed file stays the claiming agent's
+	// without a heartbeat before another agent may take it up.
+	ClaimLease time.Duration
 }
 
-// NewDB returns a DB for the SQLite file at path. It does no I/O.
-func NewDB(path string) *DB {
-	return &DB{path: path, Now: time.Now}
+// NewDB returns a DB for target: a PostgreSQL URL ("postgres://…" or
+// "postgresql://…"), or else the path of a SQLite file. It does no I/O.
+func NewDB(target string) *DB {
+	return &DB{path: target, pg: IsPostgres(target), Now: time.Now, ClaimLease: 2 * time.Minute}
 }
 
-// Open opens the database, sets its pragmas and applies pending migrations.
+// IsPostgres says whether target names a PostgreSQL server.
+func IsPostgres(target string) bool {
+	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
+}
+
+// Engine says which engine the database runs on: "sqlite" or "postgres".
+func (db *DB) Engine() string {
+	if db.pg {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Where names the database for people and logs: the SQLite file, or the
+// PostgreSQL server and database without the password.
+func (db *DB) Where() string {
+	if !db.pg {
+		return db.path
+	}
+	u, err := url.Parse(db.path)
+	if err != nil {
+		return "postgres"
+	}
+	return u.Redacted()
+}
+
+// DefaultAgent names an agent by its host and workspace, which two agents
+// never share.
+func DefaultAgent(workspace string) string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	if abs, err := filepath.Abs(workspace); err == nil {
+		workspace = abs
+	}
+	return host + ":" + workspace
+}
+
+// Open opens the database and applies pending migrations. A SQLite file
+// gets its pragmas and a narrow mode first.
 func (db *DB) Open() error {
+	if db.Agent == "" {
+		db.Agent = DefaultAgent(filepath.Dir(db.path))
+		if db.pg {
+			db.Agent = DefaultAgent(".")
+		}
+	}
+	if db.pg {
+		return db.openPostgres()
+	}
 	// WAL lets readers (status, HTTP) run beside the writer; a 10 s busy
 	// timeout rides out a concurrent writer from another process such as
 	// `sentinel status` or a second CLI command without failing the agent's
@@ -58,7 +121,7 @@ func (db *DB) Open() error {
 	if err != nil {
 		return fmt.Errorf("store: open %s: %w", db.path, err)
 	}
-	db.db = sdb
+	db.db = &conn{raw: sdb}
 	if err := db.migrate(context.Background()); err != nil {
 		sdb.Close()
 		if damaged(err) {
@@ -105,13 +168,40 @@ func (db *DB) Close() error {
 	return db.db.Close()
 }
 
+// openPostgres connects to the server and applies pending migrations,
+// one agent at a time.
+func (db *DB) openPostgres() error {
+	sdb, err := sql.Open("pgx", db.path)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", db.Where(), err)
+	}
+	sdb.SetMaxOpenConns(16)
+	sdb.SetMaxIdleConns(8)
+	sdb.SetConnMaxIdleTime(5 * time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return fmt.Errorf("store: connect %s: %w", db.Where(), err)
+	}
+	db.db = &conn{raw: sdb, pg: true}
+	if err := db.migrate(context.Background()); err != nil {
+		sdb.Close()
+		return fmt.Errorf("store: migrate %s: %w", db.Where(), err)
+	}
+	return nil
+}
+
 func (db *DB) migrate(ctx context.Context) error { return db.migrateThrough(ctx, "") }
 
 // migrateThrough applies the pending migrations named up to last ("" for
 // all of them).
 func (db *DB) migrateThrough(ctx context.Context, last string) error {
-	if _, err := db.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+	if err := db.tx(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`)
+		return err
+	}); err != nil {
 		return err
 	}
 	names, err := fs.Glob(migrationFS, "migrations/*.sql")
@@ -131,7 +221,7 @@ func (db *DB) migrateThrough(ctx context.Context, last string) error {
 }
 
 func (db *DB) applyMigration(ctx context.Context, name string) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
 			return err
@@ -143,7 +233,14 @@ func (db *DB) applyMigration(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if db.pg {
+			if _, err := tx.raw.ExecContext(ctx, pgMigration(string(body))); err != nil {
+				return err
+			}
+			if err := pgResetIdentities(ctx, tx); err != nil {
+				return err
+			}
+		} else if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, name, db.now())
@@ -151,16 +248,28 @@ func (db *DB) applyMigration(ctx context.Context, name string) error {
 	})
 }
 
+// writeLock is the PostgreSQL advisory lock every write transaction takes,
+// so that transactions that read and then write run one at a time across
+// the agents, as SQLite's immediate transactions do on one machine. Claims
+// on the work queue do not take it: they skip rows other agents hold.
+const writeLock = 0x53656e74
+
 // tx runs fn in one transaction, committing if it returns nil.
-func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.db.BeginTx(ctx, nil)
+func (db *DB) tx(ctx context.Context, fn func(*Tx) error) error {
+	raw, err := db.db.raw.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		return errors.Join(err, tx.Rollback())
+	tx := &Tx{raw: raw, pg: db.pg}
+	if db.pg {
+		if _, err := raw.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
+			return errors.Join(err, raw.Rollback())
+		}
 	}
-	return tx.Commit()
+	if err := fn(tx); err != nil {
+		return errors.Join(err, raw.Rollback())
+	}
+	return raw.Commit()
 }
 
 func (db *DB) now() string { return formatTime(db.Now()) }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 // MustOpenDB opens a fresh database in a temporary folder with a fixed clock.
 func MustOpenDB(tb testing.TB) *DB {
 	tb.Helper()
-	db := NewDB(filepath.Join(tb.TempDir(), "state.db"))
+	db := NewDB(testTarget(tb))
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	db.Now = func() time.Time { t0 = t0.Add(time.Second); return t0 }
 	if err := db.Open(); err != nil {
@@ -41,7 +40,7 @@ func result(id, sha, path string) Result {
 
 func TestReopenKeepsStateAndMigratesOnce(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
+	path := testTarget(t)
 	db := NewDB(path)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -323,12 +322,17 @@ func TestMigrateHoldoutToLabelRoles(t *testing.T) {
 // only, as an earlier Sentinel left it, and its path.
 func schemaAt(t *testing.T, last string) (*DB, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "state.db")
-	sdb, err := sql.Open("sqlite", "file:"+path)
+	path := testTarget(t)
+	driver, dsn := "sqlite", "file:"+path
+	if testPostgres {
+		driver, dsn = "pgx", path
+	}
+	sdb, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &DB{db: sdb, path: path, Now: time.Now}
+	t.Cleanup(func() { sdb.Close() })
+	old := &DB{db: &conn{raw: sdb, pg: testPostgres}, path: path, pg: testPostgres, Now: time.Now}
 	if err := old.migrateThrough(context.Background(), last); err != nil {
 		t.Fatal(err)
 	}

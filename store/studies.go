@@ -103,13 +103,13 @@ func (db *DB) StudyRevision(ctx context.Context, study string) (rev, revised int
 // counted before the report was made (revisions recorded since still make
 // the study due again).
 func (db *DB) RecordStudyReport(ctx context.Context, study string, rev, instances, revised int, path string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO study_reports (study_instance_uid, revision, instances, path, created_at)
 			VALUES (?, ?, ?, ?, ?)`, study, rev, instances, path, db.now()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE studies SET reported_instances = ?, revision = ?, stale = MAX(stale - ?, 0)
-			WHERE study_instance_uid = ?`, instances, rev, revised, study)
+		_, err := tx.ExecContext(ctx, `UPDATE studies SET reported_instances = ?1, revision = ?2, stale = CASE WHEN stale > ?3 THEN stale - ?3 ELSE 0 END
+			WHERE study_instance_uid = ?4`, instances, rev, revised, study)
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,192 @@
+// Package pgtest gives tests a real PostgreSQL server: the one named by
+// SENTINEL_TEST_POSTGRES (a URL), or else a throwaway cluster it starts in
+// a temporary folder with Debian's initdb and pg_ctl, stopped by Stop. A
+// test that needs a server and finds neither skips, saying why.
+package pgtest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// Env names the variable holding a server's URL.
+const Env = "SENTINEL_TEST_POSTGRES"
+
+var (
+	once    sync.Once
+	base    string
+	why     string
+	dataDir string
+	pgCtl   []string
+	seq     atomic.Int64
+)
+
+// Server returns the URL of a server with rights to create databases, or
+// skips tb if there is none.
+func Server(tb testing.TB) string {
+	tb.Helper()
+	once.Do(start)
+	if base == "" {
+		tb.Skipf("no PostgreSQL server: %s (set %s to a server's URL, or install Debian's postgresql)", why, Env)
+	}
+	return base
+}
+
+// Available says whether a server can be had, starting one if need be.
+func Available() bool {
+	once.Do(start)
+	return base != ""
+}
+
+// NewDatabase creates an empty database on the server for tb and returns
+// its URL; the database is dropped when tb ends.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	srv := Server(tb)
+	name := fmt.Sprintf("sentinel_test_%d_%d", os.Getpid(), seq.Add(1))
+	admin, err := sql.Open("pgx", srv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		tb.Fatalf("create database %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		a, err := sql.Open("pgx", srv)
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	})
+	u, err := url.Parse(srv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Stop stops the cluster Server started, if it did, and removes its
+// folder. TestMain calls it after the tests.
+func Stop() {
+	if dataDir == "" {
+		return
+	}
+	args := append(append([]string{}, pgCtl...), "-D", filepath.Join(dataDir, "data"), "-m", "immediate", "-w", "stop")
+	exec.Command(args[0], args[1:]...).Run()
+	os.RemoveAll(dataDir)
+	dataDir = ""
+}
+
+func start() {
+	if u := os.Getenv(Env); u != "" {
+		base = u
+		return
+	}
+	initdb := find("initdb")
+	ctl := find("pg_ctl")
+	if initdb == "" || ctl == "" {
+		why = "initdb and pg_ctl not found"
+		return
+	}
+	// PostgreSQL refuses to run as root: a root test runs it as postgres.
+	var prefix []string
+	var owner *user.User
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			why = "running as root and there is no postgres user to run the server"
+			return
+		}
+		owner = u
+		prefix = []string{"runuser", "-u", "postgres", "--"}
+	}
+	dir, err := os.MkdirTemp("", "sentinel-pg-")
+	if err != nil {
+		why = err.Error()
+		return
+	}
+	if owner != nil {
+		uid, _ := strconv.Atoi(owner.Uid)
+		gid, _ := strconv.Atoi(owner.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			why = err.Error()
+			os.RemoveAll(dir)
+			return
+		}
+	}
+	data := filepath.Join(dir, "data")
+	args := append(append([]string{}, prefix...), initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		why = fmt.Sprintf("initdb: %v: %s", err, out)
+		os.RemoveAll(dir)
+		return
+	}
+	port, err := freePort()
+	if err != nil {
+		why = err.Error()
+		os.RemoveAll(dir)
+		return
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", port, dir)
+	pgCtl = append(append([]string{}, prefix...), ctl)
+	args = append(append([]string{}, pgCtl...), "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		why = fmt.Sprintf("pg_ctl start: %v: %s %s", err, out, log)
+		os.RemoveAll(dir)
+		return
+	}
+	dataDir = dir
+	u := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := sql.Open("pgx", u)
+	if err == nil {
+		err = db.PingContext(ctx)
+		db.Close()
+	}
+	if err != nil {
+		why = fmt.Sprintf("the cluster started but does not answer: %v", err)
+		Stop()
+		return
+	}
+	base = u
+}
+
+// find looks for a PostgreSQL program on PATH, then in Debian's folders.
+func find(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	if len(matches) > 0 {
+		return matches[len(matches)-1]
+	}
+	return ""
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

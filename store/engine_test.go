@@ -1,0 +1,60 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sentinel-pacs/sentinel/internal/pgtest"
+)
+
+// testPostgres says which engine the tests run on: the whole suite runs on
+// SQLite, then again, with the same assertions, on PostgreSQL.
+var testPostgres bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if pgtest.Available() {
+			fmt.Println("store: the same tests on PostgreSQL")
+			testPostgres = true
+			code = m.Run()
+		} else {
+			fmt.Println("store: the PostgreSQL run is skipped: no server (set " + pgtest.Env + " or install Debian's postgresql)")
+		}
+	}
+	pgtest.Stop()
+	os.Exit(code)
+}
+
+// testTarget returns where a test's fresh database lives: a SQLite file in
+// a temporary folder, or a new database on the PostgreSQL server.
+func testTarget(tb testing.TB) string {
+	tb.Helper()
+	if testPostgres {
+		return pgtest.NewDatabase(tb)
+	}
+	return filepath.Join(tb.TempDir(), "state.db")
+}
+
+// sqliteOnly skips a test of the SQLite file itself on PostgreSQL.
+func sqliteOnly(tb testing.TB) {
+	tb.Helper()
+	if testPostgres {
+		tb.Skip("a test of the SQLite file")
+	}
+}
+
+func TestRebind(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT a FROM t WHERE b = ? AND c = ?`, `SELECT a FROM t WHERE b = $1 AND c = $2`},
+		{`INSERT INTO q SELECT ?1, ?2, ?1`, `INSERT INTO q SELECT $1, $2, $1`},
+		{`SELECT '?', "a?" FROM t WHERE x = ? -- why?` + "\n AND y = ?", `SELECT '?', "a?" FROM t WHERE x = $1 -- why?` + "\n AND y = $2"},
+		{`LIKE ? ESCAPE '\'`, `LIKE $1 ESCAPE '\'`},
+	} {
+		if got := rebind(c.in); got != c.want {
+			t.Errorf("rebind(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -76,6 +76,8 @@ func (c *conn) Close() error { return c.raw.Close() }
 type Tx struct {
 	raw *sql.Tx
 	pg  bool
+	// agent names the agent writing, for the rows that record it.
+	agent string
 }
 
 func (t *Tx) sql(q string) string {

@@ -119,8 +119,8 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at,
-			revision, model_version, decision) VALUES (?, ?, ?, ?, 1, ?, ?)`,
-			in.ID, r.ReportPath, r.HeatmapPath, now, r.ModelVersion, string(r.Score.Decision)); err != nil {
+			revision, model_version, decision, agent) VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
+			in.ID, r.ReportPath, r.HeatmapPath, now, r.ModelVersion, string(r.Score.Decision), tx.agent); err != nil {
 			return err
 		}
 		if in.StudyInstanceUID != "" {
@@ -168,12 +168,12 @@ func insertFile(ctx context.Context, tx *Tx, f File, now string) error {
 		inst = f.InstanceID
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO files (path, size, mtime_ns, sha256, status,
-		instance_id, error, quarantine_path, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		instance_id, error, quarantine_path, seen_at, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (path, size, mtime_ns) DO UPDATE SET sha256 = excluded.sha256,
 		status = excluded.status, instance_id = excluded.instance_id, error = excluded.error,
-		quarantine_path = excluded.quarantine_path, seen_at = excluded.seen_at
+		quarantine_path = excluded.quarantine_path, seen_at = excluded.seen_at, agent = excluded.agent
 		WHERE files.status != 'done'`,
-		f.Path, f.Size, f.ModTimeNS, f.SHA256, f.Status, inst, f.Error, f.QuarantinePath, now)
+		f.Path, f.Size, f.ModTimeNS, f.SHA256, f.Status, inst, f.Error, f.QuarantinePath, now, tx.agent)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -65,9 +66,17 @@ func (db *DB) Enqueue(ctx context.Context, items []QueueItem) error {
 // that a file which takes the whole process down is still given up on after
 // the configured number of tries; RetryLater can refund it when the failure
 // was Sentinel's own.
+//
+// The claim is this agent's (db.Agent) until its lease runs out (see
+// RenewClaims). On PostgreSQL several agents claim from one queue at once:
+// each skips the rows another is claiming.
 func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
+	if db.pg {
+		return db.claimSkipLocked(ctx, n)
+	}
 	var out []QueueItem
 	now := db.now()
+	lease := formatTime(db.Now().Add(db.ClaimLease))
 	err := db.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT path, size, mtime_ns, attempts, last_error, found_at FROM queue
 			WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY enqueued_at, path LIMIT ?`, now, n)
@@ -90,7 +99,8 @@ func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 			return err
 		}
 		for _, it := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1 WHERE path = ?`, it.Path); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1,
+				claimed_by = ?, lease_until = ? WHERE path = ?`, db.Agent, lease, it.Path); err != nil {
 				return err
 			}
 		}
@@ -107,6 +117,7 @@ func (db *DB) ClaimQueued(ctx context.Context, n int) ([]QueueItem, error) {
 func (db *DB) ClaimPaths(ctx context.Context, paths []string) ([]QueueItem, error) {
 	var out []QueueItem
 	now := db.now()
+	lease := formatTime(db.Now().Add(db.ClaimLease))
 	err := db.tx(ctx, func(tx *Tx) error {
 		for _, p := range paths {
 			var it QueueItem
@@ -120,7 +131,8 @@ func (db *DB) ClaimPaths(ctx context.Context, paths []string) ([]QueueItem, erro
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1 WHERE path = ?`, p); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1,
+				claimed_by = ?, lease_until = ? WHERE path = ?`, db.Agent, lease, p); err != nil {
 				return err
 			}
 			it.FoundAt = parseTime(found)
@@ -137,25 +149,30 @@ func (db *DB) ClaimPaths(ctx context.Context, paths []string) ([]QueueItem, erro
 
 // RequeueProcessing returns files left "processing" to the pending state,
 // except those named in busy (still being worked on by this process), and
-// says how many there were. At start busy is empty: whatever a crash left
-// is taken up again. While the agent runs it reclaims rows whose outcome
+// says which they were. At start busy is empty: whatever a crash left is
+// taken up again. While the agent runs it reclaims rows whose outcome
 // could not be recorded (a full disk under the database), without a
-// restart.
+// restart. Where agents share the database, only this agent's claims are
+// its to return, and another agent's once its lease has run out (that
+// agent died or lost the database).
 func (db *DB) RequeueProcessing(ctx context.Context, busy map[string]bool) ([]string, error) {
 	var out []string
+	now := db.now()
 	err := db.tx(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT path FROM queue WHERE state = 'processing'`)
+		rows, err := tx.QueryContext(ctx, `SELECT path, claimed_by, lease_until FROM queue WHERE state = 'processing'`)
 		if err != nil {
 			return err
 		}
 		var stale []string
 		for rows.Next() {
-			var p string
-			if err := rows.Scan(&p); err != nil {
+			var p, by, until string
+			if err := rows.Scan(&p, &by, &until); err != nil {
 				rows.Close()
 				return err
 			}
-			if !busy[p] {
+			// One SQLite file has one agent: every claim is its own.
+			mine := !db.pg || by == db.Agent
+			if (mine && !busy[p]) || (!mine && until < now) {
 				stale = append(stale, p)
 			}
 		}
@@ -164,7 +181,8 @@ func (db *DB) RequeueProcessing(ctx context.Context, busy map[string]bool) ([]st
 			return err
 		}
 		for _, p := range stale {
-			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending' WHERE path = ? AND state = 'processing'`, p); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'pending', claimed_by = '', lease_until = ''
+				WHERE path = ? AND state = 'processing'`, p); err != nil {
 				return err
 			}
 		}
@@ -225,4 +243,60 @@ func (db *DB) QueueDepth(ctx context.Context) (pending, processing int, err erro
 		return 0, 0, fmt.Errorf("store: queue depth: %w", err)
 	}
 	return m[QueuePending], m[QueueProcessing], nil
+}
+
+// claimSkipLocked is ClaimQueued on PostgreSQL: one statement that takes
+// the oldest due rows no other agent is claiming at the same moment.
+func (db *DB) claimSkipLocked(ctx context.Context, n int) ([]QueueItem, error) {
+	now := db.Now()
+	rows, err := db.db.QueryContext(ctx, `UPDATE queue SET state = 'processing', attempts = attempts + 1,
+		claimed_by = ?1, lease_until = ?2
+		WHERE path IN (SELECT path FROM queue WHERE state = 'pending' AND next_attempt_at <= ?3
+			ORDER BY enqueued_at, path LIMIT ?4 FOR UPDATE SKIP LOCKED)
+		RETURNING path, size, mtime_ns, attempts, last_error, found_at, enqueued_at`,
+		db.Agent, formatTime(now.Add(db.ClaimLease)), formatTime(now), n)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim queued: %w", err)
+	}
+	defer rows.Close()
+	type claimed struct {
+		it       QueueItem
+		enqueued string
+	}
+	var got []claimed
+	for rows.Next() {
+		var c claimed
+		var found string
+		if err := rows.Scan(&c.it.Path, &c.it.Size, &c.it.ModTimeNS, &c.it.Attempts, &c.it.LastError, &found, &c.enqueued); err != nil {
+			return nil, fmt.Errorf("store: claim queued: %w", err)
+		}
+		c.it.FoundAt = parseTime(found)
+		got = append(got, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim queued: %w", err)
+	}
+	sort.Slice(got, func(i, j int) bool {
+		if got[i].enqueued != got[j].enqueued {
+			return got[i].enqueued < got[j].enqueued
+		}
+		return got[i].it.Path < got[j].it.Path
+	})
+	out := make([]QueueItem, len(got))
+	for i, c := range got {
+		out[i] = c.it
+	}
+	return out, nil
+}
+
+// RenewClaims extends the leases of this agent's claims on files it is
+// still processing, and says how many it holds.
+func (db *DB) RenewClaims(ctx context.Context) (int, error) {
+	res, err := db.db.ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE claimed_by = ? AND state = 'processing'`,
+		formatTime(db.Now().Add(db.ClaimLease)), db.Agent)
+	if err != nil {
+		return 0, fmt.Errorf("store: renew claims: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

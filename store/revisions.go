@@ -124,8 +124,8 @@ func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at,
-			revision, model_version, decision) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.InstanceID, r.ReportPath, r.HeatmapPath, now, r.Revision, r.ModelVersion, string(r.Score.Decision)); err != nil {
+			revision, model_version, decision, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.InstanceID, r.ReportPath, r.HeatmapPath, now, r.Revision, r.ModelVersion, string(r.Score.Decision), tx.agent); err != nil {
 			return err
 		}
 		if r.PreviousPath != "" {

@@ -260,7 +260,7 @@ func (db *DB) tx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	tx := &Tx{raw: raw, pg: db.pg}
+	tx := &Tx{raw: raw, pg: db.pg, agent: db.Agent}
 	if db.pg {
 		if _, err := raw.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
 			return errors.Join(err, raw.Rollback())

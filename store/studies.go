@@ -104,8 +104,8 @@ func (db *DB) StudyRevision(ctx context.Context, study string) (rev, revised int
 // the study due again).
 func (db *DB) RecordStudyReport(ctx context.Context, study string, rev, instances, revised int, path string) error {
 	err := db.tx(ctx, func(tx *Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO study_reports (study_instance_uid, revision, instances, path, created_at)
-			VALUES (?, ?, ?, ?, ?)`, study, rev, instances, path, db.now()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO study_reports (study_instance_uid, revision, instances, path, created_at, agent)
+			VALUES (?, ?, ?, ?, ?, ?)`, study, rev, instances, path, db.now(), tx.agent); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE studies SET reported_instances = ?1, revision = ?2, stale = CASE WHEN stale > ?3 THEN stale - ?3 ELSE 0 END

@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openAgent opens the database at target as the named agent, with its own
+// clock starting at t0.
+func openAgent(t *testing.T, target, name string, clock *time.Time) *DB {
+	t.Helper()
+	db := NewDB(target)
+	db.Agent = name
+	db.ClaimLease = time.Minute
+	db.Now = func() time.Time { return *clock }
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestAgentsHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	db := openAgent(t, testTarget(t), "host-a:/ws", &clock)
+	if err := db.AgentStarted(ctx, "/ws", "1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute)
+	if err := db.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Agents(ctx)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("agents = %+v, %v", got, err)
+	}
+	a := got[0]
+	if a.Name != "host-a:/ws" || a.Workspace != "/ws" || a.Version != "1.2.3" || !a.HeartbeatAt.Equal(clock) ||
+		!a.StartedAt.Equal(clock.Add(-time.Minute)) || !a.StoppedAt.IsZero() {
+		t.Fatalf("agent = %+v", a)
+	}
+	clock = clock.Add(time.Minute)
+	if err := db.AgentStopped(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Agents(ctx); len(got) != 1 || !got[0].StoppedAt.Equal(clock) {
+		t.Fatalf("after stop: %+v", got)
+	}
+}
+
+// Two agents on one PostgreSQL database share one queue: a file is claimed
+// by one of them only; a claim whose agent keeps its heartbeat stays its
+// own; one whose lease ran out is taken up by the other.
+func TestSharedQueueClaimsAndLeases(t *testing.T) {
+	if !testPostgres {
+		t.Skip("agents share a queue on PostgreSQL; a SQLite file has one agent")
+	}
+	ctx := context.Background()
+	target := testTarget(t)
+	clock := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	a := openAgent(t, target, "a", &clock)
+	b := openAgent(t, target, "b", &clock)
+	var items []QueueItem
+	for i := range 3 {
+		items = append(items, QueueItem{Path: fmt.Sprintf("/in/%d", i), Size: 1, ModTimeNS: 1, FoundAt: clock})
+	}
+	if err := a.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Enqueue(ctx, items); err != nil { // both agents see the inbox
+		t.Fatal(err)
+	}
+	ga, err := a.ClaimQueued(ctx, 2)
+	if err != nil || len(ga) != 2 || ga[0].Path != "/in/0" || ga[1].Path != "/in/1" || ga[0].Attempts != 1 {
+		t.Fatalf("a claims %+v, %v", ga, err)
+	}
+	gb, err := b.ClaimQueued(ctx, 5)
+	if err != nil || len(gb) != 1 || gb[0].Path != "/in/2" {
+		t.Fatalf("b claims %+v, %v", gb, err)
+	}
+	if m, _ := b.ClaimsByAgent(ctx); m["a"] != 2 || m["b"] != 1 {
+		t.Fatalf("claims by agent = %v", m)
+	}
+	// b's periodic reclaim leaves a's live claims alone.
+	if got, err := b.RequeueProcessing(ctx, map[string]bool{"/in/2": true}); err != nil || len(got) != 0 {
+		t.Fatalf("b reclaimed %v, %v", got, err)
+	}
+	// a's heartbeat keeps its claims past their first lease.
+	clock = clock.Add(50 * time.Second)
+	if err := a.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(50 * time.Second)
+	if got, _ := b.RequeueProcessing(ctx, map[string]bool{"/in/2": true}); len(got) != 0 {
+		t.Fatalf("b took claims a renewed: %v", got)
+	}
+	// a dies: its leases run out and b takes its files up.
+	clock = clock.Add(2 * time.Minute)
+	if err := b.Heartbeat(ctx); err != nil { // b's own claim lives on
+		t.Fatal(err)
+	}
+	got, err := b.RequeueProcessing(ctx, map[string]bool{"/in/2": true})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("b reclaimed %v, %v after a's lease ran out", got, err)
+	}
+	gb, _ = b.ClaimQueued(ctx, 5)
+	if len(gb) != 2 || gb[0].Attempts != 2 {
+		t.Fatalf("b claims a's files: %+v", gb)
+	}
+	if m, _ := b.ClaimsByAgent(ctx); m["a"] != 0 || m["b"] != 3 {
+		t.Fatalf("claims by agent after take-over = %v", m)
+	}
+	// a restarts: its own claims are gone, and b's are not its to reclaim.
+	if got, _ := a.RequeueProcessing(ctx, nil); len(got) != 0 {
+		t.Fatalf("a on restart reclaimed %v", got)
+	}
+}
+
+// Agents claiming at once from one queue never claim a file twice.
+func TestConcurrentClaimsTakeEachFileOnce(t *testing.T) {
+	if !testPostgres {
+		t.Skip("agents share a queue on PostgreSQL; a SQLite file has one agent")
+	}
+	ctx := context.Background()
+	target := testTarget(t)
+	clock := time.Now()
+	var items []QueueItem
+	for i := range 400 {
+		items = append(items, QueueItem{Path: fmt.Sprintf("/in/%03d", i), Size: 1, ModTimeNS: 1, FoundAt: clock})
+	}
+	dbs := make([]*DB, 4)
+	for i := range dbs {
+		dbs[i] = openAgent(t, target, fmt.Sprintf("agent-%d", i), &clock)
+	}
+	if err := dbs[0].Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(dbs))
+	for _, db := range dbs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := db.ClaimQueued(ctx, 7)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, it := range got {
+					if prev, ok := seen[it.Path]; ok {
+						errs <- fmt.Errorf("%s claimed by %s and %s", it.Path, prev, db.Agent)
+					}
+					seen[it.Path] = db.Agent
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(seen) != len(items) {
+		t.Fatalf("%d of %d files claimed", len(seen), len(items))
+	}
+	per := map[string]int{}
+	for _, a := range seen {
+		per[a]++
+	}
+	t.Logf("claims per agent: %v", per)
+}

@@ -33,6 +33,10 @@ type Resampler func(img sentinel.Image, w, h int) sentinel.Image
 
 // Config holds the agent's settings as plain values.
 type Config struct {
+	// Workspace and Version describe the agent to the others sharing its
+	// database (see store.DB.AgentStarted).
+	Workspace string
+	Version   string
 	// Inbox lists the drop folders, each watched recursively.
 	Inbox []string
 	// Scope says which images are scored (scope.go).
@@ -268,6 +272,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.mendReports(); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	if err := a.db.AgentStarted(ctx, a.cfg.Workspace, a.cfg.Version); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer func() {
+		if err := a.db.AgentStopped(context.WithoutCancel(ctx)); err != nil {
+			a.log.Warn("recording the stop", slog.Any("error", err))
+		}
+	}()
 	stale, err := a.db.RequeueProcessing(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -310,6 +322,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		w.run(ctx, found, a.cfg.RescanInterval, a.rescanC, func() { a.ready.Store(true) })
 	}()
 	go func() { defer bg.Done(); a.reportStudies(ctx) }()
+	bg.Add(1)
+	go func() { defer bg.Done(); a.heartbeat(ctx) }()
 	if a.cfg.Maintenance != nil && a.cfg.MaintenanceEvery > 0 {
 		bg.Add(1)
 		go func() { defer bg.Done(); a.maintain(ctx) }()
@@ -345,7 +359,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := a.enqueueStable(ctx, l.t); err != nil {
 				a.log.Warn("enqueue", slog.Any("error", err))
 			}
-			if time.Since(lastReclaim) >= reclaimEvery {
+			if time.Since(lastReclaim) >= min(reclaimEvery, a.db.ClaimLease/2) {
 				// Rows whose outcome could not be recorded (a full disk
 				// under the database) are taken up again.
 				lastReclaim = time.Now()

@@ -199,7 +199,7 @@ func (a *Agent) repairLatest(ctx context.Context, since time.Time) error {
 	}
 	done := map[string]bool{}
 	for _, r := range revs { // newest first: the first of each instance is its latest
-		if done[r.InstanceID] || r.RevisedAt.Before(since) {
+		if done[r.InstanceID] || r.RevisedAt.Before(since) || !a.db.Mine(r.Agent) {
 			continue
 		}
 		done[r.InstanceID] = true

@@ -32,7 +32,20 @@ func (a *Agent) ReportQuietStudies(ctx context.Context, cutoff time.Time) error 
 		return err
 	}
 	for _, uid := range studies {
-		if err := a.reportStudy(ctx, uid); err != nil {
+		// Another agent sharing the database may be reporting it, or may
+		// have reported it since the list was read.
+		ok, err := a.db.ClaimStudy(ctx, uid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		err = a.reportStudy(ctx, uid)
+		if rerr := a.db.ReleaseStudy(context.WithoutCancel(ctx), uid); rerr != nil && err == nil {
+			err = rerr
+		}
+		if err != nil {
 			return err
 		}
 	}

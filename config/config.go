@@ -39,6 +39,22 @@ type Config struct {
 	Scope     Scope     `toml:"scope"`
 	Decisions Decisions `toml:"decisions"`
 	Reports   Reports   `toml:"reports"`
+	// Store says where the state lives: the workspace's SQLite file, or a
+	// PostgreSQL server several agents share.
+	Store Store `toml:"store"`
+}
+
+// Store configures where Sentinel keeps its state.
+type Store struct {
+	// URL is a PostgreSQL server's URL ("postgres://user@host/db"); empty
+	// keeps the state in the SQLite file paths.database (one agent).
+	URL string `toml:"url"`
+	// Agent names this agent among those sharing the database; empty
+	// means its host and workspace.
+	Agent string `toml:"agent"`
+	// ClaimLease is how long a file an agent took from the queue stays its
+	// own without a heartbeat: after it, another agent takes the file up.
+	ClaimLease Duration `toml:"claim_lease"`
 }
 
 // HTTP configures the health, metrics and API server.
@@ -285,6 +301,7 @@ func Default() Config {
 		Scope:     DefaultScope(),
 		Decisions: DefaultDecisions(),
 		Reports:   Reports{SourceFile: "relative"},
+		Store:     Store{ClaimLease: Duration{2 * time.Minute}},
 		Ingest: Ingest{
 			StableFor:      Duration{2 * time.Second},
 			PollInterval:   Duration{500 * time.Millisecond},
@@ -542,6 +559,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.DICOM.validate(); err != nil {
 		return err
+	}
+	if c.Store.URL != "" && !strings.HasPrefix(c.Store.URL, "postgres://") && !strings.HasPrefix(c.Store.URL, "postgresql://") {
+		return bad("store.url", "must be a PostgreSQL URL (postgres://…) or empty for the SQLite file, got another scheme")
+	}
+	if c.Store.ClaimLease.Duration < 2*time.Second {
+		return bad("store.claim_lease", "must be at least 2s, got %s", c.Store.ClaimLease.Duration)
 	}
 	for _, err := range []error{c.Scope.validate(), c.Decisions.validate(), c.Reports.validate()} {
 		if err != nil {

@@ -42,6 +42,8 @@ var envVars = []EnvVar{
 	{Name: "SENTINEL_PATHS_MODELS", Key: "paths.models", set: func(c *Config, v string) { c.Paths.Models = v }},
 	{Name: "SENTINEL_PATHS_DATABASE", Key: "paths.database", set: func(c *Config, v string) { c.Paths.Database = v }},
 	{Name: "SENTINEL_PATHS_ARCHIVE", Key: "paths.archive", set: func(c *Config, v string) { c.Paths.Archive = v }},
+	{Name: "SENTINEL_STORE_URL", Key: "store.url", Secret: true, set: func(c *Config, v string) { c.Store.URL = v }},
+	{Name: "SENTINEL_STORE_AGENT", Key: "store.agent", set: func(c *Config, v string) { c.Store.Agent = v }},
 	{Name: "SENTINEL_HTTP_ADDR", Key: "http.addr", set: func(c *Config, v string) { c.HTTP.Addr = v }},
 	{Name: "SENTINEL_HTTP_TOKEN", Key: "http.token", Secret: true, set: func(c *Config, v string) {
 		c.HTTP.Token, c.HTTP.TokenFile = v, ""

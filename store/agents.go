@@ -2,10 +2,29 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"time"
 )
+
+// Mine says whether work recorded under the named agent is this agent's
+// to redo (revise a report, fix a report file): on SQLite every row is, as
+// one file has one agent; on PostgreSQL, rows this agent wrote and rows
+// from before agents were recorded.
+func (db *DB) Mine(agent string) bool {
+	return !db.pg || agent == "" || agent == db.Agent
+}
+
+// shared is 1 on PostgreSQL, where several agents may share the database,
+// for queries that then keep to this agent's rows.
+func (db *DB) shared() int {
+	if db.pg {
+		return 1
+	}
+	return 0
+}
 
 // AgentInfo is one agent sharing the database.
 type AgentInfo struct {
@@ -95,4 +114,37 @@ func (db *DB) FilesByAgent(ctx context.Context) (map[string]int, error) {
 		return nil, fmt.Errorf("store: files by agent: %w", err)
 	}
 	return m, nil
+}
+
+// QueueClaims lists the files the named agent holds claims on.
+func (db *DB) QueueClaims(ctx context.Context, agent string) ([]string, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT path FROM queue WHERE state = 'processing' AND claimed_by = ? ORDER BY path`, agent)
+	if err != nil {
+		return nil, fmt.Errorf("store: claims of %s: %w", agent, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("store: claims of %s: %w", agent, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// FileAgents says which agent settled each of the named files (the latest
+// record of each path).
+func (db *DB) FileAgents(ctx context.Context, paths []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range paths {
+		var agent string
+		err := db.db.QueryRowContext(ctx, `SELECT agent FROM files WHERE path = ? ORDER BY id DESC LIMIT 1`, p).Scan(&agent)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("store: agent of %s: %w", p, err)
+		}
+		out[p] = agent
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sentinel-pacs/sentinel/internal/pgtest"
@@ -56,5 +57,17 @@ func TestRebind(t *testing.T) {
 		if got := rebind(c.in); got != c.want {
 			t.Errorf("rebind(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+func TestWhereHidesPasswords(t *testing.T) {
+	for _, u := range []string{"postgres://me:s3cret@db.example/sentinel", "postgresql://me@db.example/sentinel?password=s3cret&sslmode=require"} {
+		got := NewDB(u).Where()
+		if strings.Contains(got, "s3cret") || !strings.Contains(got, "db.example/sentinel") {
+			t.Errorf("Where(%q) = %q", u, got)
+		}
+	}
+	if got := NewDB("/ws/state.db").Where(); got != "/ws/state.db" {
+		t.Errorf("Where of a SQLite file = %q", got)
 	}
 }

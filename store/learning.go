@@ -180,7 +180,7 @@ func (db *DB) FindInstances(ctx context.Context, key, value string) ([]string, e
 		// wildcards in value are escaped).
 		q = `SELECT DISTINCT instance_id FROM (
 			SELECT instance_id, path FROM instances
-			UNION ALL SELECT instance_id, path FROM files WHERE instance_id IS NOT NULL)
+			UNION ALL SELECT instance_id, path FROM files WHERE instance_id IS NOT NULL) AS known
 			WHERE path = ? OR path LIKE ? ESCAPE '\' ORDER BY instance_id`
 		args = append(args, "%/"+escapeLike(value))
 	case KeyAccessionNumber:

@@ -251,7 +251,7 @@ func insertOutbox(ctx context.Context, tx *Tx, items []OutboxItem, now time.Time
 // file at path.
 func (db *DB) OutboxPathKnown(ctx context.Context, path string) (bool, error) {
 	var n int
-	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE path = ? LIMIT 1)`, path).Scan(&n); err != nil {
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE path = ? LIMIT 1) AS found`, path).Scan(&n); err != nil {
 		return false, fmt.Errorf("store: outbox path: %w", err)
 	}
 	return n > 0, nil

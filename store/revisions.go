@@ -47,8 +47,8 @@ func (db *DB) ReportsToRevise(ctx context.Context, modelVersion string, since ti
 		FROM instances i JOIN reports r ON r.id = (SELECT MAX(id) FROM reports WHERE instance_id = i.instance_id)
 		LEFT JOIN scores old ON old.instance_id = i.instance_id AND old.model_version = r.model_version
 		LEFT JOIN scores cur ON cur.instance_id = i.instance_id AND cur.model_version = ?
-		WHERE r.model_version != ? AND i.created_at >= ?
-		ORDER BY i.created_at, i.instance_id`, modelVersion, modelVersion, formatTime(since))
+		WHERE r.model_version != ? AND i.created_at >= ? AND (? = 0 OR r.agent = ? OR r.agent = '')
+		ORDER BY i.created_at, i.instance_id`, modelVersion, modelVersion, formatTime(since), db.shared(), db.Agent)
 	if err != nil {
 		return nil, fmt.Errorf("store: reports to revise: %w", err)
 	}
@@ -157,7 +157,7 @@ func (db *DB) RevisedReports(ctx context.Context, limit int) ([]RevisedReport, e
 		limit = math.MaxInt32
 	}
 	rows, err := db.db.QueryContext(ctx, `SELECT r.instance_id, i.sop_instance_uid, i.study_instance_uid,
-		i.accession_number, r.revision, r.model_version, r.decision, p.model_version, p.decision, r.path, r.created_at
+		i.accession_number, r.revision, r.model_version, r.decision, p.model_version, p.decision, r.path, r.created_at, r.agent
 		FROM reports r JOIN instances i ON i.instance_id = r.instance_id
 		JOIN reports p ON p.instance_id = r.instance_id AND p.revision = r.revision - 1
 		WHERE r.revision > 1 ORDER BY r.id DESC LIMIT ?`, limit)
@@ -170,7 +170,7 @@ func (db *DB) RevisedReports(ctx context.Context, limit int) ([]RevisedReport, e
 		var v RevisedReport
 		var at string
 		if err := rows.Scan(&v.InstanceID, &v.SOPInstanceUID, &v.StudyInstanceUID, &v.AccessionNumber, &v.Revision,
-			&v.ModelVersion, &v.Decision, &v.PreviousModelVersion, &v.PreviousDecision, &v.ReportPath, &at); err != nil {
+			&v.ModelVersion, &v.Decision, &v.PreviousModelVersion, &v.PreviousDecision, &v.ReportPath, &at, &v.Agent); err != nil {
 			return nil, fmt.Errorf("store: revised reports: %w", err)
 		}
 		v.RevisedAt = parseTime(at)
@@ -193,4 +193,6 @@ type RevisedReport struct {
 	PreviousDecision     string    `json:"previous_decision"`
 	ReportPath           string    `json:"report"`
 	RevisedAt            time.Time `json:"revised_at"`
+	// Agent wrote the revision, under its own workspace.
+	Agent string `json:"agent"`
 }

@@ -72,6 +72,10 @@ func (db *DB) Where() string {
 	if err != nil {
 		return "postgres"
 	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
 	return u.Redacted()
 }
 

@@ -38,7 +38,10 @@ type StudySummary struct {
 // report revised since their last one.
 func (db *DB) QuietStudies(ctx context.Context, cutoff time.Time) ([]string, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT study_instance_uid FROM studies
-		WHERE (instances > reported_instances OR stale != 0) AND last_instance_at <= ? ORDER BY last_instance_at`, formatTime(cutoff))
+		WHERE (instances > reported_instances OR stale != 0) AND last_instance_at <= ?
+		AND (? = 0 OR EXISTS (SELECT 1 FROM instances i JOIN reports r ON r.instance_id = i.instance_id
+			WHERE i.study_instance_uid = studies.study_instance_uid AND (r.agent = ? OR r.agent = '')))
+		ORDER BY last_instance_at`, formatTime(cutoff), db.shared(), db.Agent)
 	if err != nil {
 		return nil, fmt.Errorf("store: quiet studies: %w", err)
 	}
@@ -171,4 +174,29 @@ func (db *DB) ReportPaths(ctx context.Context, uid string, revision int) (report
 		return "", "", false, fmt.Errorf("store: report %s: %w", uid, err)
 	}
 	return report, heatmap, true, nil
+}
+
+// ClaimStudy claims a study for this agent to write its next report, if it
+// is still due and no other agent holds a live claim on it. It says
+// whether the claim was taken; ReleaseStudy gives it up.
+func (db *DB) ClaimStudy(ctx context.Context, study string) (bool, error) {
+	now := db.Now()
+	res, err := db.db.ExecContext(ctx, `UPDATE studies SET claimed_by = ?1, claim_until = ?2
+		WHERE study_instance_uid = ?3 AND (instances > reported_instances OR stale != 0)
+		AND (claimed_by = '' OR claimed_by = ?1 OR claim_until < ?4)`,
+		db.Agent, formatTime(now.Add(db.ClaimLease)), study, formatTime(now))
+	if err != nil {
+		return false, fmt.Errorf("store: claim study %s: %w", study, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ReleaseStudy gives up this agent's claim on a study.
+func (db *DB) ReleaseStudy(ctx context.Context, study string) error {
+	if _, err := db.db.ExecContext(ctx, `UPDATE studies SET claimed_by = '', claim_until = ''
+		WHERE study_instance_uid = ? AND claimed_by = ?`, study, db.Agent); err != nil {
+		return fmt.Errorf("store: release study %s: %w", study, err)
+	}
+	return nil
 }

@@ -150,7 +150,7 @@ func setupExisting(fs *flag.FlagSet, g *globalFlags, stderr io.Writer) (*env, er
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(e.paths.Database); err != nil {
+	if _, err := os.Stat(e.paths.Database); err != nil && e.cfg.Store.URL == "" {
 		return nil, fmt.Errorf("no Sentinel workspace here: %s: %w (check --workspace or --config)", e.paths.Database, err)
 	}
 	return e, nil
@@ -249,7 +249,12 @@ func (e *env) openDB() (*store.DB, error) {
 	if err := e.checkDatabaseExists(); err != nil {
 		return nil, err
 	}
-	db := store.NewDB(e.paths.Database)
+	db := store.NewDB(e.databaseTarget())
+	db.Agent = e.cfg.Store.Agent
+	if db.Agent == "" {
+		db.Agent = store.DefaultAgent(e.cfg.Workspace)
+	}
+	db.ClaimLease = e.cfg.Store.ClaimLease.Duration
 	if err := db.Open(); err != nil {
 		if errors.Is(err, store.ErrDamaged) {
 			return nil, e.damaged(err)
@@ -265,11 +270,20 @@ func (e *env) openDB() (*store.DB, error) {
 	return db, nil
 }
 
+// databaseTarget is where the state lives: the PostgreSQL server of
+// store.url, or else the workspace's SQLite file.
+func (e *env) databaseTarget() string {
+	if e.cfg.Store.URL != "" {
+		return e.cfg.Store.URL
+	}
+	return e.paths.Database
+}
+
 // checkDatabaseExists refuses to create a database beside reports or
 // models made with another one: a new database would forget the labels,
 // holdout roles and patient key, and score every file again.
 func (e *env) checkDatabaseExists() error {
-	if _, err := os.Stat(e.paths.Database); err == nil || e.newDatabase {
+	if _, err := os.Stat(e.paths.Database); err == nil || e.newDatabase || e.cfg.Store.URL != "" {
 		return nil
 	}
 	var held []string

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/internal/pgtest"
 	"github.com/sentinel-pacs/sentinel/internal/phantom"
 	"github.com/sentinel-pacs/sentinel/store"
 )
@@ -40,6 +41,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	pgtest.Stop()
 	os.Exit(code)
 }
 

@@ -60,6 +60,7 @@ func commands() []command {
 		{"config", "'config show' prints the merged configuration (file, SENTINEL_… environment, flags), secrets masked", runConfig},
 		{"echo", "send a C-ECHO to a configured DICOM destination or to HOST:PORT", runEcho},
 		{"outbox", "list the DICOM and webhook outputs waiting, sent or set aside, or queue set-aside ones again", runOutbox},
+		{"store", "'store migrate --to URL' copies the workspace's state from its SQLite file into a new PostgreSQL database", runStore},
 		{"version", "print the version, the VCS revision and the Go version (also --version)", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, versionLine())
 			return nil

@@ -36,7 +36,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// called normal.
 	policy := agent.DecisionPolicy{NormalSensitivity: e.cfg.Decisions.NormalSensitivity, MinPerClass: e.cfg.Decisions.MinPerClass}
 	var op *sentinel.OperatingPoint
-	if _, err := os.Stat(e.paths.Database); err == nil {
+	if _, err := os.Stat(e.paths.Database); err == nil || e.cfg.Store.URL != "" {
 		if db, err := e.openDB(); err == nil {
 			op, _ = agent.OperatingPoint(ctx, db, m.Info().Version, policy)
 			db.Close()

@@ -17,6 +17,15 @@ import (
 // statusReport is what `sentinel status` says, as text or as JSON.
 type statusReport struct {
 	Workspace string `json:"workspace"`
+	// Store is the engine ("sqlite" or "postgres") and where it is (a
+	// server's URL without its password).
+	Store struct {
+		Engine string `json:"engine"`
+		Where  string `json:"where"`
+	} `json:"store"`
+	// Agents lists the agents that have run on the database, the most
+	// recently heard from first, with the files each holds and settled.
+	Agents []statusAgent `json:"agents"`
 	// Model is the model in use; nil when there is none.
 	Model *sentinel.ModelInfo `json:"model"`
 	// Combined is set when reports use the learning loop's combined score.
@@ -35,6 +44,21 @@ type statusReport struct {
 	// Revisions and Failures are the five most recent of each.
 	Revisions []store.RevisedReport `json:"recent_revisions"`
 	Failures  []statusFailure       `json:"recent_failures"`
+}
+
+type statusAgent struct {
+	Name        string    `json:"name"`
+	Host        string    `json:"host"`
+	Workspace   string    `json:"workspace"`
+	Version     string    `json:"version"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// State is "running" (a heartbeat within two leases), "stopped" (it
+	// stopped cleanly) or "silent" (no heartbeat: it died or lost the
+	// database).
+	State      string `json:"state"`
+	Processing int    `json:"processing"`
+	Settled    int    `json:"settled_files"`
 }
 
 type statusCombined struct {
@@ -99,6 +123,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // status gathers the workspace's state.
 func (e *env) status(ctx context.Context, db *store.DB) (statusReport, error) {
 	st := statusReport{Workspace: e.cfg.Workspace}
+	st.Store.Engine, st.Store.Where = db.Engine(), db.Where()
+	var err error
+	if st.Agents, err = agentsStatus(ctx, db, time.Now()); err != nil {
+		return st, err
+	}
 	c, err := db.Counts(ctx)
 	if err != nil {
 		return st, err
@@ -146,6 +175,37 @@ func (e *env) status(ctx context.Context, db *store.DB) (statusReport, error) {
 	return st, nil
 }
 
+// agentsStatus lists the agents sharing the database, as of now.
+func agentsStatus(ctx context.Context, db *store.DB, now time.Time) ([]statusAgent, error) {
+	agents, err := db.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := db.ClaimsByAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	settled, err := db.FilesByAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []statusAgent{}
+	for _, a := range agents {
+		s := statusAgent{Name: a.Name, Host: a.Host, Workspace: a.Workspace, Version: a.Version,
+			StartedAt: a.StartedAt, HeartbeatAt: a.HeartbeatAt, Processing: claims[a.Name], Settled: settled[a.Name]}
+		switch {
+		case !a.StoppedAt.IsZero():
+			s.State = "stopped"
+		case now.Sub(a.HeartbeatAt) <= 2*db.ClaimLease:
+			s.State = "running"
+		default:
+			s.State = "silent"
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 func nonNil(m map[string]int) map[string]int {
 	if m == nil {
 		return map[string]int{}
@@ -156,6 +216,14 @@ func nonNil(m map[string]int) map[string]int {
 // printStatus writes st as text.
 func printStatus(w io.Writer, st statusReport) {
 	fmt.Fprintf(w, "workspace  %s\n", st.Workspace)
+	fmt.Fprintf(w, "store      %s %s\n", st.Store.Engine, st.Store.Where)
+	if len(st.Agents) > 1 || st.Store.Engine != "sqlite" {
+		fmt.Fprintln(w, "agents:")
+		for _, a := range st.Agents {
+			fmt.Fprintf(w, "  %-8s %s, last heartbeat %s; %d files processing, %d settled\n",
+				a.State, a.Name, a.HeartbeatAt.Local().Format("2006-01-02 15:04:05"), a.Processing, a.Settled)
+		}
+	}
 	if m := st.Model; m == nil {
 		fmt.Fprintf(w, "model      none (train one with 'sentinel train --workspace %s --normals DIR')\n", st.Workspace)
 	} else {

@@ -69,7 +69,9 @@ func (e *env) agentConfig(copyToQuarantine bool, on func(agent.Outcome)) agent.C
 	in := e.cfg.Ingest
 	sc := e.cfg.Scope
 	return agent.Config{
-		Inbox: e.paths.Inbox,
+		Workspace: e.cfg.Workspace,
+		Version:   version,
+		Inbox:     e.paths.Inbox,
 		Scope: agent.Scope{
 			Enabled: sc.Enabled, Modalities: sc.Modalities, SOPClasses: sc.SOPClasses,
 			Photometrics: sc.Photometrics, BodyParts: sc.BodyParts, ViewPositions: sc.ViewPositions,

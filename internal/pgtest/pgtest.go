@@ -46,6 +46,35 @@ func Server(tb testing.TB) string {
 	return base
 }
 
+// Base returns the server's URL, starting a throwaway cluster if need be,
+// or says why there is none. Benchmarks use it; tests use Server.
+func Base() (string, error) {
+	once.Do(start)
+	if base == "" {
+		return "", fmt.Errorf("no PostgreSQL server: %s (set %s to a server's URL, or install Debian's postgresql)", why, Env)
+	}
+	return base, nil
+}
+
+// Create creates the named database on the server of base and returns its
+// URL.
+func Create(base, name string) (string, error) {
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
 // Available says whether a server can be had, starting one if need be.
 func Available() bool {
 	once.Do(start)
@@ -58,13 +87,9 @@ func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	srv := Server(tb)
 	name := fmt.Sprintf("sentinel_test_%d_%d", os.Getpid(), seq.Add(1))
-	admin, err := sql.Open("pgx", srv)
+	u, err := Create(srv, name)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		tb.Fatalf("create database %s: %v", name, err)
 	}
 	tb.Cleanup(func() {
 		a, err := sql.Open("pgx", srv)
@@ -74,12 +99,7 @@ func NewDatabase(tb testing.TB) string {
 		defer a.Close()
 		a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 	})
-	u, err := url.Parse(srv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return u
 }
 
 // Stop stops the cluster Server started, if it did, and removes its

@@ -9,6 +9,10 @@ ALTER TABLE queue ADD COLUMN lease_until TEXT NOT NULL DEFAULT '';
 ALTER TABLE files ADD COLUMN agent TEXT NOT NULL DEFAULT '';
 ALTER TABLE reports ADD COLUMN agent TEXT NOT NULL DEFAULT '';
 ALTER TABLE study_reports ADD COLUMN agent TEXT NOT NULL DEFAULT '';
+-- A study due for a report is claimed by the agent writing it, so that two
+-- agents never report one study at once.
+ALTER TABLE studies ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE studies ADD COLUMN claim_until TEXT NOT NULL DEFAULT '';
 
 -- The agents sharing the database, with their last heartbeat.
 CREATE TABLE agents (

@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sentinel-pacs/sentinel/agent"
+	"github.com/sentinel-pacs/sentinel/internal/pgtest"
+	"github.com/sentinel-pacs/sentinel/internal/phantom"
+	"github.com/sentinel-pacs/sentinel/store"
+)
+
+// clusterAgent is one `sentinel run` sharing a PostgreSQL database with
+// others, started and killed for real.
+type clusterAgent struct {
+	t    *testing.T
+	name string
+	cfg  string
+	ws   string
+	cmd  *exec.Cmd
+	done chan error
+	mu   sync.Mutex
+	log  bytes.Buffer
+}
+
+// clusterConfig writes an agent's configuration: its own workspace and
+// inbox, the shared database and models folder, a short claim lease.
+func clusterConfig(t *testing.T, dir, name, inbox, models, url string) *clusterAgent {
+	t.Helper()
+	ws := filepath.Join(dir, name)
+	cfg := filepath.Join(dir, name+".toml")
+	body := fmt.Sprintf(`workspace = %q
+[paths]
+inbox = [%q]
+models = %q
+[store]
+url = %q
+agent = %q
+claim_lease = "2s"
+[ingest]
+stable_for = "500ms"
+poll_interval = "100ms"
+study_quiet = "1s"
+[scope]
+min_size = 0
+[http]
+addr = ""
+`, ws, inbox, models, url, name)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &clusterAgent{t: t, name: name, cfg: cfg, ws: ws}
+}
+
+func (a *clusterAgent) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.Write(p)
+}
+
+func (a *clusterAgent) start() {
+	a.t.Helper()
+	a.cmd = exec.Command(binary, "run", "--config", a.cfg, "--log-level", "warn")
+	a.cmd.Stdout, a.cmd.Stderr = a, a
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	a.done = make(chan error, 1)
+	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(a.cmd, a.done)
+}
+
+func (a *clusterAgent) kill() {
+	a.cmd.Process.Kill()
+	<-a.done
+	a.cmd = nil
+}
+
+func (a *clusterAgent) stop() {
+	a.t.Helper()
+	if a.cmd == nil {
+		return
+	}
+	a.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-a.done:
+		if err != nil {
+			a.t.Errorf("agent %s exited with %v\n%s", a.name, err, a.output())
+		}
+	case <-time.After(30 * time.Second):
+		a.cmd.Process.Kill()
+		a.t.Errorf("agent %s did not stop\n%s", a.name, a.output())
+	}
+	a.cmd = nil
+}
+
+func (a *clusterAgent) output() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.String()
+}
+
+// writeBurst writes n small films, 20 to a study, into dir.
+func writeBurst(t *testing.T, rng *rand.Rand, dir, prefix string, n int, kind phantom.Kind) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	study := phantom.NewUID(rng)
+	for i := range n {
+		if i%20 == 0 {
+			study = phantom.NewUID(rng)
+		}
+		meta := phantom.Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: phantom.NewUID(rng)}
+		p := filepath.Join(dir, fmt.Sprintf("%s%04d.dcm", prefix, i))
+		if err := phantom.WriteDICOM(p, phantom.Generate(rng, 128, kind), 128, meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// moveAll moves every file of src into dst at once.
+func moveAll(t *testing.T, src, dst string) int {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(entries)
+}
+
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out after %s waiting for %s", limit, what)
+}
+
+// TestFailoverTwoAgentsOneInbox: two agents on one inbox and one
+// PostgreSQL database; 1,000 files dropped at once; one agent is SIGKILLed
+// twice during the burst. Every instance gets exactly one report, none is
+// missing, the queue ends empty, and the files the killed agent had claimed
+// were taken up by the survivor once their claims ran out.
+func TestFailoverTwoAgentsOneInbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a burst of 1,000 files")
+	}
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(71, 0))
+	dir := t.TempDir()
+	inbox := filepath.Join(dir, "inbox")
+	models := filepath.Join(dir, "models")
+	a := clusterConfig(t, dir, "a", inbox, models, url)
+	b := clusterConfig(t, dir, "b", inbox, models, url)
+	normals := filepath.Join(dir, "normals")
+	writeBurst(t, rng, normals, "n", 24, "normal")
+	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
+		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
+	}
+	const n = 1000
+	staging := filepath.Join(dir, "staging")
+	writeBurst(t, rng, staging, "f", n, "normal")
+
+	db := store.NewDB(url)
+	db.Agent = "test"
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	done := func() int {
+		c, err := db.Counts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Files[store.FileDone]
+	}
+	claimedBy := func(agent string) []string {
+		rows, err := db.QueueClaims(ctx, agent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+
+	a.start()
+	b.start()
+	defer a.stop()
+	defer b.stop()
+	time.Sleep(time.Second)
+	if got := moveAll(t, staging, inbox); got != n {
+		t.Fatalf("dropped %d files", got)
+	}
+	var orphans []string
+	for k := 1; k <= 2; k++ {
+		waitUntil(t, fmt.Sprintf("%d files done", n*k/3), 5*time.Minute, func() bool { return done() >= n*k/3 })
+		// Wait for a to hold claims, then kill it while it does.
+		for deadline := time.Now().Add(time.Minute); len(claimedBy("a")) == 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				p, q, _ := db.QueueDepth(ctx)
+				m, _ := db.ClaimsByAgent(ctx)
+				t.Fatalf("agent a holds no claims (queue: %d pending, %d processing, claims %v, %d done)\n%s", p, q, m, done(), a.output())
+			}
+		}
+		a.kill()
+		held := claimedBy("a")
+		t.Logf("SIGKILL %d of agent a at %d/%d files done, holding %d claims", k, done(), n, len(held))
+		orphans = append(orphans, held...)
+		// The survivor takes the dead agent's claims up once they run out
+		// (2 s here), before a comes back.
+		waitUntil(t, "agent b to take up a's claims", time.Minute, func() bool {
+			mine := map[string]bool{}
+			for _, p := range claimedBy("b") {
+				mine[p] = true
+			}
+			settled, err := db.FileAgents(ctx, held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range held {
+				if !mine[p] && settled[p] == "" {
+					return false
+				}
+			}
+			return true
+		})
+		if k == 1 {
+			a.start()
+		}
+	}
+	waitUntil(t, "every file done", 10*time.Minute, func() bool { return done() >= n })
+	time.Sleep(time.Second)
+	a.stop()
+	b.stop()
+
+	c, err := db.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Instances != n || c.Files[store.FileDone] != n || c.Reports != n {
+		t.Fatalf("instances %d, files %v, reports %d; want %d each", c.Instances, c.Files, c.Reports, n)
+	}
+	rows, err := db.Reports(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, r := range rows {
+		per[r.InstanceID]++
+		if _, err := os.Stat(r.Path); err != nil {
+			t.Errorf("report of %s: %v", r.InstanceID, err)
+		}
+		if !strings.HasPrefix(r.Path, a.ws) && !strings.HasPrefix(r.Path, b.ws) {
+			t.Errorf("report %s outside both workspaces", r.Path)
+		}
+	}
+	for id, k := range per {
+		if k != 1 {
+			t.Errorf("instance %s has %d reports", id, k)
+		}
+	}
+	if p, q, err := db.QueueDepth(ctx); err != nil || p != 0 || q != 0 {
+		t.Fatalf("queue after the burst: %d pending, %d processing, %v", p, q, err)
+	}
+	settled, err := db.FileAgents(ctx, orphans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orphans) == 0 {
+		t.Fatal("agent a held no claims when killed")
+	}
+	for _, p := range orphans {
+		if settled[p] != "b" {
+			t.Errorf("%s, claimed by a when it was killed, was settled by %q", filepath.Base(p), settled[p])
+		}
+	}
+	byAgent, _ := db.FilesByAgent(ctx)
+	t.Logf("files settled by agent: %v; %d claims taken over", byAgent, len(orphans))
+	if byAgent["a"] == 0 || byAgent["b"] == 0 {
+		t.Errorf("one agent did all the work: %v", byAgent)
+	}
+	// status lists both agents with their heartbeats: b stopped cleanly,
+	// a was killed and never said it stopped.
+	out, errOut, code := sentinelCmd(t, "status", "--config", b.cfg, "--json")
+	var st statusReport
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	names := map[string]string{}
+	for _, ag := range st.Agents {
+		names[ag.Name] = ag.State
+	}
+	if st.Store.Engine != "postgres" || (names["a"] != "running" && names["a"] != "silent") || names["b"] != "stopped" || strings.Contains(out, "password") {
+		t.Errorf("status: store %+v, agents %v", st.Store, names)
+	}
+}
+
+// TestTwoSitesShareModelAndLabels: two sites, each with its own agent,
+// inbox and workspace, share one database and one models folder. Labels
+// imported at site A are labels at site B; a model made current at site A
+// is taken up by site B's agent, which compares its own reports with it and
+// revises them under its own workspace, while A revises A's.
+func TestTwoSitesShareModelAndLabels(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(72, 0))
+	dir := t.TempDir()
+	models := filepath.Join(dir, "models")
+	a := clusterConfig(t, dir, "site-a", filepath.Join(dir, "inbox-a"), models, url)
+	b := clusterConfig(t, dir, "site-b", filepath.Join(dir, "inbox-b"), models, url)
+	normals := filepath.Join(dir, "normals")
+	writeBurst(t, rng, normals, "n", 24, "normal")
+	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
+		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
+	}
+	for _, s := range []struct {
+		site   *clusterAgent
+		inbox  string
+		prefix string
+	}{{a, "inbox-a", "a"}, {b, "inbox-b", "b"}} {
+		src := filepath.Join(dir, "src-"+s.prefix)
+		writeBurst(t, rng, src, s.prefix+"-normal-", 4, "normal")
+		writeBurst(t, rng, src, s.prefix+"-nodule-", 4, "nodule")
+		moveAll(t, src, filepath.Join(dir, s.inbox))
+	}
+	db := store.NewDB(url)
+	db.Agent = "test"
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reports := func() []store.ReportRow {
+		rows, err := db.Reports(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	a.start()
+	b.start()
+	defer a.stop()
+	defer b.stop()
+	waitUntil(t, "the first reports at both sites", 2*time.Minute, func() bool { return len(reports()) == 16 })
+	firstBy := map[string]string{} // instance → the site that reported it
+	for _, r := range reports() {
+		site := "site-a"
+		if strings.HasPrefix(r.Path, b.ws) {
+			site = "site-b"
+		}
+		firstBy[r.InstanceID] = site
+	}
+
+	// Labels given at site A, for films of both sites, by file name.
+	labels := filepath.Join(dir, "labels.csv")
+	var lb strings.Builder
+	lb.WriteString("file,label,reader,time\n")
+	for _, site := range []string{"a", "b"} {
+		for i := range 4 {
+			fmt.Fprintf(&lb, "%s-nodule-%04d.dcm,abnormal,dr-a,2026-11-02T09:00:00Z\n", site, i)
+			fmt.Fprintf(&lb, "%s-normal-%04d.dcm,normal,dr-a,2026-11-02T09:00:00Z\n", site, i)
+		}
+	}
+	os.WriteFile(labels, []byte(lb.String()), 0o644)
+	if out, errOut, code := sentinelCmd(t, "labels", "import", "--config", a.cfg, labels); code != 0 || !strings.Contains(out, "16 labels added") {
+		t.Fatalf("labels import at site A: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code := sentinelCmd(t, "status", "--config", b.cfg, "--json")
+	var st statusReport
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Learning.Labels != 16 || st.Learning.Abnormal != 8 {
+		t.Fatalf("site B's status after site A's labels: exit %d, learning %+v", code, st.Learning)
+	}
+
+	// A model made current at site A (trained on nodule films as normal,
+	// so that it decides many films otherwise).
+	nodules := filepath.Join(dir, "nodules")
+	writeBurst(t, rng, nodules, "m", 24, "nodule")
+	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", nodules, "--epochs", "2", "--seed", "2"); code != 0 {
+		t.Fatalf("train at site A exited %d\n%s\n%s", code, out, errOut)
+	}
+	path, err := agent.CurrentModelPath(models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := strings.TrimSuffix(filepath.Base(path), ".model")
+	waitUntil(t, "both sites to compare every report with the new model", 2*time.Minute, func() bool {
+		got, err := db.ScoredInstances(ctx, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for _, s := range got {
+			if s.ModelVersion == version {
+				k++
+			}
+		}
+		return k == 16
+	})
+	time.Sleep(2 * time.Second)
+	a.stop()
+	b.stop()
+	revisedAt := map[string]int{}
+	for _, r := range reports() {
+		if r.Revision < 2 {
+			continue
+		}
+		site := "site-a"
+		if strings.HasPrefix(r.Path, b.ws) {
+			site = "site-b"
+		}
+		if site != firstBy[r.InstanceID] {
+			t.Errorf("instance %s reported at %s was revised at %s", r.InstanceID, firstBy[r.InstanceID], site)
+		}
+		if _, err := os.Stat(r.Path); err != nil {
+			t.Error(err)
+		}
+		revisedAt[site]++
+	}
+	t.Logf("revisions by site: %v", revisedAt)
+	if revisedAt["site-b"] == 0 {
+		t.Errorf("site B revised none of its reports after the model changed (revisions: %v)\n%s", revisedAt, b.output())
+	}
+}

@@ -11,6 +11,10 @@
 // rows show what the database and the queue allow, not what several
 // machines would.
 //
+// The films are 256 px phantoms: the database's work per film does not
+// depend on its size, the agents' does, so larger films lower the
+// database's share.
+//
 //	go run ./bench/scaling [-files 600] [-size 256] [-agents 1,2,4] [-workers 1]
 package main
 
@@ -49,8 +53,10 @@ func main() {
 type row struct {
 	engine    string
 	agents    int
+	workers   int
 	wall      time.Duration
 	dbActive  time.Duration // -1: not measured
+	dbBytes   int64         // growth of the database over the burst
 	perAgent  map[string]int
 	instances int
 }
@@ -85,12 +91,19 @@ func run(n, size int, agentList string, workers int, keep bool) error {
 		return err
 	}
 
+	// One agent on SQLite with the workers of the PostgreSQL rows, and
+	// with a worker per core (the default on this machine's two cores).
 	var rows []row
-	r, err := runRow(bin, work, seed, burst, "", 1, workers, n)
-	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+	for _, w := range []int{workers, runtime.NumCPU()} {
+		r, err := runRow(bin, work, seed, burst, "", 1, w, n)
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		rows = append(rows, r)
+		if w == workers && workers == runtime.NumCPU() {
+			break
+		}
 	}
-	rows = append(rows, r)
 	base, err := pgtest.Base()
 	if err != nil {
 		return err
@@ -110,12 +123,12 @@ func run(n, size int, agentList string, workers int, keep bool) error {
 		}
 		rows = append(rows, r)
 	}
-	fmt.Printf("\n%d films of %dx%d px, %d worker(s) per agent, %d cores (%s)\n", n, size, size, workers, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Println("| engine | agents | burst (s) | films/s | films/day | db active ms/film | db share | files per agent |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Printf("\n%d films of %dx%d px, %d cores (%s)\n", n, size, size, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Println("| engine | agents | workers each | burst (s) | films/s | films/day | db active ms/film | db share | db KiB/film | files per agent |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		rate := float64(r.instances) / r.wall.Seconds()
-		active, share := "n/a (in process)", "n/a"
+		active, share, size := "n/a (in process)", "n/a", "n/a"
 		if r.dbActive >= 0 {
 			perFilm := float64(r.dbActive.Milliseconds()) / float64(r.instances)
 			// The agents' time per film: each agent is busy for the
@@ -123,9 +136,10 @@ func run(n, size int, agentList string, workers int, keep bool) error {
 			agentMS := r.wall.Seconds() * 1000 * float64(r.agents) / float64(r.instances)
 			active = fmt.Sprintf("%.1f", perFilm)
 			share = fmt.Sprintf("%.1f%%", 100*perFilm/agentMS)
+			size = fmt.Sprintf("%.1f", float64(r.dbBytes)/1024/float64(r.instances))
 		}
-		fmt.Printf("| %s | %d | %.1f | %.1f | %.0f | %s | %s | %v |\n", r.engine, r.agents, r.wall.Seconds(), rate, rate*86400,
-			active, share, r.perAgent)
+		fmt.Printf("| %s | %d | %d | %.1f | %.1f | %.0f | %s | %s | %s | %v |\n", r.engine, r.agents, r.workers, r.wall.Seconds(), rate, rate*86400,
+			active, share, size, r.perAgent)
 	}
 	return nil
 }
@@ -137,7 +151,7 @@ func runRow(bin, work, seed, burst, url string, k, workers, n int) (row, error) 
 	if url == "" {
 		engine = "sqlite"
 	}
-	dir := filepath.Join(work, fmt.Sprintf("%s-%d", engine, k))
+	dir := filepath.Join(work, fmt.Sprintf("%s-%d-%d", engine, k, workers))
 	inbox := filepath.Join(dir, "inbox")
 	if err := os.MkdirAll(inbox, 0o755); err != nil {
 		return row{}, err
@@ -198,6 +212,7 @@ func runRow(bin, work, seed, burst, url string, k, workers, n int) (row, error) 
 	defer db.Close()
 	ctx := context.Background()
 	before := activeTime(url)
+	sizeBefore := dbSize(url)
 	entries, err := os.ReadDir(burst)
 	if err != nil {
 		return row{}, err
@@ -226,15 +241,16 @@ func runRow(bin, work, seed, burst, url string, k, workers, n int) (row, error) 
 		c.Wait()
 	}
 	cmds = nil
-	r := row{engine: engine, agents: k, wall: wall, dbActive: -1, instances: n}
+	r := row{engine: engine, agents: k, workers: workers, wall: wall, dbActive: -1, instances: n}
 	if url != "" {
 		// The agents' sessions have ended, so the server has counted all
 		// of their time.
 		time.Sleep(1500 * time.Millisecond)
 		r.dbActive = activeTime(url) - before
+		r.dbBytes = dbSize(url) - sizeBefore
 	}
 	r.perAgent, _ = db.FilesByAgent(ctx)
-	fmt.Printf("%s, %d agent(s): %d films in %.1f s\n", engine, k, n, wall.Seconds())
+	fmt.Printf("%s, %d agent(s) of %d worker(s): %d films in %.1f s\n", engine, k, workers, n, wall.Seconds())
 	return r, nil
 }
 
@@ -255,6 +271,21 @@ func activeTime(url string) time.Duration {
 		return 0
 	}
 	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// dbSize is the size on disk of the database of url.
+func dbSize(url string) int64 {
+	if url == "" {
+		return 0
+	}
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return 0
+	}
+	defer db.Close()
+	var n int64
+	db.QueryRow(`SELECT pg_database_size(current_database())`).Scan(&n)
+	return n
 }
 
 // writeFilms writes n phantom chest films, 20 to a study, into dir.

@@ -123,7 +123,7 @@ func (a *Agent) Process(ctx context.Context, path string) Outcome {
 	outs := a.prepareOutputs(ctx, rep, source, img, score.Heatmap)
 	err = a.db.RecordResult(ctx, store.Result{
 		Instance: inst, Score: score, ModelVersion: info.Version,
-		ReportPath: staged.report, HeatmapPath: staged.heatmap, File: file, Outbox: outs.items,
+		ReportPath: staged.report, HeatmapPath: staged.heatmap, ReportBody: staged.body, File: file, Outbox: outs.items,
 	})
 	if errors.Is(err, store.ErrExists) {
 		// Another process recorded the instance in the meantime.

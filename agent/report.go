@@ -103,6 +103,7 @@ func finalPath(pending string) (string, bool) {
 // recorded, or removed (discard) if it is not.
 type stagedReport struct {
 	report, heatmap string // the final paths; heatmap is "" without one
+	body            []byte // the report as written
 }
 
 // stageReport writes an instance's report and heatmap under their pending
@@ -136,6 +137,7 @@ func stageReport(dir string, rep sentinel.Report, img, heat sentinel.Image, star
 		st.discard()
 		return st, fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
+	st.body = b
 	return st, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -134,8 +135,13 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 	}
 	// The revision's outputs are recorded with it (see Process).
 	outs := a.prepareOutputs(ctx, rep, r.Path, img, score.Heatmap)
+	body, err := os.ReadFile(reportPath)
+	if err != nil {
+		outs.drop()
+		return 0, fmt.Errorf("report %s: %w", rep.InstanceID, err)
+	}
 	rev := store.Revision{InstanceID: r.Instance.ID, Revision: rep.Revision, ModelVersion: info.Version,
-		Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath, Outbox: outs.items}
+		Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath, ReportBody: body, Outbox: outs.items}
 	if rep.Revision == 2 && exists(previous) {
 		rev.PreviousPath = previous
 	}

@@ -181,3 +181,57 @@ func TestConcurrentClaimsTakeEachFileOnce(t *testing.T) {
 	}
 	t.Logf("claims per agent: %v", per)
 }
+
+// A database of the previous release (through 0013) takes the agents'
+// migration on either engine: a file left processing is taken up again,
+// reports written before carry no agent and stay any agent's to revise,
+// and new rows record their agent.
+func TestAgentsMigrationFromPreviousRelease(t *testing.T) {
+	ctx := context.Background()
+	old, path := schemaAt(t, "migrations/0013_readers.sql")
+	for _, q := range []string{
+		`INSERT INTO instances (instance_id, sop_instance_uid, study_instance_uid, format, path, sha256, status, created_at, updated_at)
+			VALUES ('1.2.3', '1.2.3', '1.2', 'dicom', '/in/a.dcm', 'ab', 'scored', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO scores (instance_id, model_version, value, threshold, decision, created_at)
+			VALUES ('1.2.3', 'm1', 2, 1, 'abnormal', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO reports (instance_id, path, created_at, revision, model_version, decision)
+			VALUES ('1.2.3', '/r/1.2.3.json', '2026-01-01T00:00:00Z', 1, 'm1', 'abnormal')`,
+		`INSERT INTO queue (path, size, mtime_ns, state, attempts, next_attempt_at, found_at, enqueued_at)
+			VALUES ('/in/b.dcm', 1, 1, 'processing', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
+	} {
+		if _, err := old.db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.db.Close()
+
+	db := NewDB(path)
+	db.Agent = "site-a"
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.RequeueProcessing(ctx, nil); err != nil || len(got) != 1 || got[0] != "/in/b.dcm" {
+		t.Fatalf("the file left processing: %v, %v", got, err)
+	}
+	ref, ok, err := db.Report(ctx, "1.2.3", 0)
+	if err != nil || !ok || ref.Agent != "" || len(ref.Body) != 0 || ref.Path != "/r/1.2.3.json" || !db.Mine(ref.Agent) {
+		t.Fatalf("the old report: %+v, %v, %v", ref, ok, err)
+	}
+	todo, err := db.ReportsToRevise(ctx, "m2", time.Time{})
+	if err != nil || len(todo) != 1 {
+		t.Fatalf("reports to revise after the migration: %d, %v", len(todo), err)
+	}
+	r := result("1.2.4", "cd", "/in/c.dcm")
+	r.ReportBody = []byte(`{"x":1}`)
+	if err := db.RecordResult(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ref, _, _ = db.Report(ctx, "1.2.4", 0)
+	if ref.Agent != "site-a" || string(ref.Body) != `{"x":1}` {
+		t.Fatalf("a new report: %+v", ref)
+	}
+	if got, _ := db.FileAgents(ctx, []string{"/in/c.dcm"}); got["/in/c.dcm"] != "site-a" {
+		t.Fatalf("the new file's agent: %v", got)
+	}
+}

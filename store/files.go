@@ -48,7 +48,10 @@ type Result struct {
 	ModelVersion string
 	ReportPath   string
 	HeatmapPath  string
-	File         File
+	// ReportBody is the report as written, kept so that any agent sharing
+	// the database can serve it.
+	ReportBody []byte
+	File       File
 	// Outbox lists the outputs to send for the report, recorded in the
 	// same transaction, so that a report is never recorded without them.
 	Outbox []OutboxItem
@@ -119,8 +122,8 @@ func (db *DB) RecordResult(ctx context.Context, r Result) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at,
-			revision, model_version, decision, agent) VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
-			in.ID, r.ReportPath, r.HeatmapPath, now, r.ModelVersion, string(r.Score.Decision), tx.agent); err != nil {
+			revision, model_version, decision, agent, body) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+			in.ID, r.ReportPath, r.HeatmapPath, now, r.ModelVersion, string(r.Score.Decision), tx.agent, string(r.ReportBody)); err != nil {
 			return err
 		}
 		if in.StudyInstanceUID != "" {

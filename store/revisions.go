@@ -93,6 +93,8 @@ type Revision struct {
 	Score        sentinel.Score
 	ReportPath   string
 	HeatmapPath  string
+	// ReportBody is the revision's report as written.
+	ReportBody []byte
 	// PreviousPath, when set, is where the superseded revision's report is
 	// now kept (the first revision moves from <uid>.json, which always
 	// holds the latest).
@@ -124,8 +126,8 @@ func (db *DB) RecordRevision(ctx context.Context, r Revision) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reports (instance_id, path, heatmap_path, created_at,
-			revision, model_version, decision, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.InstanceID, r.ReportPath, r.HeatmapPath, now, r.Revision, r.ModelVersion, string(r.Score.Decision), tx.agent); err != nil {
+			revision, model_version, decision, agent, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.InstanceID, r.ReportPath, r.HeatmapPath, now, r.Revision, r.ModelVersion, string(r.Score.Decision), tx.agent, string(r.ReportBody)); err != nil {
 			return err
 		}
 		if r.PreviousPath != "" {

@@ -164,16 +164,36 @@ func (db *DB) Studies(ctx context.Context, limit int) ([]StudySummary, error) {
 // (empty when it has none), looked up by instance id or SOP Instance UID:
 // the given revision's, or with revision 0 the latest.
 func (db *DB) ReportPaths(ctx context.Context, uid string, revision int) (report, heatmap string, ok bool, err error) {
-	err = db.db.QueryRowContext(ctx, `SELECT r.path, r.heatmap_path FROM reports r JOIN instances i ON i.instance_id = r.instance_id
+	ref, ok, err := db.Report(ctx, uid, revision)
+	return ref.Path, ref.Heatmap, ok, err
+}
+
+// ReportRef is one revision of an instance's report as recorded: where it
+// and its heatmap were written, by which agent, and the report as written.
+type ReportRef struct {
+	Path, Heatmap, Agent string
+	// Body is the report's JSON as written (empty for reports recorded
+	// before bodies were kept).
+	Body []byte
+}
+
+// Report returns an instance's latest report (revision 0) or the revision
+// asked for, by SOP Instance UID or instance id; ok is false if there is
+// none.
+func (db *DB) Report(ctx context.Context, uid string, revision int) (ReportRef, bool, error) {
+	var ref ReportRef
+	var body string
+	err := db.db.QueryRowContext(ctx, `SELECT r.path, r.heatmap_path, r.agent, r.body FROM reports r JOIN instances i ON i.instance_id = r.instance_id
 		WHERE (i.instance_id = ? OR i.sop_instance_uid = ?) AND (? = 0 OR r.revision = ?)
-		ORDER BY r.id DESC LIMIT 1`, uid, uid, revision, revision).Scan(&report, &heatmap)
+		ORDER BY r.id DESC LIMIT 1`, uid, uid, revision, revision).Scan(&ref.Path, &ref.Heatmap, &ref.Agent, &body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", false, nil
+		return ReportRef{}, false, nil
 	}
 	if err != nil {
-		return "", "", false, fmt.Errorf("store: report %s: %w", uid, err)
+		return ReportRef{}, false, fmt.Errorf("store: report %s: %w", uid, err)
 	}
-	return report, heatmap, true, nil
+	ref.Body = []byte(body)
+	return ref, true, nil
 }
 
 // ClaimStudy claims a study for this agent to write its next report, if it

@@ -35,7 +35,7 @@ type clusterAgent struct {
 
 // clusterConfig writes an agent's configuration: its own workspace and
 // inbox, the shared database and models folder, a short claim lease.
-func clusterConfig(t *testing.T, dir, name, inbox, models, url string) *clusterAgent {
+func clusterConfig(t *testing.T, dir, name, inbox, models, url string, addr string) *clusterAgent {
 	t.Helper()
 	ws := filepath.Join(dir, name)
 	cfg := filepath.Join(dir, name+".toml")
@@ -54,8 +54,8 @@ study_quiet = "1s"
 [scope]
 min_size = 0
 [http]
-addr = ""
-`, ws, inbox, models, url, name)
+addr = %q
+`, ws, inbox, models, url, name, addr)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +171,8 @@ func TestFailoverTwoAgentsOneInbox(t *testing.T) {
 	dir := t.TempDir()
 	inbox := filepath.Join(dir, "inbox")
 	models := filepath.Join(dir, "models")
-	a := clusterConfig(t, dir, "a", inbox, models, url)
-	b := clusterConfig(t, dir, "b", inbox, models, url)
+	a := clusterConfig(t, dir, "a", inbox, models, url, "")
+	b := clusterConfig(t, dir, "b", inbox, models, url, "")
 	normals := filepath.Join(dir, "normals")
 	writeBurst(t, rng, normals, "n", 24, "normal")
 	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
@@ -326,8 +326,9 @@ func TestTwoSitesShareModelAndLabels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(72, 0))
 	dir := t.TempDir()
 	models := filepath.Join(dir, "models")
-	a := clusterConfig(t, dir, "site-a", filepath.Join(dir, "inbox-a"), models, url)
-	b := clusterConfig(t, dir, "site-b", filepath.Join(dir, "inbox-b"), models, url)
+	port := freePort(t)
+	a := clusterConfig(t, dir, "site-a", filepath.Join(dir, "inbox-a"), models, url, fmt.Sprintf("127.0.0.1:%d", port))
+	b := clusterConfig(t, dir, "site-b", filepath.Join(dir, "inbox-b"), models, url, "")
 	normals := filepath.Join(dir, "normals")
 	writeBurst(t, rng, normals, "n", 24, "normal")
 	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
@@ -368,6 +369,41 @@ func TestTwoSitesShareModelAndLabels(t *testing.T) {
 			site = "site-b"
 		}
 		firstBy[r.InstanceID] = site
+	}
+
+	// Site A's API answers for site B's films too: with B's study folder
+	// out of reach (another machine), A serves B's report as B wrote it,
+	// from the database, and says which agent keeps its heatmap. (B is
+	// done with the folder once it holds the study's report.)
+	var bReport store.ReportRow
+	for _, r := range reports() {
+		if firstBy[r.InstanceID] == "site-b" {
+			bReport = r
+			break
+		}
+	}
+	want, err := os.ReadFile(bReport.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Dir(bReport.Path)
+	waitUntil(t, "site B's study report", time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(folder, "study.json"))
+		return err == nil
+	})
+	away := filepath.Join(dir, "elsewhere")
+	if err := os.Rename(folder, away); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d/api/", port)
+	if got := httpGet(t, base+"reports/"+bReport.InstanceID); got != string(want) {
+		t.Errorf("site A's API for site B's report:\n%s\nwant\n%s", got, want)
+	}
+	if got := httpGet(t, base+"heatmaps/"+bReport.InstanceID); !strings.Contains(got, "site-b") {
+		t.Errorf("site A's API for site B's heatmap: %q", got)
+	}
+	if err := os.Rename(away, folder); err != nil {
+		t.Fatal(err)
 	}
 
 	// Labels given at site A, for films of both sites, by file name.

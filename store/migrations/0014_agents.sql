@@ -8,6 +8,8 @@ ALTER TABLE queue ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE queue ADD COLUMN lease_until TEXT NOT NULL DEFAULT '';
 ALTER TABLE files ADD COLUMN agent TEXT NOT NULL DEFAULT '';
 ALTER TABLE reports ADD COLUMN agent TEXT NOT NULL DEFAULT '';
+-- The report as written, so that any agent can answer for it.
+ALTER TABLE reports ADD COLUMN body TEXT NOT NULL DEFAULT '';
 ALTER TABLE study_reports ADD COLUMN agent TEXT NOT NULL DEFAULT '';
 -- A study due for a report is claimed by the agent writing it, so that two
 -- agents never report one study at once.

@@ -59,7 +59,7 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	dir := t.TempDir()
 	e := &testEnv{t: t, dir: dir, inbox: filepath.Join(dir, "inbox"), reports: filepath.Join(dir, "reports"),
-		quar: filepath.Join(dir, "quarantine"), dbPath: filepath.Join(dir, "state.db"), decodedSizes: map[string]int64{}}
+		quar: filepath.Join(dir, "quarantine"), dbPath: dbTarget(t, dir), decodedSizes: map[string]int64{}}
 	if err := os.MkdirAll(e.inbox, 0o755); err != nil {
 		t.Fatal(err)
 	}

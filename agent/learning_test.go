@@ -59,7 +59,7 @@ func newLearnFixture(t *testing.T, normals, abnormals int) *learnFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := store.NewDB(filepath.Join(dir, "state.db"))
+	db := store.NewDB(dbTarget(t, dir))
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,8 @@ type SeedNormal struct {
 func (db *DB) AddSeedNormals(ctx context.Context, seeds []SeedNormal) error {
 	err := db.tx(ctx, func(tx *Tx) error {
 		for _, s := range seeds {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO seed_normals (instance_id, path, patient_key, added_at) VALUES (?, ?, ?, ?)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO seed_normals (instance_id, path, patient_key, added_at, seq)
+				VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM seed_normals))
 				ON CONFLICT (instance_id) DO NOTHING`, s.InstanceID, s.Path, s.PatientKey, db.now()); err != nil {
 				return err
 			}
@@ -48,7 +49,7 @@ func (db *DB) AddSeedNormals(ctx context.Context, seeds []SeedNormal) error {
 
 // SeedNormals returns the recorded seed normals in the order recorded.
 func (db *DB) SeedNormals(ctx context.Context) ([]SeedNormal, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, path, patient_key FROM seed_normals ORDER BY rowid`)
+	rows, err := db.db.QueryContext(ctx, `SELECT instance_id, path, patient_key FROM seed_normals ORDER BY seq, instance_id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: seed normals: %w", err)
 	}

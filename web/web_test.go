@@ -36,7 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T, studies int) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	db := store.NewDB(filepath.Join(dir, "state.db"))
+	db := store.NewDB(dbTarget(t, dir))
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -26,3 +26,8 @@ CREATE TABLE agents (
 	heartbeat_at TEXT NOT NULL,
 	stopped_at   TEXT NOT NULL DEFAULT ''
 );
+
+-- The seed normals keep the order they were added in (SQLite's rowid gave
+-- it before, which PostgreSQL lacks).
+ALTER TABLE seed_normals ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE seed_normals SET seq = rowid; -- sqlite only

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -38,12 +39,41 @@ type AgentInfo struct {
 	StoppedAt time.Time
 }
 
+// ErrAgentNameInUse means another agent, on another host or workspace, runs
+// under the same name: the two would take each other's claims for their
+// own.
+var ErrAgentNameInUse = errors.New("another agent runs under this name")
+
 // AgentStarted records this agent (db.Agent) as running, from its
-// workspace, with the given software version.
+// workspace, with the given software version. It fails with
+// ErrAgentNameInUse if an agent of that name on another host or workspace
+// has sent a heartbeat within two claim leases and has not stopped.
 func (db *DB) AgentStarted(ctx context.Context, workspace, version string) error {
 	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(workspace); err == nil {
+		workspace = abs
+	}
+	return db.tx(ctx, func(tx *Tx) error {
+		var h, ws, beat, stopped string
+		err := tx.QueryRowContext(ctx, `SELECT host, workspace, heartbeat_at, stopped_at FROM agents WHERE name = ?`, db.Agent).
+			Scan(&h, &ws, &beat, &stopped)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("store: agent started: %w", err)
+		case db.pg && (h != host || ws != workspace) && stopped == "" && db.Now().Sub(parseTime(beat)) < 2*db.ClaimLease:
+			// (One SQLite file has one agent: the workspace lock sees to
+			// it.)
+			return fmt.Errorf("%w: %q runs on %s in %s (last heartbeat %s); give this agent another name (store.agent)",
+				ErrAgentNameInUse, db.Agent, h, ws, beat)
+		}
+		return db.agentStarted(ctx, tx, host, workspace, version)
+	})
+}
+
+func (db *DB) agentStarted(ctx context.Context, tx *Tx, host, workspace, version string) error {
 	now := db.now()
-	_, err := db.db.ExecContext(ctx, `INSERT INTO agents (name, host, workspace, version, started_at, heartbeat_at, stopped_at)
+	_, err := tx.ExecContext(ctx, `INSERT INTO agents (name, host, workspace, version, started_at, heartbeat_at, stopped_at)
 		VALUES (?, ?, ?, ?, ?, ?, '') ON CONFLICT (name) DO UPDATE SET host = excluded.host, workspace = excluded.workspace,
 		version = excluded.version, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = ''`,
 		db.Agent, host, workspace, version, now, now)

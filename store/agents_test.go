@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -30,6 +31,10 @@ func TestAgentsHeartbeat(t *testing.T) {
 	if err := db.AgentStarted(ctx, "/ws", "1.2.3"); err != nil {
 		t.Fatal(err)
 	}
+	// The same agent starting again (after a crash) is itself.
+	if err := db.AgentStarted(ctx, "/ws", "1.2.3"); err != nil {
+		t.Fatal(err)
+	}
 	clock = clock.Add(time.Minute)
 	if err := db.Heartbeat(ctx); err != nil {
 		t.Fatal(err)
@@ -42,6 +47,17 @@ func TestAgentsHeartbeat(t *testing.T) {
 	if a.Name != "host-a:/ws" || a.Workspace != "/ws" || a.Version != "1.2.3" || !a.HeartbeatAt.Equal(clock) ||
 		!a.StartedAt.Equal(clock.Add(-time.Minute)) || !a.StoppedAt.IsZero() {
 		t.Fatalf("agent = %+v", a)
+	}
+	// Another workspace under the same name, while the first is alive:
+	// refused on a shared database.
+	other := NewDB(db.path)
+	other.Agent, other.Now, other.ClaimLease = db.Agent, db.Now, db.ClaimLease
+	if err := other.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.AgentStarted(ctx, "/elsewhere", "1.2.3"); testPostgres != errors.Is(err, ErrAgentNameInUse) {
+		t.Fatalf("a second agent of the same name: %v", err)
 	}
 	clock = clock.Add(time.Minute)
 	if err := db.AgentStopped(ctx); err != nil {

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +71,28 @@ func TestWhereHidesPasswords(t *testing.T) {
 	}
 	if got := NewDB("/ws/state.db").Where(); got != "/ws/state.db" {
 		t.Errorf("Where of a SQLite file = %q", got)
+	}
+}
+
+// A PostgreSQL server that cannot be reached is a failure on Sentinel's
+// side, never the file's.
+func TestUnreachableServerIsUnavailable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	db := NewDB("postgres://postgres@" + addr + "/sentinel?sslmode=disable&connect_timeout=2")
+	err = db.Open()
+	if err == nil {
+		db.Close()
+		t.Fatal("opened a database on a closed port")
+	}
+	if !Unavailable(err) {
+		t.Fatalf("Unavailable(%v) = false", err)
+	}
+	if Unavailable(errors.New("not DICOM")) {
+		t.Fatal("a file's fault counted as the database's")
 	}
 }

@@ -2,10 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 )
 
@@ -53,7 +58,33 @@ func Unavailable(err error) bool {
 			return true
 		}
 	}
-	return false
+	return pgUnavailable(err)
+}
+
+// pgUnavailable says whether err is a PostgreSQL server that cannot take
+// the work now: unreachable, restarting, out of disk, memory or
+// connections, read-only (a standby after a failover), or a transaction
+// that lost a conflict and may simply be run again.
+func pgUnavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources: disk full, out of memory, too many connections
+			strings.HasPrefix(pe.Code, "57P"),      // the server shutting down or starting
+			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
+			pe.Code == "55P03", // lock not available
+			pe.Code == "25006", // read-only transaction
+			pe.Code == "58030": // I/O error
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		pgconn.SafeToRetry(err)
 }
 
 // damaged reports whether err says the database file itself is corrupt.

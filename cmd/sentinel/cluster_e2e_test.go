@@ -476,3 +476,76 @@ func TestTwoSitesShareModelAndLabels(t *testing.T) {
 		t.Errorf("site B revised none of its reports after the model changed (revisions: %v)\n%s", revisedAt, b.output())
 	}
 }
+
+// TestPostgresOutageLosesNothing: the database server stops mid-burst and
+// comes back. Ingest pauses on Sentinel's side (no file is blamed or
+// quarantined), the agent keeps running, and once the server is back every
+// file is recorded once.
+func TestPostgresOutageLosesNothing(t *testing.T) {
+	cluster, err := pgtest.NewCluster()
+	if err != nil {
+		t.Skipf("no PostgreSQL cluster of its own: %v", err)
+	}
+	defer cluster.Remove()
+	url, err := pgtest.Create(cluster.URL, "outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(73, 0))
+	dir := t.TempDir()
+	inbox := filepath.Join(dir, "inbox")
+	a := clusterConfig(t, dir, "a", inbox, filepath.Join(dir, "models"), url, "")
+	normals := filepath.Join(dir, "normals")
+	writeBurst(t, rng, normals, "n", 24, "normal")
+	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
+		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
+	}
+	const n = 300
+	staging := filepath.Join(dir, "staging")
+	writeBurst(t, rng, staging, "f", n, "normal")
+	db := store.NewDB(url)
+	db.Agent = "test"
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	done := func() int {
+		c, err := db.Counts(ctx)
+		if err != nil {
+			return -1 // the server is down
+		}
+		return c.Files[store.FileDone]
+	}
+	a.start()
+	defer a.stop()
+	time.Sleep(time.Second)
+	moveAll(t, staging, inbox)
+	waitUntil(t, "a fifth of the files", 2*time.Minute, func() bool { return done() >= n/5 })
+	if err := cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	if err := cluster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "every file after the server came back", 3*time.Minute, func() bool { return done() >= n })
+	time.Sleep(time.Second)
+	a.stop()
+	c, err := db.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Instances != n || c.Reports != n || c.Files[store.FileDone] != n || c.Files[store.FileFailed] != 0 {
+		t.Fatalf("after the outage: instances %d, reports %d, files %v", c.Instances, c.Reports, c.Files)
+	}
+	if p, q, err := db.QueueDepth(ctx); err != nil || p != 0 || q != 0 {
+		t.Fatalf("queue after the outage: %d pending, %d processing, %v", p, q, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(a.ws, "quarantine")); len(entries) != 0 {
+		t.Fatalf("%d files quarantined during the outage", len(entries))
+	}
+	if !strings.Contains(a.output(), "ingest paused") {
+		t.Errorf("the agent did not say ingest paused:\n%s", a.output())
+	}
+}

@@ -7,6 +7,7 @@ package pgtest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -27,12 +28,10 @@ import (
 const Env = "SENTINEL_TEST_POSTGRES"
 
 var (
-	once    sync.Once
-	base    string
-	why     string
-	dataDir string
-	pgCtl   []string
-	seq     atomic.Int64
+	once sync.Once
+	base string
+	why  string
+	seq  atomic.Int64
 )
 
 // Server returns the URL of a server with rights to create databases, or
@@ -105,89 +104,124 @@ func NewDatabase(tb testing.TB) string {
 // Stop stops the cluster Server started, if it did, and removes its
 // folder. TestMain calls it after the tests.
 func Stop() {
-	if dataDir == "" {
-		return
+	if shared != nil {
+		shared.Remove()
+		shared = nil
 	}
-	args := append(append([]string{}, pgCtl...), "-D", filepath.Join(dataDir, "data"), "-m", "immediate", "-w", "stop")
-	exec.Command(args[0], args[1:]...).Run()
-	os.RemoveAll(dataDir)
-	dataDir = ""
 }
+
+var shared *Cluster
 
 func start() {
 	if u := os.Getenv(Env); u != "" {
 		base = u
 		return
 	}
+	c, err := NewCluster()
+	if err != nil {
+		why = err.Error()
+		return
+	}
+	shared, base = c, c.URL
+}
+
+// Cluster is a throwaway PostgreSQL cluster in a temporary folder, for a
+// test that stops and starts its own server.
+type Cluster struct {
+	// URL is the cluster's postgres database, as its superuser.
+	URL    string
+	dir    string
+	prefix []string // runs a program as the postgres user when root
+	ctl    string
+	opts   string
+}
+
+// NewCluster creates a cluster with initdb and starts it.
+func NewCluster() (*Cluster, error) {
 	initdb := find("initdb")
 	ctl := find("pg_ctl")
 	if initdb == "" || ctl == "" {
-		why = "initdb and pg_ctl not found"
-		return
+		return nil, errors.New("initdb and pg_ctl not found")
 	}
 	// PostgreSQL refuses to run as root: a root test runs it as postgres.
-	var prefix []string
+	c := &Cluster{ctl: ctl}
 	var owner *user.User
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			why = "running as root and there is no postgres user to run the server"
-			return
+			return nil, errors.New("running as root and there is no postgres user to run the server")
 		}
 		owner = u
-		prefix = []string{"runuser", "-u", "postgres", "--"}
+		c.prefix = []string{"runuser", "-u", "postgres", "--"}
 	}
 	dir, err := os.MkdirTemp("", "sentinel-pg-")
 	if err != nil {
-		why = err.Error()
-		return
+		return nil, err
 	}
+	c.dir = dir
 	if owner != nil {
 		uid, _ := strconv.Atoi(owner.Uid)
 		gid, _ := strconv.Atoi(owner.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			why = err.Error()
 			os.RemoveAll(dir)
-			return
+			return nil, err
 		}
 	}
-	data := filepath.Join(dir, "data")
-	args := append(append([]string{}, prefix...), initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	args := append(append([]string{}, c.prefix...), initdb, "-D", c.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		why = fmt.Sprintf("initdb: %v: %s", err, out)
 		os.RemoveAll(dir)
-		return
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
 	port, err := freePort()
 	if err != nil {
-		why = err.Error()
 		os.RemoveAll(dir)
-		return
+		return nil, err
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", port, dir)
-	pgCtl = append(append([]string{}, prefix...), ctl)
-	args = append(append([]string{}, pgCtl...), "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start")
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		why = fmt.Sprintf("pg_ctl start: %v: %s %s", err, out, log)
+	c.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", port, dir)
+	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	if err := c.Start(); err != nil {
 		os.RemoveAll(dir)
-		return
+		return nil, err
 	}
-	dataDir = dir
-	u := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := sql.Open("pgx", u)
+	db, err := sql.Open("pgx", c.URL)
 	if err == nil {
 		err = db.PingContext(ctx)
 		db.Close()
 	}
 	if err != nil {
-		why = fmt.Sprintf("the cluster started but does not answer: %v", err)
-		Stop()
-		return
+		c.Remove()
+		return nil, fmt.Errorf("the cluster started but does not answer: %w", err)
 	}
-	base = u
+	return c, nil
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+// Start starts the server, waiting until it takes connections.
+func (c *Cluster) Start() error {
+	args := append(append([]string{}, c.prefix...), c.ctl, "-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-o", c.opts, "-w", "-t", "60", "start")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		return fmt.Errorf("pg_ctl start: %v: %s %s", err, out, log)
+	}
+	return nil
+}
+
+// Stop stops the server at once (connections are cut), keeping its data.
+func (c *Cluster) Stop() error {
+	args := append(append([]string{}, c.prefix...), c.ctl, "-D", c.data(), "-m", "immediate", "-w", "stop")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Remove stops the server and removes its folder.
+func (c *Cluster) Remove() {
+	c.Stop()
+	os.RemoveAll(c.dir)
 }
 
 // find looks for a PostgreSQL program on PATH, then in Debian's folders.

@@ -2,10 +2,8 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,29 +14,13 @@ import (
 // SQLite, then again, with the same assertions, on PostgreSQL.
 var testPostgres bool
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if pgtest.Available() {
-			fmt.Println("store: the same tests on PostgreSQL")
-			testPostgres = true
-			code = m.Run()
-		} else {
-			fmt.Println("store: the PostgreSQL run is skipped: no server (set " + pgtest.Env + " or install Debian's postgresql)")
-		}
-	}
-	pgtest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pgtest.RunTwice(m, "store", &testPostgres)) }
 
 // testTarget returns where a test's fresh database lives: a SQLite file in
 // a temporary folder, or a new database on the PostgreSQL server.
 func testTarget(tb testing.TB) string {
 	tb.Helper()
-	if testPostgres {
-		return pgtest.NewDatabase(tb)
-	}
-	return filepath.Join(tb.TempDir(), "state.db")
+	return pgtest.Target(tb, tb.TempDir(), testPostgres)
 }
 
 // sqliteOnly skips a test of the SQLite file itself on PostgreSQL.

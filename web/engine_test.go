@@ -1,39 +1,18 @@
 package web
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/sentinel-pacs/sentinel/internal/pgtest"
 )
 
-// onPostgres says which engine the page's tests run on: all of them on
-// SQLite, then again, with the same assertions, on PostgreSQL.
+// onPostgres says which engine the tests run on: all of them on SQLite,
+// then again, with the same assertions, on PostgreSQL.
 var onPostgres bool
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if pgtest.Available() {
-			fmt.Println("web: the same tests on PostgreSQL")
-			onPostgres = true
-			code = m.Run()
-		} else {
-			fmt.Println("web: the PostgreSQL run is skipped: no server (set " + pgtest.Env + " or install Debian's postgresql)")
-		}
-	}
-	pgtest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pgtest.RunTwice(m, "web", &onPostgres)) }
 
 // dbTarget is where a test's database lives: a SQLite file in dir, or a
 // new database on the PostgreSQL server.
-func dbTarget(tb testing.TB, dir string) string {
-	tb.Helper()
-	if onPostgres {
-		return pgtest.NewDatabase(tb)
-	}
-	return filepath.Join(dir, "state.db")
-}
+func dbTarget(tb testing.TB, dir string) string { return pgtest.Target(tb, dir, onPostgres) }

@@ -244,3 +244,32 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// RunTwice runs a package's tests on SQLite, then, when a server can be
+// had, again with the same assertions on PostgreSQL, with *onPostgres set
+// for the second run. It stops the throwaway cluster and returns the exit
+// code for TestMain to exit with.
+func RunTwice(m *testing.M, pkg string, onPostgres *bool) int {
+	code := m.Run()
+	if code == 0 {
+		if Available() {
+			fmt.Println(pkg + ": the same tests on PostgreSQL")
+			*onPostgres = true
+			code = m.Run()
+		} else {
+			fmt.Println(pkg + ": the PostgreSQL run is skipped: no server (set " + Env + " or install Debian's postgresql)")
+		}
+	}
+	Stop()
+	return code
+}
+
+// Target is where a test's fresh database lives: a SQLite file in dir,
+// or, on PostgreSQL, a new database on the server.
+func Target(tb testing.TB, dir string, onPostgres bool) string {
+	tb.Helper()
+	if onPostgres {
+		return NewDatabase(tb)
+	}
+	return filepath.Join(dir, "state.db")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"testing"
 	"time"
@@ -249,5 +250,39 @@ func TestAgentsMigrationFromPreviousRelease(t *testing.T) {
 	}
 	if got, _ := db.FileAgents(ctx, []string{"/in/c.dcm"}); got["/in/c.dcm"] != "site-a" {
 		t.Fatalf("the new file's agent: %v", got)
+	}
+}
+
+// Agents starting at once on a new PostgreSQL database migrate it once.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	if !testPostgres {
+		t.Skip("one SQLite file has one agent")
+	}
+	target := testTarget(t)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := NewDB(target)
+			db.Agent = fmt.Sprintf("agent-%d", i)
+			if err := db.Open(); err != nil {
+				errs <- err
+				return
+			}
+			db.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	db := reopen(t, target)
+	var n int
+	files, _ := fs.Glob(migrationFS, "migrations/*.sql")
+	if err := db.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(files) {
+		t.Fatalf("migrations recorded = %d, want %d: %v", n, len(files), err)
 	}
 }

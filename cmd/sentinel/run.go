@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -61,7 +62,20 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// A model made current by another process ('sentinel retrain', 'models
 	// rollback', 'train') replaces the running one within seconds.
+	// Agents sharing a database take up a model made current anywhere
+	// through the models folder they share; one whose folder is not shared
+	// is told so, once per model, rather than left silently behind.
+	unreadable := ""
 	cfg.FollowModel = func(running sentinel.ModelInfo) (agent.Scorer, error) {
+		if e.cfg.Store.URL != "" {
+			if act, err := db.ActiveModel(ctx); err == nil && act.Version != running.Version && act.Version != unreadable {
+				if _, err := os.Stat(act.Path); err != nil {
+					unreadable = act.Version
+					return nil, fmt.Errorf("model %s, made current by another agent, is at %s, which this agent cannot read "+
+						"(%v): point paths.models at a folder every agent shares", act.Version, act.Path, err)
+				}
+			}
+		}
 		path, err := agent.CurrentModelPath(e.paths.Models)
 		if err != nil || filepath.Base(path) == filepath.Base(running.Path) {
 			return nil, err

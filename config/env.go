@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,12 +182,28 @@ func (c *Config) ReadSecretFiles() error {
 const MaskedSecret = "***"
 
 // Masked returns c with every secret that is set replaced by
-// MaskedSecret, for printing.
+// MaskedSecret, for printing: the tokens, and the password of the
+// database's URL (in its user part or a password parameter).
 func (c Config) Masked() Config {
 	for _, p := range []*string{&c.HTTP.Token, &c.HTTP.ReadToken} {
 		if *p != "" {
 			*p = MaskedSecret
 		}
+	}
+	if c.Store.URL != "" {
+		u, err := url.Parse(c.Store.URL)
+		if err != nil {
+			c.Store.URL = MaskedSecret
+			return c
+		}
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), MaskedSecret)
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", MaskedSecret)
+			u.RawQuery = q.Encode()
+		}
+		c.Store.URL = u.String()
 	}
 	return c
 }

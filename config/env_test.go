@@ -147,3 +147,19 @@ func TestReadSecretFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskedHidesTheDatabasePassword(t *testing.T) {
+	for _, u := range []string{"postgres://u:s3cret@db.example/sentinel", "postgres://u@db.example/sentinel?password=s3cret&sslmode=require", "postgres://%zz:s3cret@x/"} {
+		c := Default()
+		c.Store.URL = u
+		got := c.Masked().Store.URL
+		if strings.Contains(got, "s3cret") || got == "" {
+			t.Errorf("Masked(%q).Store.URL = %q", u, got)
+		}
+	}
+	c := Default()
+	c.Store.URL = "postgres://u@db.example/sentinel"
+	if got := c.Masked().Store.URL; got != "postgres://u@db.example/sentinel" {
+		t.Errorf("a URL without a password changed: %q", got)
+	}
+}

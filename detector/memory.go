@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // The memory bank follows PatchCore (Roth et al., "Towards Total Recall in
@@ -125,45 +126,90 @@ func randomProjection(x []float32, n, d, p int, rng *rand.Rand) ([]float32, int)
 // rows selected so far (ties to the lowest index). It returns the selected
 // rows in the order chosen and the covering radius: the largest distance
 // from any row to its nearest selected row.
+//
+// Each row belongs to its nearest selected row (its centre), and each
+// centre knows the farthest of its rows. A new centre c can only take rows
+// from a centre k within twice that distance of c (the triangle
+// inequality: a row x of k has |x−c| ≥ |k−c| − |x−k|), and only rows
+// within half of |k−c| of it, so once the centres cover the rows closely
+// most groups, and most rows of the rest, are never compared with c. The
+// distances that are compared are the plain loop's, so the selection is
+// the same; a margin keeps rounding from ever skipping a row that would
+// have moved.
 func kCenterGreedy(x []float32, n, d, m, start int) ([]int, float64) {
 	m = min(m, n)
+	row := func(i int) []float32 { return x[i*d : (i+1)*d] }
 	minD := make([]float32, n)
-	for i := range minD {
-		minD[i] = float32(math.Inf(1))
+	owner := make([]int32, n) // the index in sel of each row's centre
+	groups := [][]int32{make([]int32, n)}
+	for i := range n {
+		minD[i] = sqDist(row(i), row(start))
+		groups[0][i] = int32(i)
 	}
-	sel := make([]int, 0, m)
+	sel := []int{start}
+	rad := []float32{0} // the squared distance of each centre's farthest row
+	far := []int32{0}   // that row (ties to the lowest index)
+	rad[0], far[0] = farthest(groups[0], minD, owner, 0)
 	workers := min(max(runtime.GOMAXPROCS(0), 1), 8)
-	chunk := (n + workers - 1) / workers
-	next := start
 	for len(sel) < m {
+		// The next centre: the farthest row of all, the lowest index on
+		// ties.
+		best := 0
+		for k := 1; k < len(rad); k++ {
+			if rad[k] > rad[best] || (rad[k] == rad[best] && far[k] < far[best]) {
+				best = k
+			}
+		}
+		next := int(far[best])
+		knew := int32(len(sel))
 		sel = append(sel, next)
-		c := x[next*d : (next+1)*d]
-		best := make([]int, workers)
+		c := row(next)
+		// The groups a row of which may move to the new centre, shared out
+		// among the workers; each collects the rows it moves.
+		var todo atomicCounter
+		moved := make([][]int32, workers)
 		var wg sync.WaitGroup
 		for w := range workers {
-			lo, hi := w*chunk, min((w+1)*chunk, n)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				b := -1
-				for i := lo; i < hi; i++ {
-					if v := sqDist(x[i*d:(i+1)*d], c); v < minD[i] {
-						minD[i] = v
+				for {
+					k := todo.next()
+					if k >= int(knew) {
+						return
 					}
-					if b < 0 || minD[i] > minD[b] {
-						b = i
+					dc := math.Sqrt(float64(sqDist(row(sel[k]), c)))
+					if dc > reach(rad[k]) {
+						continue // every row of k is nearer its centre than c
 					}
+					kept := groups[k][:0]
+					for _, i := range groups[k] {
+						if owner[i] != int32(k) {
+							continue // moved to a later centre already
+						}
+						if dc <= reach(minD[i]) {
+							if v := sqDist(row(int(i)), c); v < minD[i] {
+								minD[i], owner[i] = v, knew
+								moved[w] = append(moved[w], i)
+								continue
+							}
+						}
+						kept = append(kept, i)
+					}
+					groups[k] = kept
+					rad[k], far[k] = farthest(kept, minD, owner, int32(k))
 				}
-				best[w] = b
 			}()
 		}
 		wg.Wait()
-		next = -1
-		for _, b := range best {
-			if b >= 0 && (next < 0 || minD[b] > minD[next]) {
-				next = b
-			}
+		var mine []int32
+		for _, mv := range moved {
+			mine = append(mine, mv...)
 		}
+		slices.Sort(mine)
+		groups = append(groups, mine)
+		r, f := farthest(mine, minD, owner, knew)
+		rad, far = append(rad, r), append(far, f)
 	}
 	var r float32
 	for _, v := range minD {
@@ -171,6 +217,31 @@ func kCenterGreedy(x []float32, n, d, m, start int) ([]int, float64) {
 	}
 	return sel, math.Sqrt(float64(r))
 }
+
+// reach is how far a new centre may lie from a row's centre and still be
+// nearer the row, for a row at squared distance r2 from its centre: twice
+// the distance, with a margin for rounding.
+func reach(r2 float32) float64 {
+	return 2*math.Sqrt(float64(r2))*(1+1e-4) + 1e-6
+}
+
+// farthest returns the largest squared distance among the rows of a group
+// that still belong to centre k, and that row (the lowest index on ties);
+// an empty group gives -1, which no row's distance is below.
+func farthest(group []int32, minD []float32, owner []int32, k int32) (float32, int32) {
+	r, f := float32(-1), int32(-1)
+	for _, i := range group {
+		if owner[i] == k && (minD[i] > r || (minD[i] == r && i < f)) {
+			r, f = minD[i], i
+		}
+	}
+	return r, f
+}
+
+// atomicCounter hands out 0, 1, 2, … to whoever asks, once each.
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) next() int { return int(c.n.Add(1) - 1) }
 
 // sqDist returns the squared Euclidean distance between a and b.
 func sqDist(a, b []float32) float32 {

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"slices"
@@ -158,5 +159,97 @@ func TestGaussianBlurKeepsConstants(t *testing.T) {
 		if math.Abs(v-0.3) > 1e-12 {
 			t.Fatalf("blurred constant map holds %v", v)
 		}
+	}
+}
+
+// kCenterGreedyPlain is the greedy k-center rule as a plain loop over
+// every row for every centre: the reference kCenterGreedy's pruning must
+// match.
+func kCenterGreedyPlain(x []float32, n, d, m, start int) ([]int, float64) {
+	m = min(m, n)
+	minD := make([]float32, n)
+	for i := range minD {
+		minD[i] = float32(math.Inf(1))
+	}
+	var sel []int
+	next := start
+	for len(sel) < m {
+		sel = append(sel, next)
+		c := x[next*d : (next+1)*d]
+		next = -1
+		for i := range n {
+			if v := sqDist(x[i*d:(i+1)*d], c); v < minD[i] {
+				minD[i] = v
+			}
+			if next < 0 || minD[i] > minD[next] {
+				next = i
+			}
+		}
+	}
+	var r float32
+	for _, v := range minD {
+		r = max(r, v)
+	}
+	return sel, math.Sqrt(float64(r))
+}
+
+// The pruned selection is the plain loop's, row for row, on clustered,
+// spread-out, duplicated and low-dimensional rows.
+func TestKCenterGreedyMatchesPlainLoop(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	cases := []struct {
+		name    string
+		n, d, m int
+		x       []float32
+	}{
+		{"clusters", 3000, 16, 300, randomRows(rng, 3000, 16)},
+		{"uniform", 2000, 8, 400, func() []float32 {
+			x := make([]float32, 2000*8)
+			for i := range x {
+				x[i] = rng.Float32()
+			}
+			return x
+		}()},
+		{"one dimension", 1000, 1, 200, randomRows(rng, 1000, 1)},
+		{"duplicates", 600, 4, 300, func() []float32 {
+			x := randomRows(rng, 600, 4)
+			for i := 100; i < 600; i++ { // five hundred copies of twenty rows
+				copy(x[i*4:(i+1)*4], x[(i%20)*4:(i%20+1)*4])
+			}
+			return x
+		}()},
+		{"all the rows", 300, 5, 300, randomRows(rng, 300, 5)},
+	}
+	for _, c := range cases {
+		start := rng.Intn(c.n)
+		want, wantR := kCenterGreedyPlain(c.x, c.n, c.d, c.m, start)
+		got, gotR := kCenterGreedy(c.x, c.n, c.d, c.m, start)
+		if !slices.Equal(got, want) || gotR != wantR {
+			k := 0
+			for k < min(len(got), len(want)) && got[k] == want[k] {
+				k++
+			}
+			t.Errorf("%s: the selections part at %d of %d (radius %v, want %v)", c.name, k, c.m, gotR, wantR)
+		}
+	}
+}
+
+// BenchmarkKCenterGreedy selects a tenth of a memory bank's projected
+// patches, at the size of a 1,000-normal training (800 films × 256 patches,
+// projected to 128 values), scaled down by -benchtime's rows.
+func BenchmarkKCenterGreedy(b *testing.B) {
+	for _, n := range []int{20_000, 80_000} {
+		rng := rand.New(rand.NewSource(1))
+		x := randomRows(rng, n, 128)
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				kCenterGreedy(x, n, 128, n/10, 0)
+			}
+		})
+		b.Run(fmt.Sprintf("plain/rows=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				kCenterGreedyPlain(x, n, 128, n/10, 0)
+			}
+		})
 	}
 }

@@ -61,6 +61,18 @@ func WriteTable(w io.Writer, r *Result) {
 		parts[i] = fmt.Sprintf("%s=%v", k, r.Settings[k])
 	}
 	fmt.Fprintf(w, "- peer settings: %s\n", strings.Join(parts, ", "))
+	if ReferenceBLAS(r.Settings) {
+		fmt.Fprintf(w, "- WARNING: the peer's matrix products ran in the reference BLAS, not OpenBLAS: its product-bound figures "+
+			"(kNN, scoring, training, the pipeline's resample) are several times slower than a fair peer's; %s\n", InstallHint)
+	}
+}
+
+// ReferenceBLAS says whether the peer's PyTorch did its matrix products in
+// Debian's reference BLAS (libblas3), which is what it links when
+// libopenblas0-pthread is missing, rather than in OpenBLAS.
+func ReferenceBLAS(settings map[string]any) bool {
+	s, ok := settings["blas"].(string)
+	return ok && strings.Contains(s, "/blas/libblas")
 }
 
 func batchOf(r *Result) int {

@@ -36,7 +36,15 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 	margin := float32(4*d+8) * 0x1p-24
 	tiles := (nb + knnBankTile - 1) / knnBankTile
 	nw := min(workers(), tiles)
+	// The screen, s − 2q·b − margin·s ≥ worst with s = |q|² + |b|², is
+	// rearranged as keep·|b|² − 2q·b ≥ worst − keep·|q|² (keep = 1 −
+	// margin) so that the inner loop is one multiply, one subtraction and
+	// one comparison against a per-query bound updated only when the
+	// query's top-k changes; the margin is doubled to cover the
+	// rearrangement's own rounding, so the screen stays conservative.
+	keep := 1 - 2*margin
 	tops := make([][]float32, nw)
+	bounds := make([][]float32, nw)
 	dots := make([][]float32, nw)
 	parallel(tiles, func(w, t int) {
 		if tops[w] == nil {
@@ -44,23 +52,28 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 			for i := range tops[w] {
 				tops[w][i] = float32(math.Inf(1))
 			}
+			bounds[w] = make([]float32, nq)
+			for i := range bounds[w] {
+				bounds[w][i] = float32(math.Inf(1))
+			}
 			dots[w] = make([]float32, knnBankTile*nq)
 		}
 		b0, b1 := t*knnBankTile, min((t+1)*knnBankTile, nb)
 		n := b1 - b0
 		sgemmNN(n, nq, d, bank[b0*d:b1*d], d, qT, nq, 0, dots[w], nq)
-		top := tops[w]
+		top, bound := tops[w], bounds[w][:nq]
 		for j := range n {
 			row := dots[w][j*nq : (j+1)*nq]
-			bj := bankSq[b0+j]
+			row = row[:len(bound)]
+			cj := keep * bankSq[b0+j]
 			for i, dot := range row {
-				worst := top[i*k+k-1]
-				s := qSq[i] + bj
-				if s-2*dot-margin*s >= worst {
+				if cj-2*dot >= bound[i] {
 					continue
 				}
+				worst := top[i*k+k-1]
 				if e := sqDist(q[i*d:(i+1)*d], bank[(b0+j)*d:(b0+j+1)*d]); e < worst {
 					insertSorted(top[i*k:(i+1)*k], e)
+					bound[i] = top[i*k+k-1] - keep*qSq[i]
 				}
 			}
 		}

@@ -80,3 +80,16 @@ func TestKNNScoresNearDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKNN queries 256 patches of 48 values against a bank of 100,000,
+// as scoring one film does.
+func BenchmarkKNN(b *testing.B) {
+	rng := rand.New(rand.NewSource(5))
+	const nq, nb, d = 256, 100_000, 48
+	bank := randomRows(rng, nb, d)
+	q := randomRows(rng, nq, d)
+	sq := rowNorms(bank, nb, d)
+	for b.Loop() {
+		knnScores(q, nq, bank, sq, nb, d, 1)
+	}
+}

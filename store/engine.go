@@ -13,12 +13,29 @@ import (
 // several agents. The queries are written once, in the SQL both accept,
 // with SQLite's "?" and "?N" placeholders; on PostgreSQL they are rewritten
 // to "$N" as they are sent. What differs beyond that is handled here and in
-// the few places that ask db.postgres().
+// the few places that ask db.pg.
+
+// dialect rewrites a query and its arguments for the engine.
+type dialect struct{ pg bool }
+
+func (d dialect) sql(q string) string {
+	if d.pg {
+		return rebind(q)
+	}
+	return q
+}
+
+func (d dialect) args(a []any) []any {
+	if d.pg {
+		return pgArgs(a)
+	}
+	return a
+}
 
 // conn is the database handle the store's methods query through.
 type conn struct {
+	dialect
 	raw *sql.DB
-	pg  bool
 }
 
 // pgArgs passes booleans as the integers SQLite stores them as, since the
@@ -34,20 +51,6 @@ func pgArgs(args []any) []any {
 		}
 	}
 	return args
-}
-
-func (c *conn) sql(q string) string {
-	if c.pg {
-		return rebind(q)
-	}
-	return q
-}
-
-func (c *conn) args(a []any) []any {
-	if c.pg {
-		return pgArgs(a)
-	}
-	return a
 }
 
 func (c *conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -74,24 +77,10 @@ func (c *conn) Close() error { return c.raw.Close() }
 
 // Tx is a transaction of the store's (see DB.tx).
 type Tx struct {
+	dialect
 	raw *sql.Tx
-	pg  bool
 	// agent names the agent writing, for the rows that record it.
 	agent string
-}
-
-func (t *Tx) sql(q string) string {
-	if t.pg {
-		return rebind(q)
-	}
-	return q
-}
-
-func (t *Tx) args(a []any) []any {
-	if t.pg {
-		return pgArgs(a)
-	}
-	return a
 }
 
 func (t *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {

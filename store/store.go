@@ -188,7 +188,7 @@ func (db *DB) openPostgres() error {
 		sdb.Close()
 		return fmt.Errorf("store: connect %s: %w", db.Where(), err)
 	}
-	db.db = &conn{raw: sdb, pg: true}
+	db.db = &conn{dialect: dialect{pg: true}, raw: sdb}
 	if err := db.migrate(context.Background()); err != nil {
 		sdb.Close()
 		return fmt.Errorf("store: migrate %s: %w", db.Where(), err)
@@ -264,7 +264,7 @@ func (db *DB) tx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	tx := &Tx{raw: raw, pg: db.pg, agent: db.Agent}
+	tx := &Tx{dialect: dialect{db.pg}, raw: raw, agent: db.Agent}
 	if db.pg {
 		if _, err := raw.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
 			return errors.Join(err, raw.Rollback())

@@ -332,7 +332,7 @@ func schemaAt(t *testing.T, last string) (*DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sdb.Close() })
-	old := &DB{db: &conn{raw: sdb, pg: testPostgres}, path: path, pg: testPostgres, Now: time.Now}
+	old := &DB{db: &conn{dialect: dialect{testPostgres}, raw: sdb}, path: path, pg: testPostgres, Now: time.Now}
 	if err := old.migrateThrough(context.Background(), last); err != nil {
 		t.Fatal(err)
 	}

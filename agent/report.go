@@ -74,7 +74,7 @@ func reportPaths(dir string, rep sentinel.Report) (string, string) {
 // atomically, so a reader never sees half a report.
 func writeReport(dir string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, string, error) {
 	jsonPath, heatPath := reportPaths(dir, rep)
-	heatPath, err := writeReportAt(jsonPath, heatPath, rep, img, heat, start)
+	heatPath, _, err := writeReportAt(jsonPath, heatPath, rep, img, heat, start)
 	if err != nil {
 		return "", "", err
 	}
@@ -181,30 +181,34 @@ func revisionPaths(dir string, rep sentinel.Report, n int) (string, string) {
 	return fmt.Sprintf("%s.r%d.json", base, n), fmt.Sprintf("%s.r%d.heatmap.png", base, n)
 }
 
+// writtenRevision is where writeRevision put a revision, and what it wrote.
+type writtenRevision struct {
+	report, heatmap string // the revision's files; heatmap is "" without one
+	previous        string // where the superseded revision now is
+	body            []byte // the report as written
+}
+
 // writeRevision writes revision rep.Revision (2 or more) of an instance's
 // report as <uid>.r<n>.json with its own heatmap. The first revision's bytes
 // are kept first as <uid>.r1.json, so every revision stays on disk as
 // written; its heatmap keeps its name. <uid>.json, the latest report, is
-// replaced only once the revision is recorded (see latestReport). It
-// returns the revision's report and heatmap paths and where the superseded
-// revision now is.
-func writeRevision(dir string, rep sentinel.Report, img, heat sentinel.Image, start time.Time) (report, heatmap, previous string, err error) {
+// replaced only once the revision is recorded (see latestReport).
+func writeRevision(dir string, rep sentinel.Report, img, heat sentinel.Image, start time.Time) (writtenRevision, error) {
+	var w writtenRevision
 	latest, _ := reportPaths(dir, rep)
-	previous, _ = revisionPaths(dir, rep, rep.Revision-1)
-	if rep.Revision == 2 && !exists(previous) {
-		if err := copyFile(latest, previous, fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", "", "", fmt.Errorf("report %s: keep revision 1: %w", rep.InstanceID, err)
+	w.previous, _ = revisionPaths(dir, rep, rep.Revision-1)
+	if rep.Revision == 2 && !exists(w.previous) {
+		if err := copyFile(latest, w.previous, fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return w, fmt.Errorf("report %s: keep revision 1: %w", rep.InstanceID, err)
 		}
 	}
 	if rep.Supersedes != nil {
-		rep.Supersedes.Report = filepath.Base(previous)
+		rep.Supersedes.Report = filepath.Base(w.previous)
 	}
-	report, heatmap = revisionPaths(dir, rep, rep.Revision)
-	heatmap, err = writeReportAt(report, heatmap, rep, img, heat, start)
-	if err != nil {
-		return "", "", "", err
-	}
-	return report, heatmap, previous, nil
+	var err error
+	w.report, w.heatmap = revisionPaths(dir, rep, rep.Revision)
+	w.heatmap, w.body, err = writeReportAt(w.report, w.heatmap, rep, img, heat, start)
+	return w, err
 }
 
 // latestReport makes <uid>.json hold the same bytes as revision rev of the
@@ -227,18 +231,19 @@ func latestReport(path string, rev int) (bool, error) {
 }
 
 // writeReportAt writes a report to jsonPath and its heatmap, when the score
-// has one, to heatPath, and returns the heatmap's path ("" without one).
-func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, error) {
+// has one, to heatPath, and returns the heatmap's path ("" without one) and
+// the report as written.
+func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.Image, heat sentinel.Image, start time.Time) (string, []byte, error) {
 	if err := os.MkdirAll(filepath.Dir(jsonPath), dirMode); err != nil {
-		return "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+		return "", nil, fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
 	if len(heat.Pix) > 0 {
 		var buf bytes.Buffer
 		if err := heatmapPNG.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
-			return "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+			return "", nil, fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(heatPath, buf.Bytes()); err != nil {
-			return "", fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
+			return "", nil, fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		rep.Heatmap = filepath.Base(heatPath)
 	} else {
@@ -249,9 +254,9 @@ func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.
 		err = writeAtomic(jsonPath, b)
 	}
 	if err != nil {
-		return "", fmt.Errorf("report %s: %w", rep.InstanceID, err)
+		return "", nil, fmt.Errorf("report %s: %w", rep.InstanceID, err)
 	}
-	return heatPath, nil
+	return heatPath, b, nil
 }
 
 // File modes of what Sentinel writes: reports, heatmaps and quarantined

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -129,21 +128,16 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 	rep.RevisionReason = fmt.Sprintf("model %s, now in use, decides %s where model %s decided %s",
 		info.Version, score.Decision, r.ModelVersion, r.Decision)
 	rep.Timings = sentinel.Timings{DecodeMS: ms(decoded.Sub(start)), ScoreMS: ms(scored.Sub(decoded))}
-	reportPath, heatmapPath, previous, err := writeRevision(a.cfg.Reports, rep, img, score.Heatmap, start)
+	w, err := writeRevision(a.cfg.Reports, rep, img, score.Heatmap, start)
 	if err != nil {
 		return 0, err
 	}
 	// The revision's outputs are recorded with it (see Process).
 	outs := a.prepareOutputs(ctx, rep, r.Path, img, score.Heatmap)
-	body, err := os.ReadFile(reportPath)
-	if err != nil {
-		outs.drop()
-		return 0, fmt.Errorf("report %s: %w", rep.InstanceID, err)
-	}
 	rev := store.Revision{InstanceID: r.Instance.ID, Revision: rep.Revision, ModelVersion: info.Version,
-		Score: *score, ReportPath: reportPath, HeatmapPath: heatmapPath, ReportBody: body, Outbox: outs.items}
-	if rep.Revision == 2 && exists(previous) {
-		rev.PreviousPath = previous
+		Score: *score, ReportPath: w.report, HeatmapPath: w.heatmap, ReportBody: w.body, Outbox: outs.items}
+	if rep.Revision == 2 && exists(w.previous) {
+		rev.PreviousPath = w.previous
 	}
 	err = a.db.RecordRevision(ctx, rev)
 	if errors.Is(err, store.ErrRevised) {
@@ -157,7 +151,7 @@ func (a *Agent) reviseOne(ctx context.Context, model Scorer, r store.Reported) (
 	a.outputsRecorded(outs)
 	// Last: a stop before this leaves <uid>.json as it was, and the next
 	// pass brings it up to date (repairLatest).
-	if _, err := latestReport(reportPath, rep.Revision); err != nil {
+	if _, err := latestReport(w.report, rep.Revision); err != nil {
 		return 0, fmt.Errorf("revise %s: %w", r.Instance.ID, err)
 	}
 	a.metrics.revised.WithLabelValues(string(r.Decision), string(score.Decision)).Inc()

@@ -71,7 +71,7 @@ func run(n, kills, size int, keep, revise bool) error {
 	ws := filepath.Join(work, "ws")
 	rng := rand.New(rand.NewPCG(uint64(1), 0))
 	normals := filepath.Join(work, "normals")
-	if err := writeMany(rng, normals, 24, size, "n", "normal"); err != nil {
+	if err := phantom.WriteStudies(rng, normals, "n", 24, size, "normal"); err != nil {
 		return err
 	}
 	if out, err := exec.Command(bin, "train", "--workspace", ws, "--normals", normals).CombinedOutput(); err != nil {
@@ -79,7 +79,7 @@ func run(n, kills, size int, keep, revise bool) error {
 	}
 	staging := filepath.Join(ws, "staging")
 	fmt.Printf("writing %d DICOM files (%dx%d)...\n", n, size, size)
-	if err := writeMany(rng, staging, n, size, "f", "normal"); err != nil {
+	if err := phantom.WriteStudies(rng, staging, "f", n, size, "normal"); err != nil {
 		return err
 	}
 	var extra extras
@@ -181,7 +181,7 @@ func run(n, kills, size int, keep, revise bool) error {
 	// A second model, trained on other phantoms, made current while the
 	// agent is down; the agent compares every report with it at start.
 	others := filepath.Join(work, "others")
-	if err := writeMany(rng, others, 24, size, "o", "opacity"); err != nil {
+	if err := phantom.WriteStudies(rng, others, "o", 24, size, "opacity"); err != nil {
 		return err
 	}
 	if out, err := exec.Command(bin, "train", "--workspace", ws, "--normals", others, "--seed", "2").CombinedOutput(); err != nil {
@@ -381,24 +381,6 @@ func sampleRSS(pid int, peak *atomic.Int64) {
 	}
 }
 
-func writeMany(rng *rand.Rand, dir string, n, size int, prefix string, kind phantom.Kind) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	study := phantom.NewUID(rng)
-	for i := 0; i < n; i++ {
-		if i%20 == 0 {
-			study = phantom.NewUID(rng)
-		}
-		meta := phantom.Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: phantom.NewUID(rng), PatientID: "LOAD"}
-		p := filepath.Join(dir, fmt.Sprintf("%s%05d.dcm", prefix, i))
-		if err := phantom.WriteDICOM(p, phantom.Generate(rng, size, kind), size, meta); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // mixed adds the files of -mixed to the burst.
 var mixed bool
 
@@ -436,7 +418,7 @@ func writeExtras(rng *rand.Rand, staging string, size int) (extras, error) {
 			return e, err
 		}
 		meta := phantom.Meta{SOPInstanceUID: attrs[0x00080018], StudyInstanceUID: attrs[0x0020000D],
-			SeriesInstanceUID: attrs[0x0020000D] + ".1", PatientID: "LOAD"}
+			SeriesInstanceUID: attrs[0x0020000D] + ".1", PatientID: "BURST"}
 		p := filepath.Join(staging, fmt.Sprintf("conflict%05d.dcm", i))
 		if err := phantom.WriteDICOM(p, phantom.Generate(rng, size, "opacity"), size, meta); err != nil {
 			return e, err
@@ -462,7 +444,7 @@ func writeSlowly(rng *rand.Rand, inbox string, n, size int) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeMany(rng, tmp, n, size, "slow", "normal"); err != nil {
+	if err := phantom.WriteStudies(rng, tmp, "slow", n, size, "normal"); err != nil {
 		return err
 	}
 	entries, _ := os.ReadDir(tmp)

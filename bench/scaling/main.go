@@ -79,7 +79,7 @@ func run(n, size int, agentList string, workers int, keep bool) error {
 	// models folder the agents share.
 	seed := filepath.Join(work, "seed")
 	normals := filepath.Join(work, "normals")
-	if err := writeFilms(rng, normals, "n", 24, size); err != nil {
+	if err := phantom.WriteStudies(rng, normals, "n", 24, size, phantom.Normal); err != nil {
 		return err
 	}
 	if out, err := exec.Command(bin, "train", "--workspace", seed, "--normals", normals, "--epochs", "3").CombinedOutput(); err != nil {
@@ -87,7 +87,7 @@ func run(n, size int, agentList string, workers int, keep bool) error {
 	}
 	burst := filepath.Join(work, "burst")
 	fmt.Printf("writing %d films (%dx%d)...\n", n, size, size)
-	if err := writeFilms(rng, burst, "f", n, size); err != nil {
+	if err := phantom.WriteStudies(rng, burst, "f", n, size, phantom.Normal); err != nil {
 		return err
 	}
 
@@ -286,22 +286,4 @@ func dbSize(url string) int64 {
 	var n int64
 	db.QueryRow(`SELECT pg_database_size(current_database())`).Scan(&n)
 	return n
-}
-
-// writeFilms writes n phantom chest films, 20 to a study, into dir.
-func writeFilms(rng *rand.Rand, dir, prefix string, n, size int) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	study := phantom.NewUID(rng)
-	for i := range n {
-		if i%20 == 0 {
-			study = phantom.NewUID(rng)
-		}
-		meta := phantom.Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: phantom.NewUID(rng)}
-		if err := phantom.WriteDICOM(filepath.Join(dir, fmt.Sprintf("%s%05d.dcm", prefix, i)), phantom.Generate(rng, size, "normal"), size, meta); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -109,22 +109,35 @@ func (a *clusterAgent) output() string {
 	return a.log.String()
 }
 
-// writeBurst writes n small films, 20 to a study, into dir.
-func writeBurst(t *testing.T, rng *rand.Rand, dir, prefix string, n int, kind phantom.Kind) {
+// trainAt trains the first model of a network at agent a's site, on 24
+// normal films; the model goes into the models folder a names.
+func trainAt(t *testing.T, rng *rand.Rand, dir string, a *clusterAgent) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	normals := filepath.Join(dir, "normals")
+	writeBurst(t, rng, normals, "n", 24, "normal")
+	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
+		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// openShared opens the network's database as the test sees it; it is
+// closed when the test ends.
+func openShared(t *testing.T, url string) *store.DB {
+	t.Helper()
+	db := store.NewDB(url)
+	db.Agent = "test"
+	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
-	study := phantom.NewUID(rng)
-	for i := range n {
-		if i%20 == 0 {
-			study = phantom.NewUID(rng)
-		}
-		meta := phantom.Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: phantom.NewUID(rng)}
-		p := filepath.Join(dir, fmt.Sprintf("%s%04d.dcm", prefix, i))
-		if err := phantom.WriteDICOM(p, phantom.Generate(rng, 128, kind), 128, meta); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// writeBurst writes n films of 128 pixels, twenty to a study, into dir.
+func writeBurst(t *testing.T, rng *rand.Rand, dir, prefix string, n int, kind phantom.Kind) {
+	t.Helper()
+	if err := phantom.WriteStudies(rng, dir, prefix, n, 128, kind); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -173,21 +186,12 @@ func TestFailoverTwoAgentsOneInbox(t *testing.T) {
 	models := filepath.Join(dir, "models")
 	a := clusterConfig(t, dir, "a", inbox, models, url, "")
 	b := clusterConfig(t, dir, "b", inbox, models, url, "")
-	normals := filepath.Join(dir, "normals")
-	writeBurst(t, rng, normals, "n", 24, "normal")
-	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
-		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
-	}
+	trainAt(t, rng, dir, a)
 	const n = 1000
 	staging := filepath.Join(dir, "staging")
 	writeBurst(t, rng, staging, "f", n, "normal")
 
-	db := store.NewDB(url)
-	db.Agent = "test"
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openShared(t, url)
 	done := func() int {
 		c, err := db.Counts(ctx)
 		if err != nil {
@@ -329,11 +333,7 @@ func TestTwoSitesShareModelAndLabels(t *testing.T) {
 	port := freePort(t)
 	a := clusterConfig(t, dir, "site-a", filepath.Join(dir, "inbox-a"), models, url, fmt.Sprintf("127.0.0.1:%d", port))
 	b := clusterConfig(t, dir, "site-b", filepath.Join(dir, "inbox-b"), models, url, "")
-	normals := filepath.Join(dir, "normals")
-	writeBurst(t, rng, normals, "n", 24, "normal")
-	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
-		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
-	}
+	trainAt(t, rng, dir, a)
 	for _, s := range []struct {
 		site   *clusterAgent
 		inbox  string
@@ -344,12 +344,7 @@ func TestTwoSitesShareModelAndLabels(t *testing.T) {
 		writeBurst(t, rng, src, s.prefix+"-nodule-", 4, "nodule")
 		moveAll(t, src, filepath.Join(dir, s.inbox))
 	}
-	db := store.NewDB(url)
-	db.Agent = "test"
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openShared(t, url)
 	reports := func() []store.ReportRow {
 		rows, err := db.Reports(ctx)
 		if err != nil {
@@ -412,8 +407,8 @@ func TestTwoSitesShareModelAndLabels(t *testing.T) {
 	lb.WriteString("file,label,reader,time\n")
 	for _, site := range []string{"a", "b"} {
 		for i := range 4 {
-			fmt.Fprintf(&lb, "%s-nodule-%04d.dcm,abnormal,dr-a,2026-11-02T09:00:00Z\n", site, i)
-			fmt.Fprintf(&lb, "%s-normal-%04d.dcm,normal,dr-a,2026-11-02T09:00:00Z\n", site, i)
+			fmt.Fprintf(&lb, "%s-nodule-%05d.dcm,abnormal,dr-a,2026-11-02T09:00:00Z\n", site, i)
+			fmt.Fprintf(&lb, "%s-normal-%05d.dcm,normal,dr-a,2026-11-02T09:00:00Z\n", site, i)
 		}
 	}
 	os.WriteFile(labels, []byte(lb.String()), 0o644)
@@ -496,20 +491,11 @@ func TestPostgresOutageLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	inbox := filepath.Join(dir, "inbox")
 	a := clusterConfig(t, dir, "a", inbox, filepath.Join(dir, "models"), url, "")
-	normals := filepath.Join(dir, "normals")
-	writeBurst(t, rng, normals, "n", 24, "normal")
-	if out, errOut, code := sentinelCmd(t, "train", "--config", a.cfg, "--normals", normals, "--epochs", "2"); code != 0 {
-		t.Fatalf("train exited %d\n%s\n%s", code, out, errOut)
-	}
+	trainAt(t, rng, dir, a)
 	const n = 300
 	staging := filepath.Join(dir, "staging")
 	writeBurst(t, rng, staging, "f", n, "normal")
-	db := store.NewDB(url)
-	db.Agent = "test"
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openShared(t, url)
 	done := func() int {
 		c, err := db.Counts(ctx)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,4 +155,25 @@ func dataset(pix []uint16, size int, meta Meta) (dicom.Dataset, error) {
 	// ascending tags.
 	slices.SortFunc(elems, func(a, b *dicom.Element) int { return cmp.Compare(a.Tag.Uint32(), b.Tag.Uint32()) })
 	return dicom.Dataset{Elements: elems}, nil
+}
+
+// WriteStudies writes n phantom films of the given kind and side into dir,
+// as <prefix><NNNNN>.dcm, twenty to a study (one series each), every film
+// with a fresh SOP Instance UID drawn from rng: a burst as a PACS export
+// folder receives it.
+func WriteStudies(rng *rand.Rand, dir, prefix string, n, size int, kind Kind) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var study string
+	for i := range n {
+		if i%20 == 0 {
+			study = NewUID(rng)
+		}
+		meta := Meta{StudyInstanceUID: study, SeriesInstanceUID: study + ".1", SOPInstanceUID: NewUID(rng), PatientID: "BURST"}
+		if err := WriteDICOM(filepath.Join(dir, fmt.Sprintf("%s%05d.dcm", prefix, i)), Generate(rng, size, kind), size, meta); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -34,6 +34,32 @@ func (db *DB) PatientKeyer(ctx context.Context) (func(issuer, id string) string,
 	}, nil
 }
 
+// ErrSecretSet means a workspace already has the secret being set.
+var ErrSecretSet = errors.New("store: the workspace already has its patient key")
+
+// SetPatientSecret sets the secret of a new workspace's patient keys
+// instead of a random one, so that a rehearsal of the learning loop
+// (agent.Rehearse) keys its patients as another with the same secret does
+// and its choices by patient repeat. It fails with ErrSecretSet once the
+// workspace has one: keys already made would no longer match. A site's
+// workspace keeps its random secret.
+func (db *DB) SetPatientSecret(ctx context.Context, secret []byte) error {
+	if len(secret) < 16 {
+		return fmt.Errorf("store: a patient secret of %d bytes is too short", len(secret))
+	}
+	return db.tx(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM secrets WHERE name = ?`, patientSecret).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrSecretSet
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, value) VALUES (?, ?)`, patientSecret, secret)
+		return err
+	})
+}
+
 // secret returns the named secret, making a random one of 32 bytes the
 // first time.
 func (db *DB) secret(ctx context.Context, name string) ([]byte, error) {

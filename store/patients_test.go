@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 )
 
@@ -58,5 +59,40 @@ func TestPatientKeys(t *testing.T) {
 	}
 	if other("", "12345") == a {
 		t.Fatal("two workspaces key a patient alike")
+	}
+}
+
+// A set patient secret keys patients alike in two workspaces; it cannot be
+// set once a workspace has one, nor be too short.
+func TestSetPatientSecret(t *testing.T) {
+	ctx := context.Background()
+	secret := []byte("rehearsal seed 1 patient secret!")
+	var keys []string
+	for range 2 {
+		db := MustOpenDB(t)
+		if err := db.SetPatientSecret(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+		key, err := db.PatientKeyer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key("", "12345"))
+		if err := db.SetPatientSecret(ctx, secret); !errors.Is(err, ErrSecretSet) {
+			t.Errorf("second set: %v", err)
+		}
+	}
+	if keys[0] != keys[1] || len(keys[0]) != 32 {
+		t.Errorf("keys %q", keys)
+	}
+	db := MustOpenDB(t)
+	if _, err := db.PatientKeyer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPatientSecret(ctx, secret); !errors.Is(err, ErrSecretSet) {
+		t.Errorf("set after a random one was made: %v", err)
+	}
+	if err := MustOpenDB(t).SetPatientSecret(ctx, []byte("short")); err == nil {
+		t.Error("a 5-byte secret was taken")
 	}
 }

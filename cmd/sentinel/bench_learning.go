@@ -2,22 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/sentinel-pacs/sentinel"
 	"github.com/sentinel-pacs/sentinel/agent"
 	"github.com/sentinel-pacs/sentinel/detector"
 	"github.com/sentinel-pacs/sentinel/dicomio"
-	"github.com/sentinel-pacs/sentinel/internal/parallel"
 	"github.com/sentinel-pacs/sentinel/internal/plots"
 	"github.com/sentinel-pacs/sentinel/learn"
+	"github.com/sentinel-pacs/sentinel/store"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,18 +35,26 @@ const admissionOnly = "admission-only"
 type benchRound struct {
 	Round    int    `json:"round"`
 	Strategy string `json:"strategy"`
-	// Seed is the run's seed: of the random draws and of training.
+	// Admission says whether admission cycles ran before the retrainings.
+	Admission bool `json:"admission"`
+	// Seed is the run's seed: of training and of the queries.
 	Seed      int64 `json:"seed"`
 	Labels    int   `json:"labels"`
 	Abnormals int   `json:"labelled_abnormals"`
-	Admitted  int   `json:"admitted"`
+	// Unanswered counts the round's queries the labels file had no row for.
+	Unanswered int `json:"unanswered,omitempty"`
+	Admitted   int `json:"admitted"`
 	// AdmittedNormal is the fraction of the admitted cases that are truly
 	// normal (from the labels file; never used by the loop).
 	AdmittedNormal float64 `json:"admitted_truly_normal"`
-	TrainNormals   int     `json:"train_normals"`
+	// TrainNormals counts the normals the round's candidate trained on
+	// (the seed normals in round 0).
+	TrainNormals int `json:"train_normals"`
+	// The model in use's figures on the evaluation split, as `sentinel
+	// eval` gives them.
+	Model          string  `json:"model"`
 	ROCAUC         float64 `json:"roc_auc"`
 	PRAUC          float64 `json:"pr_auc"`
-	// DetectorROCAUC is the detector's score alone, without the head.
 	DetectorROCAUC float64 `json:"detector_roc_auc"`
 	Precision      float64 `json:"precision"`
 	Recall         float64 `json:"recall"`
@@ -55,46 +63,37 @@ type benchRound struct {
 	TP             int     `json:"tp"`
 	Threshold      float64 `json:"threshold"`
 	HeadWeight     float64 `json:"head_weight"`
-	// With --promotion: the frozen holdout's size, and whether this
-	// round's candidate replaced the model in use (the figures above are
-	// always the model in use's) with the verdict's reason.
-	Holdout  int    `json:"holdout,omitempty"`
-	Promoted *bool  `json:"promoted,omitempty"`
-	Verdict  string `json:"verdict,omitempty"`
-	// CandidateROCAUC is the candidate's ROC-AUC on the evaluation split,
-	// promoted or not: it audits the gate and steers nothing.
+	// Holdout is the frozen holdout's size; Promoted and Verdict say what
+	// the promotion gate did with the round's candidate.
+	Holdout        int    `json:"holdout"`
+	HoldoutNormals int    `json:"holdout_normals"`
+	Promoted       *bool  `json:"promoted,omitempty"`
+	Verdict        string `json:"verdict,omitempty"`
+	// CandidateROCAUC is a candidate's ROC-AUC on the evaluation split when
+	// it did not become the model in use: it audits the gate and steers
+	// nothing.
 	CandidateROCAUC *float64 `json:"candidate_roc_auc,omitempty"`
 	Seconds         float64  `json:"seconds"`
 }
 
-// benchCase is one image of the benchmark with its true label.
-type benchCase struct {
-	id       string
-	img      sentinel.Image
-	emb      []float32
-	abnormal bool
-	// patient is the labels file's patient key ("" without one).
-	patient string
-}
-
 func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, g := newFlagSet("bench learning", "bench learning --labels CSV [--images DIR] [flags]", stderr)
-	labelsPath := fs.String("labels", "../shared/data/cxr8/labels.csv", "labels `CSV` (file,finding,split)")
+	labelsPath := fs.String("labels", "../shared/data/cxr8/labels.csv", "labels `CSV` (file,finding,split[,patient]): the stand-in radiologists")
 	imagesDir := fs.String("images", "", "`folder` of the images (default: images/ beside the labels file)")
 	seedSplit := fs.String("seed-split", "seed", "split whose normals train the round-0 model")
-	poolSplit := fs.String("pool-split", "pool", "split the queries are drawn from and answered from the file")
+	poolSplit := fs.String("pool-split", "pool", "split ingested as the site's films: the queries are drawn from it and answered from the file")
 	evalSplit := fs.String("eval-split", "dev", "split evaluated after each round (never trained on, never used for thresholds)")
 	rounds := fs.Int("rounds", 5, "learning rounds")
 	perRound := fs.Int("per-round", 25, "queries answered per round")
 	strategy := fs.String("strategy", "hybrid", "hybrid, uncertainty, boundary, diverse, random or admission-only; several, comma-separated, run one after another")
 	epochs := fs.Int("epochs", 0, "training epochs per round (default detector.epochs)")
 	inputSize := fs.Int("input", 0, "model input size (default detector.input_size)")
-	seed := fs.Int64("seed", 1, "random seed of the random strategy and of training")
+	seed := fs.Int64("seed", 1, "seed of training and of the queries")
 	seeds := fs.Int("seeds", 1, "run each strategy with this many seeds: --seed, --seed+1, ...")
 	plotDir := fs.String("plot", "", "also write the learning curves (evaluation ROC-AUC per round, one line per strategy, the seeds' spread shaded) into this `folder` as learning.png and learning.svg")
 	asJSON := fs.Bool("json", false, "print one JSON object per round")
-	withAdmission := fs.Bool("admit", false, "with a query strategy, also run an oracle-free admission cycle before each round's queries, as the running agent does between retraining cycles")
-	promotion := fs.Bool("promotion", false, "run the retraining cycle as the agent does: learning.holdout_fraction of the labels frozen as a holdout that never trains, and a candidate replaces the model in use only if the promotion gate passes")
+	withAdmission := fs.Bool("admit", true, "run an admission cycle before each retraining, as the running agent does")
+	keep := fs.String("keep", "", "keep each run's workspace in this `folder` (default: a temporary folder, removed at the end)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -111,7 +110,10 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *seeds < 1 {
 		return usageError{"bench learning: --seeds must be at least 1"}
 	}
-	e, err := setup(fs, g, stderr)
+	if *rounds < 0 || *perRound < 1 {
+		return usageError{"bench learning: --rounds must be at least 0 and --per-round at least 1"}
+	}
+	e, err := setupReadOnly(fs, g, stderr)
 	if err != nil {
 		return err
 	}
@@ -121,9 +123,6 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *inputSize > 0 {
 		e.cfg.Detector.InputSize = *inputSize
 	}
-	tc := e.trainConfig()
-	tc.Logger = nil
-	opt := e.learningOptions()
 	if *imagesDir == "" {
 		*imagesDir = filepath.Join(filepath.Dir(*labelsPath), "images")
 	}
@@ -131,69 +130,48 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	load := func(split string, normalsOnly bool) ([]benchCase, error) {
-		var files []agent.LabelRow
-		for _, r := range rows {
-			if r.Split == split && (!normalsOnly || r.Normal()) {
-				files = append(files, r)
-			}
+	work := *keep
+	if work == "" {
+		if work, err = os.MkdirTemp("", "sentinel-bench-learning-"); err != nil {
+			return err
 		}
-		if len(files) == 0 {
-			return nil, fmt.Errorf("bench learning: no rows in split %q of %s", split, *labelsPath)
-		}
-		out := make([]benchCase, len(files))
-		err := parallel.All(ctx, len(files), e.cfg.Ingest.Workers, func(i int) error {
-			_, img, err := dicomio.Load(filepath.Join(*imagesDir, files[i].File), dicomio.Options{MaxPixels: e.cfg.Ingest.MaxPixels})
-			if err != nil {
-				return err
-			}
-			img = dicomio.Resample(img, tc.InputSize, tc.InputSize)
-			out[i] = benchCase{id: files[i].File, img: img, emb: opt.Embedder.Embed(img), abnormal: !files[i].Normal(), patient: files[i].Patient}
-			return nil
-		})
-		return out, err
+		defer os.RemoveAll(work)
 	}
-	seedCases, err := load(*seedSplit, true)
-	if err != nil {
-		return err
-	}
-	pool, err := load(*poolSplit, false)
-	if err != nil {
-		return err
-	}
-	eval, err := load(*evalSplit, false)
-	if err != nil {
+	b := &learningBench{e: e, rows: rows, images: *imagesDir, labels: *labelsPath, work: work,
+		rounds: *rounds, perRound: *perRound, admit: *withAdmission}
+	if err := b.prepare(ctx, *seedSplit, *poolSplit, *evalSplit); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "bench learning: %d seed normals (%s), pool %d (%s), evaluation %d (%s), strategy %s, %d seed(s) from %d, %d rounds of %d, input %d, %d epochs\n",
-		len(seedCases), *seedSplit, len(pool), *poolSplit, len(eval), *evalSplit, strings.Join(strategies, ", "), *seeds, *seed, *rounds, *perRound, tc.InputSize, tc.Epochs)
+		len(b.seedFiles), *seedSplit, b.poolSize, *poolSplit, len(b.eval), *evalSplit, strings.Join(strategies, ", "), *seeds, *seed,
+		*rounds, *perRound, e.cfg.Detector.InputSize, e.cfg.Detector.Epochs)
 
+	prog := e.newProgress(stderr, "bench learning", "rounds", len(strategies)**seeds*(*rounds+1))
+	defer prog.Finish()
 	var runs [][]benchRound
 	for _, st := range strategies {
 		for k := range *seeds {
 			sd := *seed + int64(k)
-			rtc := tc
-			rtc.Seed = sd
-			sim := &learningSim{ctx: ctx, tc: rtc, opt: opt, seed: seedCases, pool: pool, eval: eval,
-				labelled: map[string]string{}, admitted: map[string]bool{}, streak: map[string]int{}, promotion: *promotion, roles: map[string]bool{}, random: map[string]bool{}}
-			all, err := sim.run(st, sd, *rounds, *perRound, *withAdmission, func(row benchRound) {
+			all, err := b.run(ctx, st, sd, func(row benchRound) {
+				prog.Add(1)
 				if *asJSON {
-					b, _ := json.Marshal(row)
-					fmt.Fprintln(stdout, string(b))
+					line, _ := json.Marshal(row)
+					fmt.Fprintln(stdout, string(line))
 				}
 			})
 			if err != nil {
-				return err
+				return fmt.Errorf("bench learning: %s, seed %d: %w", st, sd, err)
 			}
 			runs = append(runs, all)
 			if !*asJSON {
 				if len(strategies) > 1 || *seeds > 1 {
 					fmt.Fprintf(stdout, "strategy %s, seed %d\n", all[0].Strategy, sd)
 				}
-				printBenchRounds(stdout, all, *promotion)
+				printBenchRounds(stdout, all)
 			}
 		}
 	}
+	prog.Finish()
 	if *plotDir != "" {
 		paths, err := writeLearningPlot(*plotDir, runs, *evalSplit)
 		if err != nil {
@@ -204,50 +182,247 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-// run runs one strategy with one seed: round 0 trains on the seed
-// normals, and each later round queries (or admits), retrains and
-// evaluates. Each row is passed to emit as it is made.
-func (s *learningSim) run(strategy string, seed int64, rounds, perRound int, withAdmission bool, emit func(benchRound)) ([]benchRound, error) {
-	var all []benchRound
-	for r := 0; r <= rounds; r++ {
-		start := time.Now()
-		if r > 0 {
-			if strategy == admissionOnly {
-				if err := s.admit(); err != nil {
-					return nil, err
-				}
-			} else {
-				if withAdmission {
-					if err := s.admit(); err != nil {
-						return nil, err
-					}
-				}
-				if err := s.query(learn.Strategy(strategy), perRound, seed+int64(r)); err != nil {
-					return nil, err
-				}
+// learningBench runs the agent's learning loop on a research labels file:
+// each run is a new workspace that trains on the seed split's normals,
+// ingests the pool split as a site's films, and rehearses the loop with
+// the labels file answering (agent.Rehearse). The evaluation split is
+// scored after each round as `sentinel eval` scores it.
+type learningBench struct {
+	e              *env
+	rows           []agent.LabelRow
+	images, labels string
+	work           string
+	rounds         int
+	perRound       int
+	admit          bool
+	seedFiles      []string
+	pool           string
+	poolSize       int
+	eval           []evalCase
+	answer         func(path string) (string, bool)
+	patients       map[string]string
+}
+
+// prepare lists the seed normals and the evaluation cases, and copies the
+// pool's films into a folder of their own, the one each run ingests (the
+// agent takes no symbolic links; ingesting a folder leaves it as it is).
+func (b *learningBench) prepare(ctx context.Context, seedSplit, poolSplit, evalSplit string) error {
+	var err error
+	if b.seedFiles, err = agent.NormalFiles(b.images, b.labels, seedSplit); err != nil {
+		return err
+	}
+	if b.patients, err = agent.ReadPatients(b.labels); err != nil {
+		return err
+	}
+	b.answer = agent.RehearsalFile(b.rows)
+	b.pool = filepath.Join(b.work, "pool")
+	if err := os.MkdirAll(b.pool, 0o755); err != nil {
+		return err
+	}
+	for _, r := range b.rows {
+		switch r.Split {
+		case poolSplit:
+			src := filepath.Join(b.images, filepath.FromSlash(r.File))
+			if err := copyFile(src, filepath.Join(b.pool, filepath.Base(src))); err != nil {
+				return fmt.Errorf("bench learning: pool: %w", err)
 			}
+			b.poolSize++
+		case evalSplit:
+			b.eval = append(b.eval, evalCase{path: filepath.Join(b.images, filepath.FromSlash(r.File)), abnormal: !r.Normal()})
 		}
-		row, err := s.trainAndEvaluate()
+	}
+	switch {
+	case b.poolSize == 0:
+		return fmt.Errorf("bench learning: no rows in split %q of %s", poolSplit, b.labels)
+	case len(b.eval) == 0:
+		return fmt.Errorf("bench learning: no rows in split %q of %s", evalSplit, b.labels)
+	}
+	return ctx.Err()
+}
+
+// copyFile copies src to dst, which must not exist yet.
+func copyFile(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, out.Close()) }()
+	_, err = io.Copy(out, in)
+	return err
+}
+
+// workspace is the environment of one run: the bench's configuration with
+// its own workspace (always SQLite: a rehearsal never writes into a shared
+// database), training seed, and a log that keeps to warnings.
+func (b *learningBench) workspace(name string, seed int64) (*env, error) {
+	ce := *b.e
+	ce.cfg.Workspace = filepath.Join(b.work, name)
+	ce.cfg.Store.URL, ce.cfg.Store.Agent = "", ""
+	ce.cfg.Detector.Seed = seed
+	if strings.ToLower(ce.cfg.Log.Level) != "debug" {
+		ce.cfg.Log.Level = "warn"
+	}
+	ce.log = newLogger(ce.cfg.Log, os.Stderr)
+	ce.filePatients = b.patients
+	var err error
+	if ce.paths, err = ce.cfg.Resolve(); err != nil {
+		return nil, err
+	}
+	return &ce, ce.paths.Prepare()
+}
+
+// run trains, ingests and rehearses one strategy with one seed.
+func (b *learningBench) run(ctx context.Context, strategy string, seed int64, emit func(benchRound)) ([]benchRound, error) {
+	start := time.Now()
+	e, err := b.workspace(fmt.Sprintf("%s-%d", strategy, seed), seed)
+	if err != nil {
+		return nil, err
+	}
+	// The run's patient keys follow its seed, so that a run repeats and
+	// the strategies of one seed group the patients alike.
+	db := store.NewDB(e.paths.Database)
+	if err := db.Open(); err != nil {
+		return nil, err
+	}
+	secret := sha256.Sum256(fmt.Appendf(nil, "sentinel bench learning, seed %d", seed))
+	err = db.SetPatientSecret(ctx, secret[:])
+	db.Close()
+	if err != nil {
+		return nil, err
+	}
+	// Round 0: `sentinel train` on the seed split, then `sentinel ingest`
+	// of the pool.
+	if db, err = e.openDB(); err != nil {
+		return nil, err
+	}
+	_, err = agent.Train(ctx, db, agent.TrainOptions{Files: b.seedFiles, ModelsDir: e.paths.Models, Detector: e.trainConfig(),
+		Decode: e.decoder(), Resample: dicomio.Resample, Workers: e.cfg.Ingest.Workers, Logger: e.log})
+	if err == nil {
+		err = e.recordSeeds(ctx, db, b.seedFiles)
+	}
+	db.Close()
+	if err != nil {
+		return nil, err
+	}
+	m, db, closeDB, err := e.openForScoring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDB()
+	sum, _, err := e.newAgent(db, m, true, nil).IngestDir(ctx, b.pool)
+	if err != nil {
+		return nil, err
+	}
+	// A film that repeats another's bytes is one instance to the agent.
+	if sum[store.FileDone]+sum[store.FileDuplicate] != b.poolSize {
+		return nil, fmt.Errorf("ingest of the pool: %v of %d films", sum, b.poolSize)
+	}
+	opt := e.learningOptions()
+	r := agent.RehearsalOptions{Rounds: b.rounds, PerRound: b.perRound, Seed: seed, Admit: b.admit, Answer: b.answer, Reader: "labels-file"}
+	if strategy != admissionOnly {
+		r.Strategy = learn.Strategy(strategy)
+	}
+	var all []benchRound
+	err = agent.Rehearse(ctx, db, opt, r, func(rr agent.RehearsalRound) error {
+		row, err := b.measure(ctx, e, rr)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		row.Round, row.Strategy, row.Seed, row.Seconds = r, strategy, seed, time.Since(start).Seconds()
-		if withAdmission && strategy != admissionOnly {
-			row.Strategy += "+admission"
-		}
+		row.Strategy, row.Admission, row.Seed, row.Seconds = strategy, r.Admit || r.Strategy == "", seed, time.Since(start).Seconds()
+		start = time.Now()
 		all = append(all, row)
 		emit(row)
+		return nil
+	})
+	return all, err
+}
+
+// measure turns a rehearsal round into the bench's row: the model in use
+// on the evaluation split, and the candidate's figure when the gate kept
+// it out.
+func (b *learningBench) measure(ctx context.Context, e *env, rr agent.RehearsalRound) (benchRound, error) {
+	row := benchRound{Round: rr.Round, Labels: rr.Labels, Abnormals: rr.Abnormals, Unanswered: rr.Unanswered,
+		Admitted: len(rr.Admitted), Holdout: rr.Holdout, Model: rr.Model.Version, AdmittedNormal: 1}
+	if n := len(rr.Admitted); n > 0 {
+		normal := 0
+		for _, p := range rr.Admitted {
+			if v, ok := b.answer(p); ok && v == learn.Normal {
+				normal++
+			}
+		}
+		row.AdmittedNormal = float64(normal) / float64(n)
 	}
-	return all, nil
+	row.TrainNormals = rr.Model.TrainImages + rr.Model.CalibImages
+	if res := rr.Retrain; res != nil {
+		row.TrainNormals = len(res.TrainedIDs)
+		row.Promoted, row.Verdict = &res.Verdict.Promote, res.Verdict.Reason
+		row.HoldoutNormals = res.CandidateEval.HoldoutNormals
+		if !res.Verdict.Promote {
+			cand, err := b.evaluate(ctx, e, res.Candidate.Path)
+			if err != nil {
+				return row, err
+			}
+			row.CandidateROCAUC = &cand.ROCAUC
+		}
+	}
+	cur, err := b.evaluate(ctx, e, rr.Model.Path)
+	if err != nil {
+		return row, err
+	}
+	row.ROCAUC, row.PRAUC, row.DetectorROCAUC = cur.ROCAUC, cur.PRAUC, cur.DetectorROCAUC
+	row.Precision, row.Recall, row.F1, row.FP, row.TP = cur.Precision, cur.Recall, cur.F1, cur.FP, cur.TP
+	row.Threshold, row.HeadWeight = cur.Threshold, cur.HeadWeight
+	return row, nil
+}
+
+// benchEval is one model's figures on the evaluation split.
+type benchEval struct {
+	evalResult
+	DetectorROCAUC float64
+	HeadWeight     float64
+}
+
+// evaluate scores the evaluation split with the model at path, with what
+// the learning loop fitted, as `sentinel eval --model` does.
+func (b *learningBench) evaluate(ctx context.Context, e *env, path string) (benchEval, error) {
+	m, err := detector.Load(path)
+	if err != nil {
+		return benchEval{}, err
+	}
+	s, err := agent.WithLearning(m, e.learningOptions().Embedder)
+	if err != nil {
+		return benchEval{}, err
+	}
+	cases := make([]evalCase, len(b.eval))
+	copy(cases, b.eval)
+	if err := scoreCases(ctx, m, s, cases, e.decoder(), max(1, e.cfg.Ingest.Workers)); err != nil {
+		return benchEval{}, err
+	}
+	res := benchEval{evalResult: summarise(m, cases)}
+	det := make([]float64, len(cases))
+	positive := make([]bool, len(cases))
+	for i, c := range cases {
+		det[i], positive[i] = c.score.Value, c.abnormal
+		if v, ok := c.score.Components[agent.ComponentDetector]; ok {
+			det[i] = v
+		}
+		if w, ok := c.score.Components[agent.ComponentHeadWeight]; ok {
+			res.HeadWeight = w
+		}
+	}
+	res.DetectorROCAUC = learn.AUROC(det, positive)
+	return res, nil
 }
 
 // printBenchRounds prints one run's rounds as a table.
-func printBenchRounds(w io.Writer, all []benchRound, promotion bool) {
-	head := fmt.Sprintf("%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s", "round", "labels", "admitted", "adm.norm", "roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w")
-	if promotion {
-		head += " holdout promoted cand_auc verdict"
-	}
-	fmt.Fprintln(w, head)
+func printBenchRounds(w io.Writer, all []benchRound) {
+	fmt.Fprintf(w, "%-5s %-6s %-8s %-9s %-7s %-7s %-9s %-7s %-6s %-4s %-7s %-6s %-7s %-8s %-8s %s\n", "round", "labels", "admitted", "adm.norm",
+		"roc_auc", "pr_auc", "precision", "recall", "f1", "fp", "det_auc", "head_w", "holdout", "promoted", "cand_auc", "verdict")
 	for _, r := range all {
 		line := fmt.Sprintf("%-5d %-6d %-8d %-9.3f %-7.4f %-7.4f %-9.3f %-7.3f %-6.3f %-4d %-7.4f %-6.3f", r.Round, r.Labels, r.Admitted,
 			r.AdmittedNormal, r.ROCAUC, r.PRAUC, r.Precision, r.Recall, r.F1, r.FP, r.DetectorROCAUC, r.HeadWeight)
@@ -257,6 +432,8 @@ func printBenchRounds(w io.Writer, all []benchRound, promotion bool) {
 				cand = *r.CandidateROCAUC
 			}
 			line += fmt.Sprintf(" %-7d %-8v %-8.4f %s", r.Holdout, *r.Promoted, cand, r.Verdict)
+		} else {
+			line += fmt.Sprintf(" %-7d %-8s %-8s %s", r.Holdout, "-", "-", "model trained on the seed normals")
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -311,274 +488,4 @@ func writeLearningPlot(dir string, runs [][]benchRound, evalSplit string) ([]str
 		xLabel = "round"
 	}
 	return plots.WriteLearning(dir, "Learning curves: ROC-AUC on "+evalSplit+" after each round", xLabel, learningSeries(runs, byRound))
-}
-
-// learningSim is the simulated workspace: the radiologists are the labels
-// file, the store is a few maps. It uses the same learn decisions as the
-// agent's retraining cycle.
-type learningSim struct {
-	ctx      context.Context
-	tc       detector.TrainConfig
-	opt      agent.LearningOptions
-	seed     []benchCase
-	pool     []benchCase
-	eval     []benchCase
-	model    *detector.Model
-	comb     *learn.Combiner
-	labelled map[string]string
-	admitted map[string]bool
-	streak   map[string]int
-	// promotion runs the agent's holdout and promotion gate; roles are the
-	// labelled cases' decided sides (true: holdout).
-	promotion bool
-	roles     map[string]bool
-	// random holds the cases drawn at random (learn.Pick.Random).
-	random map[string]bool
-}
-
-// scoreAll scores cases with the model in use, two at a time.
-func (s *learningSim) scoreAll(cs []benchCase) ([]sentinel.Score, error) {
-	return scoreWith(s.ctx, s.model, cs)
-}
-
-// scoreWith scores cases with m, two at a time.
-func scoreWith(ctx context.Context, m *detector.Model, cs []benchCase) ([]sentinel.Score, error) {
-	out := make([]sentinel.Score, len(cs))
-	err := parallel.All(ctx, len(cs), 2, func(i int) (err error) {
-		out[i], err = m.Score(cs[i].img)
-		return err
-	})
-	return out, err
-}
-
-// unlabelled returns the pool cases neither labelled nor admitted.
-func (s *learningSim) unlabelled() []benchCase {
-	var out []benchCase
-	for _, c := range s.pool {
-		if _, ok := s.labelled[c.id]; !ok && !s.admitted[c.id] {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// query asks about n pool cases and answers them from the file.
-func (s *learningSim) query(st learn.Strategy, n int, seed int64) error {
-	un := s.unlabelled()
-	scores, err := s.scoreAll(un)
-	if err != nil {
-		return err
-	}
-	cases := make([]learn.Case, len(un))
-	for i, c := range un {
-		cases[i] = learn.Case{InstanceID: c.id, Score: s.comb.Score(scores[i].Value, learn.HeadInput(scores[i].Components, c.emb)), Threshold: s.comb.Threshold,
-			Uncertainty: scores[i].Uncertainty, Embedding: c.emb, Group: c.patient}
-	}
-	var anchors [][]float32
-	for _, c := range s.pool {
-		if _, ok := s.labelled[c.id]; ok {
-			anchors = append(anchors, c.emb)
-		}
-	}
-	picks, err := learn.Select(cases, learn.SelectOptions{Strategy: st, N: n, Seed: seed, Anchors: anchors})
-	if err != nil {
-		return err
-	}
-	truth := map[string]bool{}
-	for _, c := range un {
-		truth[c.id] = c.abnormal
-	}
-	for _, p := range picks {
-		s.random[p.InstanceID] = p.Random
-		if truth[p.InstanceID] {
-			s.labelled[p.InstanceID] = learn.Abnormal
-		} else {
-			s.labelled[p.InstanceID] = learn.Normal
-		}
-	}
-	return nil
-}
-
-// admit runs one oracle-free admission cycle over the unlabelled pool.
-func (s *learningSim) admit() error {
-	// As the agent's AdmitCycle: the reference is the model's held-out
-	// (calibration) seed normals.
-	stats := learn.NewSeedStats(s.model.CalibrationScores(), s.model.CalibrationUncertainties())
-	un := s.unlabelled()
-	scores, err := s.scoreAll(un)
-	if err != nil {
-		return err
-	}
-	results := make([]learn.GateResult, len(un))
-	for i, c := range un {
-		lc := learn.Case{InstanceID: c.id, Score: scores[i].Value, Uncertainty: scores[i].Uncertainty}
-		if l, ok := s.comb.HeadLogit(learn.HeadInput(scores[i].Components, c.emb)); ok {
-			lc.HeadLogit = &l
-		}
-		results[i] = learn.Gate(lc, stats, s.opt.Gates)
-	}
-	var admit []learn.GateResult
-	s.streak, admit = learn.Admissions(results, s.streak, s.opt.Gates)
-	for _, a := range admit {
-		s.admitted[a.InstanceID] = true
-	}
-	return nil
-}
-
-// trainAndEvaluate retrains on the plan's normals, fits the head and
-// threshold on the labels gathered, and evaluates on the evaluation split.
-// With promotion, it first decides the new labels' sides (holdout or
-// training) as the agent does, and the candidate replaces the model in use
-// only if the promotion gate passes; the evaluation split is always scored
-// by the model in use.
-func (s *learningSim) trainAndEvaluate() (benchRound, error) {
-	var row benchRound
-	var seedIDs, admitted []string
-	byID := map[string]benchCase{}
-	patient := map[string]string{}
-	for _, c := range s.seed {
-		seedIDs = append(seedIDs, c.id)
-		byID[c.id] = c
-	}
-	for _, c := range s.pool {
-		byID[c.id] = c
-		if c.patient != "" {
-			patient[c.id] = c.patient
-		}
-		if s.admitted[c.id] {
-			admitted = append(admitted, c.id)
-		}
-	}
-	var holdout []string
-	if s.promotion {
-		hold, train := learn.AssignHoldout(s.roles, s.labelled, s.random, patient, nil, s.opt.Holdout)
-		for _, id := range hold {
-			s.roles[id] = true
-		}
-		for _, id := range train {
-			s.roles[id] = false
-		}
-		for id, in := range s.roles {
-			if in {
-				holdout = append(holdout, id)
-			}
-		}
-		slices.Sort(holdout)
-	}
-	plan := learn.PlanTraining(seedIDs, s.labelled, admitted, holdout, patient)
-	imgs := make([]sentinel.Image, len(plan.Normals))
-	for i, id := range plan.Normals {
-		imgs[i] = byID[id].img
-	}
-	// Admitted cases come last in the plan and only train (see
-	// detector.TrainConfig.Verified).
-	tc := s.tc
-	tc.Verified = len(plan.Normals) - len(admitted)
-	m, err := detector.Train(s.ctx, imgs, tc)
-	if err != nil {
-		return row, err
-	}
-	// The labelled cases, and the seed normals the detector held out: a
-	// seed normal is verified normal, and a held-out one's scores are fair.
-	trained := learn.TrainedOn(plan.Normals, m.HeldOut())
-	var lab []benchCase
-	for _, id := range slices.Concat(plan.LabelledNormals, plan.Abnormals, learn.HeldOutSeeds(seedIDs, plan.Normals, m.HeldOut())) {
-		lab = append(lab, byID[id])
-	}
-	labScores, err := scoreWith(s.ctx, m, lab)
-	if err != nil {
-		return row, err
-	}
-	labelled := make([]learn.Labelled, len(lab))
-	for i, c := range lab {
-		labelled[i] = learn.Labelled{Det: labScores[i].Value, Embedding: learn.HeadInput(labScores[i].Components, c.emb),
-			Abnormal: s.labelled[c.id] == learn.Abnormal, DetTrained: trained[c.id], Patient: c.patient}
-	}
-	comb := learn.FitCombiner(m.CalibrationScores(), s.tc.TargetFPR, labelled, s.opt.Head)
-	positive := make([]bool, len(s.eval))
-	for i, c := range s.eval {
-		positive[i] = c.abnormal
-	}
-	if s.promotion {
-		cand, err := s.evaluate(m, comb, plan.Holdout, byID)
-		if err != nil {
-			return row, err
-		}
-		var cur *learn.Evaluation
-		if s.model != nil {
-			ev, err := s.evaluate(s.model, s.comb, plan.Holdout, byID)
-			if err != nil {
-				return row, err
-			}
-			cur = &ev
-		}
-		v := learn.Promote(cand, cur, s.opt.Promotion)
-		row.Holdout, row.Promoted, row.Verdict = len(plan.Holdout), &v.Promote, v.Reason
-		if !v.Promote {
-			scores, _, err := combinedScores(s.ctx, m, comb, s.eval)
-			if err != nil {
-				return row, err
-			}
-			auc := learn.AUROC(scores, positive)
-			row.CandidateROCAUC = &auc
-		}
-	}
-	if row.Promoted == nil || *row.Promoted {
-		s.model, s.comb = m, comb
-	}
-	scores, det, err := combinedScores(s.ctx, s.model, s.comb, s.eval)
-	if err != nil {
-		return row, err
-	}
-	conf := learn.ConfusionAt(scores, positive, s.comb.Threshold)
-	var admNormal int
-	for _, id := range admitted {
-		if !byID[id].abnormal {
-			admNormal++
-		}
-	}
-	row.Labels, row.Abnormals, row.Admitted = len(s.labelled), len(plan.Abnormals), len(admitted)
-	row.TrainNormals = len(plan.Normals)
-	row.ROCAUC, row.PRAUC, row.DetectorROCAUC = learn.AUROC(scores, positive), learn.PRAUC(scores, positive), learn.AUROC(det, positive)
-	row.Precision, row.Recall, row.F1, row.FP, row.TP = conf.Precision(), conf.Recall(), conf.F1(), conf.FP, conf.TP
-	row.Threshold, row.HeadWeight = s.comb.Threshold, s.comb.Weight
-	if len(admitted) > 0 {
-		row.AdmittedNormal = float64(admNormal) / float64(len(admitted))
-	} else {
-		row.AdmittedNormal = 1
-	}
-	return row, nil
-}
-
-// evaluate is the agent's promotion evaluation: m with comb on the frozen
-// holdout and on every seed normal.
-func (s *learningSim) evaluate(m *detector.Model, comb *learn.Combiner, holdout map[string]string, byID map[string]benchCase) (learn.Evaluation, error) {
-	ids := slices.Sorted(maps.Keys(holdout))
-	cs := make([]benchCase, 0, len(ids)+len(s.seed))
-	abnormal := make([]bool, len(ids))
-	for i, id := range ids {
-		cs = append(cs, byID[id])
-		abnormal[i] = holdout[id] == learn.Abnormal
-	}
-	cs = append(cs, s.seed...)
-	scores, _, err := combinedScores(s.ctx, m, comb, cs)
-	if err != nil {
-		return learn.Evaluation{}, err
-	}
-	return learn.Evaluate(scores[:len(ids)], abnormal, scores[len(ids):], comb.Threshold), nil
-}
-
-// combinedScores scores cs with m and comb: each case's combined score
-// and the detector's own.
-func combinedScores(ctx context.Context, m *detector.Model, comb *learn.Combiner, cs []benchCase) (combined, det []float64, err error) {
-	sc, err := scoreWith(ctx, m, cs)
-	if err != nil {
-		return nil, nil, err
-	}
-	combined, det = make([]float64, len(cs)), make([]float64, len(cs))
-	for i, c := range cs {
-		combined[i] = comb.Score(sc[i].Value, learn.HeadInput(sc[i].Components, c.emb))
-		det[i] = sc[i].Value
-	}
-	return combined, det, nil
 }

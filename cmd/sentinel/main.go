@@ -55,7 +55,7 @@ func commands() []command {
 		{"retrain", "retrain on labelled and admitted normals; current on its own only if shown better, else held", runRetrain},
 		{"admit", "run one oracle-free admission cycle", runAdmit},
 		{"models", "list model versions, promote a held one, or roll back to one", runModels},
-		{"bench", "benchmarks: 'bench learning' simulates the learning loop, 'bench compare' races the PyTorch peer", runBenchAll},
+		{"bench", "benchmarks: 'bench learning' runs the learning loop with a labels file answering, 'bench compare' races the PyTorch peer", runBenchAll},
 		{"status", "print counts, recent failures and the current model", runStatus},
 		{"config", "'config show' prints the merged configuration (file, SENTINEL_… environment, flags), secrets masked", runConfig},
 		{"echo", "send a C-ECHO to a configured DICOM destination or to HOST:PORT", runEcho},

@@ -138,7 +138,10 @@ func (g convGeom) unfoldSegment(dst, plane []float32, iy, ox, kx int) {
 }
 
 // col2im adds a k×n column matrix (all output positions of one image) back
-// into the image's input gradient dx, the transpose of im2col.
+// into the image's input gradient dx, the transpose of im2col. Like
+// im2col it works one output row segment at a time: the range of output
+// columns whose tap falls inside the input is worked out once per row, so
+// the inner loops add without a bounds test or a branch per value.
 func (g convGeom) col2im(col []float32, dx []float32) {
 	n := g.n()
 	for c := range g.in {
@@ -146,6 +149,20 @@ func (g convGeom) col2im(col []float32, dx []float32) {
 		for ky := range 3 {
 			for kx := range 3 {
 				row := col[(c*9+ky*3+kx)*n : (c*9+ky*3+kx+1)*n]
+				// Output column ox reads slid-over column ox·stride+kx−1:
+				// inside for ox in [lo, hi).
+				lo := 0
+				if kx == 0 {
+					lo = 1
+				}
+				hi := 0
+				if g.iw-kx >= 0 {
+					hi = min(g.ow, (g.iw-kx)/g.stride+1)
+				}
+				if lo >= hi {
+					continue
+				}
+				base := lo*g.stride + kx - 1
 				for oy := range g.oh {
 					iy := oy*g.stride + ky - 1
 					if iy < 0 || iy >= g.ih {
@@ -154,20 +171,33 @@ func (g convGeom) col2im(col []float32, dx []float32) {
 					if g.up {
 						iy >>= 1
 					}
-					dst := plane[iy*g.w:]
-					src := row[oy*g.ow : (oy+1)*g.ow]
-					for ox, v := range src {
-						ix := ox*g.stride + kx - 1
-						if ix < 0 || ix >= g.iw {
-							continue
-						}
-						if g.up {
-							ix >>= 1
-						}
-						dst[ix] += v
-					}
+					g.foldSegment(plane[iy*g.w:(iy+1)*g.w], row[oy*g.ow+lo:oy*g.ow+hi], base)
 				}
 			}
+		}
+	}
+}
+
+// foldSegment adds src, the gradients of consecutive output columns, to
+// the input row dst, starting at slid-over column base.
+func (g convGeom) foldSegment(dst, src []float32, base int) {
+	switch {
+	case g.up && g.stride == 1:
+		for t, v := range src {
+			dst[(base+t)>>1] += v
+		}
+	case g.up:
+		for t, v := range src {
+			dst[(base+2*t)>>1] += v
+		}
+	case g.stride == 1:
+		d := dst[base : base+len(src)]
+		for t, v := range src {
+			d[t] += v
+		}
+	default:
+		for t, v := range src {
+			dst[base+2*t] += v
 		}
 	}
 }

@@ -32,7 +32,7 @@ type HeatmapOptions struct {
 }
 
 // DefaultHeatmap are the options FocusHeatmap uses, chosen on cxr8 dev
-// (docs/detection.md, "Heatmap").
+// (docs/heatmap.md).
 var DefaultHeatmap = HeatmapOptions{Blur: 3, Mask: true, Floor: true}
 
 // FocusHeatmap returns heat, a score's heatmap, derived for drawing with

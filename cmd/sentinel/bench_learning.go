@@ -113,6 +113,10 @@ func runBenchLearning(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *rounds < 0 || *perRound < 1 {
 		return usageError{"bench learning: --rounds must be at least 0 and --per-round at least 1"}
 	}
+	// Each run needs a new workspace: a kept folder is not reused.
+	if entries, err := os.ReadDir(*keep); *keep != "" && err == nil && len(entries) > 0 {
+		return usageError{fmt.Sprintf("bench learning: --keep %s: the folder is not empty", *keep)}
+	}
 	e, err := setupReadOnly(fs, g, stderr)
 	if err != nil {
 		return err

@@ -158,7 +158,11 @@ func TestBenchLearningPlot(t *testing.T) {
 		t.Error(err)
 	}
 	// A strategy that does not exist, or no seed, is a usage error.
-	for _, flags := range [][]string{{"--strategy", "random,bogus"}, {"--seeds", "0"}} {
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{{"--strategy", "random,bogus"}, {"--seeds", "0"}, {"--keep", full}} {
 		args := append([]string{"bench", "learning", "--workspace", t.TempDir(), "--labels", filepath.Join(t.TempDir(), "none.csv")}, flags...)
 		if _, _, code := sentinelCmd(t, args...); code != exitUsage {
 			t.Errorf("bench learning %v exited %d, want %d", flags, code, exitUsage)

@@ -121,8 +121,21 @@ func (g convGeom) unfoldSegment(dst, plane []float32, iy, ox, kx int) {
 	d := dst[lo:hi]
 	switch {
 	case g.up && g.stride == 1:
-		for t := range d {
-			d[t] = src[(base+t)>>1]
+		// Each input pixel fills two neighbouring values: one odd
+		// value first when base is odd, then pairs, then one even one.
+		j := base >> 1
+		if base&1 == 1 && len(d) > 0 {
+			d[0] = src[j]
+			d, j = d[1:], j+1
+		}
+		pairs := len(d) / 2
+		dd := d[:2*pairs]
+		for q, v := range src[j : j+pairs] {
+			dd[2*q] = v
+			dd[2*q+1] = v
+		}
+		if len(d) > 2*pairs {
+			d[2*pairs] = src[j+pairs]
 		}
 	case g.up:
 		for t := range d {

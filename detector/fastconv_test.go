@@ -229,3 +229,71 @@ func BenchmarkCol2im(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIm2col unfolds one image for each layer of the default network
+// at 64×64, as the training step's weight gradient does.
+func BenchmarkIm2col(b *testing.B) {
+	geoms := []convGeom{
+		newConvGeom(tensor.Shape{1, 1, 64, 64}, 8, 2, false),
+		newConvGeom(tensor.Shape{1, 8, 32, 32}, 16, 2, false),
+		newConvGeom(tensor.Shape{1, 16, 16, 16}, 32, 2, false),
+		newConvGeom(tensor.Shape{1, 32, 8, 8}, 16, 1, true),
+		newConvGeom(tensor.Shape{1, 16, 16, 16}, 8, 1, true),
+		newConvGeom(tensor.Shape{1, 8, 32, 32}, 1, 1, true),
+	}
+	cols, xs := make([][]float32, len(geoms)), make([][]float32, len(geoms))
+	for i, g := range geoms {
+		cols[i], xs[i] = make([]float32, g.k()*g.n()), make([]float32, g.inSize())
+	}
+	b.ResetTimer()
+	for range b.N {
+		for i, g := range geoms {
+			g.im2col(xs[i], cols[i], 0, g.n())
+		}
+	}
+}
+
+// im2col by segments unfolds exactly what reading each tap's pixel does,
+// for every column range, both strides, with and without the upsample.
+func TestIm2colMatchesPlainLoop(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	for _, side := range []int{1, 2, 3, 5, 8, 9} {
+		for _, stride := range []int{1, 2} {
+			for _, up := range []bool{false, true} {
+				g := newConvGeom(tensor.Shape{1, 2, side, side}, 2, stride, up)
+				x := make([]float32, g.inSize())
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				n := g.n()
+				for _, r := range [][2]int{{0, n}, {0, (n + 1) / 2}, {n / 3, n}, {n / 2, n/2 + 1}} {
+					n0, n1 := r[0], r[1]
+					if n0 >= n1 {
+						continue
+					}
+					col := make([]float32, g.k()*(n1-n0))
+					g.im2col(x, col, n0, n1)
+					for c := range g.in {
+						for tap := range 9 {
+							ky, kx := tap/3, tap%3
+							for p := n0; p < n1; p++ {
+								oy, ox := p/g.ow, p%g.ow
+								iy, ix := oy*g.stride+ky-1, ox*g.stride+kx-1
+								var want float32
+								if iy >= 0 && iy < g.ih && ix >= 0 && ix < g.iw {
+									if g.up {
+										iy, ix = iy/2, ix/2
+									}
+									want = x[c*g.h*g.w+iy*g.w+ix]
+								}
+								if got := col[(c*9+tap)*(n1-n0)+p-n0]; got != want {
+									t.Fatalf("%v columns [%d, %d): channel %d tap %d position %d = %v, want %v", g, n0, n1, c, tap, p, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -207,10 +207,11 @@ func TestCol2imMatchesPlainLoop(t *testing.T) {
 	}
 }
 
-// BenchmarkCol2im folds one image's column matrix back for each layer of
-// the default network at 64×64 (the training step's backward pass).
-func BenchmarkCol2im(b *testing.B) {
-	geoms := []convGeom{
+// defaultLayers returns the geometry of each layer of the default network
+// at 64×64 for one image, with a column matrix and an input image for
+// each.
+func defaultLayers() (geoms []convGeom, cols, images [][]float32) {
+	geoms = []convGeom{
 		newConvGeom(tensor.Shape{1, 1, 64, 64}, 8, 2, false),
 		newConvGeom(tensor.Shape{1, 8, 32, 32}, 16, 2, false),
 		newConvGeom(tensor.Shape{1, 16, 16, 16}, 32, 2, false),
@@ -218,10 +219,17 @@ func BenchmarkCol2im(b *testing.B) {
 		newConvGeom(tensor.Shape{1, 16, 16, 16}, 8, 1, true),
 		newConvGeom(tensor.Shape{1, 8, 32, 32}, 1, 1, true),
 	}
-	cols, dxs := make([][]float32, len(geoms)), make([][]float32, len(geoms))
-	for i, g := range geoms {
-		cols[i], dxs[i] = make([]float32, g.k()*g.n()), make([]float32, g.inSize())
+	for _, g := range geoms {
+		cols = append(cols, make([]float32, g.k()*g.n()))
+		images = append(images, make([]float32, g.inSize()))
 	}
+	return geoms, cols, images
+}
+
+// BenchmarkCol2im folds one image's column matrix back for each layer of
+// the default network at 64×64 (the training step's backward pass).
+func BenchmarkCol2im(b *testing.B) {
+	geoms, cols, dxs := defaultLayers()
 	b.ResetTimer()
 	for range b.N {
 		for i, g := range geoms {
@@ -233,18 +241,7 @@ func BenchmarkCol2im(b *testing.B) {
 // BenchmarkIm2col unfolds one image for each layer of the default network
 // at 64×64, as the training step's weight gradient does.
 func BenchmarkIm2col(b *testing.B) {
-	geoms := []convGeom{
-		newConvGeom(tensor.Shape{1, 1, 64, 64}, 8, 2, false),
-		newConvGeom(tensor.Shape{1, 8, 32, 32}, 16, 2, false),
-		newConvGeom(tensor.Shape{1, 16, 16, 16}, 32, 2, false),
-		newConvGeom(tensor.Shape{1, 32, 8, 8}, 16, 1, true),
-		newConvGeom(tensor.Shape{1, 16, 16, 16}, 8, 1, true),
-		newConvGeom(tensor.Shape{1, 8, 32, 32}, 1, 1, true),
-	}
-	cols, xs := make([][]float32, len(geoms)), make([][]float32, len(geoms))
-	for i, g := range geoms {
-		cols[i], xs[i] = make([]float32, g.k()*g.n()), make([]float32, g.inSize())
-	}
+	geoms, cols, xs := defaultLayers()
 	b.ResetTimer()
 	for range b.N {
 		for i, g := range geoms {

@@ -231,6 +231,15 @@ func runRow(bin, work, seed, burst, url string, k, workers, n int) (row, error) 
 		if c.Files[store.FileDone] >= n {
 			break
 		}
+		// A film the agents settle otherwise (below the scope's smallest
+		// size, say) would never be done: say so instead of waiting.
+		settled := 0
+		for _, k := range []string{store.FileDone, store.FileDuplicate, store.FileConflict, store.FileFailed, store.FileOutOfScope} {
+			settled += c.Files[k]
+		}
+		if settled >= n {
+			return row{}, fmt.Errorf("the agents settled the %d films, %d of them not done: %v", n, n-c.Files[store.FileDone], c.Files)
+		}
 		if time.Now().After(deadline) {
 			return row{}, fmt.Errorf("%d of %d files done after 30 minutes", c.Files[store.FileDone], n)
 		}
@@ -257,24 +266,18 @@ func runRow(bin, work, seed, burst, url string, k, workers, n int) (row, error) 
 // activeTime is the time the server spent executing statements in the
 // database of url, as it counts it.
 func activeTime(url string) time.Duration {
-	if url == "" {
-		return 0
-	}
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		return 0
-	}
-	defer db.Close()
-	var ms float64
-	db.QueryRow(`SELECT pg_stat_clear_snapshot()`).Scan(new(any))
-	if err := db.QueryRow(`SELECT COALESCE(active_time, 0) FROM pg_stat_database WHERE datname = current_database()`).Scan(&ms); err != nil {
-		return 0
-	}
+	ms := pgStat(url, `SELECT COALESCE(active_time, 0) FROM pg_stat_database WHERE datname = current_database()`)
 	return time.Duration(ms * float64(time.Millisecond))
 }
 
 // dbSize is the size on disk of the database of url.
 func dbSize(url string) int64 {
+	return int64(pgStat(url, `SELECT pg_database_size(current_database())::float8`))
+}
+
+// pgStat asks the server of url for one number about its database, after
+// clearing the statistics snapshot of the connection; 0 without a server.
+func pgStat(url, query string) float64 {
 	if url == "" {
 		return 0
 	}
@@ -283,7 +286,10 @@ func dbSize(url string) int64 {
 		return 0
 	}
 	defer db.Close()
-	var n int64
-	db.QueryRow(`SELECT pg_database_size(current_database())`).Scan(&n)
-	return n
+	db.QueryRow(`SELECT pg_stat_clear_snapshot()`).Scan(new(any))
+	var v float64
+	if err := db.QueryRow(query).Scan(&v); err != nil {
+		return 0
+	}
+	return v
 }

@@ -32,6 +32,10 @@ type RehearsalOptions struct {
 	Reader string
 }
 
+// Admits says whether the rehearsal runs admission cycles: when asked to,
+// and always when it asks nothing.
+func (r RehearsalOptions) Admits() bool { return r.Admit || r.Strategy == "" }
+
 // RehearsalRound is the workspace after one round of Rehearse.
 type RehearsalRound struct {
 	Round int
@@ -81,7 +85,7 @@ func Rehearse(ctx context.Context, db *store.DB, opt LearningOptions, r Rehearsa
 				}
 				row.Asked, row.Unanswered = asked, unanswered
 			}
-			if r.Admit || r.Strategy == "" {
+			if r.Admits() {
 				adm, err := AdmitCycle(ctx, db, opt)
 				if err != nil {
 					return fmt.Errorf("rehearse: round %d: %w", round, err)

@@ -337,7 +337,7 @@ func (b *learningBench) run(ctx context.Context, strategy string, seed int64, em
 		if err != nil {
 			return err
 		}
-		row.Strategy, row.Admission, row.Seed, row.Seconds = strategy, r.Admit || r.Strategy == "", seed, time.Since(start).Seconds()
+		row.Strategy, row.Admission, row.Seed, row.Seconds = strategy, r.Admits(), seed, time.Since(start).Seconds()
 		start = time.Now()
 		all = append(all, row)
 		emit(row)

@@ -66,3 +66,29 @@ func BenchmarkScoreParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
+
+// BenchmarkTrainStep measures one Adam step of the default network at
+// batch 32, the step `sentinel bench compare` times against the peer.
+func BenchmarkTrainStep(b *testing.B) {
+	cfg := DefaultTrainConfig()
+	const batch = 32
+	st, err := NewTrainStepper(cfg.architecture(), batch, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	rng := rand.New(rand.NewSource(1))
+	x := make([]float32, batch*cfg.InputSize*cfg.InputSize)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	if _, err := st.Step(x); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := st.Step(x); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

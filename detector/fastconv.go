@@ -17,13 +17,12 @@ import (
 // whose im2col and col2im run on one goroutine element by element, whose
 // product comes out in BHWC and is transposed back through the tensor
 // package's generic iterator, and each of which allocates its own output.
-// Here every image (or, at batch 1, every band of output columns) is
-// unfolded and multiplied on its own goroutine, the product (sgemmNN)
-// is written straight into BCHW, and the bias and ReLU are applied while
-// the output is still in cache. The upsample is folded into the unfolding:
-// the convolution reads input pixel (y/2, x/2) for upsampled pixel (y, x),
-// and col2im adds the gradient back to the same pixel, which is the
-// upsample's gradient.
+// Here each image runs on its own goroutine, every filter tap is one
+// product (sgemmNN) over a shifted view of the zero-padded input, with
+// no unfolding (see padconv.go), the bias and ReLU are applied while the
+// output is still in cache, and the gradient ops apply the ReLU's mask
+// as they read the output gradient. An upsampling layer runs at the low
+// resolution with its taps folded (see foldUpsample).
 func fastConv(x, w, b *G.Node, stride int, upsample, relu bool) (*G.Node, error) {
 	if x.Shape().Dims() != 4 || w.Shape().Dims() != 4 || b.Shape().Dims() != 4 {
 		return nil, fmt.Errorf("fast conv: want 4-dimensional input, filter and bias, got %v, %v, %v", x.Shape(), w.Shape(), b.Shape())
@@ -35,7 +34,8 @@ func fastConv(x, w, b *G.Node, stride int, upsample, relu bool) (*G.Node, error)
 	if stride != 1 && stride != 2 {
 		return nil, fmt.Errorf("fast conv: stride %d, want 1 or 2", stride)
 	}
-	return G.ApplyOp(convOp{geom: newConvGeom(xs, ws[0], stride, upsample), relu: relu}, x, w, b)
+	g := newConvGeom(xs, ws[0], stride, upsample)
+	return G.ApplyOp(convOp{geom: g, plan: newPadPlan(g), relu: relu}, x, w, b)
 }
 
 // convGeom is the geometry of one convolution.
@@ -150,101 +150,14 @@ func (g convGeom) unfoldSegment(dst, plane []float32, iy, ox, kx int) {
 	}
 }
 
-// col2im adds a k×n column matrix (all output positions of one image) back
-// into the image's input gradient dx, the transpose of im2col. Like
-// im2col it works one output row segment at a time: the range of output
-// columns whose tap falls inside the input is worked out once per row, so
-// the inner loops add without a bounds test or a branch per value.
-func (g convGeom) col2im(col []float32, dx []float32) {
-	n := g.n()
-	for c := range g.in {
-		plane := dx[c*g.h*g.w : (c+1)*g.h*g.w]
-		for ky := range 3 {
-			for kx := range 3 {
-				row := col[(c*9+ky*3+kx)*n : (c*9+ky*3+kx+1)*n]
-				// Output column ox reads slid-over column ox·stride+kx−1:
-				// inside for ox in [lo, hi).
-				lo := 0
-				if kx == 0 {
-					lo = 1
-				}
-				hi := 0
-				if g.iw-kx >= 0 {
-					hi = min(g.ow, (g.iw-kx)/g.stride+1)
-				}
-				if lo >= hi {
-					continue
-				}
-				base := lo*g.stride + kx - 1
-				for oy := range g.oh {
-					iy := oy*g.stride + ky - 1
-					if iy < 0 || iy >= g.ih {
-						continue
-					}
-					if g.up {
-						iy >>= 1
-					}
-					g.foldSegment(plane[iy*g.w:(iy+1)*g.w], row[oy*g.ow+lo:oy*g.ow+hi], base)
-				}
-			}
-		}
-	}
-}
-
-// foldSegment adds src, the gradients of consecutive output columns, to
-// the input row dst, starting at slid-over column base.
-func (g convGeom) foldSegment(dst, src []float32, base int) {
-	switch {
-	case g.up && g.stride == 1:
-		for t, v := range src {
-			dst[(base+t)>>1] += v
-		}
-	case g.up:
-		for t, v := range src {
-			dst[(base+2*t)>>1] += v
-		}
-	case g.stride == 1:
-		d := dst[base : base+len(src)]
-		for t, v := range src {
-			d[t] += v
-		}
-	default:
-		for t, v := range src {
-			dst[base+2*t] += v
-		}
-	}
-}
-
 // transposeInto writes the r×c row-major matrix src into dst as its c×r
-// transpose.
-func transposeInto(dst, src []float32, r, c int) {
+// transpose, with dst's rows ldd ≥ r values apart.
+func transposeInto(dst, src []float32, r, c, ldd int) {
 	for i := range r {
 		for j, v := range src[i*c : (i+1)*c] {
-			dst[j*r+i] = v
+			dst[j*ldd+i] = v
 		}
 	}
-}
-
-// forward computes act(conv(x, w) + b) into y for the whole batch, on
-// every core.
-func (g convGeom) forward(x, w, bias, y []float32, relu bool) {
-	k, n := g.k(), g.n()
-	// Split each image's output columns into bands so that a batch smaller
-	// than the worker count still uses every worker.
-	bands := max(1, min(workers()/g.batch, n/64))
-	bandW := (n + bands - 1) / bands
-	cols := make([][]float32, min(workers(), g.batch*bands))
-	parallel(g.batch*bands, func(wk, t int) {
-		img, band := t/bands, t%bands
-		n0, n1 := band*bandW, min((band+1)*bandW, n)
-		if n0 >= n1 {
-			return
-		}
-		if cols[wk] == nil {
-			cols[wk] = make([]float32, k*bandW)
-		}
-		g.forwardRange(x[img*g.inSize():(img+1)*g.inSize()], w, bias, y[img*g.outSize():(img+1)*g.outSize()], relu, cols[wk], n0, n1)
-	})
 }
 
 // forwardRange computes output columns [n0, n1) of one image on the
@@ -269,67 +182,24 @@ func (g convGeom) forwardRange(x, w, bias, y []float32, relu bool, col []float32
 	}
 }
 
-// backwardInput computes the input gradient dx from the masked output
-// gradient gm: per image, col = wᵀ·gm folded back by col2im. The filter is
-// transposed once for the batch, so that every product is an ordinary one.
-func (g convGeom) backwardInput(w, gm, dx []float32) {
-	k, n := g.k(), g.n()
-	wT := make([]float32, k*g.out)
-	transposeInto(wT, w, g.out, k)
-	cols := make([][]float32, min(workers(), g.batch))
-	parallel(g.batch, func(wk, img int) {
-		if cols[wk] == nil {
-			cols[wk] = make([]float32, k*n)
-		}
-		col := cols[wk]
-		sgemmNN(k, n, g.out, wT, g.out, gm[img*g.outSize():(img+1)*g.outSize()], n, 0, col, n)
-		d := dx[img*g.inSize() : (img+1)*g.inSize()]
-		clear(d)
-		g.col2im(col, d)
-	})
-}
-
-// backwardWeight computes the filter gradient dw from the input x and the
-// masked output gradient gm. Each worker accumulates dwᵀ = Σ col·gmᵀ over
-// its images (the unfolding col is the large operand and is used as it
-// is; only the image's gm is transposed), and the workers' sums are added
-// and transposed once at the end, in worker order, so that the result does
-// not depend on timing.
-func (g convGeom) backwardWeight(x, gm, dw []float32) {
-	k, n := g.k(), g.n()
-	nw := min(workers(), g.batch)
-	cols := make([][]float32, nw)
-	gmTs := make([][]float32, nw)
-	parts := make([][]float32, nw) // k×out each
-	parallel(g.batch, func(wk, img int) {
-		if cols[wk] == nil {
-			cols[wk] = make([]float32, k*n)
-			gmTs[wk] = make([]float32, n*g.out)
-			parts[wk] = make([]float32, k*g.out)
-		}
-		g.im2col(x[img*g.inSize():(img+1)*g.inSize()], cols[wk], 0, n)
-		transposeInto(gmTs[wk], gm[img*g.outSize():(img+1)*g.outSize()], g.out, n)
-		sgemmNN(k, g.out, n, cols[wk], n, gmTs[wk], g.out, 1, parts[wk], g.out)
-	})
-	clear(dw)
-	for _, p := range parts {
-		for r := range k {
-			for o, v := range p[r*g.out : (r+1)*g.out] {
-				dw[o*k+r] += v
-			}
-		}
-	}
-}
-
-// backwardBias computes the bias gradient: gm summed over images and
-// positions, per channel.
-func (g convGeom) backwardBias(gm, db []float32) {
+// backwardBias computes the bias gradient: the output gradient gm,
+// masked by the ReLU where y (the layer's output) is given, summed over
+// images and positions, per channel.
+func (g convGeom) backwardBias(gm, y, db []float32) {
 	n := g.n()
 	for o := range g.out {
 		var s float32
 		for img := range g.batch {
-			for _, v := range gm[img*g.outSize()+o*n : img*g.outSize()+(o+1)*n] {
-				s += v
+			lo := img*g.outSize() + o*n
+			if y == nil {
+				for _, v := range gm[lo : lo+n] {
+					s += v
+				}
+				continue
+			}
+			ys := y[lo : lo+n]
+			for i, v := range gm[lo : lo+n] {
+				s += reluPass(v, ys[i])
 			}
 		}
 		db[o] = s
@@ -339,6 +209,7 @@ func (g convGeom) backwardBias(gm, db []float32) {
 // convOp is the forward op of fastConv; inputs x, w, b.
 type convOp struct {
 	geom convGeom
+	plan *padPlan
 	relu bool
 }
 
@@ -361,7 +232,7 @@ func (op convOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("fast conv %v: got %d, %d, %d values", g, len(in[0]), len(in[1]), len(in[2]))
 	}
 	y := make([]float32, g.batch*g.outSize())
-	g.forward(in[0], in[1], in[2], y, op.relu)
+	op.plan.forward(in[0], in[1], in[2], y, op.relu)
 	return tensor.New(tensor.WithShape(g.batch, g.out, g.oh, g.ow), tensor.WithBacking(y)), nil
 }
 
@@ -380,93 +251,58 @@ func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	if len(inputs) != 3 {
 		return nil, fmt.Errorf("fast conv: want 3 inputs, got %d", len(inputs))
 	}
-	gm := grad
-	var err error
+	// With a ReLU the gradient ops also read the output, whose sign
+	// masks the incoming gradient as they read it.
+	tail := G.Nodes{grad}
 	if op.relu {
-		if gm, err = G.ApplyOp(reluMaskOp{}, output, grad); err != nil {
-			return nil, fmt.Errorf("fast conv gradient: %w", err)
-		}
+		tail = G.Nodes{output, grad}
 	}
-	dx, err := G.ApplyOp(convGradOp{geom: op.geom, wrt: 0}, inputs[1], gm)
+	gradOp := func(wrt int, first ...*G.Node) (*G.Node, error) {
+		return G.ApplyOp(convGradOp{geom: op.geom, plan: op.plan, wrt: wrt, relu: op.relu}, append(first, tail...)...)
+	}
+	dx, err := gradOp(0, inputs[1])
 	if err != nil {
 		return nil, fmt.Errorf("fast conv input gradient: %w", err)
 	}
-	dw, err := G.ApplyOp(convGradOp{geom: op.geom, wrt: 1}, inputs[0], gm)
+	dw, err := gradOp(1, inputs[0])
 	if err != nil {
 		return nil, fmt.Errorf("fast conv filter gradient: %w", err)
 	}
-	db, err := G.ApplyOp(convGradOp{geom: op.geom, wrt: 2}, gm)
+	db, err := gradOp(2)
 	if err != nil {
 		return nil, fmt.Errorf("fast conv bias gradient: %w", err)
 	}
 	return G.Nodes{dx, dw, db}, nil
 }
 
-// reluMaskOp passes the gradient where the ReLU's output is positive.
-type reluMaskOp struct{}
-
-func (reluMaskOp) Arity() int    { return 2 }
-func (reluMaskOp) Type() hm.Type { return hm.NewFnType(t4(), t4(), t4()) }
-func (reluMaskOp) InferShape(inputs ...G.DimSizer) (tensor.Shape, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("relu mask: want 2 shapes, got %d", len(inputs))
-	}
-	s, ok := inputs[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("relu mask: want a shape, got %v", inputs[0])
-	}
-	return s.Clone(), nil
-}
-
-func (reluMaskOp) Do(inputs ...G.Value) (G.Value, error) {
-	in, err := float32Inputs(inputs, 2)
-	if err != nil {
-		return nil, fmt.Errorf("relu mask: %w", err)
-	}
-	y, g := in[0], in[1]
-	if len(y) != len(g) {
-		return nil, fmt.Errorf("relu mask: %d outputs, %d gradients", len(y), len(g))
-	}
-	out := make([]float32, len(g))
-	for i, v := range y {
-		if v > 0 {
-			out[i] = g[i]
-		}
-	}
-	return tensor.New(tensor.WithShape(inputs[0].Shape().Clone()...), tensor.WithBacking(out)), nil
-}
-
-func (reluMaskOp) ReturnsPtr() bool      { return false }
-func (reluMaskOp) CallsExtern() bool     { return false }
-func (reluMaskOp) OverwritesInput() int  { return -1 }
-func (reluMaskOp) WriteHash(h hash.Hash) { fmt.Fprint(h, "sentinel.relumask") }
-func (op reluMaskOp) Hashcode() uint32   { return hashOp(op) }
-func (reluMaskOp) String() string        { return "ReluMask" }
-func (reluMaskOp) DiffWRT(int) []bool    { return []bool{false, false} }
-func (reluMaskOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("relu mask: no second derivative")
-}
-
-// convGradOp computes one gradient of convOp from the masked output
-// gradient: wrt 0 the input (inputs w, gm), 1 the filter (inputs x, gm),
-// 2 the bias (input gm).
+// convGradOp computes one gradient of convOp from the output gradient gm,
+// masked where the layer's output y is not positive when relu is set:
+// wrt 0 the input (inputs w, [y,] gm), 1 the filter (inputs x, [y,] gm),
+// 2 the bias (inputs [y,] gm).
 type convGradOp struct {
 	geom convGeom
+	plan *padPlan
 	wrt  int
+	relu bool
 }
 
 func (op convGradOp) Arity() int {
+	n := 2
 	if op.wrt == 2 {
-		return 1
+		n = 1
 	}
-	return 2
+	if op.relu {
+		n++
+	}
+	return n
 }
 
 func (op convGradOp) Type() hm.Type {
-	if op.wrt == 2 {
-		return hm.NewFnType(t4(), t4())
+	ts := make([]hm.Type, op.Arity()+1)
+	for i := range ts {
+		ts[i] = t4()
 	}
-	return hm.NewFnType(t4(), t4(), t4())
+	return hm.NewFnType(ts...)
 }
 
 func (op convGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -487,18 +323,22 @@ func (op convGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	g := op.geom
 	gm := in[len(in)-1]
-	if len(gm) != g.batch*g.outSize() {
-		return nil, fmt.Errorf("fast conv gradient %v: %d output gradients", g, len(gm))
+	var y []float32
+	if op.relu {
+		y = in[len(in)-2]
+	}
+	if len(gm) != g.batch*g.outSize() || (y != nil && len(y) != len(gm)) {
+		return nil, fmt.Errorf("fast conv gradient %v: %d output gradients, %d outputs", g, len(gm), len(y))
 	}
 	s, _ := op.InferShape()
 	out := make([]float32, s.TotalSize())
 	switch op.wrt {
 	case 0:
-		g.backwardInput(in[0], gm, out)
+		op.plan.backwardInput(in[0], y, gm, out)
 	case 1:
-		g.backwardWeight(in[0], gm, out)
+		op.plan.backwardWeight(in[0], y, gm, out)
 	default:
-		g.backwardBias(gm, out)
+		g.backwardBias(gm, y, out)
 	}
 	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(out)), nil
 }
@@ -507,10 +347,12 @@ func (convGradOp) ReturnsPtr() bool     { return false }
 func (convGradOp) CallsExtern() bool    { return false }
 func (convGradOp) OverwritesInput() int { return -1 }
 func (op convGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "sentinel.conv.grad%d %v", op.wrt, op.geom)
+	fmt.Fprintf(h, "sentinel.conv.grad%d %v relu%v", op.wrt, op.geom, op.relu)
 }
 func (op convGradOp) Hashcode() uint32 { return hashOp(op) }
-func (op convGradOp) String() string   { return fmt.Sprintf("FastConvGrad%d(%v)", op.wrt, op.geom) }
+func (op convGradOp) String() string {
+	return fmt.Sprintf("FastConvGrad%d(%v relu%v)", op.wrt, op.geom, op.relu)
+}
 func (op convGradOp) DiffWRT(n int) []bool {
 	return make([]bool, n)
 }

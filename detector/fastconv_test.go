@@ -111,8 +111,7 @@ func maxRelErr(a, b []float32) float64 {
 // TestFastConvMatchesGorgonia checks fastConv's output and its three
 // gradients against gorgonia's own Conv2d + BroadcastAdd + Rectify (after
 // the repository's upsample2x when upsampling) on random inputs, for every
-// kind of layer the network has, at batch 1 (where output columns are
-// split between goroutines) and above.
+// kind of layer the network has, at batch 1 and above.
 func TestFastConvMatchesGorgonia(t *testing.T) {
 	cases := []convCase{
 		{batch: 1, in: 1, out: 8, side: 32, stride: 2, relu: true},
@@ -125,6 +124,11 @@ func TestFastConvMatchesGorgonia(t *testing.T) {
 		{batch: 1, in: 2, out: 3, side: 9, stride: 2, relu: true},
 		{batch: 2, in: 3, out: 4, side: 6, stride: 2, up: true, relu: true},
 		{batch: 1, in: 2, out: 2, side: 5, stride: 2, up: true, relu: false},
+		// The default network's widest layers, at batches that give each
+		// worker several images.
+		{batch: 5, in: 8, out: 16, side: 32, stride: 2, relu: true},
+		{batch: 4, in: 32, out: 16, side: 8, stride: 1, up: true, relu: true},
+		{batch: 4, in: 8, out: 1, side: 32, stride: 1, up: true, relu: false},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("b%d_c%d_o%d_s%d_st%d_up%v_relu%v", c.batch, c.in, c.out, c.side, c.stride, c.up, c.relu), func(t *testing.T) {
@@ -158,55 +162,6 @@ func TestFastConvMatchesGorgonia(t *testing.T) {
 	}
 }
 
-// col2imReference is col2im written plainly: every column value added to
-// its input pixel, with every bound tested.
-func (g convGeom) col2imReference(col []float32, dx []float32) {
-	n := g.n()
-	for c := range g.in {
-		for ky := range 3 {
-			for kx := range 3 {
-				for oy := range g.oh {
-					for ox := range g.ow {
-						iy, ix := oy*g.stride+ky-1, ox*g.stride+kx-1
-						if iy < 0 || iy >= g.ih || ix < 0 || ix >= g.iw {
-							continue
-						}
-						if g.up {
-							iy, ix = iy/2, ix/2
-						}
-						dx[c*g.h*g.w+iy*g.w+ix] += col[(c*9+ky*3+kx)*n+oy*g.ow+ox]
-					}
-				}
-			}
-		}
-	}
-}
-
-// col2im by segments adds exactly what the plain loop adds, for both
-// strides, with and without the upsample, on even and odd sides.
-func TestCol2imMatchesPlainLoop(t *testing.T) {
-	rng := rand.New(rand.NewSource(9))
-	for _, side := range []int{1, 2, 3, 5, 8, 9, 16} {
-		for _, stride := range []int{1, 2} {
-			for _, up := range []bool{false, true} {
-				g := newConvGeom(tensor.Shape{1, 3, side, side}, 2, stride, up)
-				col := make([]float32, g.k()*g.n())
-				for i := range col {
-					col[i] = float32(rng.NormFloat64())
-				}
-				got, want := make([]float32, g.inSize()), make([]float32, g.inSize())
-				g.col2im(col, got)
-				g.col2imReference(col, want)
-				for i := range got {
-					if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
-						t.Fatalf("%v: dx[%d] = %v, want %v", g, i, got[i], want[i])
-					}
-				}
-			}
-		}
-	}
-}
-
 // defaultLayers returns the geometry of each layer of the default network
 // at 64×64 for one image, with a column matrix and an input image for
 // each.
@@ -224,18 +179,6 @@ func defaultLayers() (geoms []convGeom, cols, images [][]float32) {
 		images = append(images, make([]float32, g.inSize()))
 	}
 	return geoms, cols, images
-}
-
-// BenchmarkCol2im folds one image's column matrix back for each layer of
-// the default network at 64×64 (the training step's backward pass).
-func BenchmarkCol2im(b *testing.B) {
-	geoms, cols, dxs := defaultLayers()
-	b.ResetTimer()
-	for range b.N {
-		for i, g := range geoms {
-			g.col2im(cols[i], dxs[i])
-		}
-	}
 }
 
 // BenchmarkIm2col unfolds one image for each layer of the default network
@@ -290,6 +233,29 @@ func TestIm2colMatchesPlainLoop(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// reluPass passes the gradient exactly where y > 0, for every kind of
+// float32: zeros of both signs, subnormals, infinities and NaNs.
+func TestReluPassMatchesComparison(t *testing.T) {
+	ys := []float32{0, float32(math.Copysign(0, -1)), 1, -1, math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32,
+		math.MaxFloat32, -math.MaxFloat32, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		math.Float32frombits(0x7F800001), math.Float32frombits(0xFFC00000), 3.5e-39}
+	rng := rand.New(rand.NewSource(3))
+	for range 1000 {
+		ys = append(ys, math.Float32frombits(rng.Uint32()))
+	}
+	for _, y := range ys {
+		for _, v := range []float32{1.5, -2, 0} {
+			want := float32(0)
+			if y > 0 {
+				want = v
+			}
+			if got := reluPass(v, y); math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("reluPass(%v, %v (%#x)) = %v, want %v", v, y, math.Float32bits(y), got, want)
 			}
 		}
 	}

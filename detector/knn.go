@@ -30,7 +30,7 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 	}
 	qSq := rowNorms(q, nq, d)
 	qT := make([]float32, d*nq) // q transposed, so that the product needs no copy of the bank
-	transposeInto(qT, q[:nq*d], nq, d)
+	transposeInto(qT, q[:nq*d], nq, d, nq)
 	// margin bounds the screening formula's rounding error relative to
 	// |q|² + |b|²: a few units in the last place per term of the sums.
 	margin := float32(4*d+8) * 0x1p-24

@@ -1,0 +1,476 @@
+package detector
+
+import "math"
+
+// This file computes a layer and its gradients without unfolding the
+// input. The input is copied once into zero-padded source planes, laid out
+// so that every filter tap reads them as one shifted view with a fixed row
+// stride: the product for a tap is then an ordinary matrix product whose
+// second operand is the source itself, and the input gradient is a product
+// accumulated straight into the padded planes. No im2col buffer is
+// written or read back, and no col2im pass scatters one back.
+//
+//   - Stride 1: one plane per channel, the input with a border of one
+//     zero. Output pixel (y, x) under tap (ky, kx) reads plane position
+//     (y+ky, x+kx), so over the output grid, taken with the plane's width
+//     (the two extra columns of each row are computed and discarded), a
+//     tap is the plane shifted by ky·pw+kx.
+//   - Stride 2: four planes per channel, the polyphase split of the padded
+//     input (rows and columns of each parity). Tap (ky, kx) reads plane
+//     (ky mod 2, kx mod 2) shifted by (ky/2, kx/2).
+//   - Nearest 2× upsample, then stride 1: the low-resolution input padded
+//     by one, and four output parities, each a 2×2 convolution with the
+//     3×3 taps that read the same input pixel summed (see foldUpsample):
+//     9/4 fewer products, and a quarter of the source.
+//   - Upsample, then stride 2: the polyphase planes of the upsampled input.
+
+// padTap is one shifted view: the offset of its first value from the
+// start of channel 0's planes, and the 3×3 filter taps (ky·3+kx) whose
+// weights it multiplies, summed.
+type padTap struct {
+	off  int
+	from []int
+}
+
+// padPart is one grid of output pixels, all read through the same taps:
+// grid point (i, j) is output pixel (oy+step·i, ox+step·j), and it sits at
+// position i·pw+j of the product.
+type padPart struct {
+	oy, ox, step int
+	gh, gw       int
+	taps         []padTap
+}
+
+// padPlan is the layout of one layer's source planes and output parts.
+type padPlan struct {
+	g      convGeom
+	phases int     // source planes per channel: 1, or 4 for stride 2
+	ph, pw int     // rows and columns of one source plane
+	src    []int32 // for each position of one channel's planes, the input pixel it holds (index in the channel's h×w plane), or −1 for padding
+	parts  []padPart
+	maxNp  int // the longest part's product width
+}
+
+func (p *padPlan) plane() int { return p.ph * p.pw }
+
+// srcSize is the number of values in one image's source planes.
+func (p *padPlan) srcSize() int { return p.phases * p.g.in * p.plane() }
+
+// np is the width of part t's product: its grid rows at the plane's width,
+// the last row cut after the grid's own columns.
+func (p *padPlan) np(t padPart) int { return (t.gh-1)*p.pw + t.gw }
+
+func newPadPlan(g convGeom) *padPlan {
+	p := &padPlan{g: g}
+	switch {
+	case g.stride == 1:
+		// The plane is the padded input: at low resolution when upsampling.
+		p.phases, p.ph, p.pw = 1, g.h+2, g.w+2
+		p.src = make([]int32, p.plane())
+		for i := range p.ph {
+			for j := range p.pw {
+				y, x := i-1, j-1
+				idx := int32(-1)
+				if y >= 0 && y < g.h && x >= 0 && x < g.w {
+					idx = int32(y*g.w + x)
+				}
+				p.src[i*p.pw+j] = idx
+			}
+		}
+		if !g.up {
+			part := padPart{step: 1, gh: g.oh, gw: g.ow}
+			for ky := range 3 {
+				for kx := range 3 {
+					part.taps = append(part.taps, padTap{off: ky*p.pw + kx, from: []int{ky*3 + kx}})
+				}
+			}
+			p.parts = []padPart{part}
+			break
+		}
+		for a := range 2 {
+			for b := range 2 {
+				part := padPart{oy: a, ox: b, step: 2, gh: g.h, gw: g.w}
+				for dy := range 2 {
+					for dx := range 2 {
+						var from []int
+						for _, ky := range tapGroups[a][dy] {
+							for _, kx := range tapGroups[b][dx] {
+								from = append(from, ky*3+kx)
+							}
+						}
+						part.taps = append(part.taps, padTap{off: (a+dy)*p.pw + b + dx, from: from})
+					}
+				}
+				p.parts = append(p.parts, part)
+			}
+		}
+	default:
+		// Polyphase planes of the padded slid-over input (the upsampled
+		// one when upsampling): plane (ry, rx) position (i, j) holds
+		// slid-over pixel (2i+ry−1, 2j+rx−1).
+		p.phases, p.ph, p.pw = 4, (g.ih+3)/2, (g.iw+3)/2
+		pl := p.plane()
+		p.src = make([]int32, 4*pl)
+		for ry := range 2 {
+			for rx := range 2 {
+				for i := range p.ph {
+					for j := range p.pw {
+						y, x := 2*i+ry-1, 2*j+rx-1
+						idx := int32(-1)
+						if y >= 0 && y < g.ih && x >= 0 && x < g.iw {
+							if g.up {
+								y, x = y>>1, x>>1
+							}
+							idx = int32(y*g.w + x)
+						}
+						p.src[(ry*2+rx)*pl+i*p.pw+j] = idx
+					}
+				}
+			}
+		}
+		part := padPart{step: 1, gh: g.oh, gw: g.ow}
+		for ky := range 3 {
+			for kx := range 3 {
+				phase := (ky&1)*2 + kx&1
+				part.taps = append(part.taps, padTap{off: phase*g.in*pl + (ky>>1)*p.pw + kx>>1, from: []int{ky*3 + kx}})
+			}
+		}
+		p.parts = []padPart{part}
+	}
+	for _, t := range p.parts {
+		p.maxNp = max(p.maxNp, p.np(t))
+	}
+	return p
+}
+
+// gather fills s, one image's source planes, from x, the image's input.
+func (p *padPlan) gather(x, s []float32) {
+	g := p.g
+	pl, hw := p.plane(), g.h*g.w
+	if p.phases == 1 {
+		// The padded input: a border of zeros around each row.
+		for c := range g.in {
+			dst := s[c*pl : (c+1)*pl]
+			clear(dst[:p.pw])
+			for i := range g.h {
+				row := dst[(i+1)*p.pw : (i+2)*p.pw]
+				row[0] = 0
+				copy(row[1:1+g.w], x[c*hw+i*g.w:c*hw+(i+1)*g.w])
+				row[p.pw-1] = 0
+			}
+			clear(dst[(g.h+1)*p.pw:])
+		}
+		return
+	}
+	for ph := range p.phases {
+		idx := p.src[ph*pl : (ph+1)*pl]
+		for c := range g.in {
+			xc := x[c*hw : (c+1)*hw]
+			dst := s[(ph*g.in+c)*pl : (ph*g.in+c+1)*pl]
+			for q, i := range idx {
+				if i >= 0 {
+					dst[q] = xc[i]
+				} else {
+					dst[q] = 0
+				}
+			}
+		}
+	}
+}
+
+// scatter adds ds, a gradient over one image's source planes, into dx,
+// the gradient of the image's input: the transpose of gather.
+func (p *padPlan) scatter(ds, dx []float32) {
+	g := p.g
+	pl, hw := p.plane(), g.h*g.w
+	if p.phases == 1 {
+		for c := range g.in {
+			for i := range g.h {
+				src := ds[c*pl+(i+1)*p.pw+1:][:g.w]
+				dst := dx[c*hw+i*g.w:][:g.w]
+				for j, v := range src {
+					dst[j] += v
+				}
+			}
+		}
+		return
+	}
+	for ph := range p.phases {
+		idx := p.src[ph*pl : (ph+1)*pl]
+		for c := range g.in {
+			dxc := dx[c*hw : (c+1)*hw]
+			src := ds[(ph*g.in+c)*pl : (ph*g.in+c+1)*pl]
+			for q, i := range idx {
+				if i >= 0 {
+					dxc[i] += src[q]
+				}
+			}
+		}
+	}
+}
+
+// panels rounds a product's width up to whole panels of the kernels when
+// they do not handle a partial one themselves (which costs a copy of the
+// panel's operand on every product): the extra columns are computed from
+// whatever follows and thrown away.
+func panels(n int) int {
+	if sgemmBest.partial {
+		return n
+	}
+	nr := sgemmBest.nr
+	return (n + nr - 1) / nr * nr
+}
+
+// slack is how many values past one image's source planes the products
+// may read or add zeros into: the widest part's rounding up to panels.
+func (p *padPlan) slack() int { return panels(p.maxNp) - p.maxNp + p.pw }
+
+// tapFilters returns, for each part and tap in order, the out×in filter
+// of the view (the weights of its 3×3 taps summed), or with transpose its
+// in×out transpose.
+func (p *padPlan) tapFilters(w []float32, transpose bool) [][]float32 {
+	in, out := p.g.in, p.g.out
+	var fs [][]float32
+	for _, part := range p.parts {
+		for _, tap := range part.taps {
+			f := make([]float32, out*in)
+			for o := range out {
+				for c := range in {
+					var s float32
+					for _, t := range tap.from {
+						s += w[(o*in+c)*9+t]
+					}
+					if transpose {
+						f[c*out+o] = s
+					} else {
+						f[o*in+c] = s
+					}
+				}
+			}
+			fs = append(fs, f)
+		}
+	}
+	return fs
+}
+
+// forward computes act(conv(x, w) + b) into y for the whole batch, one
+// image per task on every core.
+func (p *padPlan) forward(x, w, bias, y []float32, relu bool) {
+	g := p.g
+	fs := p.tapFilters(w, false)
+	nw := min(workers(), g.batch)
+	srcs, prods := make([][]float32, nw), make([][]float32, nw)
+	parallel(g.batch, func(wk, img int) {
+		if srcs[wk] == nil {
+			srcs[wk] = make([]float32, p.srcSize()+p.slack())
+			prods[wk] = make([]float32, g.out*panels(p.maxNp))
+		}
+		s, prod := srcs[wk], prods[wk]
+		p.gather(x[img*g.inSize():(img+1)*g.inSize()], s)
+		yi := y[img*g.outSize() : (img+1)*g.outSize()]
+		f := 0
+		for _, part := range p.parts {
+			np := panels(p.np(part))
+			for j, tap := range part.taps {
+				sgemmNN(g.out, np, g.in, fs[f], g.in, s[tap.off:], p.plane(), float32(min(j, 1)), prod, np)
+				f++
+			}
+			for o := range g.out {
+				bo := bias[o]
+				plane := yi[o*g.n() : (o+1)*g.n()]
+				for i := range part.gh {
+					src := prod[o*np+i*p.pw : o*np+i*p.pw+part.gw]
+					row := plane[(part.oy+part.step*i)*g.ow+part.ox:]
+					if part.step == 1 {
+						row = row[:len(src)]
+						if relu {
+							for j, v := range src {
+								row[j] = max(v+bo, 0)
+							}
+						} else {
+							for j, v := range src {
+								row[j] = v + bo
+							}
+						}
+						continue
+					}
+					for j, v := range src {
+						v += bo
+						if relu {
+							v = max(v, 0)
+						}
+						row[2*j] = v
+					}
+				}
+			}
+		}
+	})
+}
+
+// gridGradients copies one image's output gradient gm, masked where the
+// output y is not positive if y is given, into dst laid out as the parts'
+// products: grid point (i, j) of part t, channel o, goes to
+// dst[t·per + o·so + (i·pw+j)·sq]. Only grid points are written, so the
+// columns of a product that are not outputs keep the zeros dst was made
+// with. The output is read once, row by row: an upsampling layer's row
+// is split between its two column parities as it is read.
+func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
+	g := p.g
+	n := g.n()
+	for o := range g.out {
+		for oy := range g.oh {
+			src := gm[o*n+oy*g.ow:][:g.ow]
+			var ys []float32
+			if y != nil {
+				ys = y[o*n+oy*g.ow:][:g.ow]
+			}
+			if len(p.parts) == 1 {
+				d := dst[o*so+oy*p.pw*sq:]
+				if y == nil {
+					for j, v := range src {
+						d[j*sq] = v
+					}
+				} else {
+					for j, v := range src {
+						d[j*sq] = reluPass(v, ys[j])
+					}
+				}
+				continue
+			}
+			// Parts 2a and 2a+1 hold the even and odd columns of the
+			// output rows of parity a.
+			a, i := oy&1, oy>>1
+			d0 := dst[2*a*per+o*so+i*p.pw*sq:]
+			d1 := dst[(2*a+1)*per+o*so+i*p.pw*sq:]
+			if y == nil {
+				for j := range g.w {
+					d0[j*sq] = src[2*j]
+					d1[j*sq] = src[2*j+1]
+				}
+			} else {
+				for j := range g.w {
+					d0[j*sq] = reluPass(src[2*j], ys[2*j])
+					d1[j*sq] = reluPass(src[2*j+1], ys[2*j+1])
+				}
+			}
+		}
+	}
+}
+
+// backwardInput computes the input gradient dx from the output gradient
+// gm (masked by y's sign when y is given): for each view, its filter's transpose times the view's part
+// of gm, added into the padded planes at the view's offset, which are then
+// folded back onto the input.
+func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
+	g := p.g
+	fs := p.tapFilters(w, true)
+	nw := min(workers(), g.batch)
+	dss, gps := make([][]float32, nw), make([][]float32, nw)
+	width := panels(p.maxNp)
+	per := g.out * width
+	parallel(g.batch, func(wk, img int) {
+		if dss[wk] == nil {
+			dss[wk] = make([]float32, p.srcSize()+p.slack())
+			gps[wk] = make([]float32, len(p.parts)*per)
+		}
+		ds, gp := dss[wk], gps[wk]
+		clear(ds)
+		p.gridGradients(gm[img*g.outSize():(img+1)*g.outSize()], imageOf(y, img, g.outSize()), gp, per, width, 1)
+		f := 0
+		for t, part := range p.parts {
+			np := panels(p.np(part))
+			for _, tap := range part.taps {
+				sgemmNN(g.in, np, g.out, fs[f], g.out, gp[t*per:], width, 1, ds[tap.off:], p.plane())
+				f++
+			}
+		}
+		d := dx[img*g.inSize() : (img+1)*g.inSize()]
+		clear(d)
+		p.scatter(ds, d)
+	})
+}
+
+// backwardWeight computes the filter gradient dw from the input x and the
+// output gradient gm (masked by y's sign when y is given). For each view,
+// dfᵀ (in×out) accumulates the view times the part's gradient transposed; each worker keeps its own
+// sums over its images, which are added in worker order at the end, so
+// that the result does not depend on timing, and each view's sum goes to
+// every 3×3 tap it stands for.
+func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
+	g := p.g
+	// The gradient's columns are padded to whole kernel panels where the
+	// kernels would otherwise copy a partial panel on every product.
+	ow := g.out
+	if !sgemmBest.partial {
+		ow = (g.out + sgemmBest.nr - 1) / sgemmBest.nr * sgemmBest.nr
+	}
+	views := 0
+	for _, part := range p.parts {
+		views += len(part.taps)
+	}
+	nw := min(workers(), g.batch)
+	srcs, gts, sums := make([][]float32, nw), make([][]float32, nw), make([][]float32, nw)
+	per := p.maxNp * ow
+	parallel(g.batch, func(wk, img int) {
+		if srcs[wk] == nil {
+			srcs[wk] = make([]float32, p.srcSize())
+			gts[wk] = make([]float32, len(p.parts)*per)
+			sums[wk] = make([]float32, views*g.in*ow)
+		}
+		s, gt, sum := srcs[wk], gts[wk], sums[wk]
+		p.gather(x[img*g.inSize():(img+1)*g.inSize()], s)
+		// gt holds each part's gradient transposed: np×ow, zero in the
+		// rows that are not outputs and past column out.
+		p.gridGradients(gm[img*g.outSize():(img+1)*g.outSize()], imageOf(y, img, g.outSize()), gt, per, 1, ow)
+		f := 0
+		for t, part := range p.parts {
+			np := p.np(part)
+			for _, tap := range part.taps {
+				sgemmNN(g.in, ow, np, s[tap.off:], p.plane(), gt[t*per:], ow, 1, sum[f*g.in*ow:], ow)
+				f++
+			}
+		}
+	})
+	clear(dw)
+	for _, sum := range sums {
+		if sum == nil {
+			continue
+		}
+		f := 0
+		for _, part := range p.parts {
+			for _, tap := range part.taps {
+				v := sum[f*g.in*ow : (f+1)*g.in*ow]
+				for c := range g.in {
+					for o := range g.out {
+						d := v[c*ow+o]
+						for _, t := range tap.from {
+							dw[(o*g.in+c)*9+t] += d
+						}
+					}
+				}
+				f++
+			}
+		}
+	}
+}
+
+// imageOf returns image img of a batch of n-value images, or nil if the
+// batch is nil.
+func imageOf(batch []float32, img, n int) []float32 {
+	if batch == nil {
+		return nil
+	}
+	return batch[img*n : (img+1)*n]
+}
+
+// reluPass returns the gradient v where the ReLU's output y is positive
+// and 0 elsewhere, without a branch: whether an output is positive is as
+// good as random, and a mispredicted branch per value cost more than the
+// rest of the gradient's copy.
+func reluPass(v, y float32) float32 {
+	b := math.Float32bits(y)
+	// 1 if y is not ±0, its sign is clear and it is not a NaN (which
+	// has bits above +Inf's).
+	keep := (b | -b) >> 31 &^ (b >> 31) &^ ((0x7F800000 - b) >> 31)
+	return math.Float32frombits(math.Float32bits(v) & -keep)
+}

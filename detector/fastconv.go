@@ -22,7 +22,7 @@ import (
 // no unfolding (see padconv.go), the bias and ReLU are applied while the
 // output is still in cache, and the gradient ops apply the ReLU's mask
 // as they read the output gradient. An upsampling layer runs at the low
-// resolution with its taps folded (see foldUpsample).
+// resolution with its taps folded (see tapGroups).
 func fastConv(x, w, b *G.Node, stride int, upsample, relu bool) (*G.Node, error) {
 	if x.Shape().Dims() != 4 || w.Shape().Dims() != 4 || b.Shape().Dims() != 4 {
 		return nil, fmt.Errorf("fast conv: want 4-dimensional input, filter and bias, got %v, %v, %v", x.Shape(), w.Shape(), b.Shape())
@@ -66,118 +66,12 @@ func (g convGeom) String() string {
 	return fmt.Sprintf("%d×%d×%d×%d→%d s%d up%v", g.batch, g.in, g.h, g.w, g.out, g.stride, g.up)
 }
 
-// im2col unfolds columns [n0, n1) of one image's output into col, a
-// k×(n1−n0) row-major matrix: row c·9+ky·3+kx holds the input pixel under
-// filter tap (ky, kx) of channel c for each output position, 0 in the
-// padding. It walks the output one row segment at a time, so that the
-// inner loops are a plain copy (stride 1), a stride-2 gather or a
-// duplicating gather (upsampled input) with the padding handled at the
-// segment's ends instead of per pixel.
-func (g convGeom) im2col(x []float32, col []float32, n0, n1 int) {
-	width := n1 - n0
-	oy0, ox0 := n0/g.ow, n0%g.ow
-	for c := range g.in {
-		plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
-		for ky := range 3 {
-			for kx := range 3 {
-				row := col[(c*9+ky*3+kx)*width : (c*9+ky*3+kx+1)*width]
-				oy, ox := oy0, ox0
-				for j := 0; j < width; {
-					seg := min(g.ow-ox, width-j)
-					g.unfoldSegment(row[j:j+seg], plane, oy*g.stride+ky-1, ox, kx)
-					j += seg
-					ox = 0
-					oy++
-				}
-			}
-		}
-	}
-}
-
-// unfoldSegment fills dst with the input pixels under filter column kx for
-// the output positions ox, ox+1, … of one output row whose filter row
-// reads input row iy (in the coordinates the filter slides over).
-func (g convGeom) unfoldSegment(dst, plane []float32, iy, ox, kx int) {
-	if iy < 0 || iy >= g.ih {
-		clear(dst)
-		return
-	}
-	if g.up {
-		iy >>= 1
-	}
-	src := plane[iy*g.w : (iy+1)*g.w]
-	// Output position ox+t reads column ix(t) = (ox+t)·stride + kx − 1 of
-	// the slid-over input; [lo, hi) are the t for which it is inside.
-	lo, hi := 0, len(dst)
-	for lo < hi && (ox+lo)*g.stride+kx-1 < 0 {
-		dst[lo] = 0
-		lo++
-	}
-	for hi > lo && (ox+hi-1)*g.stride+kx-1 >= g.iw {
-		dst[hi-1] = 0
-		hi--
-	}
-	base := (ox+lo)*g.stride + kx - 1 // first ix read
-	d := dst[lo:hi]
-	switch {
-	case g.up && g.stride == 1:
-		// Each input pixel fills two neighbouring values: one odd
-		// value first when base is odd, then pairs, then one even one.
-		j := base >> 1
-		if base&1 == 1 && len(d) > 0 {
-			d[0] = src[j]
-			d, j = d[1:], j+1
-		}
-		pairs := len(d) / 2
-		dd := d[:2*pairs]
-		for q, v := range src[j : j+pairs] {
-			dd[2*q] = v
-			dd[2*q+1] = v
-		}
-		if len(d) > 2*pairs {
-			d[2*pairs] = src[j+pairs]
-		}
-	case g.up:
-		for t := range d {
-			d[t] = src[(base+2*t)>>1]
-		}
-	case g.stride == 1:
-		copy(d, src[base:base+len(d)])
-	default:
-		for t := range d {
-			d[t] = src[base+2*t]
-		}
-	}
-}
-
 // transposeInto writes the r×c row-major matrix src into dst as its c×r
 // transpose, with dst's rows ldd ≥ r values apart.
 func transposeInto(dst, src []float32, r, c, ldd int) {
 	for i := range r {
 		for j, v := range src[i*c : (i+1)*c] {
 			dst[j*ldd+i] = v
-		}
-	}
-}
-
-// forwardRange computes output columns [n0, n1) of one image on the
-// calling goroutine, unfolding them into col (at least k·(n1−n0) values).
-func (g convGeom) forwardRange(x, w, bias, y []float32, relu bool, col []float32, n0, n1 int) {
-	k, n := g.k(), g.n()
-	col = col[:k*(n1-n0)]
-	g.im2col(x, col, n0, n1)
-	sgemmNN(g.out, n1-n0, k, w, k, col, n1-n0, 0, y[n0:], n)
-	for o := range g.out {
-		row := y[o*n+n0 : o*n+n1]
-		bo := bias[o]
-		if relu {
-			for j, v := range row {
-				row[j] = max(v+bo, 0)
-			}
-		} else {
-			for j := range row {
-				row[j] += bo
-			}
 		}
 	}
 }

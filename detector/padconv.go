@@ -20,9 +20,16 @@ import "math"
 //     (ky mod 2, kx mod 2) shifted by (ky/2, kx/2).
 //   - Nearest 2× upsample, then stride 1: the low-resolution input padded
 //     by one, and four output parities, each a 2×2 convolution with the
-//     3×3 taps that read the same input pixel summed (see foldUpsample):
+//     3×3 taps that read the same input pixel summed (see tapGroups):
 //     9/4 fewer products, and a quarter of the source.
 //   - Upsample, then stride 2: the polyphase planes of the upsampled input.
+
+// tapGroups[a][d] lists the filter rows (or columns) that land on low-
+// resolution offset d of the 2×2 window for output parity a, when a 3×3
+// convolution with padding 1 runs over a nearest 2× upsample: output row
+// 2i reads upsampled rows 2i−1, 2i, 2i+1, which are input rows i−1, i, i;
+// output row 2i+1 reads input rows i, i, i+1.
+var tapGroups = [2][2][]int{{{0}, {1, 2}}, {{0, 1}, {2}}}
 
 // padTap is one shifted view: the offset of its first value from the
 // start of channel 0's planes, and the 3×3 filter taps (ky·3+kx) whose
@@ -222,8 +229,9 @@ func panels(n int) int {
 }
 
 // slack is how many values past one image's source planes the products
-// may read or add zeros into: the widest part's rounding up to panels.
-func (p *padPlan) slack() int { return panels(p.maxNp) - p.maxNp + p.pw }
+// may read or add zeros into: a product's width rounded up to panels
+// reaches less than a panel past the part's last grid point.
+func (p *padPlan) slack() int { return sgemmBest.nr }
 
 // tapFilters returns, for each part and tap in order, the out×in filter
 // of the view (the weights of its 3×3 taps summed), or with transpose its
@@ -253,58 +261,148 @@ func (p *padPlan) tapFilters(w []float32, transpose bool) [][]float32 {
 	return fs
 }
 
-// forward computes act(conv(x, w) + b) into y for the whole batch, one
-// image per task on every core.
+// forward computes act(conv(x, w) + b) into y for the whole batch, on
+// every core.
 func (p *padPlan) forward(x, w, bias, y []float32, relu bool) {
+	p.forwardFilters(x, p.tapFilters(w, false), bias, y, relu, nil, true)
+}
+
+// padBand is the number of output positions, about, that one task of a
+// layer computes when a batch has fewer images than there are workers:
+// the grid rows of a part are split into bands this wide.
+const padBand = 256
+
+// forwardFilters is forward with the views' filters given (tapFilters),
+// which inference computes once per model. scratch, if given, holds
+// buffers kept between calls (see padScratch). With parallelRun the
+// images, or when there are fewer images than workers their parts and
+// bands of rows, are spread over every core; without it everything runs
+// on the calling goroutine.
+func (p *padPlan) forwardFilters(x []float32, fs [][]float32, bias, y []float32, relu bool, scratch *padScratch, parallelRun bool) {
 	g := p.g
-	fs := p.tapFilters(w, false)
-	nw := min(workers(), g.batch)
-	srcs, prods := make([][]float32, nw), make([][]float32, nw)
-	parallel(g.batch, func(wk, img int) {
-		if srcs[wk] == nil {
-			srcs[wk] = make([]float32, p.srcSize()+p.slack())
-			prods[wk] = make([]float32, g.out*panels(p.maxNp))
-		}
-		s, prod := srcs[wk], prods[wk]
-		p.gather(x[img*g.inSize():(img+1)*g.inSize()], s)
-		yi := y[img*g.outSize() : (img+1)*g.outSize()]
-		f := 0
-		for _, part := range p.parts {
-			np := panels(p.np(part))
-			for j, tap := range part.taps {
-				sgemmNN(g.out, np, g.in, fs[f], g.in, s[tap.off:], p.plane(), float32(min(j, 1)), prod, np)
-				f++
+	nw := 1
+	if parallelRun {
+		nw = workers()
+	}
+	if scratch == nil {
+		scratch = &padScratch{}
+	}
+	scratch.fit(p, nw, g.batch)
+	if nw <= g.batch {
+		// One image per task: its source planes stay in cache from the
+		// gather through every product.
+		task := func(wk, img int) {
+			s := scratch.srcs[wk]
+			p.gather(x[img*g.inSize():(img+1)*g.inSize()], s)
+			f := 0
+			for _, part := range p.parts {
+				p.forwardRows(s, fs[f:], bias, y[img*g.outSize():(img+1)*g.outSize()], relu, part, 0, part.gh, scratch.prods[wk])
+				f += len(part.taps)
 			}
-			for o := range g.out {
-				bo := bias[o]
-				plane := yi[o*g.n() : (o+1)*g.n()]
-				for i := range part.gh {
-					src := prod[o*np+i*p.pw : o*np+i*p.pw+part.gw]
-					row := plane[(part.oy+part.step*i)*g.ow+part.ox:]
-					if part.step == 1 {
-						row = row[:len(src)]
-						if relu {
-							for j, v := range src {
-								row[j] = max(v+bo, 0)
-							}
-						} else {
-							for j, v := range src {
-								row[j] = v + bo
-							}
-						}
-						continue
-					}
+		}
+		if nw == 1 {
+			for img := range g.batch {
+				task(0, img)
+			}
+		} else {
+			parallel(g.batch, task)
+		}
+		return
+	}
+	// Fewer images than workers: every image's source planes first, then
+	// each part of each image in bands of rows.
+	parallel(g.batch, func(_, img int) {
+		p.gather(x[img*g.inSize():(img+1)*g.inSize()], scratch.srcs[img])
+	})
+	type band struct{ img, part, f, i0, i1 int }
+	var bands []band
+	for img := range g.batch {
+		f := 0
+		for t, part := range p.parts {
+			rows := max(1, min(part.gh, padBand/p.pw))
+			for i0 := 0; i0 < part.gh; i0 += rows {
+				bands = append(bands, band{img, t, f, i0, min(i0+rows, part.gh)})
+			}
+			f += len(part.taps)
+		}
+	}
+	parallel(len(bands), func(wk, t int) {
+		b := bands[t]
+		p.forwardRows(scratch.srcs[b.img], fs[b.f:], bias, y[b.img*g.outSize():(b.img+1)*g.outSize()], relu, p.parts[b.part], b.i0, b.i1, scratch.prods[wk])
+	})
+}
+
+// padScratch holds the buffers of forward passes: source planes and
+// products, one of each per worker (or per image, for the sources, when
+// the images are fewer than the workers).
+type padScratch struct {
+	srcs, prods [][]float32
+}
+
+// fit makes sure s has buffers for plan p run by nw workers on batch
+// images.
+func (s *padScratch) fit(p *padPlan, nw, batch int) {
+	nsrc := nw
+	if nw > batch {
+		nsrc = batch
+	}
+	srcLen, prodLen := p.srcSize()+p.slack(), p.g.out*panels(p.maxNp)
+	for len(s.srcs) < nsrc {
+		s.srcs = append(s.srcs, nil)
+	}
+	for len(s.prods) < nw {
+		s.prods = append(s.prods, nil)
+	}
+	for i := range s.srcs {
+		if len(s.srcs[i]) < srcLen {
+			s.srcs[i] = make([]float32, srcLen)
+		}
+	}
+	for i := range s.prods {
+		if len(s.prods[i]) < prodLen {
+			s.prods[i] = make([]float32, prodLen)
+		}
+	}
+}
+
+// forwardRows computes grid rows [i0, i1) of part t of one image from its
+// source planes s, with the part's view filters first in fs, and writes
+// them with the bias and activation into the image's output y. prod is
+// scratch of at least out·panels(np) values.
+func (p *padPlan) forwardRows(s []float32, fs [][]float32, bias, y []float32, relu bool, t padPart, i0, i1 int, prod []float32) {
+	g := p.g
+	np := panels((i1-i0-1)*p.pw + t.gw)
+	for j, tap := range t.taps {
+		sgemmNN(g.out, np, g.in, fs[j], g.in, s[tap.off+i0*p.pw:], p.plane(), float32(min(j, 1)), prod, np)
+	}
+	for o := range g.out {
+		bo := bias[o]
+		plane := y[o*g.n() : (o+1)*g.n()]
+		for i := i0; i < i1; i++ {
+			src := prod[o*np+(i-i0)*p.pw:][:t.gw]
+			row := plane[(t.oy+t.step*i)*g.ow+t.ox:]
+			if t.step == 1 {
+				row = row[:len(src)]
+				if relu {
 					for j, v := range src {
-						v += bo
-						if relu {
-							v = max(v, 0)
-						}
-						row[2*j] = v
+						row[j] = max(v+bo, 0)
+					}
+				} else {
+					for j, v := range src {
+						row[j] = v + bo
 					}
 				}
+				continue
+			}
+			for j, v := range src {
+				v += bo
+				if relu {
+					v = max(v, 0)
+				}
+				row[2*j] = v
 			}
 		}
-	})
+	}
 }
 
 // gridGradients copies one image's output gradient gm, masked where the

@@ -101,7 +101,7 @@ func (m *Model) analyseWith(sc *scorer, x []float32) (analysis, error) {
 		}
 		upto := st + 2
 		if alone {
-			upto = len(sc.mean.geoms)
+			upto = len(sc.mean.plans)
 		}
 		y, err := sc.mean.run(x, upto, alone)
 		if err != nil {

@@ -203,3 +203,37 @@ func TestTopMeanMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+// sortFloats orders values as slices.Sort does, signs, zeros,
+// subnormals, infinities, ties and a single value included.
+func TestSortFloatsMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.SmallestNonzeroFloat64,
+		-math.SmallestNonzeroFloat64, math.MaxFloat64, -math.MaxFloat64, 1, -1}
+	for _, n := range []int{1, 2, 65, 1000, 4096} {
+		for kind := range 4 {
+			v := make([]float64, n)
+			for i := range v {
+				switch kind {
+				case 0:
+					v[i] = rng.NormFloat64()
+				case 1:
+					v[i] = float64(rng.Intn(3)) // ties, and every key sharing most digits
+				case 2:
+					v[i] = special[rng.Intn(len(special))]
+				default:
+					v[i] = math.Float64frombits(rng.Uint64() &^ (0x7FF << 52)) // subnormals and zeros
+				}
+			}
+			want := slices.Clone(v)
+			slices.Sort(want)
+			got := slices.Clone(v)
+			sortFloats(got)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("n %d kind %d: [%d] = %v, slices.Sort gives %v", n, kind, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

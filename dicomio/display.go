@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/sentinel-pacs/sentinel"
 )
@@ -203,18 +204,29 @@ func renderGray(f frame, l layout, h header, out []float32) {
 	samples := f.samples[:len(out)]
 	lo, hi := l.valueRange(samples)
 	if hi-lo >= maxLUT {
-		for i, s := range samples {
-			out[i] = display(modality(l.value(s)))
-		}
+		eachBand(len(samples), 1, func(a, b int) {
+			for i, s := range samples[a:b] {
+				out[a+i] = display(modality(l.value(s)))
+			}
+		})
 		return
 	}
 	levels := make([]float32, hi-lo+1)
 	for k := range levels {
 		levels[k] = display(modality(lo + int64(k)))
 	}
-	for i, s := range samples {
-		out[i] = levels[l.value(s)-lo]
-	}
+	eachBand(len(samples), 1, func(a, b int) {
+		o := out[a:b]
+		if l.signed {
+			for i, s := range samples[a:b] {
+				o[i] = levels[int64(s)-lo]
+			}
+			return
+		}
+		for i, s := range samples[a:b] {
+			o[i] = levels[int64(uint32(s))-lo]
+		}
+	})
 }
 
 // renderColour fills out with the luminance of an RGB or YBR frame:
@@ -249,6 +261,25 @@ func renderPalette(f frame, l layout, p [3]*lut, out []float32) {
 // layout, which must not be empty. Unsigned samples are compared as
 // uint32, so that 32-bit values above 2^31-1 count as the largest.
 func (l layout) valueRange(s []int32) (lo, hi int64) {
+	var mu sync.Mutex
+	first := true
+	eachBand(len(s), 1, func(a, b int) {
+		blo, bhi := l.bandRange(s[a:b])
+		mu.Lock()
+		if first || blo < lo {
+			lo = blo
+		}
+		if first || bhi > hi {
+			hi = bhi
+		}
+		first = false
+		mu.Unlock()
+	})
+	return lo, hi
+}
+
+// bandRange is valueRange on one goroutine.
+func (l layout) bandRange(s []int32) (lo, hi int64) {
 	if l.signed {
 		return int64(slices.Min(s)), int64(slices.Max(s))
 	}

@@ -47,33 +47,40 @@ func Resample(img sentinel.Image, w, h int) sentinel.Image {
 	xs, ys := areaSpans(iw, w), areaSpans(ih, h)
 
 	// Horizontal pass: ih rows of w sums, each still to be divided by iw.
+	// Each pass splits its rows between the cores: every row is summed
+	// on its own, so the result does not depend on the split.
 	tmp := make([]float64, ih*w)
-	for y := 0; y < ih; y++ {
-		row := img.Pix[y*iw : (y+1)*iw]
-		dst := tmp[y*w : (y+1)*w]
-		for ox, s := range xs {
-			var sum float64
-			for k, c := range s.overlaps {
-				sum += float64(c) * float64(row[s.first+k])
+	eachBand(ih, iw, func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			row := img.Pix[y*iw : (y+1)*iw]
+			dst := tmp[y*w : (y+1)*w]
+			for ox, s := range xs {
+				var sum float64
+				for k, c := range s.overlaps {
+					sum += float64(c) * float64(row[s.first+k])
+				}
+				dst[ox] = sum
 			}
-			dst[ox] = sum
 		}
-	}
+	})
 	// Vertical pass, row by row so the inner loop runs along memory.
-	acc := make([]float64, w)
 	div := float64(iw) * float64(ih)
-	for oy, s := range ys {
-		clear(acc)
-		for k, c := range s.overlaps {
-			src := tmp[(s.first+k)*w : (s.first+k+1)*w]
-			for x, v := range src {
-				acc[x] += float64(c) * v
+	eachBand(h, w*max(1, ih/h), func(y0, y1 int) {
+		acc := make([]float64, w)
+		for oy := y0; oy < y1; oy++ {
+			s := ys[oy]
+			clear(acc)
+			for k, c := range s.overlaps {
+				src := tmp[(s.first+k)*w : (s.first+k+1)*w]
+				for x, v := range src {
+					acc[x] += float64(c) * v
+				}
+			}
+			dst := out.Pix[oy*w : (oy+1)*w]
+			for x, v := range acc {
+				dst[x] = float32(v / div)
 			}
 		}
-		dst := out.Pix[oy*w : (oy+1)*w]
-		for x, v := range acc {
-			dst[x] = float32(v / div)
-		}
-	}
+	})
 	return out
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sentinel-pacs/sentinel"
+	"github.com/sentinel-pacs/sentinel/internal/pngenc"
 	"github.com/sentinel-pacs/sentinel/store"
 )
 
@@ -122,7 +122,7 @@ func stageReport(dir string, rep sentinel.Report, img, heat sentinel.Image, star
 	}
 	if heatPath != "" {
 		var buf bytes.Buffer
-		if err := heatmapPNG.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
+		if err := pngenc.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
 			return st, fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(pendingPath(heatPath), buf.Bytes()); err != nil {
@@ -239,7 +239,7 @@ func writeReportAt(jsonPath, heatPath string, rep sentinel.Report, img sentinel.
 	}
 	if len(heat.Pix) > 0 {
 		var buf bytes.Buffer
-		if err := heatmapPNG.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
+		if err := pngenc.Encode(&buf, overlay(img, heat, rep.Score, rep.Threshold)); err != nil {
 			return "", nil, fmt.Errorf("heatmap %s: %w", rep.InstanceID, err)
 		}
 		if err := writeAtomic(heatPath, buf.Bytes()); err != nil {
@@ -403,9 +403,3 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 	}
 	return nil
 }
-
-// heatmapPNG encodes heatmap pictures at the fastest compression: on a
-// 1024-pixel film the default level takes several times as long, for a
-// file about a quarter smaller, and the picture is written with every
-// report.
-var heatmapPNG = png.Encoder{CompressionLevel: png.BestSpeed}

@@ -121,13 +121,18 @@ func (s *state) fail(err error) {
 }
 
 // golombK returns the smallest k with N·2^k ≥ A. It is bounded because A
-// stays below RANGE·RESET while N ≥ 1.
+// stays below RANGE·RESET while N ≥ 1. With A of La bits and N of Ln,
+// N·2^(La−Ln) < 2^La and N·2^(La−Ln+1) ≥ 2^La > A, so k is La−Ln or one
+// more: one comparison instead of a loop whose exit is as good as random.
 func golombK(n, a int32) int {
-	k := 0
-	for n<<uint(k) < a && k < 31 {
+	if n >= a {
+		return 0
+	}
+	k := bits.Len32(uint32(a)) - bits.Len32(uint32(n))
+	if n<<uint(k) < a {
 		k++
 	}
-	return k
+	return min(k, 31)
 }
 
 // regular decodes the sample at a context with quantized gradients q

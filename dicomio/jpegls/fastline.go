@@ -34,10 +34,7 @@ func (s *state) decodeLineLossless(r *bitReader, l *lines, width, comp int) erro
 			} else if px < 0 {
 				px = 0
 			}
-			k := 0
-			for c.n<<uint(k) < c.a && k < 31 {
-				k++
-			}
+			k := golombK(c.n, c.a)
 			if r.n < 32 {
 				r.fill()
 			}

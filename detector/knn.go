@@ -46,6 +46,7 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 	tops := make([][]float32, nw)
 	bounds := make([][]float32, nw)
 	dots := make([][]float32, nw)
+	cands := make([][]int32, nw)
 	parallel(tiles, func(w, t int) {
 		if tops[w] == nil {
 			tops[w] = make([]float32, nq*k)
@@ -57,6 +58,7 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 				bounds[w][i] = float32(math.Inf(1))
 			}
 			dots[w] = make([]float32, knnBankTile*nq)
+			cands[w] = make([]int32, nq)
 		}
 		b0, b1 := t*knnBankTile, min((t+1)*knnBankTile, nb)
 		n := b1 - b0
@@ -66,10 +68,10 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 			row := dots[w][j*nq : (j+1)*nq]
 			row = row[:len(bound)]
 			cj := keep * bankSq[b0+j]
-			for i, dot := range row {
-				if cj-2*dot >= bound[i] {
-					continue
-				}
+			// A query's bound changes only while that query is
+			// visited, so the row's candidates can be found first.
+			for _, i32 := range knnScreen(cj, row, bound, cands[w]) {
+				i := int(i32)
 				worst := top[i*k+k-1]
 				if e := sqDist(q[i*d:(i+1)*d], bank[(b0+j)*d:(b0+j+1)*d]); e < worst {
 					insertSorted(top[i*k:(i+1)*k], e)
@@ -95,4 +97,16 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 		out[i] = s / float64(k)
 	}
 	return out
+}
+
+// knnScreenGo is knnScreen one value at a time.
+func knnScreenGo(c float32, row, bound []float32, idx []int32) []int32 {
+	idx = idx[:0]
+	bound = bound[:len(row)]
+	for i, dot := range row {
+		if !(c-2*dot >= bound[i]) {
+			idx = append(idx, int32(i))
+		}
+	}
+	return idx
 }

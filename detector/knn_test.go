@@ -93,3 +93,36 @@ func BenchmarkKNN(b *testing.B) {
 		knnScores(q, nq, bank, sq, nb, d, 1)
 	}
 }
+
+// The kNN's screen gives the candidates the one-value-at-a-time loop
+// gives, in order, on every length around the eight-lane step, with
+// zeros, infinities and NaNs on either side of the comparison.
+func TestKNNScreenMatchesLoop(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1, -1}
+	pick := func() float32 {
+		if rng.Intn(8) == 0 {
+			return special[rng.Intn(len(special))]
+		}
+		return float32(rng.NormFloat64())
+	}
+	for n := range 70 {
+		for range 20 {
+			row, bound := make([]float32, n), make([]float32, n)
+			for i := range row {
+				row[i], bound[i] = pick(), pick()
+			}
+			c := pick()
+			got := knnScreen(c, row, bound, make([]int32, n))
+			want := knnScreenGo(c, row, bound, make([]int32, n))
+			if len(got) != len(want) {
+				t.Fatalf("n %d: %d candidates %v, the loop finds %d %v", n, len(got), got, len(want), want)
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("n %d: candidates %v, the loop finds %v", n, got, want)
+				}
+			}
+		}
+	}
+}

@@ -237,3 +237,29 @@ func TestSortFloatsMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSortFloats sorts a blurred 64×64 map of squared errors, what
+// scoring sorts several times per image, with sortFloats and with
+// slices.Sort.
+func BenchmarkSortFloats(b *testing.B) {
+	rng := rand.New(rand.NewSource(1))
+	v := make([]float64, 64*64)
+	for i := range v {
+		x := rng.Float64() * 0.1
+		v[i] = x * x
+	}
+	v = gaussianBlur(v, 64, 1)
+	s := make([]float64, len(v))
+	b.Run("sortFloats", func(b *testing.B) {
+		for b.Loop() {
+			copy(s, v)
+			sortFloats(s)
+		}
+	})
+	b.Run("slices.Sort", func(b *testing.B) {
+		for b.Loop() {
+			copy(s, v)
+			slices.Sort(s)
+		}
+	})
+}

@@ -498,9 +498,10 @@ func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
 	g := p.g
 	// The gradient's columns are padded to whole kernel panels where the
 	// kernels would otherwise copy a partial panel on every product.
+	impl := narrowKernels(g.out)
 	ow := g.out
-	if !sgemmBest.partial {
-		ow = (g.out + sgemmBest.nr - 1) / sgemmBest.nr * sgemmBest.nr
+	if !impl.partial {
+		ow = (g.out + impl.nr - 1) / impl.nr * impl.nr
 	}
 	views := 0
 	for _, part := range p.parts {
@@ -524,7 +525,7 @@ func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
 		for t, part := range p.parts {
 			np := p.np(part)
 			for _, tap := range part.taps {
-				sgemmNN(g.in, ow, np, s[tap.off:], p.plane(), gt[t*per:], ow, 1, sum[f*g.in*ow:], ow)
+				sgemmWith(impl, g.in, ow, np, s[tap.off:], p.plane(), gt[t*per:], ow, 1, sum[f*g.in*ow:], ow)
 				f++
 			}
 		}

@@ -93,3 +93,15 @@ func sgemmCall(id sgemmKernelID, k int, a *float32, lda int, b *float32, ldb int
 		sgemmCallGo(id, k, a, lda, b, ldb, c, ldc, n, beta)
 	}
 }
+
+// narrowKernels returns the family for products only n ≤ a few columns
+// wide (a layer's filter gradient has as many columns as output
+// channels): AVX-512's 32-column panels would compute mostly masked
+// lanes there, so such products run AVX2's 16-column ones, which every
+// AVX-512 CPU also has.
+func narrowKernels(n int) *sgemmImpl {
+	if sgemmBest == sgemmAVX512 && n <= sgemmAVX2.nr {
+		return sgemmAVX2
+	}
+	return sgemmBest
+}

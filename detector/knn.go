@@ -1,6 +1,9 @@
 package detector
 
-import "math"
+import (
+	"math"
+	"sync"
+)
 
 // knnBankTile is the number of bank rows whose dot products with all the
 // queries one matrix product computes: 1024 rows × 256 queries of float32
@@ -45,8 +48,15 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 	keep := 1 - 2*margin
 	tops := make([][]float32, nw)
 	bounds := make([][]float32, nw)
-	dots := make([][]float32, nw)
+	dots := make([]*[]float32, nw)
 	cands := make([][]int32, nw)
+	defer func() {
+		for _, d := range dots {
+			if d != nil {
+				knnDots.Put(d)
+			}
+		}
+	}()
 	parallel(tiles, func(w, t int) {
 		if tops[w] == nil {
 			tops[w] = make([]float32, nq*k)
@@ -57,15 +67,15 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 			for i := range bounds[w] {
 				bounds[w][i] = float32(math.Inf(1))
 			}
-			dots[w] = make([]float32, knnBankTile*nq)
+			dots[w] = knnDotsBuffer(knnBankTile * nq)
 			cands[w] = make([]int32, nq)
 		}
 		b0, b1 := t*knnBankTile, min((t+1)*knnBankTile, nb)
 		n := b1 - b0
-		sgemmNN(n, nq, d, bank[b0*d:b1*d], d, qT, nq, 0, dots[w], nq)
+		sgemmNN(n, nq, d, bank[b0*d:b1*d], d, qT, nq, 0, *dots[w], nq)
 		top, bound := tops[w], bounds[w][:nq]
 		for j := range n {
-			row := dots[w][j*nq : (j+1)*nq]
+			row := (*dots[w])[j*nq : (j+1)*nq]
 			row = row[:len(bound)]
 			cj := keep * bankSq[b0+j]
 			// A query's bound changes only while that query is
@@ -97,6 +107,22 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 		out[i] = s / float64(k)
 	}
 	return out
+}
+
+// knnDots keeps the tiles' dot-product buffers (a MiB each at 256
+// queries) between queries: scoring asks for two per image, and making
+// them afresh cost more in clearing and collecting than the screen.
+var knnDots sync.Pool
+
+// knnDotsBuffer returns a buffer of n values from knnDots, or a new one;
+// its contents are whatever it last held (the product overwrites them).
+func knnDotsBuffer(n int) *[]float32 {
+	if p, ok := knnDots.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]float32, n)
+	return &b
 }
 
 // knnScreenGo is knnScreen one value at a time.

@@ -1,6 +1,9 @@
 package detector
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // This file computes a layer and its gradients without unfolding the
 // input. The input is copied once into zero-padded source planes, laid out
@@ -415,22 +418,25 @@ func (p *padPlan) forwardRows(s []float32, fs [][]float32, bias, y []float32, re
 func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 	g := p.g
 	n := g.n()
+	// The mask works on the values' bits: read as integers, the
+	// gradient and the output never pass through a float register.
+	gb, yb, db := float32Bits(gm), float32Bits(y), float32Bits(dst)
 	for o := range g.out {
 		for oy := range g.oh {
-			src := gm[o*n+oy*g.ow:][:g.ow]
-			var ys []float32
+			src := gb[o*n+oy*g.ow:][:g.ow]
+			var ys []uint32
 			if y != nil {
-				ys = y[o*n+oy*g.ow:][:g.ow]
+				ys = yb[o*n+oy*g.ow:][:g.ow]
 			}
 			if len(p.parts) == 1 {
-				d := dst[o*so+oy*p.pw*sq:]
+				d := db[o*so+oy*p.pw*sq:]
 				if y == nil {
 					for j, v := range src {
 						d[j*sq] = v
 					}
 				} else {
 					for j, v := range src {
-						d[j*sq] = reluPass(v, ys[j])
+						d[j*sq] = v & reluKeep(ys[j])
 					}
 				}
 				continue
@@ -438,8 +444,8 @@ func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 			// Parts 2a and 2a+1 hold the even and odd columns of the
 			// output rows of parity a.
 			a, i := oy&1, oy>>1
-			d0 := dst[2*a*per+o*so+i*p.pw*sq:]
-			d1 := dst[(2*a+1)*per+o*so+i*p.pw*sq:]
+			d0 := db[2*a*per+o*so+i*p.pw*sq:]
+			d1 := db[(2*a+1)*per+o*so+i*p.pw*sq:]
 			if y == nil {
 				for j := range g.w {
 					d0[j*sq] = src[2*j]
@@ -447,17 +453,27 @@ func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 				}
 			} else {
 				for j := range g.w {
-					d0[j*sq] = reluPass(src[2*j], ys[2*j])
-					d1[j*sq] = reluPass(src[2*j+1], ys[2*j+1])
+					d0[j*sq] = src[2*j] & reluKeep(ys[2*j])
+					d1[j*sq] = src[2*j+1] & reluKeep(ys[2*j+1])
 				}
 			}
 		}
 	}
 }
 
+// float32Bits returns s's values as their bits, sharing s's memory, or
+// nil for a nil s.
+func float32Bits(s []float32) []uint32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&s[0])), len(s))
+}
+
 // backwardInput computes the input gradient dx from the output gradient
-// gm (masked by y's sign when y is given): for each view, its filter's transpose times the view's part
-// of gm, added into the padded planes at the view's offset, which are then
+// gm (masked by y's sign when y is given): for each view, its filter's
+// transpose times the view's part of gm, added into the padded planes at
+// the view's offset, which are then
 // folded back onto the input.
 func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
 	g := p.g
@@ -567,9 +583,11 @@ func imageOf(batch []float32, img, n int) []float32 {
 // good as random, and a mispredicted branch per value cost more than the
 // rest of the gradient's copy.
 func reluPass(v, y float32) float32 {
-	b := math.Float32bits(y)
-	// 1 if y is not ±0, its sign is clear and it is not a NaN (which
-	// has bits above +Inf's).
-	keep := (b | -b) >> 31 &^ (b >> 31) &^ ((0x7F800000 - b) >> 31)
-	return math.Float32frombits(math.Float32bits(v) & -keep)
+	return math.Float32frombits(math.Float32bits(v) & reluKeep(math.Float32bits(y)))
+}
+
+// reluKeep returns all ones if the float32 with bits b is positive (not
+// ±0, sign clear, not a NaN, whose bits lie above +Inf's) and 0 otherwise.
+func reluKeep(b uint32) uint32 {
+	return -((b | -b) >> 31 &^ (b >> 31) &^ ((0x7F800000 - b) >> 31))
 }

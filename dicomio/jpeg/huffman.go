@@ -94,6 +94,43 @@ func (h *huffman) build(counts [17]int, vals []byte) error {
 	return nil
 }
 
+// fastBits is the width of the lossless scans' combined lookup, and
+// fastFull marks its entries that hold a whole difference.
+const (
+	fastBits = 11
+	fastFull = 1 << 31
+)
+
+// fastTable returns the lossless scans' lookup of the next fastBits bits:
+// where a code and the difference bits that follow it both fit, the
+// entry holds fastFull, their total length <<16 and the difference (an
+// int16); where only the code fits (or its category is 16, which has no
+// bits and does not fit an int16), the code's length <<16 and its
+// category; 0 where the code is longer than lutBits.
+func (h *huffman) fastTable() *[1 << fastBits]uint32 {
+	t := new([1 << fastBits]uint32)
+	for p := range t {
+		e := h.lut[p>>(fastBits-lutBits)]
+		if e == 0 {
+			continue
+		}
+		l, s := uint32(e>>8), uint32(e&0xFF)
+		if s >= 16 || l+s > fastBits {
+			t[p] = l<<16 | s
+			continue
+		}
+		var v int32
+		if s > 0 {
+			v = int32(uint32(p)>>(fastBits-l-s)) & (1<<s - 1)
+			if v < 1<<(s-1) {
+				v += -1<<s + 1
+			}
+		}
+		t[p] = fastFull | (l+s)<<16 | uint32(uint16(int16(v)))
+	}
+	return t
+}
+
 // bitReader reads the entropy-coded segment of a scan MSB first, removing
 // stuffed zero bytes. At a marker or at the end of the data it supplies
 // zero bits and counts them, so that a decoder can tell a well-formed scan

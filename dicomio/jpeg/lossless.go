@@ -42,6 +42,10 @@ func (d *decoder) decodeLosslessScan(scan []int, psv, pt int) error {
 	}
 	w := d.width
 	diffs := make([]int32, w*ns)
+	var fast [maxComponents]*[1 << fastBits]uint32
+	for k := range ns {
+		fast[k] = tables[k].fastTable()
+	}
 	br := &d.br
 	toRestart := d.restart // MCUs left before the next restart marker
 	for y := 0; y < d.height; y++ {
@@ -59,12 +63,22 @@ func (d *decoder) decodeLosslessScan(scan []int, psv, pt int) error {
 				if br.n < 32 {
 					br.refill()
 				}
-				var s int
-				if e := tables[k].lut[br.acc>>(64-lutBits)]; e != 0 {
-					l := uint(e >> 8)
+				// Most codes and their difference bits fit fastBits: one
+				// table read gives both.
+				e := fast[k][br.acc>>(64-fastBits)]
+				if e&fastFull != 0 {
+					l := uint(e>>16) & 0xFF
 					br.acc <<= l
 					br.n -= l
-					s = int(e & 0xFF)
+					diffs[x*ns+k] = int32(int16(e))
+					continue
+				}
+				var s int
+				if e != 0 {
+					l := uint(e>>16) & 0xFF
+					br.acc <<= l
+					br.n -= l
+					s = int(e & 0xFFFF)
 				} else {
 					var err error
 					if s, err = br.decodeSlow(tables[k]); err != nil {

@@ -1,6 +1,7 @@
 package jpeg
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -222,6 +223,78 @@ func TestSigned(t *testing.T) {
 		f, err := Decode(data, codec.Params{Rows: 1, Cols: 4, Samples: 1, BitsAllocated: 16, BitsStored: tc.stored, Signed: true})
 		if err != nil || !slices.Equal(f.Samples, tc.want) {
 			t.Errorf("bits stored %d: %v, %v; want %v", tc.stored, f.Samples, err, tc.want)
+		}
+	}
+}
+
+// Every entry of the lossless scans' combined lookup decodes what the
+// code table followed by the difference bits decodes: on tables with
+// codes of every length from 1 to 16 bits, categories 0 to 16, and bits
+// of every prefix.
+func TestFastTableMatchesTwoSteps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for trial := range 40 {
+		// A complete-enough code: counts per length that fit, values
+		// drawn from the categories 0..16.
+		var counts [17]int
+		room, total := 2, 0
+		for l := 1; l <= 16 && total < 17; l++ {
+			n := rng.IntN(min(room, 4) + 1)
+			if l == 16 {
+				n = min(room, 17-total)
+			}
+			counts[l] = n
+			total += n
+			room = (room - n) * 2
+		}
+		vals := make([]byte, total)
+		for i := range vals {
+			vals[i] = byte(rng.IntN(17))
+		}
+		var h huffman
+		if err := h.build(counts, vals); err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		fast := h.fastTable()
+		for p := range 1 << fastBits {
+			data := make([]byte, 8)
+			acc := uint64(p)<<(64-fastBits) | rng.Uint64()>>fastBits
+			for i := range data {
+				data[i] = byte(acc >> (56 - 8*i))
+			}
+			if bytes.IndexByte(data, 0xFF) >= 0 {
+				continue // a marker byte would be read differently
+			}
+			two := bitReader{data: data}
+			two.refill()
+			e := h.lut[two.acc>>(64-lutBits)]
+			if e == 0 {
+				if fast[p] != 0 {
+					t.Fatalf("trial %d prefix %b: fast entry %#x for a long code", trial, p, fast[p])
+				}
+				continue
+			}
+			l, s := uint(e>>8), uint(e&0xFF)
+			two.acc <<= l
+			two.n -= l
+			var want int32
+			switch {
+			case s > 0 && s < 16:
+				want = two.receiveExtend(s)
+			case s == 16:
+				want = 32768
+			}
+			f := fast[p]
+			used := uint(f>>16) & 0xFF
+			if f&fastFull == 0 {
+				if used != l || uint(f&0xFFFF) != s {
+					t.Fatalf("trial %d prefix %b: code-only entry %#x, want length %d category %d", trial, p, f, l, s)
+				}
+				continue
+			}
+			if got := int32(int16(f)); got != want || used != l+s {
+				t.Fatalf("trial %d prefix %b: fast entry gives %d in %d bits, two steps give %d in %d", trial, p, got, used, want, l+s)
+			}
 		}
 	}
 }

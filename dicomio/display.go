@@ -278,16 +278,40 @@ func (l layout) valueRange(s []int32) (lo, hi int64) {
 	return lo, hi
 }
 
-// bandRange is valueRange on one goroutine.
+// bandRange is valueRange on one goroutine, one pass with four running
+// minima and maxima, so that each comparison waits on the one four
+// samples back rather than the one before.
 func (l layout) bandRange(s []int32) (lo, hi int64) {
 	if l.signed {
-		return int64(slices.Min(s)), int64(slices.Max(s))
+		lo0, hi0 := s[0], s[0]
+		lo1, hi1, lo2, hi2, lo3, hi3 := lo0, hi0, lo0, hi0, lo0, hi0
+		i := 0
+		for ; i+4 <= len(s); i += 4 {
+			q := s[i : i+4 : i+4]
+			lo0, hi0 = min(lo0, q[0]), max(hi0, q[0])
+			lo1, hi1 = min(lo1, q[1]), max(hi1, q[1])
+			lo2, hi2 = min(lo2, q[2]), max(hi2, q[2])
+			lo3, hi3 = min(lo3, q[3]), max(hi3, q[3])
+		}
+		for _, v := range s[i:] {
+			lo0, hi0 = min(lo0, v), max(hi0, v)
+		}
+		return int64(min(lo0, lo1, lo2, lo3)), int64(max(hi0, hi1, hi2, hi3))
 	}
-	ulo, uhi := uint32(s[0]), uint32(s[0])
-	for _, v := range s {
-		ulo, uhi = min(ulo, uint32(v)), max(uhi, uint32(v))
+	lo0, hi0 := uint32(s[0]), uint32(s[0])
+	lo1, hi1, lo2, hi2, lo3, hi3 := lo0, hi0, lo0, hi0, lo0, hi0
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		q := s[i : i+4 : i+4]
+		lo0, hi0 = min(lo0, uint32(q[0])), max(hi0, uint32(q[0]))
+		lo1, hi1 = min(lo1, uint32(q[1])), max(hi1, uint32(q[1]))
+		lo2, hi2 = min(lo2, uint32(q[2])), max(hi2, uint32(q[2]))
+		lo3, hi3 = min(lo3, uint32(q[3])), max(hi3, uint32(q[3]))
 	}
-	return int64(ulo), int64(uhi)
+	for _, v := range s[i:] {
+		lo0, hi0 = min(lo0, uint32(v)), max(hi0, uint32(v))
+	}
+	return int64(min(lo0, lo1, lo2, lo3)), int64(max(hi0, hi1, hi2, hi3))
 }
 
 // storedPercentiles returns the p1 and p2 quantiles of the values of
@@ -306,10 +330,38 @@ func storedPercentiles(s []int32, l layout, p1, p2 float64) (float64, float64) {
 		}
 		return percentiles(vals, p1, p2)
 	}
+	// A histogram per band of samples, added up: counts do not depend on
+	// the split. A histogram of more than 2^16 values (samples of more
+	// than 16 bits) is counted on one goroutine rather than copied per
+	// band.
 	counts := make([]int, hi-lo+1)
-	for _, v := range s {
-		counts[l.value(v)-lo]++
+	var mu sync.Mutex
+	split := eachBand
+	if len(counts) > 1<<16 {
+		split = func(n, _ int, f func(lo, hi int)) { f(0, n) }
 	}
+	split(len(s), 1, func(a, b int) {
+		c := counts
+		if a > 0 || b < len(s) {
+			c = make([]int, len(counts))
+		}
+		if l.signed {
+			for _, v := range s[a:b] {
+				c[int64(v)-lo]++
+			}
+		} else {
+			for _, v := range s[a:b] {
+				c[int64(uint32(v))-lo]++
+			}
+		}
+		if a > 0 || b < len(s) {
+			mu.Lock()
+			for i, n := range c {
+				counts[i] += n
+			}
+			mu.Unlock()
+		}
+	})
 	// kth returns the k-th smallest sample (0-based).
 	kth := func(k int) float64 {
 		seen := 0

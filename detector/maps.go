@@ -21,6 +21,12 @@ func gaussianBlur(x []float64, side int, sigma float64) []float64 {
 	}
 	// Each pass sums, in tap order, the taps that fall inside the map: a
 	// contiguous range [i0, i1) of the kernel for each pixel.
+	// Where every tap falls inside, the weights' sum is the whole
+	// kernel's, added in the same order once.
+	var whole float64
+	for _, k := range kern {
+		whole += k
+	}
 	pass := func(in []float64, horizontal bool) []float64 {
 		out := make([]float64, len(in))
 		for y := range side {
@@ -30,7 +36,16 @@ func gaussianBlur(x []float64, side int, sigma float64) []float64 {
 					step, pos = 1, x
 				}
 				i0, i1 := max(0, r-pos), min(len(kern), side-pos+r)
-				var s, w float64
+				var s float64
+				if i0 == 0 && i1 == len(kern) {
+					base := at - r*step
+					for i, k := range kern {
+						s += k * in[base+i*step]
+					}
+					out[at] = s / whole
+					continue
+				}
+				var w float64
 				for i := i0; i < i1; i++ {
 					k := kern[i]
 					s += k * in[at+(i-r)*step]

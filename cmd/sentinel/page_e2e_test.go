@@ -361,13 +361,29 @@ func TestPageInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
 		t.Fatalf("roll back from the page: %v", err)
 	}
-	out, _, _ := sentinelCmd(t, "models", "list", "--workspace", ws, "--json")
-	var after []struct {
+	// The click returns when the page it leaves still shows a heading, so
+	// the form's request may not have been handled yet: read the list
+	// until the rollback shows or ten seconds pass.
+	type listed struct {
 		Active bool   `json:"active"`
 		Note   string `json:"note"`
 	}
-	if err := json.Unmarshal([]byte(out), &after); err != nil || len(after) < 2 {
-		t.Fatalf("models list after the page's rollback: %v\n%s", err, out)
+	var after []listed
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, _, _ = sentinelCmd(t, "models", "list", "--workspace", ws, "--json")
+		after = nil
+		if err := json.Unmarshal([]byte(out), &after); err != nil || len(after) < 2 {
+			t.Fatalf("models list after the page's rollback: %v\n%s", err, out)
+		}
+		done := false
+		for _, m := range after {
+			done = done || (m.Active && strings.Contains(m.Note, "rolled back"))
+		}
+		if done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	active := 0
 	for _, m := range after {

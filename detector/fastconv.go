@@ -35,7 +35,7 @@ func fastConv(x, w, b *G.Node, stride int, upsample, relu bool) (*G.Node, error)
 		return nil, fmt.Errorf("fast conv: stride %d, want 1 or 2", stride)
 	}
 	g := newConvGeom(xs, ws[0], stride, upsample)
-	return G.ApplyOp(convOp{geom: g, plan: newPadPlan(g), relu: relu}, x, w, b)
+	return G.ApplyOp(convOp{plan: newPadPlan(g), relu: relu}, x, w, b)
 }
 
 // convGeom is the geometry of one convolution.
@@ -66,16 +66,6 @@ func (g convGeom) String() string {
 	return fmt.Sprintf("%d×%d×%d×%d→%d s%d up%v", g.batch, g.in, g.h, g.w, g.out, g.stride, g.up)
 }
 
-// transposeInto writes the r×c row-major matrix src into dst as its c×r
-// transpose, with dst's rows ldd ≥ r values apart.
-func transposeInto(dst, src []float32, r, c, ldd int) {
-	for i := range r {
-		for j, v := range src[i*c : (i+1)*c] {
-			dst[j*ldd+i] = v
-		}
-	}
-}
-
 // backwardBias computes the bias gradient: the output gradient gm,
 // masked by the ReLU where y (the layer's output) is given, summed over
 // images and positions, per channel.
@@ -102,8 +92,7 @@ func (g convGeom) backwardBias(gm, y, db []float32) {
 
 // convOp is the forward op of fastConv; inputs x, w, b.
 type convOp struct {
-	geom convGeom
-	plan *padPlan
+	plan *padPlan // the layer's geometry and layout
 	relu bool
 }
 
@@ -112,7 +101,7 @@ func t4() hm.Type { return G.TensorType{Dims: 4, Of: hm.TypeVariable('a')} }
 func (convOp) Arity() int    { return 3 }
 func (convOp) Type() hm.Type { return hm.NewFnType(t4(), t4(), t4(), t4()) }
 func (op convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	g := op.geom
+	g := op.plan.g
 	return tensor.Shape{g.batch, g.out, g.oh, g.ow}, nil
 }
 
@@ -121,7 +110,7 @@ func (op convOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fast conv: %w", err)
 	}
-	g := op.geom
+	g := op.plan.g
 	if len(in[0]) != g.batch*g.inSize() || len(in[1]) != g.out*g.k() || len(in[2]) != g.out {
 		return nil, fmt.Errorf("fast conv %v: got %d, %d, %d values", g, len(in[0]), len(in[1]), len(in[2]))
 	}
@@ -134,10 +123,10 @@ func (convOp) ReturnsPtr() bool     { return false }
 func (convOp) CallsExtern() bool    { return false }
 func (convOp) OverwritesInput() int { return -1 }
 func (op convOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "sentinel.conv %v relu%v", op.geom, op.relu)
+	fmt.Fprintf(h, "sentinel.conv %v relu%v", op.plan.g, op.relu)
 }
 func (op convOp) Hashcode() uint32 { return hashOp(op) }
-func (op convOp) String() string   { return fmt.Sprintf("FastConv(%v relu%v)", op.geom, op.relu) }
+func (op convOp) String() string   { return fmt.Sprintf("FastConv(%v relu%v)", op.plan.g, op.relu) }
 
 func (convOp) DiffWRT(int) []bool { return []bool{true, true, true} }
 
@@ -152,7 +141,7 @@ func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 		tail = G.Nodes{output, grad}
 	}
 	gradOp := func(wrt int, first ...*G.Node) (*G.Node, error) {
-		return G.ApplyOp(convGradOp{geom: op.geom, plan: op.plan, wrt: wrt, relu: op.relu}, append(first, tail...)...)
+		return G.ApplyOp(convGradOp{plan: op.plan, wrt: wrt, relu: op.relu}, append(first, tail...)...)
 	}
 	dx, err := gradOp(0, inputs[1])
 	if err != nil {
@@ -174,8 +163,7 @@ func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 // wrt 0 the input (inputs w, [y,] gm), 1 the filter (inputs x, [y,] gm),
 // 2 the bias (inputs [y,] gm).
 type convGradOp struct {
-	geom convGeom
-	plan *padPlan
+	plan *padPlan // the layer's geometry and layout
 	wrt  int
 	relu bool
 }
@@ -200,7 +188,7 @@ func (op convGradOp) Type() hm.Type {
 }
 
 func (op convGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	g := op.geom
+	g := op.plan.g
 	switch op.wrt {
 	case 0:
 		return tensor.Shape{g.batch, g.in, g.h, g.w}, nil
@@ -215,7 +203,7 @@ func (op convGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fast conv gradient: %w", err)
 	}
-	g := op.geom
+	g := op.plan.g
 	gm := in[len(in)-1]
 	var y []float32
 	if op.relu {
@@ -241,11 +229,11 @@ func (convGradOp) ReturnsPtr() bool     { return false }
 func (convGradOp) CallsExtern() bool    { return false }
 func (convGradOp) OverwritesInput() int { return -1 }
 func (op convGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "sentinel.conv.grad%d %v relu%v", op.wrt, op.geom, op.relu)
+	fmt.Fprintf(h, "sentinel.conv.grad%d %v relu%v", op.wrt, op.plan.g, op.relu)
 }
 func (op convGradOp) Hashcode() uint32 { return hashOp(op) }
 func (op convGradOp) String() string {
-	return fmt.Sprintf("FastConvGrad%d(%v relu%v)", op.wrt, op.geom, op.relu)
+	return fmt.Sprintf("FastConvGrad%d(%v relu%v)", op.wrt, op.plan.g, op.relu)
 }
 func (op convGradOp) DiffWRT(n int) []bool {
 	return make([]bool, n)

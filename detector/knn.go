@@ -33,7 +33,7 @@ func knnScores(q []float32, nq int, bank, bankSq []float32, nb, d, k int) []floa
 	}
 	qSq := rowNorms(q, nq, d)
 	qT := make([]float32, d*nq) // q transposed, so that the product needs no copy of the bank
-	transposeInto(qT, q[:nq*d], nq, d, nq)
+	transposeInto(qT, q[:nq*d], nq, d)
 	// margin bounds the screening formula's rounding error relative to
 	// |q|² + |b|²: a few units in the last place per term of the sums.
 	margin := float32(4*d+8) * 0x1p-24
@@ -135,4 +135,14 @@ func knnScreenGo(c float32, row, bound []float32, idx []int32) []int32 {
 		}
 	}
 	return idx
+}
+
+// transposeInto writes the r×c row-major matrix src into dst as its c×r
+// transpose.
+func transposeInto(dst, src []float32, r, c int) {
+	for i := range r {
+		for j, v := range src[i*c : (i+1)*c] {
+			dst[j*r+i] = v
+		}
+	}
 }

@@ -56,7 +56,7 @@ type padPlan struct {
 	g      convGeom
 	phases int     // source planes per channel: 1, or 4 for stride 2
 	ph, pw int     // rows and columns of one source plane
-	src    []int32 // for each position of one channel's planes, the input pixel it holds (index in the channel's h×w plane), or −1 for padding
+	src    []int32 // stride 2: for each position of one channel's planes, the input pixel it holds (index in the channel's h×w plane), or −1 for padding
 	parts  []padPart
 	maxNp  int // the longest part's product width
 }
@@ -76,17 +76,6 @@ func newPadPlan(g convGeom) *padPlan {
 	case g.stride == 1:
 		// The plane is the padded input: at low resolution when upsampling.
 		p.phases, p.ph, p.pw = 1, g.h+2, g.w+2
-		p.src = make([]int32, p.plane())
-		for i := range p.ph {
-			for j := range p.pw {
-				y, x := i-1, j-1
-				idx := int32(-1)
-				if y >= 0 && y < g.h && x >= 0 && x < g.w {
-					idx = int32(y*g.w + x)
-				}
-				p.src[i*p.pw+j] = idx
-			}
-		}
 		if !g.up {
 			part := padPart{step: 1, gh: g.oh, gw: g.ow}
 			for ky := range 3 {
@@ -223,12 +212,14 @@ func (p *padPlan) scatter(ds, dx []float32) {
 // they do not handle a partial one themselves (which costs a copy of the
 // panel's operand on every product): the extra columns are computed from
 // whatever follows and thrown away.
-func panels(n int) int {
-	if sgemmBest.partial {
+func panels(n int) int { return panelsOf(sgemmBest, n) }
+
+// panelsOf is panels for the kernels of impl.
+func panelsOf(impl *sgemmImpl, n int) int {
+	if impl.partial {
 		return n
 	}
-	nr := sgemmBest.nr
-	return (n + nr - 1) / nr * nr
+	return (n + impl.nr - 1) / impl.nr * impl.nr
 }
 
 // slack is how many values past one image's source planes the products
@@ -473,8 +464,7 @@ func float32Bits(s []float32) []uint32 {
 // backwardInput computes the input gradient dx from the output gradient
 // gm (masked by y's sign when y is given): for each view, its filter's
 // transpose times the view's part of gm, added into the padded planes at
-// the view's offset, which are then
-// folded back onto the input.
+// the view's offset, which are then folded back onto the input.
 func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
 	g := p.g
 	fs := p.tapFilters(w, true)
@@ -506,19 +496,16 @@ func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
 
 // backwardWeight computes the filter gradient dw from the input x and the
 // output gradient gm (masked by y's sign when y is given). For each view,
-// dfᵀ (in×out) accumulates the view times the part's gradient transposed; each worker keeps its own
-// sums over its images, which are added in worker order at the end, so
-// that the result does not depend on timing, and each view's sum goes to
-// every 3×3 tap it stands for.
+// dfᵀ (in×out) accumulates the view times the part's gradient transposed;
+// each worker keeps its own sums over its images, which are added in
+// worker order at the end, so that the result does not depend on timing,
+// and each view's sum goes to every 3×3 tap it stands for.
 func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
 	g := p.g
 	// The gradient's columns are padded to whole kernel panels where the
 	// kernels would otherwise copy a partial panel on every product.
 	impl := narrowKernels(g.out)
-	ow := g.out
-	if !impl.partial {
-		ow = (g.out + impl.nr - 1) / impl.nr * impl.nr
-	}
+	ow := panelsOf(impl, g.out)
 	views := 0
 	for _, part := range p.parts {
 		views += len(part.taps)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/sentinel-pacs/sentinel"
 )
@@ -99,8 +100,9 @@ func windowVOI(h header) (voi, bool) {
 // the identity over the whole stored range (so an 8-bit image shows as
 // x/255, exactly like the PNG it was made from) or over the output range
 // of an 8-bit Modality LUT; else a window from the 0.5th to the 99.5th
-// percentile of the modality values.
-func chooseVOI(f frame, l layout, h header) voi {
+// percentile of the modality values. lo and hi are the range of
+// f.samples (see valueRange), which the caller has already.
+func chooseVOI(f frame, l layout, h header, lo, hi int64) voi {
 	if v, ok := windowVOI(h); ok {
 		return v
 	}
@@ -132,8 +134,8 @@ func chooseVOI(f frame, l layout, h header) voi {
 		}
 		return rangeVOI(lo, hi, h)
 	}
-	lo, hi := storedPercentiles(f.samples, l, lowPercentile, highPercentile)
-	return rangeVOI(lo, hi, h)
+	plo, phi := storedPercentilesIn(f.samples, l, lo, hi, lowPercentile, highPercentile)
+	return rangeVOI(plo, phi, h)
 }
 
 // rangeVOI maps a range of stored values through the Modality LUT (which
@@ -177,7 +179,14 @@ const maxLUT = 1 << 20
 
 // renderGray fills out from a grayscale frame.
 func renderGray(f frame, l layout, h header, out []float32) {
-	v := chooseVOI(f, l, h)
+	// The stored range serves both the percentile window and the lookup
+	// table: one pass over the samples for both.
+	var lo, hi int64
+	if f.floats == nil {
+		f.samples = f.samples[:len(out)]
+		lo, hi = l.valueRange(f.samples)
+	}
+	v := chooseVOI(f, l, h, lo, hi)
 	// In images (unlike presentation states) INVERSE accompanies
 	// MONOCHROME1 to describe the same inversion (PS3.3 C.8.11.6.1.2), so
 	// the two do not cancel.
@@ -201,8 +210,7 @@ func renderGray(f frame, l layout, h header, out []float32) {
 		}
 		return
 	}
-	samples := f.samples[:len(out)]
-	lo, hi := l.valueRange(samples)
+	samples := f.samples
 	if hi-lo >= maxLUT {
 		eachBand(len(samples), 1, func(a, b int) {
 			for i, s := range samples[a:b] {
@@ -278,40 +286,35 @@ func (l layout) valueRange(s []int32) (lo, hi int64) {
 	return lo, hi
 }
 
-// bandRange is valueRange on one goroutine, one pass with four running
-// minima and maxima, so that each comparison waits on the one four
-// samples back rather than the one before.
+// bandRange is valueRange on one goroutine.
 func (l layout) bandRange(s []int32) (lo, hi int64) {
 	if l.signed {
-		lo0, hi0 := s[0], s[0]
-		lo1, hi1, lo2, hi2, lo3, hi3 := lo0, hi0, lo0, hi0, lo0, hi0
-		i := 0
-		for ; i+4 <= len(s); i += 4 {
-			q := s[i : i+4 : i+4]
-			lo0, hi0 = min(lo0, q[0]), max(hi0, q[0])
-			lo1, hi1 = min(lo1, q[1]), max(hi1, q[1])
-			lo2, hi2 = min(lo2, q[2]), max(hi2, q[2])
-			lo3, hi3 = min(lo3, q[3]), max(hi3, q[3])
-		}
-		for _, v := range s[i:] {
-			lo0, hi0 = min(lo0, v), max(hi0, v)
-		}
-		return int64(min(lo0, lo1, lo2, lo3)), int64(max(hi0, hi1, hi2, hi3))
+		a, b := minMax(s)
+		return int64(a), int64(b)
 	}
-	lo0, hi0 := uint32(s[0]), uint32(s[0])
+	a, b := minMax(unsafe.Slice((*uint32)(unsafe.Pointer(&s[0])), len(s)))
+	return int64(a), int64(b)
+}
+
+// minMax returns the smallest and largest values of s, which must not be
+// empty, in one pass with four running minima and maxima, so that each
+// comparison waits on the one four values back rather than the one
+// before.
+func minMax[T int32 | uint32](s []T) (T, T) {
+	lo0, hi0 := s[0], s[0]
 	lo1, hi1, lo2, hi2, lo3, hi3 := lo0, hi0, lo0, hi0, lo0, hi0
 	i := 0
 	for ; i+4 <= len(s); i += 4 {
 		q := s[i : i+4 : i+4]
-		lo0, hi0 = min(lo0, uint32(q[0])), max(hi0, uint32(q[0]))
-		lo1, hi1 = min(lo1, uint32(q[1])), max(hi1, uint32(q[1]))
-		lo2, hi2 = min(lo2, uint32(q[2])), max(hi2, uint32(q[2]))
-		lo3, hi3 = min(lo3, uint32(q[3])), max(hi3, uint32(q[3]))
+		lo0, hi0 = min(lo0, q[0]), max(hi0, q[0])
+		lo1, hi1 = min(lo1, q[1]), max(hi1, q[1])
+		lo2, hi2 = min(lo2, q[2]), max(hi2, q[2])
+		lo3, hi3 = min(lo3, q[3]), max(hi3, q[3])
 	}
 	for _, v := range s[i:] {
-		lo0, hi0 = min(lo0, uint32(v)), max(hi0, uint32(v))
+		lo0, hi0 = min(lo0, v), max(hi0, v)
 	}
-	return int64(min(lo0, lo1, lo2, lo3)), int64(max(hi0, hi1, hi2, hi3))
+	return min(lo0, lo1, lo2, lo3), max(hi0, hi1, hi2, hi3)
 }
 
 // storedPercentiles returns the p1 and p2 quantiles of the values of
@@ -323,6 +326,15 @@ func storedPercentiles(s []int32, l layout, p1, p2 float64) (float64, float64) {
 		return 0, 0
 	}
 	lo, hi := l.valueRange(s)
+	return storedPercentilesIn(s, l, lo, hi, p1, p2)
+}
+
+// storedPercentilesIn is storedPercentiles with the samples' range, lo
+// to hi, already known.
+func storedPercentilesIn(s []int32, l layout, lo, hi int64, p1, p2 float64) (float64, float64) {
+	if len(s) == 0 {
+		return 0, 0
+	}
 	if hi-lo > 1<<22 {
 		vals := make([]float64, len(s))
 		for i, v := range s {

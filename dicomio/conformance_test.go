@@ -98,7 +98,7 @@ func decodeAll(path string) (f dicomFile, frames []frame, err error) {
 		return f, nil, err
 	}
 	for i := range f.layout.frames {
-		fr, err := f.codec(f.pixels, f.layout, i)
+		fr, err := f.codec(f.pixels, f.layout, i, nil)
 		if err != nil {
 			return f, nil, err
 		}

@@ -292,7 +292,9 @@ func loadDICOM(data []byte, inst *sentinel.Instance, opt Options) (sentinel.Imag
 	if err != nil {
 		return sentinel.Image{}, err
 	}
-	fr, err := f.codec(f.pixels, f.layout, 0)
+	buf := pooledSamples()
+	fr, err := f.codec(f.pixels, f.layout, 0, buf)
+	defer releaseSamples(buf, fr.samples)
 	if err != nil {
 		return sentinel.Image{}, err
 	}

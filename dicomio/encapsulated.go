@@ -24,7 +24,7 @@ type frameDecoder func(data []byte, p pxcodec.Params) (pxcodec.Frame, error)
 // sentinel.ErrInvalid, unsupported feature sentinel.ErrUnsupported),
 // naming the transfer syntax.
 func compressed(uid string, dec frameDecoder, marker []byte) codec {
-	return func(px pixelData, l layout, index int) (frame, error) {
+	return func(px pixelData, l layout, index int, dst []int32) (frame, error) {
 		data, err := px.frameData(index, l.frames, marker)
 		if err != nil {
 			return frame{}, fmt.Errorf("%s: %w", syntaxName(uid), err)
@@ -35,6 +35,7 @@ func compressed(uid string, dec frameDecoder, marker []byte) codec {
 			Photometric: l.photometric,
 			// layout.check bounded the whole image already.
 			MaxSamples: int64(l.rows) * int64(l.cols) * int64(l.samples),
+			Buffer:     dst,
 		}
 		f, err := safeDecode(dec, data, p)
 		if err != nil {

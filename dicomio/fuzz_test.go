@@ -68,7 +68,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fr, err := df.codec(df.pixels, df.layout, 0)
+		fr, err := df.codec(df.pixels, df.layout, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -80,10 +80,12 @@ func DisplayFrame(path string, opt Options, index int) (img sentinel.Image, err 
 	if index < 0 || index >= f.layout.frames {
 		return sentinel.Image{}, fmt.Errorf("dicomio: %s: frame %d of %d", path, index, f.layout.frames)
 	}
-	fr, err := f.codec(f.pixels, f.layout, index)
+	buf := pooledSamples()
+	fr, err := f.codec(f.pixels, f.layout, index, buf)
 	if err == nil {
 		img, err = render(fr, f.layout, f.header)
 	}
+	releaseSamples(buf, fr.samples)
 	if err != nil {
 		return sentinel.Image{}, fmt.Errorf("dicomio: %s: %w", path, err)
 	}

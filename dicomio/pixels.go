@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/sentinel-pacs/sentinel"
 )
@@ -41,6 +42,48 @@ type frame struct {
 	// colour spaces (a JPEG decoder returning RGB for YBR_FULL_422) says so
 	// here.
 	photometric string
+}
+
+// samplePool holds the sample buffers of frames that are rendered and
+// then dropped (Load, LoadFrame): a chest radiograph's samples are 4 MiB,
+// and a new buffer for each film costs its clearing, page faults and a
+// share of the garbage collector's work. Buffers above maxPooledBuffer are
+// not kept.
+var samplePool sync.Pool
+
+// pooledSamples returns a buffer for a frame's samples, nil when the pool
+// has none.
+func pooledSamples() []int32 {
+	if p, ok := samplePool.Get().(*[]int32); ok {
+		return *p
+	}
+	return nil
+}
+
+// releaseSamples hands back the buffer a frame was decoded into, once
+// nothing refers to its samples any more: used, the samples of that frame
+// (a codec that kept to buf returns them in it), or buf when the codec
+// needed a larger one.
+func releaseSamples(buf, used []int32) {
+	b := buf
+	if cap(used) > cap(b) {
+		b = used
+	}
+	if b == nil || 4*cap(b) > maxPooledBuffer {
+		return
+	}
+	b = b[:0]
+	samplePool.Put(&b)
+}
+
+// sampleSlice returns n samples, in dst when it holds them. Unlike
+// codec.Params.SampleSlice it does not clear them: its callers write
+// every one.
+func sampleSlice(dst []int32, n int) []int32 {
+	if cap(dst) < n {
+		return make([]int32, n)
+	}
+	return dst[:n]
 }
 
 // value returns the numeric value of a stored sample of this layout. A
@@ -180,7 +223,7 @@ func (l layout) checkSupported() error {
 // syntaxes: it unpacks frame index from the bytes, masking each sample to
 // BitsStored below HighBit and sign-extending it when PixelRepresentation
 // is 1.
-func decodeNative(px pixelData, l layout, index int) (frame, error) {
+func decodeNative(px pixelData, l layout, index int, dst []int32) (frame, error) {
 	if px.encapsulated {
 		return frame{}, fmt.Errorf("%w: encapsulated pixel data in a native transfer syntax", sentinel.ErrInvalid)
 	}
@@ -211,7 +254,7 @@ func decodeNative(px pixelData, l layout, index int) (frame, error) {
 		raw = swapPairs(raw)
 	}
 	size := l.bitsAllocated / 8
-	out := make([]int32, frameBytes/size)
+	out := sampleSlice(dst, frameBytes/size)
 	unpack(out, raw, size, px.bo, newSampleFormat(l))
 	return arrange(out, l), nil
 }

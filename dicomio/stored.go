@@ -98,13 +98,15 @@ func DecodeStored(path string, opt Options, index int) (s Stored, err error) {
 	}
 	// The size is bounded by layout.check.
 	s.Data = make([]byte, 0, (last-first)*l.rows*l.cols*l.samples*itemSize(s.Dtype))
+	var buf []int32 // the samples of one frame, copied out before the next
 	for i := first; i < last; i++ {
-		fr, err := f.codec(f.pixels, l, i)
+		fr, err := f.codec(f.pixels, l, i, buf)
 		if err != nil {
 			return Stored{}, fmt.Errorf("dicomio: %s: %w", path, err)
 		}
 		s.Photometric = fr.photometric
 		s.Data = appendFrame(s.Data, fr, s.Dtype)
+		buf = fr.samples
 	}
 	return s, nil
 }

@@ -146,8 +146,10 @@ func (e encoding) libraryUID() string {
 // A codec decodes one frame of pixel data in one transfer syntax into stored
 // sample values. Codecs for compressed transfer syntaxes slot in by adding
 // an entry to codecs; the rest of the pipeline (limits, Modality and VOI
-// LUTs, MONOCHROME1, colour to luminance) stays the same.
-type codec func(px pixelData, l layout, index int) (frame, error)
+// LUTs, MONOCHROME1, colour to luminance) stays the same. dst, when it is
+// large enough, may hold the frame's samples instead of a new allocation
+// (see samplePool); nil asks for a new one.
+type codec func(px pixelData, l layout, index int, dst []int32) (frame, error)
 
 // codecs maps each transfer syntax whose pixel data this package decodes to
 // its decoder. A transfer syntax missing here fails with

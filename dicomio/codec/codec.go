@@ -36,6 +36,22 @@ type Params struct {
 	// MaxSamples bounds Rows × Cols × Samples; a codestream claiming more is
 	// refused before anything is allocated.
 	MaxSamples int64
+	// Buffer, when it is large enough, is where the codec puts the frame's
+	// samples (through SampleSlice) instead of a new allocation; the
+	// returned Frame then refers to it. Its contents on entry do not
+	// matter.
+	Buffer []int32
+}
+
+// SampleSlice returns n zeroed samples for a frame: the start of
+// p.Buffer when it holds n, a new slice otherwise.
+func (p Params) SampleSlice(n int) []int32 {
+	if cap(p.Buffer) < n {
+		return make([]int32, n)
+	}
+	s := p.Buffer[:n]
+	clear(s)
+	return s
 }
 
 // Frame is one decoded frame: stored sample values before any LUT,

@@ -5,7 +5,7 @@ package jpeg
 // converted.
 func (d *decoder) finishDCT() ([]int32, bool) {
 	n := len(d.comps)
-	out := make([]int32, d.width*d.height*n)
+	out := d.p.SampleSlice(d.width * d.height * n)
 	var row []int32
 	for ci := range d.comps {
 		c := &d.comps[ci]

@@ -12,7 +12,7 @@ func (d *decoder) initLossless() error {
 			return codec.Unsupportedf("jpeg: lossless frame with subsampled components")
 		}
 	}
-	d.out = make([]int32, d.width*d.height*len(d.comps))
+	d.out = d.p.SampleSlice(d.width * d.height * len(d.comps))
 	return nil
 }
 

@@ -101,7 +101,7 @@ func decode(data []byte, p codec.Params) (codec.Frame, error) {
 		return codec.Frame{}, err
 	}
 	f := codec.Frame{Width: w, Height: h, Components: len(s.comps), Precision: prec}
-	f.Samples = make([]int32, w*h*len(s.comps))
+	f.Samples = p.SampleSlice(w * h * len(s.comps))
 	var t1 t1
 	for t, parts := range cs.tiles {
 		if len(parts) == 0 {

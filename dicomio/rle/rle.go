@@ -42,7 +42,7 @@ func Decode(data []byte, p codec.Params) (codec.Frame, error) {
 		return f, err
 	}
 	n := p.Rows * p.Cols
-	samples := make([]int32, n*p.Samples)
+	samples := p.SampleSlice(n * p.Samples)
 	plane := make([]byte, n)
 	for s := range p.Samples {
 		for b := range bytesPer {

@@ -1,0 +1,58 @@
+package dicomio
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/sentinel-pacs/sentinel"
+)
+
+// TestDirtySampleBuffer decodes the first frame of every corpus file that
+// decodes, and of the chest radiographs, once into a new buffer and once
+// into a reused one full of another value: a codec must give the same
+// samples whatever the buffer held, since Load reuses them across films.
+func TestDirtySampleBuffer(t *testing.T) {
+	needDir(t, corpusDir)
+	var paths []string
+	for _, r := range readInventory(t) {
+		if r.expect == "decode" {
+			paths = append(paths, filepath.Join(corpusDir, r.path))
+		}
+	}
+	cxr, _ := filepath.Glob(filepath.Join(cxr8Dir, "dicom", "*.dcm"))
+	paths = append(paths, cxr...)
+	decoded := 0
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in sentinel.Instance
+		f, err := openDICOM(data, &in, Options{})
+		if err != nil {
+			continue // unsupported or no pixels: covered elsewhere
+		}
+		fresh, err := f.codec(f.pixels, f.layout, 0, nil)
+		if err != nil {
+			continue
+		}
+		dirty := make([]int32, len(fresh.samples)+17)
+		for i := range dirty {
+			dirty[i] = int32(0x5A5A5A5A) ^ int32(i)
+		}
+		reused, err := f.codec(f.pixels, f.layout, 0, dirty)
+		if err != nil {
+			t.Fatalf("%s: decodes into a new buffer but not into a reused one: %v", path, err)
+		}
+		if !slices.Equal(fresh.samples, reused.samples) {
+			t.Fatalf("%s: samples depend on what the reused buffer held", path)
+		}
+		decoded++
+	}
+	if decoded < 50 {
+		t.Fatalf("only %d files decoded", decoded)
+	}
+	t.Logf("%d files decoded alike into new and reused buffers", decoded)
+}

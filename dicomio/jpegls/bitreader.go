@@ -12,69 +12,102 @@ import (
 // JPEG: after a 0xFF byte the encoder writes a 0 bit, so only the 7 low
 // bits of the next byte carry data (T.87 A.1). The segment passed in ends
 // before the marker that terminates it, so a reader never sees a marker.
+//
+// reset drops the stuffed bits once, into buf, so that fill is a few
+// instructions without a branch: the decoders inline it in their
+// per-sample loops.
 type bitReader struct {
-	data   []byte
-	pos    int    // next byte of data to load
-	acc    uint64 // unread bits, left aligned
-	n      uint   // number of valid bits in acc
-	prevFF bool   // the last loaded byte was 0xFF
-	// total is the number of data bits in the segment and loaded the
-	// number of bits moved into acc so far, zero padding included; their
-	// difference tells a truncated segment from one with spare bytes.
+	data []byte // the segment as stored, stuffing included
+	// buf holds the segment's data bits, packed, then at least padLen
+	// zero bytes.
+	buf []byte
+	pos int    // next byte of buf to load
+	acc uint64 // unread bits, left aligned; the bits below the n valid ones are the data that follows them or zero
+	n   uint   // number of valid bits in acc
+	// total is the number of data bits in the segment. maxPos is where
+	// pos stops: from there on buf holds only padding, so a reader that
+	// runs past the end reads zeros, and consumed reports more bits than
+	// total.
 	total  int
-	loaded int
+	maxPos int
 }
 
-// reset makes r read seg, whose data bit count it computes up front.
+// padLen is the zero padding after the data in buf: fill loads 8 bytes at
+// pos, and pos stops 8 bytes past the data.
+const padLen = 16
+
+// reset makes r read seg.
 func (r *bitReader) reset(seg []byte) {
-	*r = bitReader{data: seg}
-	total := 8 * len(seg)
-	for i := 0; i+1 < len(seg); i++ {
-		if seg[i] == 0xFF {
-			total--
-		}
+	buf, total := unstuff(r.buf[:0], seg)
+	r.maxPos = len(buf) + 8
+	for range padLen {
+		buf = append(buf, 0)
 	}
-	r.total = total
+	*r = bitReader{data: seg, buf: buf, total: total, maxPos: r.maxPos}
 }
 
-// fill tops acc up to at least 57 valid bits. Past the end of the segment
-// it shifts in zeros, which overrun reports afterwards.
-func (r *bitReader) fill() {
-	// Fast path: eight bytes without 0xFF load in one go.
-	if !r.prevFF && r.pos+8 <= len(r.data) {
-		v := binary.BigEndian.Uint64(r.data[r.pos:])
-		if x := ^v; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
-			nb := (64 - r.n) / 8
-			r.acc |= v >> (64 - 8*nb) << (64 - r.n - 8*nb)
-			r.pos += int(nb)
-			r.n += 8 * nb
-			r.loaded += int(8 * nb)
-			return
-		}
-	}
-	for r.n <= 56 {
-		if r.pos >= len(r.data) {
-			r.n += 8
-			r.loaded += 8
+// unstuff appends the data bits of seg to dst, packed most significant bit
+// first with the last byte zero filled, and returns them with their count:
+// eight bits of every byte except one that follows a 0xFF, whose high
+// (stuffed) bit it drops.
+func unstuff(dst, seg []byte) ([]byte, int) {
+	total := 0
+	var acc uint64 // pending bits, right aligned, nacc of them
+	nacc := 0
+	prevFF := false
+	for i := 0; i < len(seg); {
+		if !prevFF && nacc == 0 {
+			// Byte aligned: copy up to and including the next 0xFF.
+			j := i
+			for j < len(seg) && seg[j] != 0xFF {
+				j++
+			}
+			if j < len(seg) {
+				j++ // the 0xFF itself carries 8 bits
+				prevFF = true
+			}
+			dst = append(dst, seg[i:j]...)
+			total += 8 * (j - i)
+			i = j
 			continue
 		}
-		b := r.data[r.pos]
-		r.pos++
-		if r.prevFF {
-			r.acc |= uint64(b&0x7F) << (57 - r.n)
-			r.n += 7
-			r.loaded += 7
+		b := seg[i]
+		i++
+		if prevFF {
+			acc = acc<<7 | uint64(b&0x7F)
+			nacc += 7
+			total += 7
 		} else {
-			r.acc |= uint64(b) << (56 - r.n)
-			r.n += 8
-			r.loaded += 8
+			acc = acc<<8 | uint64(b)
+			nacc += 8
+			total += 8
 		}
-		r.prevFF = b == 0xFF
+		prevFF = b == 0xFF
+		for nacc >= 8 {
+			nacc -= 8
+			dst = append(dst, byte(acc>>uint(nacc)))
+		}
+		acc &= 1<<uint(nacc) - 1
 	}
+	if nacc > 0 {
+		dst = append(dst, byte(acc<<uint(8-nacc)))
+	}
+	return dst, total
 }
 
-// consumed returns the number of data bits the decoder has used.
-func (r *bitReader) consumed() int { return r.loaded - int(r.n) }
+// fill tops acc up to at least 56 valid bits without a branch: it loads
+// the 8 bytes at pos below the valid bits and moves pos on by the whole
+// bytes that fit. The bits it loads past those bytes are the ones the next
+// fill loads again at the same place, so or-ing them in twice is harmless.
+func (r *bitReader) fill() {
+	r.acc |= binary.BigEndian.Uint64(r.buf[r.pos:]) >> r.n
+	r.pos = min(r.pos+int(63-r.n)>>3, r.maxPos)
+	r.n |= 56
+}
+
+// consumed returns the number of data bits the decoder has used, or more
+// than total once it has read past the end.
+func (r *bitReader) consumed() int { return 8*r.pos - int(r.n) }
 
 // bits reads k bits (0 ≤ k ≤ 32) as an unsigned value.
 func (r *bitReader) bits(k uint) int {
@@ -111,17 +144,14 @@ func (r *bitReader) zeros(max int) (int, error) {
 		if r.n < 57 {
 			r.fill()
 		}
-		if r.acc != 0 {
-			lz := uint(bits.LeadingZeros64(r.acc))
-			if lz < r.n {
-				count += int(lz)
-				if count > max {
-					return 0, codec.Corruptf("jpegls: golomb code prefix of %d zero bits exceeds the limit %d", count, max)
-				}
-				r.acc <<= lz + 1
-				r.n -= lz + 1
-				return count, nil
+		if lz := uint(bits.LeadingZeros64(r.acc)); lz < r.n {
+			count += int(lz)
+			if count > max {
+				return 0, codec.Corruptf("jpegls: golomb code prefix of %d zero bits exceeds the limit %d", count, max)
 			}
+			r.acc <<= lz + 1
+			r.n -= lz + 1
+			return count, nil
 		}
 		count += int(r.n)
 		r.acc, r.n = 0, 0
@@ -140,7 +170,7 @@ func (r *bitReader) zeros(max int) (int, error) {
 func (r *bitReader) checkTail() error {
 	spare := r.total - r.consumed()
 	if spare < 0 {
-		return codec.Corruptf("jpegls: scan data truncated (%d bits missing)", -spare)
+		return codec.Corruptf("jpegls: scan data truncated")
 	}
 	if spare < 16 {
 		return nil

@@ -19,9 +19,21 @@ const (
 // jTable is the run-length order table J of T.87 A.2.1.
 var jTable = [32]int{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 
-// regularCtx holds A[Q], B[Q], C[Q] and N[Q] of one regular-mode context.
+// regularCtx holds A[Q], B[Q], C[Q] and N[Q] of one regular-mode context,
+// and what the next sample coded in it reads first: its Golomb parameter
+// k and, for lossless scans, flip, which is −1 when the k = 0 special
+// error mapping applies (2B + N ≤ 0) and 0 otherwise. Both are worked out
+// when the context changes, so that a decoder finds them with one load.
 type regularCtx struct {
 	a, b, c, n int32
+	k, flip    int32
+}
+
+// setK works out k and flip from A, B and N.
+func (c *regularCtx) setK() {
+	k := int32(golombK(c.n, c.a))
+	c.k = k
+	c.flip = (k - 1) >> 31 & ((2*c.b + c.n - 1) >> 31)
 }
 
 // runCtx holds A, N and Nn of one of the two run-interruption contexts
@@ -72,8 +84,10 @@ func (s *state) init(cp codingParams, comps int) {
 // of a scan or after a restart marker (T.87 A.2.1).
 func (s *state) resetContexts() {
 	a := int32(max(2, (s.cp.rng+32)/64))
+	c := regularCtx{a: a, n: 1}
+	c.setK()
 	for i := range s.ctx {
-		s.ctx[i] = regularCtx{a: a, n: 1}
+		s.ctx[i] = c
 	}
 	s.run[0] = runCtx{a: a, n: 1}
 	s.run[1] = runCtx{a: a, n: 1}
@@ -153,7 +167,7 @@ func (s *state) regular(r *bitReader, q, px int) int {
 	} else if px < 0 {
 		px = 0
 	}
-	k := golombK(c.n, c.a)
+	k := int(c.k)
 	m := s.decodeValue(r, k, cp.limit)
 	if m > 2*cp.rng {
 		s.fail(codec.Corruptf("jpegls: mapped prediction error %d out of range", m))
@@ -162,8 +176,8 @@ func (s *state) regular(r *bitReader, q, px int) int {
 	// Inverse of the error mapping of A.5.2; the special mapping of the
 	// lossless k = 0 case with negative bias flips every bit.
 	e := (m >> 1) ^ -(m & 1)
-	if k == 0 && cp.near == 0 && 2*c.b+c.n <= 0 {
-		e = ^e
+	if cp.near == 0 {
+		e ^= int(c.flip)
 	}
 
 	// Update A, B, N and the bias C (A.6.1, A.6.2).
@@ -197,6 +211,7 @@ func (s *state) regular(r *bitReader, q, px int) int {
 			c.b = 0
 		}
 	}
+	c.setK()
 
 	e = (e ^ sign) - sign
 	if cp.near == 0 {

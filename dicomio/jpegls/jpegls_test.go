@@ -256,9 +256,31 @@ func TestFastLine(t *testing.T) {
 		d[i/8] ^= 1 << (i % 8)
 		streams = append(streams, d)
 	}
+	// A real chest radiograph, whole and with bytes of its scan data
+	// changed here and there.
+	var films [][]byte
+	var filmParams codec.Params
+	if tf, err := readTestFile(benchFiles[0].path); err == nil {
+		film := tf.frames[0]
+		films = append(films, film)
+		filmParams = tf.params
+		rng := rand.New(rand.NewPCG(7, 7))
+		for range 12 {
+			d := append([]byte(nil), film...)
+			for range 1 + rng.IntN(3) {
+				d[100+rng.IntN(len(d)-102)] = byte(rng.IntN(256))
+			}
+			films = append(films, d)
+		}
+	} else {
+		t.Logf("no chest radiograph (../shared absent?): %v", err)
+	}
 	defer func() { useFastLine = true }()
-	for i, data := range streams {
+	for i, data := range append(streams, films...) {
 		p := fuzzParams(data, false)
+		if i >= len(streams) {
+			p = filmParams
+		}
 		useFastLine = true
 		fast, errFast := Decode(data, p)
 		useFastLine = false

@@ -60,7 +60,7 @@ func (s *state) decodeLineLossless(r *bitReader, l *lines, width, comp int) erro
 	return s.err
 }
 
-// regularRun decodes lossless regular-mode samples of a line from column
+// regularRunGo decodes lossless regular-mode samples of a line from column
 // x on (T.87 A.4 to A.6, as state.regular), with Ra, Rb and Rc the
 // neighbours of x, and returns the first column it did not decode with
 // that column's neighbours. It stops at a sample in run mode, at one
@@ -71,7 +71,7 @@ func (s *state) decodeLineLossless(r *bitReader, l *lines, width, comp int) erro
 // neighbours and the reader's state stay in registers: every index is in
 // range because samples stay within 0 … MAXVAL, contexts within 1 … 364,
 // and fill keeps pos within buf.
-func (s *state) regularRun(r *bitReader, prev, cur []int32, x, width, ra, rb, rc int) (int, int, int, int) {
+func (s *state) regularRunGo(r *bitReader, prev, cur []int32, x, width, ra, rb, rc int) (int, int, int, int) {
 	mv := s.cp.maxVal
 	escape := uint(s.cp.limit - s.cp.qbpp - 1)
 	reset := int32(s.cp.reset)

@@ -132,3 +132,38 @@ func BenchmarkResample1024To256(b *testing.B) {
 		Resample(in, 256, 256)
 	}
 }
+
+// BenchmarkResample1024To64 is a chest film brought to the default
+// model's input size.
+func BenchmarkResample1024To64(b *testing.B) {
+	in := randomImage(1024, 1024, 1)
+	for b.Loop() {
+		Resample(in, 64, 64)
+	}
+}
+
+// TestResampleRowMatchesPlainLoop checks resampleRow, which sums four
+// outputs side by side, against one sum at a time in span order, exactly,
+// for ratios up and down where the spans are and are not all as long.
+func TestResampleRowMatchesPlainLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	for _, c := range [][2]int{{1024, 64}, {1024, 256}, {1000, 64}, {2140, 256}, {17, 5}, {64, 1024}, {5, 17}, {300, 7}, {7, 3}, {3, 3}} {
+		in, out := c[0], c[1]
+		row := make([]float32, in)
+		for i := range row {
+			row[i] = rng.Float32() * float32(rng.IntN(4096))
+		}
+		xs := areaSpans(in, out)
+		got := make([]float64, out)
+		resampleRow(got, row, xs)
+		for o, s := range xs {
+			var want float64
+			for k, c := range s.overlaps {
+				want += float64(c) * float64(row[s.first+k])
+			}
+			if got[o] != want {
+				t.Fatalf("%d -> %d, output %d: %v, want %v", in, out, o, got[o], want)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package jpegls
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 
@@ -46,53 +47,57 @@ func (r *bitReader) reset(seg []byte) {
 	*r = bitReader{data: seg, buf: buf, total: total, maxPos: r.maxPos}
 }
 
-// unstuff appends the data bits of seg to dst, packed most significant bit
-// first with the last byte zero filled, and returns them with their count:
-// eight bits of every byte except one that follows a 0xFF, whose high
-// (stuffed) bit it drops.
+// unstuff returns the data bits of seg, packed most significant bit first
+// with the last byte zero filled, in dst's storage when it is large
+// enough, with room for padLen more bytes, and their count: eight bits of
+// every byte except one that follows a 0xFF, whose high (stuffed) bit it
+// drops. Between two 0xFF bytes the bits keep one alignment, so each
+// stretch is copied, or shifted a byte at a time, without a test per byte.
 func unstuff(dst, seg []byte) ([]byte, int) {
-	total := 0
-	var acc uint64 // pending bits, right aligned, nacc of them
-	nacc := 0
-	prevFF := false
+	if cap(dst) < len(seg)+padLen {
+		dst = make([]byte, 0, len(seg)+padLen)
+	}
+	out := dst[:len(seg)] // the data bits never take more bytes than seg
+	o, total := 0, 0
+	var acc uint64 // the nacc (< 8) bits not yet written, right aligned
+	nacc := uint(0)
 	for i := 0; i < len(seg); {
-		if !prevFF && nacc == 0 {
-			// Byte aligned: copy up to and including the next 0xFF.
-			j := i
-			for j < len(seg) && seg[j] != 0xFF {
-				j++
-			}
-			if j < len(seg) {
-				j++ // the 0xFF itself carries 8 bits
-				prevFF = true
-			}
-			dst = append(dst, seg[i:j]...)
-			total += 8 * (j - i)
-			i = j
-			continue
+		// Eight-bit bytes up to and including the next 0xFF.
+		end := len(seg)
+		if j := bytes.IndexByte(seg[i:], 0xFF); j >= 0 {
+			end = i + j + 1
 		}
-		b := seg[i]
-		i++
-		if prevFF {
-			acc = acc<<7 | uint64(b&0x7F)
+		if nacc == 0 {
+			o += copy(out[o:], seg[i:end])
+		} else {
+			for _, b := range seg[i:end] {
+				acc = acc<<8 | uint64(b)
+				out[o] = byte(acc >> nacc)
+				o++
+			}
+			acc &= 1<<nacc - 1
+		}
+		total += 8 * (end - i)
+		i = end
+		// Each byte after a 0xFF (itself one in corrupt data) brings 7.
+		for i < len(seg) && seg[i-1] == 0xFF {
+			acc = acc<<7 | uint64(seg[i]&0x7F)
 			nacc += 7
 			total += 7
-		} else {
-			acc = acc<<8 | uint64(b)
-			nacc += 8
-			total += 8
+			i++
+			if nacc >= 8 {
+				nacc -= 8
+				out[o] = byte(acc >> nacc)
+				o++
+			}
+			acc &= 1<<nacc - 1
 		}
-		prevFF = b == 0xFF
-		for nacc >= 8 {
-			nacc -= 8
-			dst = append(dst, byte(acc>>uint(nacc)))
-		}
-		acc &= 1<<uint(nacc) - 1
 	}
 	if nacc > 0 {
-		dst = append(dst, byte(acc<<uint(8-nacc)))
+		out[o] = byte(acc << (8 - nacc))
+		o++
 	}
-	return dst, total
+	return out[:o], total
 }
 
 // fill tops acc up to at least 56 valid bits without a branch: it loads

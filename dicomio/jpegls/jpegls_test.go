@@ -1,6 +1,7 @@
 package jpegls
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -322,5 +323,58 @@ func TestPredict(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestUnstuffMatchesBits checks unstuff against dropping the stuffed bits
+// one bit at a time, on random segments rich in 0xFF bytes (runs of them
+// included, as corrupt data has) and on the chest radiograph's scan.
+func TestUnstuffMatchesBits(t *testing.T) {
+	reference := func(seg []byte) ([]byte, int) {
+		var bitsOut []byte
+		prevFF := false
+		for _, b := range seg {
+			n := 8
+			if prevFF {
+				n = 7
+			}
+			for i := n - 1; i >= 0; i-- {
+				bitsOut = append(bitsOut, b>>uint(i)&1)
+			}
+			prevFF = b == 0xFF
+		}
+		out := make([]byte, (len(bitsOut)+7)/8)
+		for i, v := range bitsOut {
+			out[i/8] |= v << uint(7-i%8)
+		}
+		return out, len(bitsOut)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	var segs [][]byte
+	for n := range 200 {
+		seg := make([]byte, n)
+		for i := range seg {
+			if rng.IntN(5) == 0 {
+				seg[i] = 0xFF
+			} else {
+				seg[i] = byte(rng.IntN(256))
+			}
+		}
+		segs = append(segs, seg)
+	}
+	if tf, err := readTestFile(benchFiles[0].path); err == nil {
+		segs = append(segs, tf.frames[0])
+	}
+	buf := make([]byte, 0, 64)
+	for _, seg := range segs {
+		want, wantBits := reference(seg)
+		got, gotBits := unstuff(buf[:0], seg)
+		if gotBits != wantBits || !bytes.Equal(got, want) {
+			t.Fatalf("segment of %d bytes: %d bits % x, want %d bits % x", len(seg), gotBits, got, wantBits, want)
+		}
+		if cap(got)-len(got) < padLen {
+			t.Fatalf("segment of %d bytes: room for %d bytes of padding, want %d", len(seg), cap(got)-len(got), padLen)
+		}
+		buf = got
 	}
 }

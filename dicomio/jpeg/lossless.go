@@ -1,6 +1,8 @@
 package jpeg
 
 import (
+	"encoding/binary"
+
 	"github.com/sentinel-pacs/sentinel/dicomio/codec"
 )
 
@@ -50,6 +52,12 @@ func (d *decoder) decodeLosslessScan(scan []int, psv, pt int) error {
 	toRestart := d.restart // MCUs left before the next restart marker
 	for y := 0; y < d.height; y++ {
 		for x := 0; x < w; x++ {
+			if ns == 1 && d.restart == 0 && useFastDiffs {
+				// Runs of samples whose code fits the fast table.
+				if x = fastDiffs(br, fast[0], diffs[:w], x); x == w {
+					break
+				}
+			}
 			if d.restart > 0 {
 				if toRestart == 0 {
 					if err := br.restart(); err != nil {
@@ -107,6 +115,49 @@ func (d *decoder) decodeLosslessScan(scan []int, psv, pt int) error {
 		}
 	}
 	return nil
+}
+
+// useFastDiffs selects fastDiffs for the scans it serves; a test turns it
+// off to compare.
+var useFastDiffs = true
+
+// fastDiffs decodes the differences of a single-component scan without
+// restart intervals from diffs[x] on, for as long as each code and its
+// difference bits are in the fast table and each refill of the
+// accumulator is eight bytes without a 0xFF, and returns the first x it
+// did not decode. The bit reader's state is held in locals for the run,
+// so that the loop calls nothing; the sample it stops at is decoded by
+// the general path, which gives the same values.
+func fastDiffs(br *bitReader, fast *[1 << fastBits]uint32, diffs []int32, x int) int {
+	if br.marker {
+		return x
+	}
+	acc, n, pos, data := br.acc, br.n, br.pos, br.data
+	for ; x < len(diffs); x++ {
+		if n < 32 {
+			if pos+8 > len(data) {
+				break
+			}
+			v := binary.BigEndian.Uint64(data[pos:])
+			if y := ^v; (y-0x0101010101010101)&^y&0x8080808080808080 != 0 {
+				break
+			}
+			k := (64 - n) / 8
+			acc |= v >> (64 - 8*k) << (64 - n - 8*k)
+			pos += int(k)
+			n += 8 * k
+		}
+		e := fast[acc>>(64-fastBits)]
+		if e&fastFull == 0 {
+			break
+		}
+		l := uint(e>>16) & 0xFF
+		acc <<= l
+		n -= l
+		diffs[x] = int32(int16(e))
+	}
+	br.acc, br.n, br.pos = acc, n, pos
+	return x
 }
 
 // Kinds of line, by where restart intervals begin in them.

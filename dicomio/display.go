@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -182,9 +183,19 @@ func renderGray(f frame, l layout, h header, out []float32) {
 	// The stored range serves both the percentile window and the lookup
 	// table: one pass over the samples for both.
 	var lo, hi int64
+	// Unsigned samples of at most 8 bits allocated are all below 256,
+	// and chooseVOI needs no stored range for at most 8 bits stored: the
+	// lookup table covers 0 … 255 without a pass over the samples. A
+	// codec's sample above that (which the table check below catches)
+	// sends the frame the general way.
+	byteLUT := f.floats == nil && !l.signed && l.bitsAllocated <= 8 && l.bitsStored <= 8
 	if f.floats == nil {
 		f.samples = f.samples[:len(out)]
-		lo, hi = l.valueRange(f.samples)
+		if byteLUT {
+			lo, hi = 0, 255
+		} else {
+			lo, hi = l.valueRange(f.samples)
+		}
 	}
 	v := chooseVOI(f, l, h, lo, hi)
 	// In images (unlike presentation states) INVERSE accompanies
@@ -219,22 +230,43 @@ func renderGray(f frame, l layout, h header, out []float32) {
 		})
 		return
 	}
-	levels := make([]float32, hi-lo+1)
-	for k := range levels {
-		levels[k] = display(modality(lo + int64(k)))
-	}
-	eachBand(len(samples), 1, func(a, b int) {
-		o := out[a:b]
-		if l.signed {
-			for i, s := range samples[a:b] {
-				o[i] = levels[int64(s)-lo]
+	for {
+		levels := make([]float32, hi-lo+1)
+		for k := range levels {
+			levels[k] = display(modality(lo + int64(k)))
+		}
+		var outside atomic.Bool
+		eachBand(len(samples), 1, func(a, b int) {
+			o := out[a:b]
+			if l.signed {
+				for i, s := range samples[a:b] {
+					o[i] = levels[int64(s)-lo]
+				}
+				return
 			}
+			for i, s := range samples[a:b] {
+				k := int64(uint32(s)) - lo
+				if k >= int64(len(levels)) {
+					outside.Store(true)
+					return
+				}
+				o[i] = levels[k]
+			}
+		})
+		if !outside.Load() {
 			return
 		}
-		for i, s := range samples[a:b] {
-			o[i] = levels[int64(uint32(s))-lo]
+		// Only a byte table misses: find the stored range after all.
+		lo, hi = l.valueRange(samples)
+		if hi-lo >= maxLUT {
+			eachBand(len(samples), 1, func(a, b int) {
+				for i, s := range samples[a:b] {
+					out[a+i] = display(modality(l.value(s)))
+				}
+			})
+			return
 		}
-	})
+	}
 }
 
 // renderColour fills out with the luminance of an RGB or YBR frame:

@@ -56,3 +56,28 @@ func TestDirtySampleBuffer(t *testing.T) {
 	}
 	t.Logf("%d files decoded alike into new and reused buffers", decoded)
 }
+
+// TestByteLUTSampleOutside renders 8-bit frames through the byte lookup
+// table, one with a sample above 255 (no codec should return one, but a
+// frame must not take the agent down): each must match the same frame
+// rendered the general way, with its stored range found first.
+func TestByteLUTSampleOutside(t *testing.T) {
+	h := header{slope: 1}
+	for _, samples := range [][]int32{
+		{0, 7, 255, 128, 3, 90},
+		{0, 7, 300, 128, 3, 90},
+		{1 << 20, 5, 6, 7, 8, 9},
+	} {
+		frame8 := frame{samples: samples, photometric: "MONOCHROME2"}
+		frameGen := frame{samples: slices.Clone(samples), photometric: "MONOCHROME2"}
+		byteLayout := layout{rows: 2, cols: 3, samples: 1, frames: 1, bitsAllocated: 8, bitsStored: 8, highBit: 7}
+		general := byteLayout
+		general.bitsAllocated = 16 // stored range first; the same VOI (8 bits stored)
+		got, want := make([]float32, 6), make([]float32, 6)
+		renderGray(frame8, byteLayout, h, got)
+		renderGray(frameGen, general, h, want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("samples %v: byte table gives %v, the general way %v", samples, got, want)
+		}
+	}
+}

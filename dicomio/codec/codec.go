@@ -54,6 +54,16 @@ func (p Params) SampleSlice(n int) []int32 {
 	return s
 }
 
+// SamplesToFill is SampleSlice for a codec that writes every one of the n
+// samples before it returns the frame: a reused buffer is not cleared,
+// and holds whatever it held.
+func (p Params) SamplesToFill(n int) []int32 {
+	if cap(p.Buffer) < n {
+		return make([]int32, n)
+	}
+	return p.Buffer[:n]
+}
+
 // Frame is one decoded frame: stored sample values before any LUT,
 // pixel by pixel with the samples of a pixel adjacent (R G B R G B …),
 // whatever the planar configuration of the source.

@@ -14,7 +14,7 @@ func (d *decoder) initLossless() error {
 			return codec.Unsupportedf("jpeg: lossless frame with subsampled components")
 		}
 	}
-	d.out = d.p.SampleSlice(d.width * d.height * len(d.comps))
+	d.out = d.p.SamplesToFill(d.width * d.height * len(d.comps)) // every component is scanned, every line of a scan reconstructed
 	return nil
 }
 

@@ -45,7 +45,7 @@ func (d *decoder) readScan() error {
 		if err := d.p.Check(d.width, d.height, d.ncomp); err != nil {
 			return err
 		}
-		d.out = d.p.SampleSlice(d.width * d.height * d.ncomp)
+		d.out = d.p.SamplesToFill(d.width * d.height * d.ncomp) // every component is scanned, every row stored
 		d.lineBufs = make([]int32, 2*(d.width+2)*d.ncomp)
 	}
 	cp, err := newCodingParams(d.precision, h.near, d.presets)

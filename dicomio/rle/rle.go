@@ -42,7 +42,7 @@ func Decode(data []byte, p codec.Params) (codec.Frame, error) {
 		return f, err
 	}
 	n := p.Rows * p.Cols
-	samples := p.SampleSlice(n * p.Samples)
+	samples := p.SamplesToFill(n * p.Samples) // the first byte plane of each sample sets it
 	plane := make([]byte, n)
 	for s := range p.Samples {
 		for b := range bytesPer {

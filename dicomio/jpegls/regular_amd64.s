@@ -82,21 +82,13 @@ loop:
 	SHRXQ R14, R15, R15
 	ADDQ  R15, AX
 	MOVQ  96(BX), R15
-	LEAQ  2(R15)(R15*1), R15
+	ADDQ  R15, R15
 	CMPQ  AX, R15
-	JGT   done                 // m > 2·RANGE: the general decoder reports it
+	JGT   done                 // m > 2·MAXVAL: the general decoder takes it
 	SHLXQ CX, R12, R12
 	SUBQ  CX, R10
 
-	// e = (m>>1 ^ −(m&1)) ^ flip
-	MOVQ    AX, CX
-	ANDQ    $1, CX
-	NEGQ    CX
-	SHRQ    $1, AX
-	XORQ    CX, AX
-	MOVLQSX 20(R13), CX
-	XORQ    CX, AX
-
+	// px − sign (CX), from Ra, Rb, Rc and C, off the chain through m:
 	// px = clamp(median(Ra, Rb, Ra+Rb−Rc) + (C^sign) − sign, 0, MAXVAL)
 	MOVLQSX (SI)(R8*4), R14
 	MOVLQSX -4(SI)(R8*4), R15
@@ -120,29 +112,35 @@ loop:
 	CMOVQLT R14, CX
 	CMPQ    CX, 96(BX)
 	CMOVQGT 96(BX), CX
+	SUBQ    DX, CX
 
-	// Rx = clamp(wrap(px + (e^sign) − sign), 0, MAXVAL)
+	// e^sign (R15) = m>>1 ^ (−(m&1) ^ flip ^ sign); e (AX) for the update
 	MOVQ    AX, R14
-	XORQ    DX, R14
-	SUBQ    DX, R14
-	ADDQ    CX, R14
-	MOVQ    96(BX), R15
-	INCQ    R15                // RANGE
-	MOVQ    R14, CX
-	ADDQ    R15, CX
-	TESTQ   R14, R14
-	CMOVQLT CX, R14
-	MOVQ    R14, CX
-	SUBQ    R15, CX
-	CMPQ    R14, 96(BX)
-	CMOVQGT CX, R14
-	XORL    CX, CX
-	TESTQ   R14, R14
-	CMOVQLT CX, R14
-	CMPQ    R14, 96(BX)
-	CMOVQGT 96(BX), R14
-	MOVL    R14, (DI)(R8*4)
-	MOVQ    R14, R9
+	ANDQ    $1, R14
+	NEGQ    R14
+	MOVLQSX 20(R13), R15
+	XORQ    DX, R15
+	XORQ    R15, R14
+	MOVQ    AX, R15
+	SHRQ    $1, R15
+	XORQ    R14, R15
+	MOVQ    R15, AX
+	XORQ    DX, AX
+
+	// Rx = px + e·sign reduced modulo RANGE: with m ≤ 2·MAXVAL it lies
+	// in −RANGE … MAXVAL+RANGE, so one correction brings it into range.
+	ADDQ    CX, R15
+	MOVQ    96(BX), R14
+	LEAQ    1(R15)(R14*1), R14 // Rx + RANGE
+	MOVQ    96(BX), CX
+	NOTQ    CX
+	ADDQ    R15, CX            // Rx − RANGE
+	CMPQ    R15, 96(BX)
+	CMOVQGT CX, R15
+	TESTQ   R15, R15
+	CMOVQLT R14, R15
+	MOVL    R15, (DI)(R8*4)
+	MOVQ    R15, R9
 
 	// A += |e|, B += e, N, halved at RESET, then N++ (32-bit, as regularCtx)
 	MOVL AX, CX

@@ -141,32 +141,34 @@ func filterRows(img *image.RGBA, y0, y1 int) []byte {
 		for i := range 3 {
 			d[i] = cur[i] - prev[i]
 		}
-		for i := 3; i < rowLen; i++ {
-			d[i] = cur[i] - paeth(cur[i-3], prev[i], prev[i-3])
+		// The Paeth predictor of left a, up b and upper-left cc, written
+		// out (as a function it is not inlined): p − a = b − cc,
+		// p − b = a − cc and p − cc = (b − cc) + (a − cc), and the choice
+		// is made with conditional moves, not branches that a picture's
+		// noise makes unpredictable.
+		c, p, dd := cur[:rowLen], prev[:rowLen], d[:rowLen]
+		for i := 3; i < len(dd); i++ {
+			a, b, cc := int(c[i-3]), int(p[i]), int(p[i-3])
+			pa, pb := b-cc, a-cc
+			pc := abs(pa + pb)
+			pa, pb = abs(pa), abs(pb)
+			r := cc
+			if pb <= pc {
+				r = b
+			}
+			if pa <= min(pb, pc) {
+				r = a
+			}
+			dd[i] = c[i] - byte(r)
 		}
 		prev, cur = cur, prev
 	}
 	return out
 }
 
-// paeth is the PNG Paeth predictor of left a, up b and upper-left c.
-func paeth(a, b, c uint8) uint8 {
-	p := int(a) + int(b) - int(c)
-	pa, pb, pc := abs(p-int(a)), abs(p-int(b)), abs(p-int(c))
-	switch {
-	case pa <= pb && pa <= pc:
-		return a
-	case pb <= pc:
-		return b
-	}
-	return c
-}
-
 func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
+	m := x >> 63
+	return (x ^ m) - m
 }
 
 // deflate compresses data at flate's fastest level. A band that is not

@@ -226,17 +226,19 @@ func compose(film, heat sentinel.Image, t float64) *image.RGBA {
 	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	lv := resampleHeat(heat, w, h)
 	for y := range h {
-		row := out.Pix[y*out.Stride:]
-		for x := range w {
-			g := float64(clamp01(film.Pix[y*w+x]))
-			rgb := [3]float64{g, g, g}
-			if c, a, on := heatColour(lv[y*w+x], t); on {
-				for i := range rgb {
-					rgb[i] = rgb[i]*(1-a) + c[i]*a
-				}
+		row := out.Pix[y*out.Stride:][:4*w]
+		fr, lr := film.Pix[y*w:][:w], lv[y*w:][:w]
+		for x, f := range fr {
+			g := float64(clamp01(f))
+			p := row[4*x : 4*x+4 : 4*x+4]
+			if c, a, on := heatColour(lr[x], t); on {
+				p[0], p[1], p[2] = byte8(g*(1-a)+c[0]*a), byte8(g*(1-a)+c[1]*a), byte8(g*(1-a)+c[2]*a)
+			} else {
+				// Grey: g is in 0 … 1 already, so byte8 reduces to this.
+				v := uint8(g*255 + 0.5)
+				p[0], p[1], p[2] = v, v, v
 			}
-			p := row[4*x : 4*x+4]
-			p[0], p[1], p[2], p[3] = byte8(rgb[0]), byte8(rgb[1]), byte8(rgb[2]), 255
+			p[3] = 255
 		}
 	}
 	return out

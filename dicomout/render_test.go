@@ -1,8 +1,10 @@
 package dicomout
 
 import (
+	"bytes"
 	"image"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/sentinel-pacs/sentinel"
@@ -229,6 +231,53 @@ func TestSecondaryCaptureAnchoredAtTheThreshold(t *testing.T) {
 		}
 		if m := redPixels(img, image.Rect(170, 0, 256, 256)); m < 20 {
 			t.Errorf("score %v: %d red pixels at the right edge, where the legend is", c.score, m)
+		}
+	}
+}
+
+// BenchmarkOverlay draws a report picture of the agent's size: a 512×512
+// film with a 64×64 map, part of it above the colour start.
+func BenchmarkOverlay(b *testing.B) {
+	film := blob(512, 0.5, 0.5, 0.7)
+	levels := HeatLevels(blocks(64, 8, 0.2, 1), 1.3, 1.25)
+	for b.Loop() {
+		if _, err := Overlay(film, levels, []string{"score 1.30"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestComposeMatchesPlainLoop checks compose against blending every pixel
+// the plain way, over films and maps with values outside 0 … 1 and NaN.
+func TestComposeMatchesPlainLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, size := range [][2]int{{37, 29}, {64, 64}, {5, 300}} {
+		w, h := size[0], size[1]
+		film := sentinel.NewImage(w, h)
+		for i := range film.Pix {
+			film.Pix[i] = float32(rng.Float64()*1.4 - 0.2)
+		}
+		film.Pix[3] = float32(math.NaN())
+		heat := sentinel.NewImage(9, 7)
+		for i := range heat.Pix {
+			heat.Pix[i] = float32(rng.Float64() * 1.2)
+		}
+		got := compose(film, heat, DefaultHeatThreshold)
+		lv := resampleHeat(heat, w, h)
+		for y := range h {
+			for x := range w {
+				g := float64(clamp01(film.Pix[y*w+x]))
+				rgb := [3]float64{g, g, g}
+				if c, a, on := heatColour(lv[y*w+x], DefaultHeatThreshold); on {
+					for i := range rgb {
+						rgb[i] = rgb[i]*(1-a) + c[i]*a
+					}
+				}
+				want := []byte{byte8(rgb[0]), byte8(rgb[1]), byte8(rgb[2]), 255}
+				if p := got.Pix[y*got.Stride+4*x:][:4]; !bytes.Equal(p, want) {
+					t.Fatalf("%d×%d, pixel (%d, %d): %v, want %v", w, h, x, y, p, want)
+				}
+			}
 		}
 	}
 }

@@ -3,8 +3,8 @@ package detector
 import "strings"
 
 // KernelsEnv names the environment variable that forces a kernel family
-// ("avx512", "avx2" or "generic"), so that one machine can measure every
-// path its CPU supports. A family the CPU cannot run, or an unknown name,
+// ("avx512", "avx2", "sse" or "generic"), so that one machine can measure
+// every path its CPU supports. A family the CPU cannot run, or an unknown name,
 // leaves the fastest.
 const KernelsEnv = "SENTINEL_KERNELS"
 
@@ -21,7 +21,7 @@ func chooseKernels(impls []*sgemmImpl, want string) *sgemmImpl {
 }
 
 // KernelFamily names the family of matrix kernels in use: "avx512",
-// "avx2" or "generic".
+// "avx2", "sse" (amd64 without AVX2 and FMA) or "generic" (plain Go).
 func KernelFamily() string { return sgemmBest.name }
 
 // KernelFamilies lists the families this CPU can run, fastest first.

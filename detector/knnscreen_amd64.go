@@ -7,14 +7,14 @@ func knnScreenAVX2(c float32, row, bound *float32, n int, idx *int32) int
 
 // knnScreen writes to idx the i for which c − 2·row[i] ≥ bound[i] does
 // not hold, in order, and returns them: the kNN's candidates in one row of
-// dot products. With any assembly kernel family in use it runs eight
-// lanes at a time; under the generic family it is knnScreenGo.
+// dot products. With the AVX2 or AVX-512 kernels in use it runs eight
+// lanes at a time; under the SSE and generic families it is knnScreenGo.
 func knnScreen(c float32, row, bound []float32, idx []int32) []int32 {
 	n := len(row)
 	if n == 0 {
 		return idx[:0]
 	}
-	if !knnScreenAsm || sgemmBest == sgemmGeneric {
+	if !knnScreenAsm || (sgemmBest != sgemmAVX2 && sgemmBest != sgemmAVX512) {
 		return knnScreenGo(c, row, bound, idx)
 	}
 	_ = bound[n-1]

@@ -41,6 +41,10 @@ const (
 	sgemmAVX2x4ID
 	sgemmAVX2x2ID
 	sgemmAVX2x1ID
+	sgemmSSEx6ID
+	sgemmSSEx4ID
+	sgemmSSEx2ID
+	sgemmSSEx1ID
 )
 
 type sgemmRowKernel struct {

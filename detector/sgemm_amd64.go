@@ -33,6 +33,18 @@ func sgemmAVX2x2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ld
 //go:noescape
 func sgemmAVX2x1(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
 
+//go:noescape
+func sgemmSSEx6(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmSSEx4(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmSSEx2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmSSEx1(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
 // sgemmAVX512 uses 32-column panels in zmm registers and masks its last
 // partial panel. Its panel-mask setup uses BZHI, hence BMI2.
 var sgemmAVX512 = &sgemmImpl{
@@ -51,6 +63,17 @@ var sgemmAVX2 = &sgemmImpl{
 	kernels: []sgemmRowKernel{{6, sgemmAVX2x6ID}, {4, sgemmAVX2x4ID}, {2, sgemmAVX2x2ID}, {1, sgemmAVX2x1ID}},
 }
 
+// sgemmSSE uses 8-column panels in xmm registers, with a multiplication
+// and an addition for each product: the family of amd64 CPUs without AVX2
+// and FMA (older servers, and virtual CPUs that hide those features). It
+// leaves a partial last panel to the driver.
+var sgemmSSE = &sgemmImpl{
+	name:    "sse",
+	nr:      8,
+	partial: false,
+	kernels: []sgemmRowKernel{{6, sgemmSSEx6ID}, {4, sgemmSSEx4ID}, {2, sgemmSSEx2ID}, {1, sgemmSSEx1ID}},
+}
+
 // sgemmImpls lists the kernel families this CPU can run, fastest first;
 // the generic one is always last. (cpu.X86.HasAVX* already account for
 // whether the operating system saves the wider registers.)
@@ -63,7 +86,8 @@ func sgemmImpls() []*sgemmImpl {
 	if x.HasAVX2 && x.HasFMA {
 		impls = append(impls, sgemmAVX2)
 	}
-	return append(impls, sgemmGeneric)
+	// SSE and SSE2 are part of amd64.
+	return append(impls, sgemmSSE, sgemmGeneric)
 }
 
 // sgemmBest is the family sgemmNN uses: the fastest this CPU runs, or the
@@ -89,6 +113,14 @@ func sgemmCall(id sgemmKernelID, k int, a *float32, lda int, b *float32, ldb int
 		sgemmAVX2x2(k, a, lda, b, ldb, c, ldc, n, beta)
 	case sgemmAVX2x1ID:
 		sgemmAVX2x1(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmSSEx6ID:
+		sgemmSSEx6(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmSSEx4ID:
+		sgemmSSEx4(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmSSEx2ID:
+		sgemmSSEx2(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmSSEx1ID:
+		sgemmSSEx1(k, a, lda, b, ldb, c, ldc, n, beta)
 	default:
 		sgemmCallGo(id, k, a, lda, b, ldb, c, ldc, n, beta)
 	}

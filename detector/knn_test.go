@@ -113,14 +113,13 @@ func TestKNNScreenMatchesLoop(t *testing.T) {
 				row[i], bound[i] = pick(), pick()
 			}
 			c := pick()
-			got := knnScreen(c, row, bound, make([]int32, n))
 			want := knnScreenGo(c, row, bound, make([]int32, n))
-			if len(got) != len(want) {
-				t.Fatalf("n %d: %d candidates %v, the loop finds %d %v", n, len(got), got, len(want), want)
-			}
-			for i := range got {
-				if got[i] != want[i] {
-					t.Fatalf("n %d: candidates %v, the loop finds %v", n, got, want)
+			screens := knnScreens()
+			screens["in use"] = knnScreen
+			for name, screen := range screens {
+				got := screen(c, row, bound, make([]int32, n))
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s, n %d: candidates %v, the loop finds %v", name, n, got, want)
 				}
 			}
 		}

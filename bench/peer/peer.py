@@ -274,8 +274,15 @@ def train_step_fn(model, batch, side, seed):
 
 
 def settings(args):
-    blas = [ln.strip() for ln in torch.__config__.show().splitlines() if "BLAS_INFO" in ln]
+    config = torch.__config__.show().splitlines()
+    blas = [ln.strip() for ln in config if "BLAS_INFO" in ln]
+    capability = [ln.split(":", 1)[1].strip() for ln in config if "CPU capability usage" in ln]
     return {
+        # The instruction sets the peer may use: ATen's own kernels, and the
+        # variables that cap OpenBLAS's and oneDNN's (unset: the CPU's best).
+        "cpu_capability": capability[0] if capability else None,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "blas": os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3") if blas and "generic" in blas[0] else "torch-bundled",
         "torch": torch.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
         "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "flush_denormal": True, "inference_mode": True,

@@ -222,6 +222,17 @@ func panelsOf(impl *sgemmImpl, n int) int {
 	return (n + impl.nr - 1) / impl.nr * impl.nr
 }
 
+// panels is panels for a product over this plan's source planes, whose
+// row stride is one plane: a plane smaller than the rounded width (the
+// deepest layers of a small input) keeps the width as it is, and the
+// kernels' driver computes the partial panel.
+func (p *padPlan) panels(n int) int {
+	if r := panels(n); r <= p.plane() {
+		return r
+	}
+	return n
+}
+
 // slack is how many values past one image's source planes the products
 // may read or add zeros into: a product's width rounded up to panels
 // reaches less than a panel past the part's last grid point.
@@ -365,7 +376,7 @@ func (s *padScratch) fit(p *padPlan, nw, batch int) {
 // scratch of at least out·panels(np) values.
 func (p *padPlan) forwardRows(s []float32, fs [][]float32, bias, y []float32, relu bool, t padPart, i0, i1 int, prod []float32) {
 	g := p.g
-	np := panels((i1-i0-1)*p.pw + t.gw)
+	np := p.panels((i1-i0-1)*p.pw + t.gw)
 	for j, tap := range t.taps {
 		sgemmNN(g.out, np, g.in, fs[j], g.in, s[tap.off+i0*p.pw:], p.plane(), float32(min(j, 1)), prod, np)
 	}
@@ -482,7 +493,7 @@ func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
 		p.gridGradients(gm[img*g.outSize():(img+1)*g.outSize()], imageOf(y, img, g.outSize()), gp, per, width, 1)
 		f := 0
 		for t, part := range p.parts {
-			np := panels(p.np(part))
+			np := p.panels(p.np(part))
 			for _, tap := range part.taps {
 				sgemmNN(g.in, np, g.out, fs[f], g.out, gp[t*per:], width, 1, ds[tap.off:], p.plane())
 				f++

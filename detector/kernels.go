@@ -3,7 +3,7 @@ package detector
 import "strings"
 
 // KernelsEnv names the environment variable that forces a kernel family
-// ("avx512", "avx2", "sse" or "generic"), so that one machine can measure
+// ("avx512", "avx2", "avx", "sse" or "generic"), so that one machine can measure
 // every path its CPU supports. A family the CPU cannot run, or an unknown name,
 // leaves the fastest.
 const KernelsEnv = "SENTINEL_KERNELS"
@@ -21,7 +21,8 @@ func chooseKernels(impls []*sgemmImpl, want string) *sgemmImpl {
 }
 
 // KernelFamily names the family of matrix kernels in use: "avx512",
-// "avx2", "sse" (amd64 without AVX2 and FMA) or "generic" (plain Go).
+// "avx2", "avx" (AVX without AVX2 and FMA), "sse" (amd64 without AVX) or
+// "generic" (plain Go).
 func KernelFamily() string { return sgemmBest.name }
 
 // KernelFamilies lists the families this CPU can run, fastest first.

@@ -10,14 +10,14 @@ func knnScreenSSE(c float32, row, bound *float32, n int, idx *int32) int
 
 // knnScreen writes to idx the i for which c − 2·row[i] ≥ bound[i] does
 // not hold, in order, and returns them: the kNN's candidates in one row of
-// dot products. With the AVX2 or AVX-512 kernels in use it runs eight
+// dot products. With the AVX-512, AVX2 or AVX kernels in use it runs eight
 // lanes at a time, with the SSE kernels four; under the generic family it
 // is knnScreenGo.
 func knnScreen(c float32, row, bound []float32, idx []int32) []int32 {
 	switch {
 	case sgemmBest == sgemmGeneric:
 		return knnScreenGo(c, row, bound, idx)
-	case knnScreenAsm && (sgemmBest == sgemmAVX2 || sgemmBest == sgemmAVX512):
+	case knnScreenAsm && (sgemmBest == sgemmAVX2 || sgemmBest == sgemmAVX512 || sgemmBest == sgemmAVX):
 		return knnScreenWith(knnScreenAVX2, c, row, bound, idx)
 	}
 	return knnScreenWith(knnScreenSSE, c, row, bound, idx)
@@ -34,8 +34,9 @@ func knnScreenWith(f func(c float32, row, bound *float32, n int, idx *int32) int
 	return idx[:f(c, &row[0], &bound[0], n, &idx[0])]
 }
 
-// knnScreenAsm tells whether the CPU runs knnScreenAVX2.
-var knnScreenAsm = cpu.X86.HasAVX2
+// knnScreenAsm tells whether the CPU runs knnScreenAVX2, whose
+// instructions are all AVX (the name is the family it was written for).
+var knnScreenAsm = cpu.X86.HasAVX
 
 // knnScreens lists the screens this CPU runs, by name, for tests.
 func knnScreens() map[string]func(c float32, row, bound []float32, idx []int32) []int32 {

@@ -45,6 +45,10 @@ const (
 	sgemmSSEx4ID
 	sgemmSSEx2ID
 	sgemmSSEx1ID
+	sgemmAVXx6ID
+	sgemmAVXx4ID
+	sgemmAVXx2ID
+	sgemmAVXx1ID
 )
 
 type sgemmRowKernel struct {

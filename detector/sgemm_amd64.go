@@ -34,6 +34,18 @@ func sgemmAVX2x2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ld
 func sgemmAVX2x1(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
 
 //go:noescape
+func sgemmAVXx6(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVXx4(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVXx2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
+func sgemmAVXx1(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
+
+//go:noescape
 func sgemmSSEx6(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, n int, beta int)
 
 //go:noescape
@@ -63,6 +75,17 @@ var sgemmAVX2 = &sgemmImpl{
 	kernels: []sgemmRowKernel{{6, sgemmAVX2x6ID}, {4, sgemmAVX2x4ID}, {2, sgemmAVX2x2ID}, {1, sgemmAVX2x1ID}},
 }
 
+// sgemmAVX uses 16-column panels in ymm registers, with a multiplication
+// and an addition for each product: the family of CPUs with AVX and
+// neither AVX2 nor FMA (Sandy Bridge, Ivy Bridge). It leaves a partial
+// last panel to the driver.
+var sgemmAVX = &sgemmImpl{
+	name:    "avx",
+	nr:      16,
+	partial: false,
+	kernels: []sgemmRowKernel{{6, sgemmAVXx6ID}, {4, sgemmAVXx4ID}, {2, sgemmAVXx2ID}, {1, sgemmAVXx1ID}},
+}
+
 // sgemmSSE uses 8-column panels in xmm registers, with a multiplication
 // and an addition for each product: the family of amd64 CPUs without AVX2
 // and FMA (older servers, and virtual CPUs that hide those features). It
@@ -85,6 +108,9 @@ func sgemmImpls() []*sgemmImpl {
 	}
 	if x.HasAVX2 && x.HasFMA {
 		impls = append(impls, sgemmAVX2)
+	}
+	if x.HasAVX {
+		impls = append(impls, sgemmAVX)
 	}
 	// SSE and SSE2 are part of amd64.
 	return append(impls, sgemmSSE, sgemmGeneric)
@@ -113,6 +139,14 @@ func sgemmCall(id sgemmKernelID, k int, a *float32, lda int, b *float32, ldb int
 		sgemmAVX2x2(k, a, lda, b, ldb, c, ldc, n, beta)
 	case sgemmAVX2x1ID:
 		sgemmAVX2x1(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVXx6ID:
+		sgemmAVXx6(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVXx4ID:
+		sgemmAVXx4(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVXx2ID:
+		sgemmAVXx2(k, a, lda, b, ldb, c, ldc, n, beta)
+	case sgemmAVXx1ID:
+		sgemmAVXx1(k, a, lda, b, ldb, c, ldc, n, beta)
 	case sgemmSSEx6ID:
 		sgemmSSEx6(k, a, lda, b, ldb, c, ldc, n, beta)
 	case sgemmSSEx4ID:

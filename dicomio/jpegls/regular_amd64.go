@@ -26,9 +26,9 @@ func regularRunAsm(t *runArgs)
 
 // regularAsm tells whether regularRun runs regularRunAsm: the CPU has
 // the BMI2 shifts and LZCNT, and SENTINEL_KERNELS does not ask for the
-// generic kernels (which leave out every hand-written loop) or the SSE
-// ones (which stand for a CPU older than BMI2).
-var regularAsm = cpu.X86.HasBMI2 && cpu.X86.HasLZCNT && !slices.Contains([]string{"generic", "sse"}, strings.ToLower(strings.TrimSpace(os.Getenv("SENTINEL_KERNELS"))))
+// generic kernels (which leave out every hand-written loop) or the AVX or
+// SSE ones (which stand for a CPU older than BMI2).
+var regularAsm = cpu.X86.HasBMI2 && cpu.X86.HasLZCNT && !slices.Contains([]string{"generic", "sse", "avx"}, strings.ToLower(strings.TrimSpace(os.Getenv("SENTINEL_KERNELS"))))
 
 // regularRun is regularRunGo or, where the CPU allows, the same loop by
 // hand.

@@ -277,8 +277,8 @@ func TestFastLine(t *testing.T) {
 	} else {
 		t.Logf("no chest radiograph (../shared absent?): %v", err)
 	}
-	asm := regularAsm
-	defer func() { useFastLine, regularAsm = true, asm }()
+	loop := regularLoop
+	defer func() { useFastLine, regularLoop = true, loop }()
 	for i, data := range append(streams, films...) {
 		p := fuzzParams(data, false)
 		if i >= len(streams) {
@@ -286,21 +286,20 @@ func TestFastLine(t *testing.T) {
 		}
 		useFastLine = false
 		slow, errSlow := Decode(data, p)
-		// The fast line in Go, and by hand where the CPU runs that.
-		for _, a := range []bool{false, asm} {
-			useFastLine, regularAsm = true, a
+		// The fast line with every loop the CPU runs: Go, by hand, by hand
+		// with BMI2.
+		for _, a := range regularLoops() {
+			useFastLine, regularLoop = true, a
 			fast, errFast := Decode(data, p)
 			if fmt.Sprint(errFast) != fmt.Sprint(errSlow) {
-				t.Fatalf("stream %d (asm %v): fast error %v, general error %v", i, a, errFast, errSlow)
+				t.Fatalf("stream %d (loop %v): fast error %v, general error %v", i, a, errFast, errSlow)
 			}
 			if !slices.Equal(fast.Samples, slow.Samples) {
-				t.Fatalf("stream %d (asm %v): fast and general decoders differ", i, a)
+				t.Fatalf("stream %d (loop %v): fast and general decoders differ", i, a)
 			}
 		}
 	}
-	if !asm {
-		t.Log("this CPU does not run the hand-written regular-mode loop: only the Go one was compared")
-	}
+	t.Logf("regular-mode loops compared: %v (0 Go, 1 by hand, 2 by hand with BMI2)", regularLoops())
 }
 
 // TestPredict checks the branch-free median against the three cases of

@@ -2,7 +2,6 @@ package jpegls
 
 import (
 	"os"
-	"slices"
 	"strings"
 	"unsafe"
 
@@ -19,21 +18,46 @@ type runArgs struct {
 	pos, maxPos, mv           int
 	escape                    uint
 	reset                     int
+	tmp                       int // scratch for regularRunAsmV1
 }
 
 //go:noescape
 func regularRunAsm(t *runArgs)
 
-// regularAsm tells whether regularRun runs regularRunAsm: the CPU has
-// the BMI2 shifts and LZCNT, and SENTINEL_KERNELS does not ask for the
-// generic kernels (which leave out every hand-written loop) or the AVX or
-// SSE ones (which stand for a CPU older than BMI2).
-var regularAsm = cpu.X86.HasBMI2 && cpu.X86.HasLZCNT && !slices.Contains([]string{"generic", "sse", "avx"}, strings.ToLower(strings.TrimSpace(os.Getenv("SENTINEL_KERNELS"))))
+//go:noescape
+func regularRunAsmV1(t *runArgs)
 
-// regularRun is regularRunGo or, where the CPU allows, the same loop by
-// hand.
+// regularLoop selects regularRun's loop: 0 regularRunGo, 1
+// regularRunAsmV1 (any amd64 CPU), 2 regularRunAsm (BMI2 and LZCNT).
+// SENTINEL_KERNELS=generic, which leaves out every hand-written loop,
+// asks for the Go one; "avx" and "sse", which stand for CPUs older than
+// BMI2, for V1.
+var regularLoop = chooseRegularLoop(os.Getenv("SENTINEL_KERNELS"))
+
+func chooseRegularLoop(kernels string) int {
+	switch strings.ToLower(strings.TrimSpace(kernels)) {
+	case "generic":
+		return 0
+	case "avx", "sse":
+		return 1
+	}
+	if regularLoops()[len(regularLoops())-1] == 2 {
+		return 2
+	}
+	return 1
+}
+
+// regularLoops lists the loops this CPU runs, for tests.
+func regularLoops() []int {
+	if cpu.X86.HasBMI2 && cpu.X86.HasLZCNT {
+		return []int{0, 1, 2}
+	}
+	return []int{0, 1}
+}
+
+// regularRun is the loop regularLoop selects.
 func (s *state) regularRun(r *bitReader, prev, cur []int32, x, width, ra, rb, rc int) (int, int, int, int) {
-	if !regularAsm {
+	if regularLoop == 0 {
 		return s.regularRunGo(r, prev, cur, x, width, ra, rb, rc)
 	}
 	_ = prev[width+1]
@@ -47,7 +71,11 @@ func (s *state) regularRun(r *bitReader, prev, cur []int32, x, width, ra, rb, rc
 		acc: r.acc, n: r.n, pos: r.pos, maxPos: r.maxPos,
 		mv: mv, escape: uint(s.cp.limit - s.cp.qbpp - 1), reset: s.cp.reset,
 	}
-	regularRunAsm(&t)
+	if regularLoop == 2 {
+		regularRunAsm(&t)
+	} else {
+		regularRunAsmV1(&t)
+	}
 	r.acc, r.n, r.pos = t.acc, t.n, t.pos
 	return t.x, t.ra, int(prev[t.x]), int(prev[t.x-1])
 }

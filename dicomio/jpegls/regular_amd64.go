@@ -18,7 +18,7 @@ type runArgs struct {
 	pos, maxPos, mv           int
 	escape                    uint
 	reset                     int
-	tmp                       int // scratch for regularRunAsmV1
+	_                         int // scratch for regularRunAsmV1, at offset 120
 }
 
 //go:noescape

@@ -229,7 +229,7 @@ done:
 // func regularRunAsmV1(t *runArgs)
 //
 // regularRunAsm without BMI2 and LZCNT, for any amd64 CPU: shifts by CL,
-// and leading zeros from BSR. runArgs.tmp holds the code word length
+// and leading zeros from BSR. runArgs's last word (offset 120) holds the code word length
 // while CX serves the shifts.
 TEXT ·regularRunAsmV1(SB), NOSPLIT, $0-8
 	MOVQ t+0(FP), BX

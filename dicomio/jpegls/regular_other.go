@@ -2,11 +2,10 @@
 
 package jpegls
 
-// regularLoop is 0, the Go loop: only amd64 has the loop by hand.
-var regularLoop = 0
+// Only amd64 has the loop by hand.
+const haveRegularAsm = false
 
-// regularLoops lists the loops this CPU runs, for tests.
-func regularLoops() []int { return []int{0} }
+var regularAsm = false
 
 // regularRun is regularRunGo.
 func (s *state) regularRun(r *bitReader, prev, cur []int32, x, width, ra, rb, rc int) (int, int, int, int) {

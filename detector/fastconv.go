@@ -75,16 +75,11 @@ func (g convGeom) backwardBias(gm, y, db []float32) {
 		var s float32
 		for img := range g.batch {
 			lo := img*g.outSize() + o*n
-			if y == nil {
-				for _, v := range gm[lo : lo+n] {
-					s += v
-				}
-				continue
+			var ys []float32
+			if y != nil {
+				ys = y[lo : lo+n]
 			}
-			ys := y[lo : lo+n]
-			for i, v := range gm[lo : lo+n] {
-				s += reluPass(v, ys[i])
-			}
+			s += sumPositive(gm[lo:lo+n], ys)
 		}
 		db[o] = s
 	}

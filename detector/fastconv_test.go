@@ -24,6 +24,13 @@ type convResult struct{ out, dx, dw, db []float32 }
 // (Conv2d, BroadcastAdd, Rectify, after upsample2x when c.up) or fastConv,
 // runs it forward and backward and returns the values.
 func runConvGraph(t *testing.T, c convCase, fast bool, x, w, b, r []float32) convResult {
+	return runConvGraphRuns(t, c, fast, false, x, w, b, r)
+}
+
+// runConvGraphRuns is runConvGraph; with again, it runs the graph a second
+// time after filling the fast op's kept buffers with NaNs, and returns the
+// second run's values.
+func runConvGraphRuns(t *testing.T, c convCase, fast, again bool, x, w, b, r []float32) convResult {
 	t.Helper()
 	g := G.NewGraph()
 	node := func(name string, data []float32, shape ...int) *G.Node {
@@ -62,6 +69,26 @@ func runConvGraph(t *testing.T, c convCase, fast bool, x, w, b, r []float32) con
 	defer vm.Close()
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
+	}
+	if again {
+		for _, buf := range out.Op().(convOp).outs.bufs {
+			for i := range buf {
+				buf[i] = float32(math.NaN())
+			}
+		}
+		// The machine adds each run's gradients into the inputs' own;
+		// clear those, as the solver does after its step.
+		for _, n := range []*G.Node{xn, wn, bn} {
+			v, err := n.Grad()
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.(*tensor.Dense).Zero()
+		}
+		vm.Reset()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	grad := func(n *G.Node) []float32 {
 		v, err := n.Grad()
@@ -159,6 +186,46 @@ func TestFastConvMatchesGorgonia(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A second run of the training graph writes every value of the outputs
+// and gradients whose buffers the op keeps from the first: filled with
+// NaNs in between, they come out bit for bit as a fresh graph's.
+func TestFastConvRunsAgainOverItsBuffers(t *testing.T) {
+	cases := []convCase{
+		{batch: 3, in: 1, out: 8, side: 16, stride: 2, relu: true},
+		{batch: 2, in: 5, out: 7, side: 10, stride: 2, relu: true},
+		{batch: 3, in: 6, out: 3, side: 6, stride: 1, up: true, relu: true},
+		{batch: 2, in: 8, out: 1, side: 8, stride: 1, up: true, relu: false},
+		{batch: 2, in: 3, out: 2, side: 7, stride: 1, relu: false},
+		{batch: 2, in: 3, out: 4, side: 6, stride: 2, up: true, relu: true},
+		{batch: 4, in: 32, out: 16, side: 8, stride: 1, up: true, relu: true},
+	}
+	for _, c := range cases {
+		rng := rand.New(rand.NewSource(int64(c.in*100 + c.out)))
+		randn := func(n int) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+			return v
+		}
+		x, w, b := randn(c.batch*c.in*c.side*c.side), randn(c.out*c.in*9), randn(c.out)
+		geom := newConvGeom(tensor.Shape{c.batch, c.in, c.side, c.side}, c.out, c.stride, c.up)
+		r := randn(c.batch * c.out * geom.oh * geom.ow)
+		once := runConvGraphRuns(t, c, true, false, x, w, b, r)
+		twice := runConvGraphRuns(t, c, true, true, x, w, b, r)
+		for _, p := range []struct {
+			name        string
+			once, twice []float32
+		}{{"output", once.out, twice.out}, {"input gradient", once.dx, twice.dx}, {"filter gradient", once.dw, twice.dw}, {"bias gradient", once.db, twice.db}} {
+			for i := range p.once {
+				if math.Float32bits(p.once[i]) != math.Float32bits(p.twice[i]) {
+					t.Fatalf("%+v: %s [%d] is %v on the second run, %v on the first", c, p.name, i, p.twice[i], p.once[i])
+				}
+			}
+		}
 	}
 }
 

@@ -266,19 +266,14 @@ func (p *padPlan) tapFilters(w []float32, transpose bool) [][]float32 {
 	return fs
 }
 
-// forward computes act(conv(x, w) + b) into y for the whole batch, on
-// every core.
-func (p *padPlan) forward(x, w, bias, y []float32, relu bool) {
-	p.forwardFilters(x, p.tapFilters(w, false), bias, y, relu, nil, true)
-}
-
 // padBand is the number of output positions, about, that one task of a
 // layer computes when a batch has fewer images than there are workers:
 // the grid rows of a part are split into bands this wide.
 const padBand = 256
 
-// forwardFilters is forward with the views' filters given (tapFilters),
-// which inference computes once per model. scratch, if given, holds
+// forwardFilters computes act(conv(x, w) + b) into y for the whole batch,
+// given the views' filters of w (tapFilters), which inference computes
+// once per model. scratch, if given, holds
 // buffers kept between calls (see padScratch). With parallelRun the
 // images, or when there are fewer images than workers their parts and
 // bands of rows, are spread over every core; without it everything runs
@@ -399,6 +394,30 @@ func (p *padPlan) forwardRows(s []float32, fs [][]float32, bias, y []float32, re
 			}
 		}
 	}
+}
+
+// backScratch keeps a backward pass's buffers, per worker, between calls
+// for one layer: kept, they hold what the last call left, which the
+// passes rely on only where every call writes the same values (the zeros
+// around the grid points of the gradient's copy, which gridGradients
+// never writes).
+type backScratch struct {
+	bufs [3][][]float32
+}
+
+// fit returns buffers i of nw workers, n values each: new ones are zero.
+func (k *backScratch) fit(i, nw, n int) [][]float32 {
+	b := k.bufs[i]
+	if len(b) < nw {
+		b = append(b, make([][]float32, nw-len(b))...)
+	}
+	for w := range b[:nw] {
+		if len(b[w]) != n {
+			b[w] = make([]float32, n)
+		}
+	}
+	k.bufs[i] = b
+	return b[:nw]
 }
 
 // gridGradients copies one image's output gradient gm, masked where the
@@ -525,19 +544,16 @@ func float32Bits(s []float32) []uint32 {
 // backwardInput computes the input gradient dx from the output gradient
 // gm (masked by y's sign when y is given): for each view, its filter's
 // transpose times the view's part of gm, added into the padded planes at
-// the view's offset, which are then folded back onto the input.
-func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
+// the view's offset, which are then folded back onto the input. keep
+// holds its buffers between calls.
+func (p *padPlan) backwardInput(w, y, gm, dx []float32, keep *backScratch) {
 	g := p.g
 	fs := p.tapFilters(w, true)
 	nw := min(workers(), g.batch)
-	dss, gps := make([][]float32, nw), make([][]float32, nw)
 	width := panels(p.maxNp)
 	per := g.out * width
+	dss, gps := keep.fit(0, nw, p.srcSize()+p.slack()), keep.fit(1, nw, len(p.parts)*per)
 	parallel(g.batch, func(wk, img int) {
-		if dss[wk] == nil {
-			dss[wk] = make([]float32, p.srcSize()+p.slack())
-			gps[wk] = make([]float32, len(p.parts)*per)
-		}
 		ds, gp := dss[wk], gps[wk]
 		clear(ds)
 		p.gridGradients(gm[img*g.outSize():(img+1)*g.outSize()], imageOf(y, img, g.outSize()), gp, per, width, 1)
@@ -560,8 +576,9 @@ func (p *padPlan) backwardInput(w, y, gm, dx []float32) {
 // dfᵀ (in×out) accumulates the view times the part's gradient transposed;
 // each worker keeps its own sums over its images, which are added in
 // worker order at the end, so that the result does not depend on timing,
-// and each view's sum goes to every 3×3 tap it stands for.
-func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
+// and each view's sum goes to every 3×3 tap it stands for. keep holds its
+// buffers between calls.
+func (p *padPlan) backwardWeight(x, y, gm, dw []float32, keep *backScratch) {
 	g := p.g
 	// The gradient's columns are padded to whole kernel panels where the
 	// kernels would otherwise copy a partial panel on every product.
@@ -572,14 +589,12 @@ func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
 		views += len(part.taps)
 	}
 	nw := min(workers(), g.batch)
-	srcs, gts, sums := make([][]float32, nw), make([][]float32, nw), make([][]float32, nw)
 	per := p.maxNp * ow
+	srcs, gts, sums := keep.fit(0, nw, p.srcSize()), keep.fit(1, nw, len(p.parts)*per), keep.fit(2, nw, views*g.in*ow)
+	for _, sum := range sums {
+		clear(sum)
+	}
 	parallel(g.batch, func(wk, img int) {
-		if srcs[wk] == nil {
-			srcs[wk] = make([]float32, p.srcSize())
-			gts[wk] = make([]float32, len(p.parts)*per)
-			sums[wk] = make([]float32, views*g.in*ow)
-		}
 		s, gt, sum := srcs[wk], gts[wk], sums[wk]
 		p.gather(x[img*g.inSize():(img+1)*g.inSize()], s)
 		// gt holds each part's gradient transposed: np×ow, zero in the
@@ -596,9 +611,6 @@ func (p *padPlan) backwardWeight(x, y, gm, dw []float32) {
 	})
 	clear(dw)
 	for _, sum := range sums {
-		if sum == nil {
-			continue
-		}
 		f := 0
 		for _, part := range p.parts {
 			for _, tap := range part.taps {

@@ -251,3 +251,75 @@ func TestReluPassMatchesComparison(t *testing.T) {
 		}
 	}
 }
+
+// A stride-2 layer's source planes, gathered row by row, are the ones its
+// index table (p.src) describes, padding included, on even and odd sides.
+func TestGatherPhasesMatchesIndex(t *testing.T) {
+	rng := rand.New(rand.NewSource(31))
+	for side := 1; side <= 11; side++ {
+		for _, in := range []int{1, 3} {
+			g := newConvGeom(tensor.Shape{1, in, side, side + 1}, 2, 2, false)
+			p := newPadPlan(g)
+			x := make([]float32, g.inSize())
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			got := make([]float32, p.srcSize())
+			for i := range got {
+				got[i] = float32(math.NaN())
+			}
+			p.gather(x, got)
+			pl := p.plane()
+			for ph := range p.phases {
+				for c := range in {
+					for q, i := range p.src[ph*pl : (ph+1)*pl] {
+						want := float32(0)
+						if i >= 0 {
+							want = x[c*g.h*g.w+int(i)]
+						}
+						if v := got[(ph*in+c)*pl+q]; math.Float32bits(v) != math.Float32bits(want) {
+							t.Fatalf("%v: phase %d, channel %d, position %d: %v, want %v", g, ph, c, q, v, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// A stride-2 layer's scatter, row by row, adds each source position into
+// the input pixel its index table (p.src) names, and ignores the padding.
+func TestScatterPhasesMatchesIndex(t *testing.T) {
+	rng := rand.New(rand.NewSource(32))
+	for side := 1; side <= 11; side++ {
+		for _, in := range []int{1, 3} {
+			g := newConvGeom(tensor.Shape{1, in, side, side + 1}, 2, 2, false)
+			p := newPadPlan(g)
+			ds := make([]float32, p.srcSize())
+			for i := range ds {
+				ds[i] = float32(rng.NormFloat64())
+			}
+			got, want := make([]float32, g.inSize()), make([]float32, g.inSize())
+			for i := range got {
+				got[i] = float32(i)
+				want[i] = float32(i)
+			}
+			p.scatter(ds, got)
+			pl := p.plane()
+			for ph := range p.phases {
+				for c := range in {
+					for q, i := range p.src[ph*pl : (ph+1)*pl] {
+						if i >= 0 {
+							want[c*g.h*g.w+int(i)] += ds[(ph*in+c)*pl+q]
+						}
+					}
+				}
+			}
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%v: input value %d: %v, want %v", g, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -161,6 +161,10 @@ func (p *padPlan) gather(x, s []float32) {
 		}
 		return
 	}
+	if !g.up {
+		p.gatherPhases(x, s)
+		return
+	}
 	for ph := range p.phases {
 		idx := p.src[ph*pl : (ph+1)*pl]
 		for c := range g.in {
@@ -172,6 +176,44 @@ func (p *padPlan) gather(x, s []float32) {
 				} else {
 					dst[q] = 0
 				}
+			}
+		}
+	}
+}
+
+// gatherPhases is gather for a stride-2 layer without upsample, row by
+// row rather than through p.src: plane (ry, rx) row i holds input row
+// 2i+ry−1 at columns 2j+rx−1, so an input row's even columns go to row i
+// of plane (ry, 1) from position 0, and its odd ones to plane (ry, 0)
+// from position 1, both in one split of the row; the rest is the zero
+// padding.
+func (p *padPlan) gatherPhases(x, s []float32) {
+	g := p.g
+	pl, hw := p.plane(), g.h*g.w
+	half := g.w / 2 // column pairs of an input row
+	for c := range g.in {
+		xc := x[c*hw : (c+1)*hw]
+		for ry := range 2 {
+			p0 := s[((2*ry)*g.in+c)*pl:][:pl]   // plane (ry, 0)
+			p1 := s[((2*ry+1)*g.in+c)*pl:][:pl] // plane (ry, 1)
+			for i := range p.ph {
+				r0, r1 := p0[i*p.pw:][:p.pw], p1[i*p.pw:][:p.pw]
+				y := 2*i + ry - 1
+				if y < 0 || y >= g.h {
+					clear(r0)
+					clear(r1)
+					continue
+				}
+				row := xc[y*g.w:][:g.w]
+				splitPositive(float32Bits(r1[:half]), float32Bits(r0[1:1+half]), float32Bits(row[:2*half]), nil)
+				r0[0] = 0
+				clear(r0[1+half:])
+				n1 := half
+				if g.w%2 == 1 {
+					r1[half] = row[g.w-1]
+					n1++
+				}
+				clear(r1[n1:])
 			}
 		}
 	}
@@ -194,6 +236,10 @@ func (p *padPlan) scatter(ds, dx []float32) {
 		}
 		return
 	}
+	if !g.up {
+		p.scatterPhases(ds, dx)
+		return
+	}
 	for ph := range p.phases {
 		idx := p.src[ph*pl : (ph+1)*pl]
 		for c := range g.in {
@@ -203,6 +249,33 @@ func (p *padPlan) scatter(ds, dx []float32) {
 				if i >= 0 {
 					dxc[i] += src[q]
 				}
+			}
+		}
+	}
+}
+
+// scatterPhases is scatter for a stride-2 layer without upsample, row by
+// row as gatherPhases gathers: input row 2i+ry−1 takes its even columns
+// from row i of plane (ry, 1) and its odd ones from plane (ry, 0), from
+// position 1.
+func (p *padPlan) scatterPhases(ds, dx []float32) {
+	g := p.g
+	pl, hw := p.plane(), g.h*g.w
+	half := g.w / 2
+	for c := range g.in {
+		dxc := dx[c*hw : (c+1)*hw]
+		for y := range g.h {
+			ry, i := (y+1)&1, (y+1)>>1
+			r0 := ds[((2*ry)*g.in+c)*pl+i*p.pw:][:p.pw]
+			r1 := ds[((2*ry+1)*g.in+c)*pl+i*p.pw:][:p.pw]
+			row := dxc[y*g.w:][:g.w]
+			odd := r0[1 : 1+half]
+			for j, v := range r1[:half] {
+				row[2*j] += v
+				row[2*j+1] += odd[j]
+			}
+			if g.w%2 == 1 {
+				row[g.w-1] += r1[half]
 			}
 		}
 	}

@@ -20,43 +20,65 @@ func gaussianBlur(x []float64, side int, sigma float64) []float64 {
 		kern[i] = math.Exp(-t * t / (2 * sigma * sigma))
 	}
 	// Each pass sums, in tap order, the taps that fall inside the map: a
-	// contiguous range [i0, i1) of the kernel for each pixel.
-	// Where every tap falls inside, the weights' sum is the whole
-	// kernel's, added in the same order once.
-	var whole float64
-	for _, k := range kern {
-		whole += k
+	// contiguous range [i0, i1) of the kernel for each pixel, and divides
+	// by their weights' sum, added in the same order.
+	weight := func(i0, i1 int) float64 {
+		var w float64
+		for _, k := range kern[i0:i1] {
+			w += k
+		}
+		return w
 	}
-	pass := func(in []float64, horizontal bool) []float64 {
-		out := make([]float64, len(in))
-		for y := range side {
-			for x := range side {
-				at, step, pos := y*side+x, side, y
-				if horizontal {
-					step, pos = 1, x
+	whole := weight(0, len(kern))
+	// Along rows: the columns whose taps all fall inside accumulate tap by
+	// tap, a run of columns at a time (so that no pixel's sum waits on
+	// another's); the others, near the ends, one pixel at a time.
+	tmp := make([]float64, len(x))
+	for y := range side {
+		in, o := x[y*side:][:side], tmp[y*side:][:side]
+		if side > 2*r {
+			inner := o[r : side-r]
+			for i, k := range kern {
+				for c, v := range in[i : i+len(inner)] {
+					inner[c] += k * v
 				}
-				i0, i1 := max(0, r-pos), min(len(kern), side-pos+r)
-				var s float64
-				if i0 == 0 && i1 == len(kern) {
-					base := at - r*step
-					for i, k := range kern {
-						s += k * in[base+i*step]
-					}
-					out[at] = s / whole
-					continue
-				}
-				var w float64
-				for i := i0; i < i1; i++ {
-					k := kern[i]
-					s += k * in[at+(i-r)*step]
-					w += k
-				}
-				out[at] = s / w
+			}
+			for c := range inner {
+				inner[c] /= whole
 			}
 		}
-		return out
+		for c := range side {
+			if c >= r && c < side-r {
+				continue
+			}
+			i0, i1 := max(0, r-c), min(len(kern), side-c+r)
+			win := in[c+i0-r : c+i1-r]
+			var s float64
+			for i, k := range kern[i0:i1] {
+				s += k * win[i]
+			}
+			o[c] = s / weight(i0, i1)
+		}
 	}
-	return pass(pass(x, true), false)
+	// Along columns: each output row accumulates its taps' rows in tap
+	// order, a whole row at a time, which sums each pixel's taps in the
+	// same order as one pixel at a time.
+	out := make([]float64, len(x))
+	for y := range side {
+		i0, i1 := max(0, r-y), min(len(kern), side-y+r)
+		o := out[y*side:][:side]
+		for i, k := range kern[i0:i1] {
+			row := tmp[(y+i0+i-r)*side:][:side]
+			for c, v := range row {
+				o[c] += k * v
+			}
+		}
+		w := weight(i0, i1)
+		for c := range o {
+			o[c] /= w
+		}
+	}
+	return out
 }
 
 // topMean returns the mean of the largest ceil(fraction·len(v)) values of

@@ -65,3 +65,19 @@ func sumPositiveGo(v, y []float32) float32 {
 	}
 	return s
 }
+
+// mulAddGo sets dst[i] += k·src[i]: a multiplication, then an addition,
+// each rounded, so that every lane of the assembly gives the same bits.
+func mulAddGo(dst, src []float64, k float64) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += k * v
+	}
+}
+
+// divideGo sets dst[i] /= w.
+func divideGo(dst []float64, w float64) {
+	for i := range dst {
+		dst[i] /= w
+	}
+}

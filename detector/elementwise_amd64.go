@@ -22,6 +22,12 @@ func biasReluSSE(dst, src *float32, n int, b float32)
 //go:noescape
 func sumPositiveSSE(v, y *float32, n int) float32
 
+//go:noescape
+func mulAddSSE(dst, src *float64, n int, k float64)
+
+//go:noescape
+func divideSSE(dst *float64, n int, w float64)
+
 // elementwiseAsm tells whether the SSE loops run: always, but under the
 // generic family, which is plain Go.
 func elementwiseAsm() bool { return sgemmBest != sgemmGeneric }
@@ -75,4 +81,22 @@ func sumPositive(v, y []float32) float32 {
 		yp = &y[:n][0]
 	}
 	return sumPositiveSSE(&v[0], yp, n)
+}
+
+func mulAdd(dst, src []float64, k float64) {
+	n := len(dst)
+	if n == 0 || !elementwiseAsm() {
+		mulAddGo(dst, src, k)
+		return
+	}
+	_ = src[n-1]
+	mulAddSSE(&dst[0], &src[0], n, k)
+}
+
+func divide(dst []float64, w float64) {
+	if len(dst) == 0 || !elementwiseAsm() {
+		divideGo(dst, w)
+		return
+	}
+	divideSSE(&dst[0], len(dst), w)
 }

@@ -279,3 +279,74 @@ sum:
 	ADDSS   X1, X0
 	MOVSS   X0, ret+24(FP)
 	RET
+
+// func mulAddSSE(dst, src *float64, n int, k float64)
+//
+// dst[i] += k·src[i], two lanes at a time (four per round), then one:
+// MULPD and ADDPD round each lane as MULSD and ADDSD do.
+TEXT ·mulAddSSE(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), DI
+	MOVQ   src+8(FP), SI
+	MOVQ   n+16(FP), CX
+	MOVSD  k+24(FP), X7
+	UNPCKLPD X7, X7
+	XORQ   AX, AX
+
+loop4:
+	LEAQ   4(AX), R8
+	CMPQ   R8, CX
+	JGT    tail
+	MOVUPD (SI)(AX*8), X0
+	MOVUPD 16(SI)(AX*8), X1
+	MULPD  X7, X0
+	MULPD  X7, X1
+	MOVUPD (DI)(AX*8), X2
+	MOVUPD 16(DI)(AX*8), X3
+	ADDPD  X0, X2
+	ADDPD  X1, X3
+	MOVUPD X2, (DI)(AX*8)
+	MOVUPD X3, 16(DI)(AX*8)
+	MOVQ   R8, AX
+	JMP    loop4
+
+tail:
+	CMPQ  AX, CX
+	JGE   done
+	MOVSD (SI)(AX*8), X0
+	MULSD X7, X0
+	MOVSD (DI)(AX*8), X2
+	ADDSD X0, X2
+	MOVSD X2, (DI)(AX*8)
+	INCQ  AX
+	JMP   tail
+
+done:
+	RET
+
+// func divideSSE(dst *float64, n int, w float64)
+TEXT ·divideSSE(SB), NOSPLIT, $0-24
+	MOVQ   dst+0(FP), DI
+	MOVQ   n+8(FP), CX
+	MOVSD  w+16(FP), X7
+	UNPCKLPD X7, X7
+	XORQ   AX, AX
+
+loop2:
+	LEAQ   2(AX), R8
+	CMPQ   R8, CX
+	JGT    tail
+	MOVUPD (DI)(AX*8), X0
+	DIVPD  X7, X0
+	MOVUPD X0, (DI)(AX*8)
+	MOVQ   R8, AX
+	JMP    loop2
+
+tail:
+	CMPQ  AX, CX
+	JGE   done
+	MOVSD (DI)(AX*8), X0
+	DIVSD X7, X0
+	MOVSD X0, (DI)(AX*8)
+
+done:
+	RET

@@ -3,6 +3,7 @@ package detector
 import (
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -108,6 +109,46 @@ func TestSumPositiveMatchesFloat64(t *testing.T) {
 				got := sumPositive(v, mask)
 				if math.Abs(float64(got)-want) > 1e-6*mag+1e-30 {
 					t.Fatalf("n %d, mask %v: sum %v, float64 gives %v", n, mask != nil, got, want)
+				}
+			}
+		}
+	}
+}
+
+// The float64 multiply-add and division in use give the Go loops' bits,
+// on every length around the step and on every kind of float64.
+func TestMulAddDivideMatchLoops(t *testing.T) {
+	rng := rand.New(rand.NewSource(23))
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(),
+		math.SmallestNonzeroFloat64, math.MaxFloat64, 1e-310, -1}
+	pick := func() float64 {
+		if rng.Intn(5) == 0 {
+			return special[rng.Intn(len(special))]
+		}
+		return rng.NormFloat64() * math.Exp2(float64(rng.Intn(40)-20))
+	}
+	same := func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) || (a != a && b != b) }
+	for n := range 23 {
+		for range 40 {
+			src, dst := make([]float64, n), make([]float64, n)
+			for i := range src {
+				src[i], dst[i] = pick(), pick()
+			}
+			k := pick()
+			got, want := slices.Clone(dst), slices.Clone(dst)
+			mulAdd(got, src, k)
+			mulAddGo(want, src, k)
+			for i := range want {
+				if !same(got[i], want[i]) {
+					t.Fatalf("mulAdd, n %d: %v + %v·%v gave %v, want %v", n, dst[i], k, src[i], got[i], want[i])
+				}
+			}
+			got, want = slices.Clone(dst), slices.Clone(dst)
+			divide(got, k)
+			divideGo(want, k)
+			for i := range want {
+				if !same(got[i], want[i]) {
+					t.Fatalf("divide, n %d: %v / %v gave %v, want %v", n, dst[i], k, got[i], want[i])
 				}
 			}
 		}

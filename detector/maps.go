@@ -34,19 +34,21 @@ func gaussianBlur(x []float64, side int, sigma float64) []float64 {
 	// Along rows: the columns whose taps all fall inside accumulate tap by
 	// tap, a run of columns at a time (so that no pixel's sum waits on
 	// another's); the others, near the ends, one pixel at a time.
-	tmp := make([]float64, len(x))
+	tp := blurScratch.Get().(*[]float64)
+	defer blurScratch.Put(tp)
+	if cap(*tp) < len(x) {
+		*tp = make([]float64, len(x))
+	}
+	tmp := (*tp)[:len(x)]
+	clear(tmp)
 	for y := range side {
 		in, o := x[y*side:][:side], tmp[y*side:][:side]
 		if side > 2*r {
 			inner := o[r : side-r]
 			for i, k := range kern {
-				for c, v := range in[i : i+len(inner)] {
-					inner[c] += k * v
-				}
+				mulAdd(inner, in[i:i+len(inner)], k)
 			}
-			for c := range inner {
-				inner[c] /= whole
-			}
+			divide(inner, whole)
 		}
 		for c := range side {
 			if c >= r && c < side-r {
@@ -69,18 +71,15 @@ func gaussianBlur(x []float64, side int, sigma float64) []float64 {
 		i0, i1 := max(0, r-y), min(len(kern), side-y+r)
 		o := out[y*side:][:side]
 		for i, k := range kern[i0:i1] {
-			row := tmp[(y+i0+i-r)*side:][:side]
-			for c, v := range row {
-				o[c] += k * v
-			}
+			mulAdd(o, tmp[(y+i0+i-r)*side:][:side], k)
 		}
-		w := weight(i0, i1)
-		for c := range o {
-			o[c] /= w
-		}
+		divide(o, weight(i0, i1))
 	}
 	return out
 }
+
+// blurScratch keeps gaussianBlur's intermediate map between calls.
+var blurScratch = sync.Pool{New: func() any { return new([]float64) }}
 
 // topMean returns the mean of the largest ceil(fraction·len(v)) values of
 // v (at least one): fraction 1 is the mean, a fraction below 1/len(v) the

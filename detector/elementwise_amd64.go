@@ -14,13 +14,13 @@ func splitPositiveSSE(d0, d1, src, y *uint32, n int)
 func splitPairsSSE(d0, d1, src *uint32, n int)
 
 //go:noescape
-func biasSSE(dst, src *float32, n int, b float32)
-
-//go:noescape
-func biasReluSSE(dst, src *float32, n int, b float32)
+func biasReluSSE(dst, src *float32, n int, b float32, relu int)
 
 //go:noescape
 func sumPositiveSSE(v, y *float32, n int) float32
+
+//go:noescape
+func sumSSE(v *float32, n int) float32
 
 //go:noescape
 func mulAddSSE(dst, src *float64, n int, k float64)
@@ -64,11 +64,11 @@ func biasRelu(dst, src []float32, b float32, relu bool) {
 		return
 	}
 	_ = src[n-1]
+	r := 0
 	if relu {
-		biasReluSSE(&dst[0], &src[0], n, b)
-		return
+		r = 1
 	}
-	biasSSE(&dst[0], &src[0], n, b)
+	biasReluSSE(&dst[0], &src[0], n, b, r)
 }
 
 func sumPositive(v, y []float32) float32 {
@@ -76,11 +76,10 @@ func sumPositive(v, y []float32) float32 {
 	if n == 0 || !elementwiseAsm() {
 		return sumPositiveGo(v, y)
 	}
-	var yp *float32
-	if y != nil {
-		yp = &y[:n][0]
+	if y == nil {
+		return sumSSE(&v[0], n)
 	}
-	return sumPositiveSSE(&v[0], yp, n)
+	return sumPositiveSSE(&v[0], &y[:n][0], n)
 }
 
 func mulAdd(dst, src []float64, k float64) {

@@ -135,43 +135,34 @@ func maxRelErr(a, b []float32) float64 {
 	return d / max(scale, 1e-12)
 }
 
+// convCases are the layers the op tests run: every kind of layer the
+// network has, at batch 1 and above.
+var convCases = []convCase{
+	{batch: 1, in: 1, out: 8, side: 32, stride: 2, relu: true},
+	{batch: 3, in: 1, out: 8, side: 16, stride: 2, relu: true},
+	{batch: 2, in: 5, out: 7, side: 10, stride: 2, relu: true},
+	{batch: 1, in: 8, out: 4, side: 16, stride: 1, up: true, relu: true},
+	{batch: 3, in: 6, out: 3, side: 6, stride: 1, up: true, relu: true},
+	{batch: 2, in: 8, out: 1, side: 8, stride: 1, up: true, relu: false},
+	{batch: 2, in: 3, out: 2, side: 7, stride: 1, relu: false},
+	{batch: 1, in: 2, out: 3, side: 9, stride: 2, relu: true},
+	{batch: 2, in: 3, out: 4, side: 6, stride: 2, up: true, relu: true},
+	{batch: 1, in: 2, out: 2, side: 5, stride: 2, up: true, relu: false},
+	// The default network's widest layers, at batches that give each
+	// worker several images.
+	{batch: 5, in: 8, out: 16, side: 32, stride: 2, relu: true},
+	{batch: 4, in: 32, out: 16, side: 8, stride: 1, up: true, relu: true},
+	{batch: 4, in: 8, out: 1, side: 32, stride: 1, up: true, relu: false},
+}
+
 // TestFastConvMatchesGorgonia checks fastConv's output and its three
 // gradients against gorgonia's own Conv2d + BroadcastAdd + Rectify (after
 // the repository's upsample2x when upsampling) on random inputs, for every
 // kind of layer the network has, at batch 1 and above.
 func TestFastConvMatchesGorgonia(t *testing.T) {
-	cases := []convCase{
-		{batch: 1, in: 1, out: 8, side: 32, stride: 2, relu: true},
-		{batch: 3, in: 1, out: 8, side: 16, stride: 2, relu: true},
-		{batch: 2, in: 5, out: 7, side: 10, stride: 2, relu: true},
-		{batch: 1, in: 8, out: 4, side: 16, stride: 1, up: true, relu: true},
-		{batch: 3, in: 6, out: 3, side: 6, stride: 1, up: true, relu: true},
-		{batch: 2, in: 8, out: 1, side: 8, stride: 1, up: true, relu: false},
-		{batch: 2, in: 3, out: 2, side: 7, stride: 1, relu: false},
-		{batch: 1, in: 2, out: 3, side: 9, stride: 2, relu: true},
-		{batch: 2, in: 3, out: 4, side: 6, stride: 2, up: true, relu: true},
-		{batch: 1, in: 2, out: 2, side: 5, stride: 2, up: true, relu: false},
-		// The default network's widest layers, at batches that give each
-		// worker several images.
-		{batch: 5, in: 8, out: 16, side: 32, stride: 2, relu: true},
-		{batch: 4, in: 32, out: 16, side: 8, stride: 1, up: true, relu: true},
-		{batch: 4, in: 8, out: 1, side: 32, stride: 1, up: true, relu: false},
-	}
-	for _, c := range cases {
+	for _, c := range convCases {
 		t.Run(fmt.Sprintf("b%d_c%d_o%d_s%d_st%d_up%v_relu%v", c.batch, c.in, c.out, c.side, c.stride, c.up, c.relu), func(t *testing.T) {
-			rng := rand.New(rand.NewSource(int64(c.batch*1000 + c.in*100 + c.out)))
-			randn := func(n int) []float32 {
-				v := make([]float32, n)
-				for i := range v {
-					v[i] = float32(rng.NormFloat64())
-				}
-				return v
-			}
-			x := randn(c.batch * c.in * c.side * c.side)
-			w := randn(c.out * c.in * 9)
-			b := randn(c.out)
-			geom := newConvGeom(tensor.Shape{c.batch, c.in, c.side, c.side}, c.out, c.stride, c.up)
-			r := randn(c.batch * c.out * geom.oh * geom.ow)
+			x, w, b, r := randomConvInputs(c)
 			want := runConvGraph(t, c, false, x, w, b, r)
 			got := runConvGraph(t, c, true, x, w, b, r)
 			for _, p := range []struct {
@@ -189,31 +180,27 @@ func TestFastConvMatchesGorgonia(t *testing.T) {
 	}
 }
 
+// randomConvInputs draws a layer's input, filter, bias and the weights of
+// the test's loss (one per output value) for c, from a seed of c's own.
+func randomConvInputs(c convCase) (x, w, b, r []float32) {
+	rng := rand.New(rand.NewSource(int64(c.batch*1000 + c.in*100 + c.out)))
+	randn := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	geom := newConvGeom(tensor.Shape{c.batch, c.in, c.side, c.side}, c.out, c.stride, c.up)
+	return randn(c.batch * c.in * c.side * c.side), randn(c.out * c.in * 9), randn(c.out), randn(c.batch * c.out * geom.oh * geom.ow)
+}
+
 // A second run of the training graph writes every value of the outputs
 // and gradients whose buffers the op keeps from the first: filled with
 // NaNs in between, they come out bit for bit as a fresh graph's.
 func TestFastConvRunsAgainOverItsBuffers(t *testing.T) {
-	cases := []convCase{
-		{batch: 3, in: 1, out: 8, side: 16, stride: 2, relu: true},
-		{batch: 2, in: 5, out: 7, side: 10, stride: 2, relu: true},
-		{batch: 3, in: 6, out: 3, side: 6, stride: 1, up: true, relu: true},
-		{batch: 2, in: 8, out: 1, side: 8, stride: 1, up: true, relu: false},
-		{batch: 2, in: 3, out: 2, side: 7, stride: 1, relu: false},
-		{batch: 2, in: 3, out: 4, side: 6, stride: 2, up: true, relu: true},
-		{batch: 4, in: 32, out: 16, side: 8, stride: 1, up: true, relu: true},
-	}
-	for _, c := range cases {
-		rng := rand.New(rand.NewSource(int64(c.in*100 + c.out)))
-		randn := func(n int) []float32 {
-			v := make([]float32, n)
-			for i := range v {
-				v[i] = float32(rng.NormFloat64())
-			}
-			return v
-		}
-		x, w, b := randn(c.batch*c.in*c.side*c.side), randn(c.out*c.in*9), randn(c.out)
-		geom := newConvGeom(tensor.Shape{c.batch, c.in, c.side, c.side}, c.out, c.stride, c.up)
-		r := randn(c.batch * c.out * geom.oh * geom.ow)
+	for _, c := range convCases {
+		x, w, b, r := randomConvInputs(c)
 		once := runConvGraphRuns(t, c, true, false, x, w, b, r)
 		twice := runConvGraphRuns(t, c, true, true, x, w, b, r)
 		for _, p := range []struct {

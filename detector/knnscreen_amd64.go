@@ -14,13 +14,14 @@ func knnScreenSSE(c float32, row, bound *float32, n int, idx *int32) int
 // lanes at a time, with the SSE kernels four; under the generic family it
 // is knnScreenGo.
 func knnScreen(c float32, row, bound []float32, idx []int32) []int32 {
-	switch {
-	case sgemmBest == sgemmGeneric:
+	switch sgemmBest {
+	case sgemmGeneric:
 		return knnScreenGo(c, row, bound, idx)
-	case knnScreenAsm && (sgemmBest == sgemmAVX2 || sgemmBest == sgemmAVX512 || sgemmBest == sgemmAVX):
-		return knnScreenWith(knnScreenAVX2, c, row, bound, idx)
+	case sgemmSSE:
+		return knnScreenWith(knnScreenSSE, c, row, bound, idx)
 	}
-	return knnScreenWith(knnScreenSSE, c, row, bound, idx)
+	// Every other family needs AVX, which is all the screen uses.
+	return knnScreenWith(knnScreenAVX2, c, row, bound, idx)
 }
 
 // knnScreenWith runs the assembly screen f over row.

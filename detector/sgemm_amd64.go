@@ -87,9 +87,9 @@ var sgemmAVX = &sgemmImpl{
 }
 
 // sgemmSSE uses 8-column panels in xmm registers, with a multiplication
-// and an addition for each product: the family of amd64 CPUs without AVX2
-// and FMA (older servers, and virtual CPUs that hide those features). It
-// leaves a partial last panel to the driver.
+// and an addition for each product: the family of amd64 CPUs without AVX
+// (older servers, and virtual CPUs that hide it). It leaves a partial
+// last panel to the driver.
 var sgemmSSE = &sgemmImpl{
 	name:    "sse",
 	nr:      8,

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/sentinel-pacs/sentinel"
+	pxcodec "github.com/sentinel-pacs/sentinel/dicomio/codec"
 )
 
 // layout describes how the pixel data of an image is stored, as its header
@@ -74,16 +75,6 @@ func releaseSamples(buf, used []int32) {
 	}
 	b = b[:0]
 	samplePool.Put(&b)
-}
-
-// sampleSlice returns n samples, in dst when it holds them. Unlike
-// codec.Params.SampleSlice it does not clear them: its callers write
-// every one.
-func sampleSlice(dst []int32, n int) []int32 {
-	if cap(dst) < n {
-		return make([]int32, n)
-	}
-	return dst[:n]
 }
 
 // value returns the numeric value of a stored sample of this layout. A
@@ -254,7 +245,7 @@ func decodeNative(px pixelData, l layout, index int, dst []int32) (frame, error)
 		raw = swapPairs(raw)
 	}
 	size := l.bitsAllocated / 8
-	out := sampleSlice(dst, frameBytes/size)
+	out := pxcodec.Params{Buffer: dst}.SamplesToFill(frameBytes / size) // unpack writes every sample
 	unpack(out, raw, size, px.bo, newSampleFormat(l))
 	return arrange(out, l), nil
 }

@@ -1,9 +1,9 @@
 package detector
 
-// Element-wise loops of the training and inference ops. On amd64 they run
-// four values at a time in SSE (every amd64 CPU has it), unless the
-// generic family is forced; elsewhere, and for the tests' reference, they
-// are these loops.
+// Element-wise loops of the training and scoring ops. On amd64 they run
+// in SSE2, a vector of values at a time (every amd64 CPU has it), unless
+// the generic family is forced; elsewhere, and for the tests' reference,
+// they are these loops.
 
 // maskPositiveGo sets dst[j] = src[j] where the float32 with bits y[j] is
 // positive, and 0 elsewhere (the ReLU's gradient), on the values' bits.
